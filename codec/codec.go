@@ -1,0 +1,109 @@
+// Package codec defines the interface shared by vzsalvage's decompressors
+// (codec/zstd, codec/gzip, codec/lzo and the pass-through for uncompressed
+// archives): a stream of output bytes plus an account of which of them are
+// damaged.
+//
+// A salvaging Reader never stops at the first corrupt block: it reports the
+// damage as Spans in output offsets and goes on. Bytes outside every Span
+// must equal the original stream's bytes at the same offset, as far as
+// anything short of the stream checksum can tell; where only the checksum
+// fails, Checksum says Mismatch and no Span pretends to know where.
+package codec
+
+import (
+	"errors"
+	"io"
+
+	"github.com/vzsalvage/vzsalvage/damage"
+)
+
+// Kind names a compression format by what its magic bytes say.
+type Kind string
+
+// The kinds vzdump writes.
+const (
+	None Kind = "none"
+	Zstd Kind = "zstd"
+	Gzip Kind = "gzip"
+	Lzo  Kind = "lzo"
+)
+
+// Detect returns the kind whose magic starts b, or None. It needs at most
+// 9 bytes.
+func Detect(b []byte) Kind {
+	switch {
+	case len(b) >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd:
+		return Zstd
+	case len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b:
+		return Gzip
+	case len(b) >= 9 && string(b[:9]) == "\x89LZO\x00\r\n\x1a\n":
+		return Lzo
+	}
+	return None
+}
+
+// Checksum is the state of a stream's own integrity check.
+type Checksum string
+
+const (
+	// ChecksumOK: the stream's checksum was read and matches the output.
+	ChecksumOK Checksum = "ok"
+	// ChecksumMismatch: the checksum does not match the output, or a
+	// verifiable part of the stream failed its check.
+	ChecksumMismatch Checksum = "mismatch"
+	// ChecksumAbsent: the stream carries no checksum.
+	ChecksumAbsent Checksum = "absent"
+	// ChecksumUnknown: the stream was not read to its end, or damage made
+	// the check impossible.
+	ChecksumUnknown Checksum = "unknown"
+)
+
+// Span is a damaged range of a decoder's output.
+//
+// Lost spans hold placeholder bytes (zeros) in the output. Tainted spans hold
+// the decoder's best guess, which must not be trusted. A Span with Resync set
+// is a loss whose true length is not known: Len is the decoder's estimate,
+// MaxLen an upper bound of the true length (or -1 when there is none), and
+// output after the span is no longer at its true stream offset, so readers
+// of the output must find their place again (the VMA scanner looks for the
+// next extent header).
+type Span struct {
+	Off    int64
+	Len    int64
+	State  damage.State
+	Resync bool
+	MaxLen int64
+}
+
+// End returns the output offset just past the span.
+func (s Span) End() int64 { return s.Off + s.Len }
+
+// Reader is a decompressor's output stream.
+//
+// Spans and Problems are append-only: a span, once returned, never changes,
+// and every span that starts before the number of bytes returned by Read so
+// far has already been appended. Spans are ordered by Off and do not overlap.
+type Reader interface {
+	io.Reader
+	// Spans returns the damage found so far, in output offsets.
+	Spans() []Span
+	// Problems returns what was found wrong so far, in input offsets.
+	Problems() []damage.Problem
+	// Checksum returns the state of the stream's own check; it is final
+	// once Read has returned io.EOF.
+	Checksum() Checksum
+}
+
+// Options control a decoder.
+type Options struct {
+	// Strict makes Read fail with ErrCorrupt (wrapped with details) at the
+	// first problem instead of salvaging past it.
+	Strict bool
+}
+
+// ErrCorrupt is wrapped by the errors a strict decoder returns for damaged input.
+var ErrCorrupt = errors.New("corrupt compressed data")
+
+// ErrTruncated is wrapped by the errors a strict decoder returns when the
+// input ends early.
+var ErrTruncated = errors.New("compressed data ends early")

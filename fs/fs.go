@@ -1,0 +1,135 @@
+// Package fs defines the interface every guest filesystem reader of
+// vzsalvage implements (fs/ext4, and later XFS, FAT, NTFS, btrfs), and the
+// generic layer above it: path lookup, an io/fs.FS view, tree walking.
+//
+// Readers are node-based, like The Sleuth Kit's inode addressing: a Node is
+// the filesystem's own file identity (an inode number for ext4). Everything
+// path-shaped is built once, here, on top of that.
+//
+// Readers are read-only and resilient: a damaged object is reported on that
+// object (an error from that call, a Problem in its Stat) and never fails its
+// parent or its siblings; sizes and counts read from disk never size an
+// allocation or a loop without a bound; cycles are detected.
+package fs
+
+import (
+	"errors"
+	"io"
+	iofs "io/fs"
+	"time"
+)
+
+// Node identifies a file within one filesystem (for ext4, the inode number).
+type Node uint64
+
+// FS is a read-only guest filesystem.
+type FS interface {
+	// Info describes the filesystem as a whole.
+	Info() Info
+	// Root returns the root directory's node.
+	Root() Node
+	// Stat returns a node's metadata. It never follows symlinks.
+	Stat(n Node) (*Stat, error)
+	// ReadDir returns a directory's entries, without "." and "..". On damage
+	// it returns every entry it could read together with an error.
+	ReadDir(n Node) ([]DirEntry, error)
+	// Open returns a regular file's content.
+	Open(n Node) (File, error)
+	// ReadLink returns a symlink's target.
+	ReadLink(n Node) (string, error)
+	// Layout returns where a node's data and metadata lie on the volume.
+	Layout(n Node) (*Layout, error)
+	// Orphans returns valid files and directories that no directory reaches
+	// (e2fsck would put them in lost+found as #INODE). It may be empty.
+	Orphans() ([]Node, error)
+}
+
+// Info describes a filesystem.
+type Info struct {
+	Type      string // "ext4", "ext3", "ext2", "xfs", ...
+	UUID      string
+	Label     string
+	BlockSize int
+	// Size is the filesystem's size in bytes as its superblock says.
+	Size int64
+	// View names the view being read, where a filesystem offers several
+	// (ext4: "replayed" journal or "on-disk").
+	View string
+	// Problems found while opening (a bad primary superblock, a journal that
+	// could not be replayed, ...). Reading went on.
+	Problems []string
+}
+
+// Stat is a node's metadata.
+type Stat struct {
+	Node  Node
+	Mode  iofs.FileMode // type bits and permission, setuid, setgid, sticky
+	Size  int64
+	Nlink uint32
+	UID   uint32
+	GID   uint32
+	Rdev  uint64 // device number for device nodes (Linux encoding)
+	Atime time.Time
+	Mtime time.Time
+	Ctime time.Time
+	Btime time.Time // zero when the filesystem does not record it
+	// Xattrs holds extended attributes by full name ("user.foo",
+	// "security.capability", "system.posix_acl_access").
+	Xattrs map[string][]byte
+	// Problems the reader found in this node's own metadata (a checksum
+	// mismatch, an unreadable extent tree block, a size past the end of the
+	// volume). A node with problems is damaged even where no damage map
+	// says so.
+	Problems []string
+}
+
+// DirEntry is one name in a directory.
+type DirEntry struct {
+	Name string
+	Node Node
+	Type iofs.FileMode // type bits only; the reader's best knowledge
+	// Where is the volume byte range that holds this entry's record, or
+	// Len 0 if not known: damage there makes the name untrustworthy.
+	Where Extent
+}
+
+// File is a regular file's content. Reads past a hole return zeros; reads
+// of data the reader could not locate return zeros and an error wrapping
+// ErrDamaged after filling what it could.
+type File interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// Extent maps bytes of a file to the volume: file bytes [Logical,
+// Logical+Length) are at volume bytes [Physical, Physical+Length). Physical
+// is -1 for a hole (reads as zeros) and for unwritten (preallocated) extents.
+type Extent struct {
+	Logical  int64
+	Physical int64
+	Length   int64
+}
+
+// Layout says which volume bytes a node depends on.
+type Layout struct {
+	// Data maps the file's content, in Logical order; holes may be listed
+	// or simply left out.
+	Data []Extent
+	// Meta lists volume ranges (Logical unused) holding the node's own
+	// metadata: its inode, extent tree or indirect blocks, xattr blocks and
+	// for directories their directory blocks.
+	Meta []Extent
+	// Inline reports that the content is stored inside the metadata (ext4
+	// inline data, fast symlinks): it is damaged when Meta is.
+	Inline bool
+}
+
+// ErrDamaged is wrapped by errors that come from damaged on-disk structures.
+var ErrDamaged = errors.New("damaged filesystem structure")
+
+// ErrNotDir, ErrNotFile, ErrNotLink are returned by calls on the wrong kind of node.
+var (
+	ErrNotDir  = errors.New("not a directory")
+	ErrNotFile = errors.New("not a regular file")
+	ErrNotLink = errors.New("not a symlink")
+)
