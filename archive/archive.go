@@ -1,0 +1,88 @@
+package archive
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+)
+
+// Archive is an opened backup file.
+type Archive struct {
+	Path        string
+	Name        Name
+	Compression codec.Kind
+	// Size is the file's size in bytes.
+	Size int64
+
+	f    *os.File
+	read atomic.Int64
+}
+
+// ErrEmpty is returned for an empty file.
+var ErrEmpty = errors.New("empty file")
+
+// Open opens an archive read-only and detects its compression.
+func Open(path string) (*Archive, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s: is a directory", path)
+	}
+	a := &Archive{Path: path, Name: ParseName(path), Size: st.Size(), f: f}
+	var magic [16]byte
+	n, _ := f.ReadAt(magic[:], 0)
+	if n == 0 {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrEmpty)
+	}
+	a.Compression = codec.Detect(magic[:n])
+	return a, nil
+}
+
+// Close closes the file.
+func (a *Archive) Close() error { return a.f.Close() }
+
+// InputOffset returns how many bytes of the file the current payload
+// reader has consumed (for progress).
+func (a *Archive) InputOffset() int64 { return a.read.Load() }
+
+// Payload returns a new decoder over the whole file, from its start.
+func (a *Archive) Payload(opt codec.Options) (codec.Reader, error) {
+	a.read.Store(0)
+	src := &countingReader{r: io.NewSectionReader(a.f, 0, a.Size), n: &a.read}
+	var in io.Reader = bufio.NewReaderSize(src, 1<<20)
+	dec := decoders[a.Compression]
+	if dec == nil {
+		return nil, fmt.Errorf("%s: %s compression is not supported", a.Path, a.Compression)
+	}
+	return dec(in, opt)
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// decoders maps a compression to its decoder.
+var decoders = map[codec.Kind]func(io.Reader, codec.Options) (codec.Reader, error){
+	codec.None: func(r io.Reader, _ codec.Options) (codec.Reader, error) { return codec.Plain(r), nil },
+}

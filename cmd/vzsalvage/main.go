@@ -1,0 +1,78 @@
+// Command vzsalvage rescues data from damaged Proxmox VE backups, restores
+// files from them without root, and checks backups before they are needed.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vzsalvage/vzsalvage/internal/ui"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries an exit status; a nil err means "already reported".
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+// errDamaged makes a command exit 1 after it has printed its findings.
+var errDamaged = &exitError{code: ui.ExitDamaged}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return ui.ExitIntact
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "vzsalvage: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "vzsalvage: %v\n", err)
+	return ui.ExitFailed
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "vzsalvage",
+		Short: "Rescue data from damaged Proxmox VE backups",
+		Long: `vzsalvage reads Proxmox VE vzdump backups (.vma, .vma.zst, .vma.gz, .vma.lzo)
+past damage, says exactly what was lost, and gets files out of them without root.
+
+Exit status: 0 intact, 1 damaged (the work was still done as far as possible),
+2 could not run (usage, unreadable input, no space).`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: ui.ExitFailed, err: fmt.Errorf("%v (see '%s --help')", err, c.CommandPath())}
+	})
+	root.AddCommand(newInspect(), newVerify(), newExtract())
+	return root
+}

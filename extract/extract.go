@@ -1,0 +1,211 @@
+// Package extract reads a VM backup end to end: archive → codec → VMA →
+// disk images, configs and the damage account (damage.json). verify is the
+// same read without the writing.
+package extract
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vzsalvage/vzsalvage/archive"
+	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/report"
+	"github.com/vzsalvage/vzsalvage/vma"
+)
+
+// Tool names vzsalvage in reports.
+var Tool = "vzsalvage"
+
+// Options control a read.
+type Options struct {
+	// Strict stops at the first problem (the archive is then reported
+	// damaged and the partial images are left under their temporary names).
+	Strict bool
+	// Force overwrites existing output files.
+	Force bool
+	// Progress, if set, is called now and then with the bytes of the
+	// archive file consumed and its size.
+	Progress func(done, total int64)
+}
+
+// ErrNotVM is returned for archives whose payload is not a VMA stream.
+var ErrNotVM = errors.New("not a VM backup (no VMA stream inside)")
+
+// Result is what a read found.
+type Result struct {
+	Report *report.Report
+	// Header is the archive's header (devices learned from extents when
+	// the header was lost).
+	Header *vma.Header
+	// Images maps device names to the image files written (extract only).
+	Images map[string]string
+}
+
+// Intact reports whether the archive was read without any problem.
+func (r *Result) Intact() bool {
+	for _, a := range r.Report.Archives {
+		if a.Status != report.Intact {
+			return false
+		}
+	}
+	return true
+}
+
+// Verify reads an archive completely without writing anything.
+func Verify(path string, opt Options) (*Result, error) {
+	return run(path, "", opt)
+}
+
+// Extract reads an archive into dir: disk-<device>.raw (sparse), the config
+// files, and damage.json.
+func Extract(path, dir string, opt Options) (*Result, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return run(path, dir, opt)
+}
+
+func run(path, dir string, opt Options) (*Result, error) {
+	a, err := archive.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	dec, err := a.Payload(codec.Options{Strict: opt.Strict})
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := dec.(io.Closer); ok {
+		defer c.Close()
+	}
+	stop := startProgress(a, opt.Progress)
+	defer stop()
+
+	vr, err := vma.NewReader(dec, vma.Options{Salvage: !opt.Strict})
+	if err != nil {
+		if errors.Is(err, vma.ErrNotVMA) {
+			if a.Name.Payload == "tar" {
+				return nil, fmt.Errorf("%s: container backups (.tar) are not supported yet", path)
+			}
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	res := &Result{Report: report.New(Tool), Header: vr.Header(), Images: map[string]string{}}
+	var out *imageSet
+	if dir != "" {
+		out = &imageSet{dir: dir, force: opt.Force, files: map[uint8]*image{}}
+		defer out.abort()
+		if err := out.writeConfigs(vr.Header().Configs); err != nil {
+			return nil, err
+		}
+		for _, d := range vr.Header().Devices {
+			if _, err := out.open(d); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var readErr error
+	for {
+		c, err := vr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+		if out != nil {
+			if err := out.write(vr, c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	stop()
+	vres := vr.Result()
+	arc := archiveReport(a, dec, vr.Header(), vres, readErr)
+	res.Report.Archives = append(res.Report.Archives, arc)
+	if readErr != nil && opt.Strict {
+		// strict: the first problem ends the read; no device account
+		return res, nil
+	}
+	for _, d := range vres.Devices {
+		rd := report.Device{Name: d.Name, ID: int(d.ID), Size: d.Size, Clusters: report.Clusters(d.Clusters), Damage: d.Damage}
+		if out != nil {
+			name, err := out.finish(d.Device)
+			if err != nil {
+				return nil, err
+			}
+			rd.Image = name
+			res.Images[d.Name] = filepath.Join(dir, name)
+		}
+		res.Report.Devices = append(res.Report.Devices, rd)
+	}
+	if out != nil {
+		if err := res.Report.WriteFile(filepath.Join(dir, "damage.json")); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// archiveReport builds an archive's entry in the report.
+func archiveReport(a *archive.Archive, dec codec.Reader, h *vma.Header, vres *vma.Result, readErr error) report.Archive {
+	arc := report.Archive{
+		Path: a.Path, Compression: string(a.Compression), Payload: "vma",
+		Guest: a.Name.Guest, VMID: a.Name.VMID, Checksum: string(dec.Checksum()),
+		UUID: h.UUIDString(), Ctime: h.Ctime.Unix(),
+	}
+	if !a.Name.Time.IsZero() {
+		arc.Time = a.Name.Time.Format("2006-01-02T15:04:05")
+	}
+	if vres.Headerless {
+		arc.UUID, arc.Ctime = "", 0
+	}
+	for _, c := range h.Configs {
+		arc.Configs = append(arc.Configs, c.Name)
+	}
+	arc.Problems = append(arc.Problems, dec.Problems()...)
+	arc.Problems = append(arc.Problems, vres.Problems...)
+	arc.ProblemCount = len(dec.Problems()) + vres.ProblemCount
+	if readErr != nil {
+		arc.Problems = append(arc.Problems, problemOf(readErr))
+		arc.ProblemCount++
+	}
+	if a.Compression == codec.None {
+		arc.Checksum = string(codec.ChecksumAbsent)
+	}
+	arc.Status = report.Intact
+	if arc.ProblemCount > 0 || arc.Checksum == string(codec.ChecksumMismatch) || !vres.Intact() || readErr != nil {
+		arc.Status = report.Damaged
+	}
+	return arc
+}
+
+func problemOf(err error) damage.Problem {
+	return damage.Problem{Offset: -1, Message: err.Error()}
+}
+
+// SafeFileName turns an archive-supplied name into one that is safe as a
+// single path component.
+func SafeFileName(s string) string {
+	if vma.SafeName(s) {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c <= ' ' || c == '/' || c == '\\' || c >= 0x7f {
+			b[i] = '_'
+		}
+	}
+	s = strings.Trim(string(b), ".")
+	if s == "" || len(s) > 128 {
+		s = "unnamed"
+	}
+	return s
+}

@@ -1,0 +1,153 @@
+package extract
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/vzsalvage/vzsalvage/report"
+	"github.com/vzsalvage/vzsalvage/vma"
+)
+
+// imageSet writes the disk images and configs of one archive into a
+// directory. Images are written under temporary names and renamed when the
+// read is complete.
+type imageSet struct {
+	dir   string
+	force bool
+	files map[uint8]*image
+	zero  []byte
+}
+
+type image struct {
+	f     *os.File
+	tmp   string
+	final string
+}
+
+// ImageName returns the file name of a device's image: disk-<device>.raw.
+func ImageName(dev string) string { return "disk-" + SafeFileName(dev) + ".raw" }
+
+// target refuses to overwrite an existing file unless forced.
+func (s *imageSet) target(name string) (string, error) {
+	p := filepath.Join(s.dir, name)
+	if _, err := os.Lstat(p); err == nil && !s.force {
+		return "", fmt.Errorf("%s exists (use --force to overwrite)", p)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	return p, nil
+}
+
+func (s *imageSet) writeConfigs(cfgs []vma.Config) error {
+	for _, c := range cfgs {
+		p, err := s.target(SafeFileName(filepath.Base(c.Name)))
+		if err != nil {
+			return err
+		}
+		if err := report.WriteFileAtomic(p, c.Data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// open creates the temporary image file of a device, sized to the device.
+func (s *imageSet) open(d vma.Device) (*image, error) {
+	if im := s.files[d.ID]; im != nil {
+		return im, nil
+	}
+	final, err := s.target(ImageName(d.Name))
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(s.dir, "."+filepath.Base(final)+".partial*")
+	if err != nil {
+		return nil, err
+	}
+	if d.Size > 0 {
+		if err := f.Truncate(d.Size); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, err
+		}
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	im := &image{f: f, tmp: f.Name(), final: final}
+	s.files[d.ID] = im
+	return im, nil
+}
+
+// write stores a cluster's blocks, one write per run of adjacent blocks.
+func (s *imageSet) write(vr *vma.Reader, c *vma.Cluster) error {
+	im := s.files[c.Dev]
+	if im == nil {
+		// headerless salvage: the device is learned from its clusters
+		var err error
+		if im, err = s.open(vma.Device{ID: c.Dev, Name: fmt.Sprintf("dev%d", c.Dev)}); err != nil {
+			return err
+		}
+	}
+	base := c.Offset()
+	k := 0
+	for j := 0; j < vma.BlocksPerCluster; {
+		if c.Mask&(1<<j) == 0 {
+			if c.Rewrite {
+				if s.zero == nil {
+					s.zero = make([]byte, vma.BlockSize)
+				}
+				if _, err := im.f.WriteAt(s.zero, base+int64(j)*vma.BlockSize); err != nil {
+					return err
+				}
+			}
+			j++
+			continue
+		}
+		n := 1
+		for j+n < vma.BlocksPerCluster && c.Mask&(1<<(j+n)) != 0 {
+			n++
+		}
+		if _, err := im.f.WriteAt(c.Data[k*vma.BlockSize:(k+n)*vma.BlockSize], base+int64(j)*vma.BlockSize); err != nil {
+			return err
+		}
+		k += n
+		j += n
+	}
+	return nil
+}
+
+// finish sizes and renames a device's image; it returns the final name.
+func (s *imageSet) finish(d vma.Device) (string, error) {
+	im, err := s.open(d)
+	if err != nil {
+		return "", err
+	}
+	// blocks are whole 4 KiB; the device may end inside one
+	if err := im.f.Truncate(d.Size); err != nil {
+		return "", err
+	}
+	if err := im.f.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Rename(im.tmp, im.final); err != nil {
+		return "", err
+	}
+	im.f = nil
+	return filepath.Base(im.final), nil
+}
+
+// abort closes (and keeps, under their temporary names) images not finished.
+func (s *imageSet) abort() {
+	for _, im := range s.files {
+		if im.f != nil {
+			im.f.Close()
+			im.f = nil
+		}
+	}
+}

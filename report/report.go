@@ -1,0 +1,160 @@
+// Package report holds the machine-readable account of what vzsalvage read
+// and what it found damaged: damage.json (extract) and report.json (rescue),
+// per the schema in the design. Fields may be added, never renamed.
+package report
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+
+	"github.com/vzsalvage/vzsalvage/damage"
+)
+
+// Report is damage.json / report.json.
+type Report struct {
+	Tool         string        `json:"tool"`
+	Archives     []Archive     `json:"archives"`
+	Devices      []Device      `json:"devices"`
+	Volumes      []Volume      `json:"volumes"`
+	DamagedFiles []DamagedFile `json:"damaged_files"`
+}
+
+// Archive statuses.
+const (
+	Intact  = "intact"
+	Damaged = "damaged"
+)
+
+// Archive is one backup file that was read.
+type Archive struct {
+	Path        string `json:"path"`
+	Status      string `json:"status"`
+	Checksum    string `json:"checksum"`
+	Compression string `json:"compression"`
+	Payload     string `json:"payload,omitempty"`
+	Guest       string `json:"guest,omitempty"`
+	VMID        int    `json:"vmid,omitempty"`
+	Time        string `json:"time,omitempty"`
+	UUID        string `json:"uuid,omitempty"`
+	Ctime       int64  `json:"ctime,omitempty"`
+	// Problems found, with offsets in the layer they name ("zstd": the
+	// compressed file; "vma": the decompressed stream).
+	Problems     []damage.Problem `json:"problems"`
+	ProblemCount int              `json:"problem_count"`
+	// Configs lists the config files stored in the archive.
+	Configs []string `json:"configs,omitempty"`
+}
+
+// Clusters counts a device's 64 KiB clusters by state.
+type Clusters struct {
+	Total   int64 `json:"total"`
+	OK      int64 `json:"ok"`
+	Zero    int64 `json:"zero"`
+	Tainted int64 `json:"tainted"`
+	Lost    int64 `json:"lost"`
+}
+
+// Device is one disk of the guest.
+type Device struct {
+	Name     string   `json:"name"`
+	ID       int      `json:"id,omitempty"`
+	Size     int64    `json:"size"`
+	Image    string   `json:"image,omitempty"`
+	Clusters Clusters `json:"clusters"`
+	// Damage lists every byte range whose content is not known to be
+	// right; a range not listed is byte-identical to the original disk.
+	Damage *damage.Map `json:"damage"`
+	// Sources says, where generations were combined, which archive each
+	// range came from.
+	Sources []Source `json:"sources,omitempty"`
+}
+
+// Source names the archive a range of a combined device came from.
+type Source struct {
+	Offset  int64  `json:"offset"`
+	Length  int64  `json:"length"`
+	Archive string `json:"archive"`
+}
+
+// Volume is a partition, LV or whole-disk filesystem.
+type Volume struct {
+	ID           string   `json:"id"`
+	Device       string   `json:"device"`
+	Offset       int64    `json:"offset"`
+	Size         int64    `json:"size"`
+	Kind         string   `json:"kind,omitempty"`
+	FS           string   `json:"fs"`
+	UUID         string   `json:"uuid"`
+	Label        string   `json:"label"`
+	Name         string   `json:"name,omitempty"`
+	PartType     string   `json:"part_type,omitempty"`
+	DamagedBytes int64    `json:"damaged_bytes"`
+	Dir          string   `json:"dir,omitempty"`
+	Files        int      `json:"files"`
+	DamagedFiles int      `json:"damaged_files"`
+	Notes        []string `json:"notes,omitempty"`
+}
+
+// DamagedFile is a guest file with at least one byte (data or metadata)
+// in damage.
+type DamagedFile struct {
+	Volume   string `json:"volume"`
+	Path     string `json:"path"`
+	State    string `json:"state"`
+	BadBytes int64  `json:"bad_bytes"`
+	// Problems the filesystem reader found in the file itself.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// New returns an empty report with non-nil lists.
+func New(tool string) *Report {
+	return &Report{Tool: tool, Archives: []Archive{}, Devices: []Device{}, Volumes: []Volume{}, DamagedFiles: []DamagedFile{}}
+}
+
+// WriteFile writes the report as indented JSON to path, through a
+// temporary file renamed into place.
+func (r *Report) WriteFile(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, append(b, '\n'), 0o644)
+}
+
+// WriteFileAtomic writes data to a temporary file next to path and renames
+// it into place.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// ReadFile reads a report written by WriteFile.
+func ReadFile(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	r := New("")
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}

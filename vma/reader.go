@@ -1,0 +1,763 @@
+package vma
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/damage"
+)
+
+// Options control a Reader.
+type Options struct {
+	// Salvage reads past damage instead of failing at the first problem:
+	// bad extent headers are skipped by scanning for the next good one (an
+	// extent header with the archive's uuid and a matching MD5), clusters
+	// whose bytes the codec reports as damaged are marked, the tail of an
+	// extent broken by a loss of unknown length is placed by counting back
+	// from the next good header, and at the end every cluster of every
+	// device is accounted for (Result).
+	Salvage bool
+	// MaxProblems caps the problems kept in Result (default 1000); the
+	// count of all problems is kept regardless.
+	MaxProblems int
+}
+
+// Cluster is one cluster as read from the archive.
+type Cluster struct {
+	Dev  uint8
+	Num  uint32
+	Mask uint16
+	// Data holds the stored blocks (bit j of Mask set) in ascending order:
+	// popcount(Mask)*BlockSize bytes. It is valid until the next call to Next.
+	Data []byte
+	// Bad marks stored blocks (bit j = block j) whose bytes are tainted or
+	// lost (placeholder zeros). Salvage only.
+	Bad uint16
+	// Rewrite says a worse copy of this cluster was delivered before: the
+	// blocks not in Mask must be written as zeros.
+	Rewrite bool
+}
+
+// Offset returns the cluster's byte offset in its device.
+func (c *Cluster) Offset() int64 { return int64(c.Num) * ClusterSize }
+
+// DeviceResult says what a Reader found of one device.
+type DeviceResult struct {
+	Device
+	Clusters Clusters
+	// Damage lists the device's byte ranges not known to be right.
+	Damage *damage.Map
+}
+
+// Result is the account of a whole read.
+type Result struct {
+	Devices []DeviceResult
+	// Problems holds the first Options.MaxProblems problems, with stream
+	// offsets (layer "vma").
+	Problems []damage.Problem
+	// ProblemCount counts all problems.
+	ProblemCount int
+	// Extents counts the good extents read.
+	Extents int
+	// TailsPlaced counts extents whose tail was placed by counting back
+	// from the next header; TailsTrusted says whether those clusters count
+	// as intact (no cluster of any device is missing, so no extent can have
+	// been hidden in the loss).
+	TailsPlaced  int
+	TailsTrusted bool
+	// Headerless is set when the main header was unusable and devices were
+	// learned from the extents (named "dev<ID>", sizes from the highest
+	// cluster seen).
+	Headerless bool
+}
+
+// Intact reports whether every cluster of every device was read intact and
+// no problem was found.
+func (r *Result) Intact() bool {
+	if r.ProblemCount > 0 {
+		return false
+	}
+	for _, d := range r.Devices {
+		if d.Clusters.Tainted+d.Clusters.Lost > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Reader reads a VMA stream.
+type Reader struct {
+	src io.Reader
+	cr  codec.Reader // the source's damage account, or nil
+	opt Options
+	hdr *Header
+
+	buf     []byte
+	bufOff  int64 // stream offset of buf[0]
+	eof     bool
+	readErr error
+
+	pos       int64 // next stream offset to parse
+	aligned   bool  // pos is at a known extent boundary (false: scan for one)
+	scanStep  int64 // when scanning: 512 if stream offsets are exact, 1 after a loss of unknown length
+	spanIdx   int
+	keepFrom  int64
+	scratch   []byte
+	pending   []pendingCluster
+	pendingAt int
+	ext       extentPlace
+	cl        Cluster
+
+	devs   [MaxDevices]*devState
+	budget int
+	res    Result
+	done   bool
+	err    error
+}
+
+type devState struct {
+	dev     Device
+	learned bool // headerless: size grows with the clusters seen
+	m       clusterMap
+}
+
+// extentPlace says where the blocks of the current extent are in the
+// stream: blocks [0, kPre) from dataStart on, blocks [kTail, nBlocks) ending
+// at tailEnd, anything between lost.
+type extentPlace struct {
+	dataStart int64
+	kPre      int
+	kTail     int
+	nBlocks   int
+	tailEnd   int64
+}
+
+func (e *extentPlace) blockPos(k int) (int64, bool) {
+	switch {
+	case k < e.kPre:
+		return e.dataStart + int64(k)*BlockSize, true
+	case k >= e.kTail:
+		return e.tailEnd - int64(e.nBlocks-k)*BlockSize, true
+	}
+	return 0, false
+}
+
+type pendingCluster struct {
+	bi      BlockInfo
+	k0      int // index of its first stored block in the extent
+	tail    bool
+	state   cstate
+	rewrite bool
+}
+
+// NewReader reads the main header from r and returns a Reader positioned at
+// the first extent. If r is a codec.Reader, its damage spans are used. In
+// strict mode (opt.Salvage false) any problem is an error; in salvage mode
+// only an input that is not a VMA stream at all is.
+func NewReader(r io.Reader, opt Options) (*Reader, error) {
+	if opt.MaxProblems <= 0 {
+		opt.MaxProblems = 1000
+	}
+	vr := &Reader{src: r, opt: opt, aligned: true}
+	if cr, ok := r.(codec.Reader); ok {
+		vr.cr = cr
+	}
+	vr.buf = make([]byte, 0, 4<<20)
+	if err := vr.readHeader(); err != nil {
+		return nil, err
+	}
+	return vr, nil
+}
+
+// Header returns the archive's header. In headerless salvage it holds the
+// devices learned so far.
+func (r *Reader) Header() *Header { return r.hdr }
+
+// Offset returns how far into the (decompressed) stream the reader has got.
+func (r *Reader) Offset() int64 { return r.pos }
+
+func (r *Reader) problem(off int64, format string, args ...any) {
+	r.res.ProblemCount++
+	if len(r.res.Problems) < r.opt.MaxProblems {
+		r.res.Problems = append(r.res.Problems, damage.Problem{Layer: "vma", Offset: off, Message: fmt.Sprintf(format, args...)})
+	}
+}
+
+// ---- buffer ----
+
+// fill makes the stream buffered up to offset end, or to EOF.
+func (r *Reader) fill(end int64) {
+	if r.keepFrom > r.bufOff {
+		drop := min(r.keepFrom-r.bufOff, int64(len(r.buf)))
+		n := copy(r.buf, r.buf[drop:])
+		r.buf = r.buf[:n]
+		r.bufOff += drop
+	}
+	need := end - r.bufOff
+	if need > int64(cap(r.buf)) {
+		nb := make([]byte, len(r.buf), need+need/4)
+		copy(nb, r.buf)
+		r.buf = nb
+	}
+	for !r.eof && r.bufOff+int64(len(r.buf)) < end {
+		chunk := r.buf[len(r.buf):cap(r.buf)]
+		if len(chunk) > 1<<20 {
+			chunk = chunk[:1<<20]
+		}
+		n, err := r.src.Read(chunk)
+		r.buf = r.buf[:len(r.buf)+n]
+		if err != nil {
+			r.eof = true
+			if err != io.EOF {
+				r.readErr = err
+			}
+		}
+	}
+}
+
+// bufEnd returns the stream offset just past the buffered bytes.
+func (r *Reader) bufEnd() int64 { return r.bufOff + int64(len(r.buf)) }
+
+// at returns buffered bytes [off, off+n) (fewer at the end of the stream).
+func (r *Reader) at(off, n int64) []byte {
+	lo := off - r.bufOff
+	hi := min(lo+n, int64(len(r.buf)))
+	if lo < 0 || lo > hi {
+		return nil
+	}
+	return r.buf[lo:hi]
+}
+
+// ---- spans ----
+
+func (r *Reader) spans() []codec.Span {
+	if r.cr == nil {
+		return nil
+	}
+	return r.cr.Spans()
+}
+
+// advanceSpans skips spans that end at or before off.
+func (r *Reader) advanceSpans(off int64) {
+	sp := r.spans()
+	for r.spanIdx < len(sp) && sp[r.spanIdx].End() <= off && !(sp[r.spanIdx].Resync && sp[r.spanIdx].Off >= off) {
+		r.spanIdx++
+	}
+}
+
+// resyncIn returns the first Resync span that starts within [lo, hi).
+func (r *Reader) resyncIn(lo, hi int64) (codec.Span, bool) {
+	sp := r.spans()
+	for i := r.spanIdx; i < len(sp) && sp[i].Off < hi; i++ {
+		if sp[i].Resync && sp[i].Off >= lo {
+			return sp[i], true
+		}
+		if sp[i].Resync && sp[i].End() > lo {
+			return sp[i], true
+		}
+	}
+	return codec.Span{}, false
+}
+
+// worst returns the worst span state within [lo, hi).
+func (r *Reader) worst(lo, hi int64) damage.State {
+	sp := r.spans()
+	st := damage.OK
+	for i := r.spanIdx; i < len(sp) && sp[i].Off < hi; i++ {
+		if sp[i].End() > lo && sp[i].State > st {
+			st = sp[i].State
+		}
+	}
+	return st
+}
+
+// ---- header ----
+
+func (r *Reader) readHeader() error {
+	r.fill(HeaderFixedSize)
+	fixed := r.at(0, HeaderFixedSize)
+	hs, err := HeaderSize(fixed)
+	damaged := r.worst(0, HeaderFixedSize) != damage.OK
+	if err != nil {
+		if !r.opt.Salvage || !damaged {
+			if r.readErr != nil {
+				return r.readErr
+			}
+			if len(fixed) < 64 && string(fixed[:min(4, len(fixed))]) == headerMagic[:min(4, len(fixed))] && len(fixed) > 0 {
+				return fmt.Errorf("%w: stream ends after %d bytes", ErrHeaderSize, len(fixed))
+			}
+			return err
+		}
+		return r.startHeaderless(fmt.Sprintf("main header unreadable (%v)", err))
+	}
+	r.fill(int64(hs))
+	b := r.at(0, int64(hs))
+	h, err := ParseHeader(b)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrHeaderChecksum) && h != nil && r.opt.Salvage:
+		r.problem(0, "%v: header used as it is", err)
+	case r.opt.Salvage && len(b) == hs:
+		return r.startHeaderless(fmt.Sprintf("main header unusable (%v)", err))
+	default:
+		if len(b) < hs {
+			return fmt.Errorf("%w: stream ends after %d of %d header bytes", ErrHeaderSize, len(b), hs)
+		}
+		return err
+	}
+	r.hdr = h
+	for _, d := range h.Devices {
+		r.devs[d.ID] = &devState{dev: d}
+	}
+	r.pos = int64(hs)
+	r.keepFrom = r.pos
+	return nil
+}
+
+// startHeaderless prepares to salvage an archive whose main header is lost:
+// the uuid comes from the first self-consistent extent header.
+func (r *Reader) startHeaderless(why string) error {
+	r.problem(0, "%s", why)
+	r.res.Headerless = true
+	r.hdr = &Header{}
+	// find the first extent header whose MD5 matches, at a 512-byte boundary
+	for off := int64(512); ; off += 512 {
+		r.keepFrom = off
+		r.fill(off + ExtentHeaderSize)
+		b := r.at(off, ExtentHeaderSize)
+		if len(b) < ExtentHeaderSize {
+			return fmt.Errorf("%w: no extent header found either", ErrNotVMA)
+		}
+		if string(b[:4]) == extentMagic {
+			var u [16]byte
+			copy(u[:], b[extOffUUID:])
+			if IsExtentHeader(b, u) {
+				r.hdr.UUID = u
+				r.pos = off
+				return nil
+			}
+		}
+	}
+}
+
+// ---- extents ----
+
+// Next returns the next cluster in archive order. At the end it returns
+// io.EOF (then Result is complete). In strict mode any problem is an error.
+func (r *Reader) Next() (*Cluster, error) {
+	for {
+		if r.err != nil {
+			return nil, r.err
+		}
+		if r.pendingAt < len(r.pending) {
+			p := &r.pending[r.pendingAt]
+			r.pendingAt++
+			if c := r.deliver(p); c != nil {
+				return c, nil
+			}
+			continue
+		}
+		if r.done {
+			return nil, io.EOF
+		}
+		r.pending = r.pending[:0]
+		r.pendingAt = 0
+		if err := r.step(); err != nil {
+			r.err = err
+		}
+	}
+}
+
+// fatal turns a problem into an error in strict mode.
+func (r *Reader) fatal(off int64, err error) error {
+	if r.opt.Salvage {
+		r.problem(off, "%v", err)
+		return nil
+	}
+	return fmt.Errorf("%w (stream offset %d)", err, off)
+}
+
+// step reads the next extent (or scans for one) and queues its clusters.
+func (r *Reader) step() error {
+	r.keepFrom = r.pos
+	r.advanceSpans(r.pos)
+	if !r.aligned {
+		if !r.scan() {
+			return r.finish()
+		}
+	}
+	r.fill(r.pos + ExtentHeaderSize)
+	hb := r.at(r.pos, ExtentHeaderSize)
+	if len(hb) == 0 {
+		return r.finish()
+	}
+	if len(hb) < ExtentHeaderSize {
+		if err := r.fatal(r.pos, fmt.Errorf("read short extent (%d bytes)", len(hb))); err != nil {
+			return err
+		}
+		return r.finish()
+	}
+	if sp, ok := r.resyncIn(r.pos, r.pos+ExtentHeaderSize); ok {
+		if err := r.fatal(r.pos, fmt.Errorf("data of unknown length lost at stream offset %d", sp.Off)); err != nil {
+			return err
+		}
+		r.pos = max(sp.End(), r.pos+1)
+		r.aligned = false
+		r.scanStep = 1
+		return nil
+	}
+	eh, err := ParseExtentHeader(hb, r.hdr.UUID)
+	if err != nil {
+		if err := r.fatal(r.pos, err); err != nil {
+			return err
+		}
+		r.pos += ExtentHeaderSize
+		r.aligned = false
+		r.scanStep = ExtentHeaderSize
+		return nil
+	}
+	return r.readExtentData(eh)
+}
+
+// scan moves pos forward to the next good extent header (step scanStep),
+// dropping what it passes. It returns false at the end of the stream.
+func (r *Reader) scan() bool {
+	start := r.pos
+	for {
+		r.keepFrom = r.pos
+		r.fill(r.pos + 1<<20 + ExtentHeaderSize)
+		win := r.at(r.pos, 1<<20+ExtentHeaderSize)
+		if len(win) < ExtentHeaderSize {
+			r.pos = r.bufEnd()
+			r.done = true
+			if r.pos > start {
+				r.problem(start, "%d bytes skipped: no further extent header", r.pos-start)
+			}
+			return false
+		}
+		if i := r.findIn(win, r.scanStep); i >= 0 {
+			r.pos += int64(i)
+			r.aligned = true
+			if r.pos > start {
+				r.problem(start, "%d bytes skipped to the next extent header", r.pos-start)
+			}
+			return true
+		}
+		adv := int64(len(win) - ExtentHeaderSize + 1)
+		if r.scanStep > 1 {
+			adv = adv / r.scanStep * r.scanStep
+			if adv == 0 {
+				adv = r.scanStep
+			}
+		}
+		r.pos += adv
+	}
+}
+
+// findIn returns the offset of the first good extent header in win that
+// starts at a multiple of step, with room for the whole header, or -1.
+func (r *Reader) findIn(win []byte, step int64) int {
+	last := len(win) - ExtentHeaderSize
+	if step > 1 {
+		for i := 0; i <= last; i += int(step) {
+			if IsExtentHeader(win[i:], r.hdr.UUID) {
+				return i
+			}
+		}
+		return -1
+	}
+	for i := 0; i <= last; {
+		j := bytes.Index(win[i:last+4], []byte(extentMagic))
+		if j < 0 {
+			return -1
+		}
+		if IsExtentHeader(win[i+j:], r.hdr.UUID) {
+			return i + j
+		}
+		i += j + 1
+	}
+	return -1
+}
+
+// readExtentData queues the clusters of the extent whose header eh is at pos.
+func (r *Reader) readExtentData(eh *ExtentHeader) error {
+	hdrOff := r.pos
+	dataStart := r.pos + ExtentHeaderSize
+	size := eh.DataSize()
+	end := dataStart + size
+	r.fill(end)
+	r.res.Extents++
+	nb := eh.BlockCount
+	place := extentPlace{dataStart: dataStart, kPre: nb, kTail: nb, nBlocks: nb, tailEnd: end}
+	next, nextAligned := end, true
+	if sp, ok := r.resyncIn(dataStart, min(end, r.bufEnd())); ok {
+		place.kPre = int(max(sp.Off-dataStart, 0) / BlockSize)
+		r.problem(hdrOff, "extent broken by a loss of unknown length at stream offset %d", sp.Off)
+		room := int64(nb-place.kPre) * BlockSize
+		from := sp.End()
+		r.fill(from + room + ExtentHeaderSize)
+		win := r.at(from, room+ExtentHeaderSize)
+		if i := r.findIn(win, 1); i >= 0 {
+			q := from + int64(i)
+			next = q
+			if t, ok := r.tailFits(sp, dataStart, size, q, place.kPre, nb); ok {
+				place.kTail = nb - t
+				place.tailEnd = q
+				r.res.TailsPlaced++
+			} else {
+				r.problem(q, "tail of the extent at stream offset %d cannot be placed", hdrOff)
+			}
+		} else {
+			next = from + int64(max(len(win)-ExtentHeaderSize+1, 0))
+			nextAligned = false
+		}
+	} else if r.bufEnd() < end {
+		place.kPre = int((r.bufEnd() - dataStart) / BlockSize)
+		if err := r.fatal(hdrOff, fmt.Errorf("%w (%d < %d)", ErrShortExtent, r.bufEnd()-hdrOff, end-hdrOff)); err != nil {
+			return err
+		}
+		next = r.bufEnd()
+	}
+	r.ext = place
+	if err := r.queue(eh, hdrOff); err != nil {
+		return err
+	}
+	r.pos = next
+	r.aligned = nextAligned
+	r.scanStep = 1
+	return nil
+}
+
+// tailFits decides whether the bytes between the last loss of unknown
+// length and the next header q can be the tail of the extent whose data
+// starts at dataStart: they must fit in the blocks after the ones read
+// before the loss, and the length the loss must then have had must be one
+// the codec says is possible. It returns the number of tail blocks.
+func (r *Reader) tailFits(first codec.Span, dataStart, size, q int64, kPre, nb int) (int, bool) {
+	lastEnd, maxSum, sumLen := r.resyncsIn(first.Off, q)
+	tailLen := q - lastEnd
+	t := int(tailLen / BlockSize)
+	if tailLen < 0 || nb-t < kPre {
+		return 0, false
+	}
+	// bytes the stream must really have had between the loss and the tail
+	implied := size - (first.Off - dataStart) - tailLen
+	if implied < 0 {
+		return 0, false
+	}
+	if maxSum >= 0 {
+		between := (lastEnd - first.Off) - sumLen // decoded bytes between several losses
+		if implied > maxSum+between {
+			return 0, false
+		}
+	}
+	return t, true
+}
+
+// resyncsIn returns, for the Resync spans in [lo, hi): the end of the last,
+// the sum of their MaxLen (-1 if any is unbounded) and the sum of their Len.
+func (r *Reader) resyncsIn(lo, hi int64) (lastEnd, maxSum, sumLen int64) {
+	sp := r.spans()
+	lastEnd = lo
+	for i := r.spanIdx; i < len(sp) && sp[i].Off < hi; i++ {
+		if !sp[i].Resync || sp[i].End() <= lo {
+			continue
+		}
+		lastEnd = sp[i].End()
+		sumLen += sp[i].Len
+		if sp[i].MaxLen < 0 || maxSum < 0 {
+			maxSum = -1
+		} else {
+			maxSum += sp[i].MaxLen
+		}
+	}
+	return
+}
+
+// device returns the state of device id, learning it in headerless mode.
+func (r *Reader) device(id uint8) *devState {
+	d := r.devs[id]
+	if d == nil && r.res.Headerless && id != 0 {
+		d = &devState{dev: Device{ID: id, Name: fmt.Sprintf("dev%d", id)}, learned: true}
+		r.devs[id] = d
+	}
+	return d
+}
+
+// queue checks the entries of an extent and queues its clusters.
+func (r *Reader) queue(eh *ExtentHeader, hdrOff int64) error {
+	k := 0
+	for _, bi := range eh.Entries {
+		k0 := k
+		k += bi.Blocks()
+		d := r.device(bi.Dev())
+		if d == nil {
+			if err := r.fatal(hdrOff, fmt.Errorf("%w %d", ErrDevID, bi.Dev())); err != nil {
+				return err
+			}
+			continue
+		}
+		c := int64(bi.Cluster())
+		if d.learned {
+			if sz := (c + 1) * ClusterSize; sz > d.dev.Size {
+				d.dev.Size = sz
+			}
+		} else {
+			last := 15 - bits.LeadingZeros16(bi.Mask())
+			if c >= d.dev.Clusters() || (bi.Mask() != 0 && c*ClusterSize+int64(last)*BlockSize >= d.dev.Size) {
+				if err := r.fatal(hdrOff, fmt.Errorf("%w (%s)", ErrBeyondEnd, bi)); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		st := r.clusterState(bi, k0)
+		old := d.m.get(uint32(c))
+		rewrite := false
+		if old != cUnseen {
+			if err := r.fatal(hdrOff, fmt.Errorf("%w %d for stream %s", ErrDuplicate, c, d.dev.Name)); err != nil {
+				return err
+			}
+			if st.rank() >= old.rank() {
+				continue
+			}
+			rewrite = true
+		}
+		if err := d.m.set(uint32(c), st, &r.budget); err != nil {
+			return err
+		}
+		r.pending = append(r.pending, pendingCluster{bi: bi, k0: k0, tail: k0 >= r.ext.kTail, state: st, rewrite: rewrite})
+	}
+	return nil
+}
+
+// clusterState judges a cluster from where its blocks are and what the
+// codec says of their bytes.
+func (r *Reader) clusterState(bi BlockInfo, k0 int) cstate {
+	n := bi.Blocks()
+	if n == 0 {
+		return cZero
+	}
+	lost, bad, tail := 0, 0, false
+	for k := k0; k < k0+n; k++ {
+		p, ok := r.ext.blockPos(k)
+		if !ok {
+			lost++
+			continue
+		}
+		if k >= r.ext.kTail {
+			tail = true
+		}
+		switch r.worst(p, p+BlockSize) {
+		case damage.Lost:
+			lost++
+		case damage.Tainted:
+			bad++
+		}
+	}
+	switch {
+	case lost == n:
+		return cLost
+	case lost+bad > 0:
+		return cTainted
+	case tail:
+		return cProvisional
+	}
+	return cOK
+}
+
+// deliver assembles a queued cluster.
+func (r *Reader) deliver(p *pendingCluster) *Cluster {
+	bi := p.bi
+	n := bi.Blocks()
+	c := &r.cl
+	*c = Cluster{Dev: bi.Dev(), Num: bi.Cluster(), Mask: bi.Mask(), Rewrite: p.rewrite}
+	if n == 0 {
+		return c
+	}
+	first, ok1 := r.ext.blockPos(p.k0)
+	last, ok2 := r.ext.blockPos(p.k0 + n - 1)
+	if ok1 && ok2 && last-first == int64(n-1)*BlockSize {
+		c.Data = r.at(first, int64(n)*BlockSize)
+		if len(c.Data) == n*BlockSize {
+			r.markBad(c, p.k0)
+			return c
+		}
+	}
+	if cap(r.scratch) < ClusterSize {
+		r.scratch = make([]byte, ClusterSize)
+	}
+	c.Data = r.scratch[:n*BlockSize]
+	for i := 0; i < n; i++ {
+		dst := c.Data[i*BlockSize : (i+1)*BlockSize]
+		clear(dst)
+		if pos, ok := r.ext.blockPos(p.k0 + i); ok {
+			copy(dst, r.at(pos, BlockSize))
+		}
+	}
+	r.markBad(c, p.k0)
+	return c
+}
+
+// markBad sets c.Bad from block positions and spans.
+func (r *Reader) markBad(c *Cluster, k0 int) {
+	k := k0
+	for j := 0; j < BlocksPerCluster; j++ {
+		if c.Mask&(1<<j) == 0 {
+			continue
+		}
+		pos, ok := r.ext.blockPos(k)
+		if !ok || r.worst(pos, pos+BlockSize) != damage.OK {
+			c.Bad |= 1 << j
+		}
+		k++
+	}
+}
+
+// finish ends the read: checks for missing clusters and builds the Result.
+func (r *Reader) finish() error {
+	r.done = true
+	if r.readErr != nil {
+		if !r.opt.Salvage {
+			return r.readErr
+		}
+		r.problem(r.bufEnd(), "read error: %v", r.readErr)
+	}
+	trust := !r.res.Headerless
+	for id := range r.devs {
+		d := r.devs[id]
+		if d == nil {
+			continue
+		}
+		if u := d.m.firstUnseen(d.dev.Clusters()); u >= 0 {
+			trust = false
+			err := fmt.Errorf("%w %d for stream %s", ErrMissing, u, d.dev.Name)
+			if !r.opt.Salvage {
+				return err
+			}
+			r.problem(r.pos, "%v", err)
+		}
+	}
+	r.res.TailsTrusted = trust
+	r.res.Devices = r.res.Devices[:0]
+	for id := range r.devs {
+		d := r.devs[id]
+		if d == nil {
+			continue
+		}
+		cs, dm := d.m.summarize(d.dev.Clusters(), d.dev.Size, trust)
+		r.res.Devices = append(r.res.Devices, DeviceResult{Device: d.dev, Clusters: cs, Damage: dm})
+		if r.res.Headerless {
+			r.hdr.Devices = append(r.hdr.Devices, d.dev)
+		}
+	}
+	return nil
+}
+
+// Result returns the account of the read. It is complete once Next has
+// returned io.EOF.
+func (r *Reader) Result() *Result { return &r.res }
