@@ -83,6 +83,9 @@ func run(path, dir string, opt Options) (*Result, error) {
 	if c, ok := dec.(io.Closer); ok {
 		defer c.Close()
 	}
+	ahead := codec.ReadAhead(dec, 1<<20, 4)
+	defer ahead.Close()
+	dec = ahead
 	stop := startProgress(a, opt.Progress)
 	defer stop()
 

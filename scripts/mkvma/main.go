@@ -1,0 +1,42 @@
+// Command mkvma writes a VMA archive of raw disk images to standard output,
+// with clusters in QEMU's out-of-order runs, for benchmarks and the sample
+// archive. It is a development tool, not part of vzsalvage.
+//
+//	go run ./scripts/mkvma IMAGE:DEVNAME... | zstd --threads=1 > vzdump-qemu-100-….vma.zst
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
+	"github.com/vzsalvage/vzsalvage/vma"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: mkvma IMAGE:DEVNAME... > archive.vma")
+		os.Exit(2)
+	}
+	var disks []testimg.Disk
+	for _, a := range os.Args[1:] {
+		path, name, ok := strings.Cut(a, ":")
+		if !ok {
+			fmt.Fprintln(os.Stderr, "mkvma: argument must be IMAGE:DEVNAME:", a)
+			os.Exit(2)
+		}
+		disks = append(disks, testimg.Disk{Name: name, Path: path})
+	}
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	cfg := []vma.Config{{Name: "qemu-server.conf", Data: []byte(testimg.Config)}}
+	if _, err := testimg.WriteVMA(w, disks, cfg, 1); err != nil {
+		fmt.Fprintln(os.Stderr, "mkvma:", err)
+		os.Exit(1)
+	}
+	if err := w.Flush(); err != nil {
+		fmt.Fprintln(os.Stderr, "mkvma:", err)
+		os.Exit(1)
+	}
+}
