@@ -1,0 +1,277 @@
+package zstd
+
+import (
+	"math/rand/v2"
+	"sort"
+	"testing"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+)
+
+// refMap is the block structure of an undamaged stream, from our own
+// decoder run on it: where each block's input starts and which original
+// output it holds.
+type refMap struct {
+	blocks []blockRecord
+	end    []int64 // input end of each block (the next block's start)
+	byIn   map[int64]int
+}
+
+func newRefMap(t *testing.T, c, orig []byte) refMap {
+	d := decode(c, codec.Options{}, config{salvageOnly: true})
+	if d.err != nil || string(d.out) != string(orig) || len(d.spans) != 0 {
+		t.Fatalf("reference decode: err %v, equal %v, spans %d", d.err, string(d.out) == string(orig), len(d.spans))
+	}
+	m := refMap{blocks: d.blocks, byIn: map[int64]int{}}
+	for i, b := range d.blocks {
+		m.byIn[b.In] = i
+		e := int64(len(c))
+		if i+1 < len(d.blocks) {
+			e = d.blocks[i+1].In
+		}
+		m.end = append(m.end, e)
+	}
+	return m
+}
+
+// rng is a damaged input range [a, b).
+type rng struct{ a, b int64 }
+
+// verdict compares a salvage decode with the original.
+//
+// Alignment: output before our decoder's first block record is at its true
+// offset (the clean path stops exactly at the failing block). After that,
+// every block our decoder decoded is compared with the original block that
+// starts at the same input offset (damage here never moves input bytes), so
+// output that follows a Resync span is compared where it truly belongs.
+// Placeholder output lies in spans.
+type verdict struct {
+	wrong     int64 // bytes outside every span that differ from the original
+	recovered int64 // bytes outside every span equal to the original
+	denom     int64 // original bytes outside the physically destroyed blocks
+}
+
+func judge(orig []byte, ref refMap, d decoded, damaged []rng) verdict {
+	var v verdict
+	spans := d.spans
+	inSpan := func(off int64) bool {
+		i := sort.Search(len(spans), func(i int) bool { return spans[i].End() > off })
+		return i < len(spans) && spans[i].Off <= off
+	}
+	// Output of the destroyed blocks, in original offsets.
+	var destroyed []rng
+	v.denom = int64(len(orig))
+	for i, b := range ref.blocks {
+		for _, r := range damaged {
+			if r.a < ref.end[i] && b.In < r.b {
+				v.denom -= b.N
+				destroyed = append(destroyed, rng{b.Out, b.Out + b.N})
+				break
+			}
+		}
+	}
+	isDestroyed := func(p int64) bool {
+		for _, r := range destroyed {
+			if r.a <= p && p < r.b {
+				return true
+			}
+		}
+		return false
+	}
+	cmp := func(out, want int64, n int64, ok bool) {
+		for k := int64(0); k < n; k++ {
+			o := out + k
+			if o >= int64(len(d.out)) || inSpan(o) {
+				continue
+			}
+			if ok && want+k < int64(len(orig)) && d.out[o] == orig[want+k] {
+				if !isDestroyed(want + k) {
+					v.recovered++
+				}
+			} else {
+				v.wrong++
+			}
+		}
+	}
+	first := int64(len(d.out))
+	if len(d.blocks) > 0 {
+		first = d.blocks[0].Out
+	}
+	cmp(0, 0, first, true)
+	for _, b := range d.blocks {
+		if b.Placeholder {
+			continue
+		}
+		i, ok := ref.byIn[b.In]
+		ok = ok && ref.blocks[i].N == b.N
+		want := int64(0)
+		if ok {
+			want = ref.blocks[i].Out
+		}
+		cmp(b.Out, want, b.N, ok)
+	}
+	return v
+}
+
+// pickCompressed returns a reference block that is compressed with
+// entropy-coded literals, about frac of the way through the stream.
+func pickCompressed(t *testing.T, c []byte, ref refMap, frac float64) int {
+	start := int(float64(len(ref.blocks)) * frac)
+	for i := start; i < len(ref.blocks); i++ {
+		b := ref.blocks[i]
+		bh := parseBlockHeader(c[b.In:])
+		if bh.typ != blockCompressed || bh.clen < 20000 {
+			continue
+		}
+		if lh, err := parseLitHeader(c[b.In+3:]); err == nil && lh.typ == litCompressed {
+			return i
+		}
+	}
+	t.Fatal("no suitable compressed block")
+	return 0
+}
+
+func TestDamage(t *testing.T) {
+	orig := diskLike()
+	for _, variant := range []struct {
+		name string
+		args []string
+	}{{"default", nil}, {"single-thread", []string{"--single-thread"}}, {"T2", []string{"-T2"}}} {
+		c := zstdCLI(t, orig, variant.args...)
+		ref := newRefMap(t, c, orig)
+		// Damage inside the entropy-coded part of a compressed block.
+		inBlock := func(frac float64, off int) int64 {
+			b := ref.blocks[pickCompressed(t, c, ref, frac)]
+			return b.In + 3 + int64(parseBlockHeader(c[b.In:]).clen)/2 + int64(off)
+		}
+		flip := func(b []byte, at int64) rng { b[at] ^= 0x10; return rng{at, at + 1} }
+		// A byte in the sequences bitstream of a compressed block.
+		inSeqs := func(frac float64) int64 {
+			b := ref.blocks[pickCompressed(t, c, ref, frac)]
+			lh, _ := parseLitHeader(c[b.In+3:])
+			seqStart := int64(lh.hsize + lh.csize)
+			return b.In + 3 + (seqStart+int64(parseBlockHeader(c[b.In:]).clen))/2
+		}
+		zeroPage := func(b []byte, at int64) rng {
+			at &^= 4095
+			clear(b[at : at+4096])
+			return rng{at, at + 4096}
+		}
+		garbage := func(b []byte, at int64) rng {
+			r := rand.New(rand.NewPCG(uint64(at), 7))
+			for i := at; i < at+64<<10; i++ {
+				b[i] = byte(r.Uint32())
+			}
+			return rng{at, at + 64<<10}
+		}
+		for _, tc := range []struct {
+			name  string
+			cut   float64 // truncate at this fraction
+			apply func(b []byte) []rng
+		}{
+			{name: "bitflip", apply: func(b []byte) []rng { return []rng{flip(b, inSeqs(0.3))} }},
+			{name: "zeropage", apply: func(b []byte) []rng { return []rng{zeroPage(b, inBlock(0.45, 0))} }},
+			{name: "garbage64k", apply: func(b []byte) []rng { return []rng{garbage(b, inBlock(0.6, 0))} }},
+			{name: "blockheader", apply: func(b []byte) []rng {
+				h := ref.blocks[pickCompressed(t, c, ref, 0.5)].In
+				b[h] |= 6 // reserved block type
+				return []rng{{h, h + 3}}
+			}},
+			{name: "truncated", cut: 0.7},
+			{name: "three", apply: func(b []byte) []rng {
+				h := ref.blocks[pickCompressed(t, c, ref, 0.2)].In
+				b[h] |= 6
+				return []rng{{h, h + 3}, zeroPage(b, inBlock(0.5, 0)), garbage(b, inBlock(0.8, 0))}
+			}},
+		} {
+			t.Run(variant.name+"/"+tc.name, func(t *testing.T) {
+				b := append([]byte(nil), c...)
+				var dmg []rng
+				if tc.apply != nil {
+					dmg = tc.apply(b)
+				}
+				if tc.cut > 0 {
+					n := int64(float64(len(b)) * tc.cut)
+					b = b[:n]
+					dmg = []rng{{n, int64(len(c))}}
+				}
+				d := decode(b, codec.Options{}, config{})
+				if d.err != nil {
+					t.Fatalf("salvage read failed: %v", d.err)
+				}
+				v := judge(orig, ref, d, dmg)
+				frac := float64(v.recovered) / float64(v.denom)
+				t.Logf("out %d, spans %d, problems %d, checksum %s; wrong outside spans %d, recovered %.4f of %d",
+					len(d.out), len(d.spans), d.problems, d.sum, v.wrong, frac, v.denom)
+				silent := len(d.spans) == 0 && d.sum == codec.ChecksumMismatch
+				if v.wrong != 0 && !silent {
+					t.Errorf("%d wrong bytes outside the spans", v.wrong)
+				}
+				if silent && tc.name != "bitflip" {
+					t.Errorf("damage %s went undetected", tc.name)
+				}
+				// Everything before the first damaged block must come out
+				// intact (zstd itself loses up to 128 KiB more). After a
+				// Resync loss, whatever copies from before it is tainted,
+				// which bounds the recovery (see the package report).
+				floor := 0.6
+				if len(dmg) > 1 {
+					floor = 0.5
+				}
+				if tc.cut > 0 {
+					floor = 0.999
+				}
+				if frac < floor {
+					t.Errorf("recovered %.4f < %.3f of the bytes outside the destroyed blocks", frac, floor)
+				}
+				if d.problems == 0 {
+					t.Error("no problem reported")
+				}
+				if d.sum == codec.ChecksumOK {
+					t.Error("checksum ok on damaged input")
+				}
+				if tc.cut > 0 && d.sum != codec.ChecksumUnknown {
+					t.Errorf("truncated: checksum %s, want unknown", d.sum)
+				}
+				// Strict mode must fail with the right error.
+				s := decode(b, codec.Options{Strict: true}, config{})
+				if s.err == nil {
+					t.Error("strict decode did not fail")
+				}
+			})
+		}
+	}
+}
+
+// TestRandomFlips flips single random bits: each flip must be localised by
+// spans with no wrong byte outside them, or caught by the checksum alone.
+func TestRandomFlips(t *testing.T) {
+	orig := diskLike()
+	c := zstdCLI(t, orig)
+	ref := newRefMap(t, c, orig)
+	r := rand.New(rand.NewPCG(42, 43))
+	var localised, silent, harmless int
+	for trial := 0; trial < 50; trial++ {
+		b := append([]byte(nil), c...)
+		at := r.Int64N(int64(len(b)))
+		b[at] ^= 1 << r.IntN(8)
+		d := decode(b, codec.Options{}, config{})
+		if d.err != nil {
+			t.Fatalf("trial %d (byte %d): %v", trial, at, d.err)
+		}
+		v := judge(orig, ref, d, []rng{{at, at + 1}})
+		switch {
+		case v.wrong > 0 && d.sum != codec.ChecksumMismatch:
+			t.Errorf("trial %d (byte %d): %d wrong bytes outside spans and checksum %s", trial, at, v.wrong, d.sum)
+		case v.wrong > 0 && len(d.spans) > 0:
+			t.Errorf("trial %d (byte %d): spans found but %d wrong bytes outside them", trial, at, v.wrong)
+		case len(d.spans) > 0:
+			localised++
+		case d.sum == codec.ChecksumMismatch:
+			silent++
+		default:
+			harmless++
+		}
+	}
+	t.Logf("50 single-bit flips: %d localised by spans, %d silent (checksum mismatch only), %d harmless", localised, silent, harmless)
+}

@@ -1,0 +1,68 @@
+package zstd
+
+import (
+	"errors"
+	"io"
+)
+
+// input is the compressed stream with random access to a bounded region:
+// bytes from the last release point on stay buffered, so the decoder can
+// look ahead (chain scanning) and back (rebuilding state at the handover).
+type input struct {
+	src  io.Reader
+	buf  []byte // buf[0] is at stream offset off
+	off  int64
+	keep int64 // bytes before keep may be dropped
+	eof  bool
+	err  error // a read error other than io.EOF
+}
+
+const readChunk = 256 << 10
+
+// at returns up to n bytes at stream offset p (p >= the release point),
+// reading more as needed; fewer only at the end of the input.
+func (in *input) at(p int64, n int) []byte {
+	if p < in.off {
+		return nil
+	}
+	end := p + int64(n)
+	for in.off+int64(len(in.buf)) < end && !in.eof {
+		in.fill(end)
+	}
+	i := p - in.off
+	j := min(end-in.off, int64(len(in.buf)))
+	if i >= j {
+		return nil
+	}
+	return in.buf[i:j:j]
+}
+
+// fill reads at least once, making room for the bytes up to end.
+func (in *input) fill(end int64) {
+	if drop := in.keep - in.off; drop > 0 && drop >= int64(len(in.buf))/2 {
+		drop = min(drop, int64(len(in.buf)))
+		n := copy(in.buf, in.buf[drop:])
+		in.buf = in.buf[:n]
+		in.off += drop
+	}
+	need := int(end-in.off) + readChunk
+	if cap(in.buf) < need {
+		nb := make([]byte, len(in.buf), max(need, 2*cap(in.buf)))
+		copy(nb, in.buf)
+		in.buf = nb
+	}
+	n, err := in.src.Read(in.buf[len(in.buf):cap(in.buf)])
+	in.buf = in.buf[:len(in.buf)+n]
+	if err != nil {
+		in.eof = true
+		if !errors.Is(err, io.EOF) {
+			in.err = err
+		}
+	}
+}
+
+// release says that bytes before stream offset p are no longer needed.
+func (in *input) release(p int64) { in.keep = max(in.keep, p) }
+
+// atEnd reports whether the input ends at p.
+func (in *input) atEnd(p int64) bool { return len(in.at(p, 1)) == 0 }

@@ -1,0 +1,382 @@
+// Package zstd decodes zstd streams (RFC 8878) and salvages damaged ones.
+//
+// Clean input goes through github.com/klauspost/compress/zstd, fed one
+// frame at a time. At the first error our own decoder, written from RFC
+// 8878, takes over at the failing block and goes on past damage: every
+// output byte is clean or tainted (tracked as ranges), a match copies the
+// taint of its source, unknown repeat offsets and entropy tables are never
+// guessed, and lost blocks become Lost spans. Frames without a content
+// checksum are decoded by our decoder from the start, since nothing else
+// would verify them.
+package zstd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cespare/xxhash/v2"
+	kzstd "github.com/klauspost/compress/zstd"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/damage"
+)
+
+// Reader is a zstd decoder's output stream with its damage account. It
+// implements codec.Reader and io.Closer.
+type Reader struct {
+	strict bool
+	cfg    config
+	in     input
+	h      history
+	d      decoder
+	trial  decoder // scratch decoder for trial decoding during a scan
+
+	spans    []codec.Span
+	frozen   int // spans[:frozen] were handed out: they must not change
+	problems []damage.Problem
+
+	state     int
+	pos       int64 // input offset of the next structure (salvage path)
+	fh        frameHeader
+	frameIn   int64 // input offset of the current frame's magic
+	frameN    int64 // output bytes of the current frame, placeholders included
+	exact     bool  // the frame's output length is known (no Resync loss)
+	fhDamaged bool  // the frame header was damaged: its flags are unknown
+	hash      xxhash.Digest
+	nblocks   int64 // blocks decoded in the frame, and their input bytes
+	blkIn     int64
+
+	kd   *kzstd.Decoder
+	feed feeder
+
+	pending     int64 // Lost placeholder bytes still to write
+	afterResync bool  // no block was decoded since the last resync
+
+	sums [4]int // frames by checksum outcome: ok, mismatch, absent, unknown
+	done bool
+	err  error
+}
+
+// config holds options for tests and tools.
+type config struct {
+	salvageOnly bool              // never use the clean path
+	trace       func(blockRecord) // called for each block our decoder handles
+}
+
+// blockRecord describes one block handled by our decoder.
+type blockRecord struct {
+	In          int64 // input offset of the block header
+	Out         int64 // output offset of its output
+	N           int64 // output bytes
+	Placeholder bool  // the output is placeholder bytes of a lost block
+}
+
+const (
+	stFrame  = iota // expecting a frame (or the end) at pos
+	stClean         // klauspost is decoding the frame
+	stBlocks        // our decoder is decoding the frame's blocks at pos
+)
+
+const (
+	sumOK = iota
+	sumMismatch
+	sumAbsent
+	sumUnknown
+)
+
+// NewReader returns a codec.Reader decoding a zstd stream (one or more
+// frames, skippable frames skipped). By default it salvages; with
+// opt.Strict it fails at the first problem with an error wrapping
+// codec.ErrCorrupt or codec.ErrTruncated (checksum mismatch included).
+// The Reader also implements io.Closer; closing it is cheap.
+func NewReader(r io.Reader, opt codec.Options) (codec.Reader, error) {
+	return newReader(r, opt, config{}), nil
+}
+
+func newReader(r io.Reader, opt codec.Options, cfg config) *Reader {
+	z := &Reader{strict: opt.Strict, cfg: cfg}
+	z.in.src = r
+	z.d.h = &z.h
+	z.trial.h = &z.h
+	return z
+}
+
+// Read implements io.Reader.
+func (z *Reader) Read(p []byte) (int, error) {
+	for {
+		if z.h.r < z.h.w {
+			n := copy(p, z.h.buf[z.h.r:z.h.w])
+			z.h.r += n
+			return n, nil
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if z.pending > 0 {
+			z.writePending()
+			continue
+		}
+		if z.err != nil {
+			return 0, z.err
+		}
+		if err := z.step(); err != nil {
+			z.err = err
+			z.close()
+		}
+	}
+}
+
+// Spans implements codec.Reader.
+func (z *Reader) Spans() []codec.Span {
+	z.frozen = len(z.spans)
+	return z.spans[:len(z.spans):len(z.spans)]
+}
+
+// Problems implements codec.Reader.
+func (z *Reader) Problems() []damage.Problem {
+	return z.problems[:len(z.problems):len(z.problems)]
+}
+
+// Checksum implements codec.Reader.
+func (z *Reader) Checksum() codec.Checksum {
+	switch {
+	case !z.done || z.sums[sumUnknown] > 0 && z.sums[sumMismatch] == 0:
+		return codec.ChecksumUnknown
+	case z.sums[sumMismatch] > 0:
+		return codec.ChecksumMismatch
+	case z.sums[sumOK] > 0:
+		return codec.ChecksumOK
+	}
+	return codec.ChecksumAbsent
+}
+
+// Close releases the clean-path decoder. It implements io.Closer.
+func (z *Reader) Close() error {
+	z.close()
+	if z.err == nil {
+		z.err = errors.New("zstd: reader closed")
+	}
+	return nil
+}
+
+func (z *Reader) close() {
+	if z.kd != nil {
+		z.kd.Close()
+		z.kd = nil
+	}
+}
+
+// problem records a problem at input offset off. In strict mode it returns
+// the error to stop with.
+func (z *Reader) problem(off int64, kind error, msg string) error {
+	z.problems = append(z.problems, damage.Problem{Layer: "zstd", Offset: off, Message: msg})
+	if z.strict {
+		return fmt.Errorf("zstd: at input offset %d: %s: %w", off, msg, kind)
+	}
+	return nil
+}
+
+// addSpan appends a span, merging it into the last one when that one was
+// not handed out yet and they touch with the same state.
+func (z *Reader) addSpan(s codec.Span) {
+	if s.Len <= 0 && !s.Resync {
+		return
+	}
+	if n := len(z.spans); n > z.frozen && !s.Resync {
+		l := &z.spans[n-1]
+		if !l.Resync && l.State == s.State && l.End() == s.Off {
+			l.Len += s.Len
+			return
+		}
+	}
+	z.spans = append(z.spans, s)
+}
+
+// step produces more output or moves to the next structure.
+func (z *Reader) step() error {
+	switch z.state {
+	case stClean:
+		return z.stepClean()
+	case stBlocks:
+		return z.stepBlock()
+	}
+	return z.stepFrame()
+}
+
+// writePending writes placeholder bytes of a Resync loss.
+func (z *Reader) writePending() {
+	n := int(min(z.pending, 1<<20))
+	z.h.reserve(n)
+	clear(z.h.buf[z.h.w : z.h.w+n])
+	z.h.w += n
+	z.pending -= int64(n)
+}
+
+// stepFrame starts the frame (or skips the skippable frame) at pos.
+func (z *Reader) stepFrame() error {
+	b := z.in.at(z.pos, 18)
+	if len(b) == 0 {
+		if z.in.err != nil {
+			if err := z.problem(z.pos, codec.ErrTruncated, "read error: "+z.in.err.Error()); err != nil {
+				return err
+			}
+		}
+		z.done = true
+		return io.EOF
+	}
+	if len(b) < 4 {
+		return z.truncated(z.pos, "input ends inside a frame magic")
+	}
+	magic := le32(b)
+	if magic&skippableMask == skippableMagicLow {
+		if len(b) < 8 {
+			return z.truncated(z.pos, "input ends inside a skippable frame header")
+		}
+		size := int64(le32(b[4:]))
+		end := z.pos + 8 + size
+		if len(z.in.at(end-1, 1)) == 0 {
+			return z.truncated(z.pos, "input ends inside a skippable frame")
+		}
+		z.in.release(end)
+		z.pos = end
+		return nil
+	}
+	fh, err := parseFrameHeader(b)
+	switch {
+	case errors.Is(err, errWindowTooLarge) || errors.Is(err, errDictionary):
+		z.problem(z.pos, codec.ErrCorrupt, err.Error())
+		return err
+	case err == errShort:
+		return z.truncated(z.pos, "input ends inside a frame header")
+	case err != nil:
+		if err := z.problem(z.pos, codec.ErrCorrupt, err.Error()); err != nil {
+			return err
+		}
+		// A damaged frame header: look for blocks after it, assuming the
+		// largest common window.
+		z.startFrame(frameHeader{window: 8 << 20, blockMax: maxBlockSize, contentSize: -1, size: 4})
+		z.fhDamaged = true
+		return z.resync(z.pos + 4)
+	}
+	z.startFrame(fh)
+	if fh.checksum && !z.cfg.salvageOnly {
+		if z.kd == nil {
+			kd, err := newKlauspost()
+			if err != nil {
+				return err
+			}
+			z.kd = kd
+		}
+		z.feed.reset(&z.in, z.pos, fh)
+		if err := z.kd.Reset(&z.feed); err != nil {
+			return err
+		}
+		z.state = stClean
+		return nil
+	}
+	z.pos += int64(fh.size)
+	z.state = stBlocks
+	return nil
+}
+
+func (z *Reader) startFrame(fh frameHeader) {
+	z.fh = fh
+	z.frameIn = z.pos
+	z.frameN = 0
+	z.exact = true
+	z.fhDamaged = false
+	z.afterResync = false
+	z.nblocks, z.blkIn = 0, 0
+	z.hash.Reset()
+	z.h.setWindow(fh.window)
+	z.d.resetFrame(fh.blockMax)
+}
+
+// stepClean lets klauspost decode the next piece of the frame.
+func (z *Reader) stepClean() error {
+	const chunk = 1 << 20
+	z.h.reserve(chunk)
+	w0 := z.h.w
+	n, err := z.kd.Read(z.h.buf[w0 : w0+chunk])
+	z.h.w += n
+	z.frameN += int64(n)
+	z.hash.Write(z.h.buf[w0:z.h.w])
+	switch {
+	case err == nil:
+		return nil
+	case err == io.EOF && z.feed.next == itemEnd && z.feed.pos == z.feed.limit && !z.feed.bad:
+		z.pos = z.feed.pos
+		z.state = stFrame
+		z.in.release(z.pos)
+		if !z.fh.checksum {
+			z.sums[sumAbsent]++
+			return nil
+		}
+		if !z.feed.hasSum {
+			return z.truncated(z.pos, "input ends inside the frame checksum")
+		}
+		return z.checkSum(z.pos-4, z.feed.sum)
+	}
+	return z.handover()
+}
+
+// handover moves from klauspost to our decoder at the failing block:
+// it rebuilds the carried state from the retained blocks before it.
+func (z *Reader) handover() error {
+	at := z.feed.lastBlock()
+	if at < 0 {
+		z.pos = z.frameIn + int64(z.fh.size)
+	} else {
+		z.pos = at
+		prev, fromStart := z.feed.retained()
+		if !fromStart {
+			z.d.forget()
+		}
+		for _, p := range prev {
+			b := z.in.at(p, 3)
+			if len(b) < 3 {
+				z.d.forget()
+				continue
+			}
+			bh := parseBlockHeader(b)
+			if bh.typ != blockCompressed {
+				continue
+			}
+			c := z.in.at(p+3, bh.clen)
+			if len(c) < bh.clen {
+				z.d.forget()
+				continue
+			}
+			z.d.decodeCompressed(c, modeState)
+		}
+		z.nblocks = int64(z.feed.nblk - 1)
+		z.blkIn = at - z.frameIn
+	}
+	z.state = stBlocks
+	return nil
+}
+
+// checkSum compares a frame's checksum field with the output's hash.
+func (z *Reader) checkSum(off int64, want uint32) error {
+	if !z.exact {
+		z.sums[sumUnknown]++
+		return nil
+	}
+	if uint32(z.hash.Sum64()) == want {
+		z.sums[sumOK]++
+		return nil
+	}
+	z.sums[sumMismatch]++
+	return z.problem(off, codec.ErrCorrupt, "content checksum mismatch")
+}
+
+// truncated ends the stream: the input stops at off.
+func (z *Reader) truncated(off int64, msg string) error {
+	z.sums[sumUnknown]++
+	if err := z.problem(off, codec.ErrTruncated, "truncated: "+msg); err != nil {
+		return err
+	}
+	z.done = true
+	return io.EOF
+}

@@ -1,0 +1,373 @@
+package zstd
+
+import (
+	"fmt"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/damage"
+)
+
+// chainLen is how many consecutive plausible block headers a resync
+// candidate needs (fewer when the frame or the input ends first).
+const chainLen = 4
+
+// zeroRunMin is the shortest run of 0x00 or 0xFF bytes taken as media
+// damage inside entropy-coded data.
+const zeroRunMin = 512
+
+// plausible reports whether a block header can be right where a block is
+// expected: a valid type and size, and not three zero bytes that are not a
+// frame's last block (an empty raw block, which encoders do not write but
+// zeroed media does).
+func plausible(bh blockHeader, blockMax int) bool {
+	if bh.check(blockMax) != "" {
+		return false
+	}
+	switch bh.typ {
+	case blockRaw:
+		return bh.size > 0 || bh.last
+	case blockRLE:
+		return bh.size > 0
+	}
+	return bh.size >= 2 // a literals and a sequences section header
+}
+
+// stepBlock decodes the block at pos with our decoder.
+func (z *Reader) stepBlock() error {
+	hb := z.in.at(z.pos, 3)
+	if len(hb) < 3 {
+		return z.truncated(z.pos, "input ends inside a block header")
+	}
+	bh := parseBlockHeader(hb)
+	ok := plausible(bh, z.fh.blockMax)
+	if z.strict {
+		ok = bh.check(z.fh.blockMax) == "" // RFC 8878 allows empty raw blocks
+	}
+	if !ok {
+		msg := bh.check(z.fh.blockMax)
+		if msg == "" {
+			msg = "empty raw block"
+		}
+		if err := z.problem(z.pos, codec.ErrCorrupt, "bad block header: "+msg); err != nil {
+			return err
+		}
+		return z.resync(z.pos)
+	}
+	content := z.in.at(z.pos+3, bh.clen)
+	if len(content) < bh.clen {
+		return z.truncated(z.pos, "input ends inside a block")
+	}
+	if !z.strict && z.chainBroken(z.pos, bh) {
+		// The header looks valid but the next one does not: the size (or
+		// the header) is damaged.
+		z.problem(z.pos, codec.ErrCorrupt, "block header does not lead to a valid block")
+		return z.resync(z.pos)
+	}
+	z.h.reserve(z.fh.blockMax)
+	start := z.h.pos()
+	w0 := z.h.w
+	rec := blockRecord{In: z.pos, Out: start}
+	switch bh.typ {
+	case blockRaw:
+		copy(z.h.buf[w0:], content)
+		z.h.w += len(content)
+	case blockRLE:
+		b := z.h.buf[w0 : w0+bh.size]
+		for i := range b {
+			b[i] = content[0]
+		}
+		z.h.w += bh.size
+	case blockCompressed:
+		res := z.d.decodeCompressed(content, modeFull)
+		if res.err == nil && !res.lost && !res.tainted {
+			if n := zeroRun(entropyPart(content)); n > 0 {
+				res.err = fmt.Errorf("run of %d zero or 0xFF bytes in entropy-coded data", n)
+				res.tainted = true
+				z.d.forget()
+			}
+		}
+		if res.err != nil {
+			if err := z.problem(z.pos, codec.ErrCorrupt, res.err.Error()); err != nil {
+				return err
+			}
+		} else if z.strict && (res.lost || res.tainted) {
+			return z.problem(z.pos, codec.ErrCorrupt, "block needs decoder state that could not be rebuilt")
+		}
+		if res.lost {
+			// The output length is unknown: a Resync loss of one block.
+			z.h.truncateTaints(start)
+			z.h.w = w0
+			rec.N = int64(z.fh.blockMax)
+			rec.Placeholder = true
+			z.lose(int64(z.fh.blockMax), int64(z.fh.blockMax))
+			z.endBlock(bh, rec)
+			return nil
+		}
+		if res.tainted {
+			z.h.truncateTaints(start)
+			z.h.addTaint(start, z.h.pos(), damage.Tainted)
+		}
+	}
+	rec.N = z.h.pos() - start
+	z.afterResync = false
+	z.emitSpans(start, z.h.pos())
+	z.frameN += rec.N
+	z.hash.Write(z.h.buf[w0:z.h.w])
+	z.endBlock(bh, rec)
+	return nil
+}
+
+// endBlock moves past a block and, after the last one, checks the frame.
+func (z *Reader) endBlock(bh blockHeader, rec blockRecord) {
+	if z.cfg.trace != nil {
+		z.cfg.trace(rec)
+	}
+	z.nblocks++
+	z.blkIn += int64(3 + bh.clen)
+	z.pos += int64(3 + bh.clen)
+	z.in.release(z.pos - retainBlocks*int64(z.fh.blockMax))
+	if !bh.last {
+		return
+	}
+	z.state = stFrame
+	if z.exact && z.fh.contentSize >= 0 && z.frameN != z.fh.contentSize {
+		if err := z.problem(z.pos, codec.ErrCorrupt, fmt.Sprintf("frame content size %d, decoded %d", z.fh.contentSize, z.frameN)); err != nil {
+			z.err = err
+			return
+		}
+	}
+	if z.fhDamaged {
+		z.sums[sumUnknown]++
+		return
+	}
+	if !z.fh.checksum {
+		z.sums[sumAbsent]++
+		return
+	}
+	b := z.in.at(z.pos, 4)
+	if len(b) < 4 {
+		if err := z.truncated(z.pos, "input ends inside the frame checksum"); err != nil {
+			z.err = err
+		}
+		return
+	}
+	z.pos += 4
+	if err := z.checkSum(z.pos-4, le32(b)); err != nil {
+		z.err = err
+	}
+}
+
+// lose emits a Resync loss of n placeholder bytes (at most maxLen really
+// lost) at the current output position: what follows is no longer at a
+// known distance from what precedes.
+func (z *Reader) lose(n, maxLen int64) {
+	p := z.h.pos() + z.pending
+	z.h.addTaint(p, p+n, damage.Lost)
+	z.h.floor = p + n
+	z.addSpan(codec.Span{Off: p, Len: n, State: damage.Lost, Resync: true, MaxLen: maxLen})
+	z.pending += n
+	z.frameN += n
+	z.exact = false
+	z.d.reps = [3]uint32{}
+}
+
+// emitSpans turns the taints of [start, end) into spans and reports
+// whether there were any. A block with many small taints becomes one span.
+func (z *Reader) emitSpans(start, end int64) bool {
+	ts := z.h.taints
+	i := len(ts)
+	for i > 0 && ts[i-1].end > start {
+		i--
+	}
+	ts = ts[i:]
+	if len(ts) == 0 {
+		return false
+	}
+	// Taints closer than mergeGap become one span: thousands of tiny spans
+	// help nobody.
+	const mergeGap = 64
+	a, b, st := max(ts[0].start, start), min(ts[0].end, end), ts[0].state
+	for _, t := range ts[1:] {
+		if t.start-b < mergeGap {
+			b, st = min(t.end, end), max(st, t.state)
+			continue
+		}
+		z.addSpan(codec.Span{Off: a, Len: b - a, State: st})
+		a, b, st = t.start, min(t.end, end), t.state
+	}
+	z.addSpan(codec.Span{Off: a, Len: b - a, State: st})
+	return true
+}
+
+// chainBroken reports whether the header after the block at p (header bh)
+// is implausible. The end of the input is not a broken chain.
+func (z *Reader) chainBroken(p int64, bh blockHeader) bool {
+	next := p + 3 + int64(bh.clen)
+	if bh.last {
+		return false
+	}
+	b := z.in.at(next, 3)
+	if len(b) < 3 {
+		return false
+	}
+	return !plausible(parseBlockHeader(b), z.fh.blockMax)
+}
+
+// resync skips damaged input from off: it scans for the next place where a
+// plausible chain of block headers (or a new frame) starts and survives
+// trial decoding, and emits a Resync loss for what the skipped input held.
+func (z *Reader) resync(off int64) error {
+	if z.strict {
+		return fmt.Errorf("zstd: cannot resynchronise in strict mode: %w", codec.ErrCorrupt)
+	}
+	c, newFrame := z.scan(off + 1)
+	skipped := c - off
+	maxLen := (skipped/4 + 1) * int64(z.fh.blockMax)
+	avg := int64(32 << 10)
+	if z.nblocks > 0 {
+		avg = max(z.blkIn/z.nblocks, 64)
+	}
+	est := min(max(1, (skipped+avg/2)/avg)*int64(z.fh.blockMax), maxLen)
+	if z.afterResync {
+		// No block decoded since the last resync: the previous candidate
+		// was false, and its estimate already stands for this loss.
+		est = 0
+	}
+	z.afterResync = true
+	if z.cfg.trace != nil {
+		z.cfg.trace(blockRecord{In: off, Out: z.h.pos() + z.pending, N: est, Placeholder: true})
+	}
+	z.lose(est, maxLen)
+	z.d.forget()
+	z.pos = c
+	z.in.release(c - retainBlocks*int64(z.fh.blockMax))
+	if z.in.atEnd(c) {
+		return z.truncated(off, "no valid block found after damage up to the end of the input")
+	}
+	if newFrame {
+		z.sums[sumUnknown]++
+		z.state = stFrame
+	}
+	return nil
+}
+
+// scan returns the first offset at or after from where a block chain or a
+// frame starts, and whether it is a frame; the input's end if none.
+func (z *Reader) scan(from int64) (int64, bool) {
+	const win = 64 << 10
+	for c := from; ; {
+		b := z.in.at(c, win+3)
+		if len(b) < 3 {
+			return c + int64(len(b)), false
+		}
+		for i := 0; i+3 <= len(b) && i < win; i++ {
+			p := c + int64(i)
+			if i+4 <= len(b) && le32(b[i:]) == frameMagic {
+				if fb := z.in.at(p, 18); len(fb) >= 5 {
+					if fh, err := parseFrameHeader(fb); err == nil && z.chainOK(p+int64(fh.size), fh.blockMax) {
+						return p, true
+					}
+				}
+			}
+			bh := parseBlockHeader(b[i:])
+			if !plausible(bh, z.fh.blockMax) {
+				continue
+			}
+			if z.chainOK(p, z.fh.blockMax) {
+				return p, false
+			}
+		}
+		z.in.release(c + win - 64)
+		c += win
+	}
+}
+
+// chainOK reports whether p starts a chain of plausible block headers whose
+// compressed blocks pass trial decoding (from unknown state: what needs
+// lost tables cannot be checked and is accepted). A chain may be shorter
+// than chainLen only if it ends with a frame's last block followed by the
+// checksum and the end of the input or another frame.
+func (z *Reader) chainOK(p int64, blockMax int) bool {
+	z.trial.resetFrame(blockMax)
+	z.trial.forget()
+	for k := 0; k < chainLen; k++ {
+		hb := z.in.at(p, 3)
+		if len(hb) < 3 {
+			return k > 0 && len(hb) == 0
+		}
+		bh := parseBlockHeader(hb)
+		if !plausible(bh, blockMax) {
+			return false
+		}
+		if bh.typ == blockCompressed {
+			c := z.in.at(p+3, bh.clen)
+			if len(c) < bh.clen {
+				return k > 0
+			}
+			if !litSane(c, bh.clen, blockMax) {
+				return false
+			}
+			if res := z.trial.decodeCompressed(c, modeCheck); res.err != nil {
+				return false
+			}
+		}
+		p += 3 + int64(bh.clen)
+		if bh.last {
+			if z.fh.checksum {
+				p += 4
+			}
+			m := z.in.at(p, 4)
+			return len(m) == 0 || len(m) == 4 && (le32(m) == frameMagic || le32(m)&skippableMask == skippableMagicLow)
+		}
+	}
+	return true
+}
+
+// litSane checks a compressed block's literals section header.
+func litSane(c []byte, clen, blockMax int) bool {
+	lh, err := parseLitHeader(c)
+	if err != nil || lh.regen > blockMax || lh.hsize+lh.csize >= clen {
+		return false
+	}
+	if lh.typ >= litCompressed && (lh.csize == 0 || lh.csize > lh.regen) {
+		return false
+	}
+	return true
+}
+
+// entropyPart returns the part of a compressed block's content that is
+// entropy-coded (everything but raw or RLE literals).
+func entropyPart(c []byte) []byte {
+	lh, err := parseLitHeader(c)
+	if err != nil || lh.hsize+lh.csize > len(c) {
+		return c
+	}
+	if lh.typ <= litRLE {
+		return c[lh.hsize+lh.csize:]
+	}
+	return c
+}
+
+// zeroRun returns the length of the first run of at least zeroRunMin bytes
+// that are all 0x00 or all 0xFF, or 0.
+func zeroRun(b []byte) int {
+	const step = zeroRunMin / 2
+	for i := step - 1; i < len(b); i += step {
+		v := b[i]
+		if v != 0 && v != 0xFF {
+			continue
+		}
+		lo, hi := i, i
+		for lo > 0 && b[lo-1] == v {
+			lo--
+		}
+		for hi+1 < len(b) && b[hi+1] == v {
+			hi++
+		}
+		if hi-lo+1 >= zeroRunMin {
+			return hi - lo + 1
+		}
+		i = hi
+	}
+	return 0
+}
