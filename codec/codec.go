@@ -67,12 +67,20 @@ const (
 // output after the span is no longer at its true stream offset, so readers
 // of the output must find their place again (the VMA scanner looks for the
 // next extent header).
+//
+// A Tainted span with Cond set holds bytes that are right if, and only if,
+// every Resync span before it has its true length: they were decoded from
+// matches whose source lies before such a span, at the distance the
+// decoder assumed. A reader that can confirm those lengths (the VMA scanner
+// does, from its extent arithmetic, and then tells the decoder through
+// Resizer) may trust them; anyone else must treat them as tainted.
 type Span struct {
 	Off    int64
 	Len    int64
 	State  damage.State
 	Resync bool
 	MaxLen int64
+	Cond   bool
 }
 
 // End returns the output offset just past the span.
@@ -80,9 +88,10 @@ func (s Span) End() int64 { return s.Off + s.Len }
 
 // Reader is a decompressor's output stream.
 //
-// Spans and Problems are append-only: a span, once returned, never changes,
-// and every span that starts before the number of bytes returned by Read so
-// far has already been appended. Spans are ordered by Off and do not overlap.
+// Spans and Problems are append-only (except across a Resize): a span, once
+// returned, never changes, and every span that starts before the number of
+// bytes returned by Read so far has already been appended. Spans are
+// ordered by Off and do not overlap.
 type Reader interface {
 	io.Reader
 	// Spans returns the damage found so far, in output offsets.
@@ -93,6 +102,27 @@ type Reader interface {
 	// once Read has returned io.EOF.
 	Checksum() Checksum
 }
+
+// Resizer is implemented by decoders that can decode again after a Resync
+// span once its true length is known.
+type Resizer interface {
+	// Resize sets the true length of the Resync span that starts at output
+	// offset off (trueLen ≤ its MaxLen when that is bounded). The decoder
+	// rewinds its output to off: the next Read returns the span's
+	// placeholder bytes (trueLen of them) and then the output after it,
+	// decoded again at the right distances. Spans that start at or after
+	// off are dropped from Spans and reported anew: the span itself as a
+	// Lost span of trueLen with Resync false, and bytes that still depend on
+	// the resized length (matches reaching back across it) as Cond spans —
+	// they are right if the length given was. Only the most recent Resync
+	// span can be resized, and only while the decoder still holds what it
+	// needs (it returns ErrCannotResize otherwise, changing nothing).
+	Resize(off, trueLen int64) error
+}
+
+// ErrCannotResize is returned by Resize when the decoder can no longer
+// decode the span's surroundings again.
+var ErrCannotResize = errors.New("cannot resize this span")
 
 // Options control a decoder.
 type Options struct {

@@ -12,8 +12,8 @@ declare -A pkg=(
   [mke2fs]=e2fsprogs [debugfs]=e2fsprogs [mkfs.xfs]=xfsprogs [mkfs.btrfs]=btrfs-progs
   [mkfs.vfat]=dosfstools [mcopy]=mtools [mkntfs]=ntfs-3g [sgdisk]=gdisk [sfdisk]=fdisk
   [zstd]=zstd [gzip]=gzip [pigz]=pigz [lzop]=lzop [tsk_recover]=sleuthkit [fls]=sleuthkit
-  [qemu-img]=qemu-utils [pvcreate]=lvm2 [python3]=python3 [blkid]=util-linux [mkswap]=util-linux
-  [cryptsetup]=cryptsetup-bin [bc]=bc
+  [qemu-img]=qemu-utils [qemu-io]=qemu-utils [pvcreate]=lvm2 [python3]=python3 [blkid]=util-linux
+  [mkswap]=util-linux [losetup]=mount [cryptsetup]=cryptsetup-bin [mkfs.exfat]=exfatprogs [bc]=bc
 )
 missing=()
 for tool in "${!pkg[@]}"; do

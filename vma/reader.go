@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"sort"
 
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
@@ -69,6 +70,9 @@ type Result struct {
 	// been hidden in the loss).
 	TailsPlaced  int
 	TailsTrusted bool
+	// Resized counts losses of unknown length whose true length the
+	// extent arithmetic gave back to the codec, which then decoded again.
+	Resized int
 	// Headerless is set when the main header was unusable and devices were
 	// learned from the extents (named "dev<ID>", sizes from the highest
 	// cluster seen).
@@ -104,13 +108,17 @@ type Reader struct {
 	pos       int64 // next stream offset to parse
 	aligned   bool  // pos is at a known extent boundary (false: scan for one)
 	scanStep  int64 // when scanning: 512 if stream offsets are exact, 1 after a loss of unknown length
-	spanIdx   int
 	keepFrom  int64
 	scratch   []byte
 	pending   []pendingCluster
 	pendingAt int
 	ext       extentPlace
 	cl        Cluster
+
+	// confirmed holds the offsets of losses of unknown length whose true
+	// length the extent arithmetic confirmed (or that were resized).
+	confirmed   map[int64]bool
+	resizeTried map[int64]bool
 
 	devs   [MaxDevices]*devState
 	budget int
@@ -162,7 +170,7 @@ func NewReader(r io.Reader, opt Options) (*Reader, error) {
 	if opt.MaxProblems <= 0 {
 		opt.MaxProblems = 1000
 	}
-	vr := &Reader{src: r, opt: opt, aligned: true}
+	vr := &Reader{src: r, opt: opt, aligned: true, confirmed: map[int64]bool{}, resizeTried: map[int64]bool{}}
 	if cr, ok := r.(codec.Reader); ok {
 		vr.cr = cr
 	}
@@ -241,38 +249,36 @@ func (r *Reader) spans() []codec.Span {
 	return r.cr.Spans()
 }
 
-// advanceSpans skips spans that end at or before off.
-func (r *Reader) advanceSpans(off int64) {
-	sp := r.spans()
-	for r.spanIdx < len(sp) && sp[r.spanIdx].End() <= off && !(sp[r.spanIdx].Resync && sp[r.spanIdx].Off >= off) {
-		r.spanIdx++
-	}
+// firstSpan returns the index of the first span that ends after off
+// (spans are sorted and disjoint, so their ends are sorted too).
+func firstSpan(sp []codec.Span, off int64) int {
+	return sort.Search(len(sp), func(i int) bool { return sp[i].End() > off })
 }
 
 // resyncIn returns the first Resync span that starts within [lo, hi).
 func (r *Reader) resyncIn(lo, hi int64) (codec.Span, bool) {
 	sp := r.spans()
-	for i := r.spanIdx; i < len(sp) && sp[i].Off < hi; i++ {
-		if sp[i].Resync && sp[i].Off >= lo {
-			return sp[i], true
-		}
-		if sp[i].Resync && sp[i].End() > lo {
+	for i := firstSpan(sp, lo); i < len(sp) && sp[i].Off < hi; i++ {
+		if sp[i].Resync {
 			return sp[i], true
 		}
 	}
 	return codec.Span{}, false
 }
 
-// worst returns the worst span state within [lo, hi).
-func (r *Reader) worst(lo, hi int64) damage.State {
+// worst returns the worst span state within [lo, hi), and whether Cond
+// bytes (right if every earlier loss of unknown length was sized right)
+// lie there. Cond spans do not count in the state.
+func (r *Reader) worst(lo, hi int64) (st damage.State, cond bool) {
 	sp := r.spans()
-	st := damage.OK
-	for i := r.spanIdx; i < len(sp) && sp[i].Off < hi; i++ {
-		if sp[i].End() > lo && sp[i].State > st {
+	for i := firstSpan(sp, lo); i < len(sp) && sp[i].Off < hi; i++ {
+		if sp[i].Cond && sp[i].State == damage.Tainted {
+			cond = true
+		} else if sp[i].State > st {
 			st = sp[i].State
 		}
 	}
-	return st
+	return st, cond
 }
 
 // ---- header ----
@@ -281,7 +287,8 @@ func (r *Reader) readHeader() error {
 	r.fill(HeaderFixedSize)
 	fixed := r.at(0, HeaderFixedSize)
 	hs, err := HeaderSize(fixed)
-	damaged := r.worst(0, HeaderFixedSize) != damage.OK
+	hst, _ := r.worst(0, HeaderFixedSize)
+	damaged := hst != damage.OK
 	if err != nil {
 		if !r.opt.Salvage || !damaged {
 			if r.readErr != nil {
@@ -384,7 +391,6 @@ func (r *Reader) fatal(off int64, err error) error {
 // step reads the next extent (or scans for one) and queues its clusters.
 func (r *Reader) step() error {
 	r.keepFrom = r.pos
-	r.advanceSpans(r.pos)
 	if !r.aligned {
 		if !r.scan() {
 			return r.finish()
@@ -504,7 +510,14 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 		if i := r.findIn(win, 1); i >= 0 {
 			q := from + int64(i)
 			next = q
-			if t, ok := r.tailFits(sp, dataStart, size, q, place.kPre, nb); ok {
+			if t, implied, single, ok := r.tailFits(sp, dataStart, size, q, place.kPre, nb); ok {
+				if single && implied == sp.Len {
+					r.confirmed[sp.Off] = true
+				} else if single && r.resize(sp, implied) {
+					// decoded again at the right distances: read the extent again
+					r.res.Extents--
+					return nil
+				}
 				place.kTail = nb - t
 				place.tailEnd = q
 				r.res.TailsPlaced++
@@ -537,25 +550,45 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 // starts at dataStart: they must fit in the blocks after the ones read
 // before the loss, and the length the loss must then have had must be one
 // the codec says is possible. It returns the number of tail blocks.
-func (r *Reader) tailFits(first codec.Span, dataStart, size, q int64, kPre, nb int) (int, bool) {
+func (r *Reader) tailFits(first codec.Span, dataStart, size, q int64, kPre, nb int) (t int, implied int64, single, ok bool) {
 	lastEnd, maxSum, sumLen := r.resyncsIn(first.Off, q)
+	single = lastEnd == first.End()
 	tailLen := q - lastEnd
-	t := int(tailLen / BlockSize)
+	t = int(tailLen / BlockSize)
 	if tailLen < 0 || nb-t < kPre {
-		return 0, false
+		return 0, 0, false, false
 	}
 	// bytes the stream must really have had between the loss and the tail
-	implied := size - (first.Off - dataStart) - tailLen
+	implied = size - (first.Off - dataStart) - tailLen
 	if implied < 0 {
-		return 0, false
+		return 0, 0, false, false
 	}
 	if maxSum >= 0 {
 		between := (lastEnd - first.Off) - sumLen // decoded bytes between several losses
 		if implied > maxSum+between {
-			return 0, false
+			return 0, 0, false, false
 		}
 	}
-	return t, true
+	return t, implied, single, true
+}
+
+// resize asks the codec to decode again after the loss sp with its true
+// length, once per loss. On success the buffered stream from the loss on is
+// dropped (the codec delivers it again) and the loss counts as confirmed.
+func (r *Reader) resize(sp codec.Span, trueLen int64) bool {
+	rz, ok := r.src.(codec.Resizer)
+	if !ok || r.resizeTried[sp.Off] {
+		return false
+	}
+	r.resizeTried[sp.Off] = true
+	if rz.Resize(sp.Off, trueLen) != nil {
+		return false
+	}
+	r.confirmed[sp.Off] = true
+	r.res.Resized++
+	r.buf = r.buf[:sp.Off-r.bufOff]
+	r.eof, r.readErr = false, nil
+	return true
 }
 
 // resyncsIn returns, for the Resync spans in [lo, hi): the end of the last,
@@ -563,7 +596,7 @@ func (r *Reader) tailFits(first codec.Span, dataStart, size, q int64, kPre, nb i
 func (r *Reader) resyncsIn(lo, hi int64) (lastEnd, maxSum, sumLen int64) {
 	sp := r.spans()
 	lastEnd = lo
-	for i := r.spanIdx; i < len(sp) && sp[i].Off < hi; i++ {
+	for i := firstSpan(sp, lo); i < len(sp) && sp[i].Off < hi; i++ {
 		if !sp[i].Resync || sp[i].End() <= lo {
 			continue
 		}
@@ -642,7 +675,7 @@ func (r *Reader) clusterState(bi BlockInfo, k0 int) cstate {
 	if n == 0 {
 		return cZero
 	}
-	lost, bad, tail := 0, 0, false
+	lost, bad, provisional := 0, 0, false
 	for k := k0; k < k0+n; k++ {
 		p, ok := r.ext.blockPos(k)
 		if !ok {
@@ -650,13 +683,18 @@ func (r *Reader) clusterState(bi BlockInfo, k0 int) cstate {
 			continue
 		}
 		if k >= r.ext.kTail {
-			tail = true
+			provisional = true
 		}
-		switch r.worst(p, p+BlockSize) {
-		case damage.Lost:
+		st, cond := r.worst(p, p+BlockSize)
+		switch {
+		case st == damage.Lost:
 			lost++
-		case damage.Tainted:
+		case st == damage.Tainted:
 			bad++
+		case cond && !r.condTrusted(p):
+			bad++
+		case cond:
+			provisional = true
 		}
 	}
 	switch {
@@ -664,10 +702,27 @@ func (r *Reader) clusterState(bi BlockInfo, k0 int) cstate {
 		return cLost
 	case lost+bad > 0:
 		return cTainted
-	case tail:
+	case provisional:
 		return cProvisional
 	}
 	return cOK
+}
+
+// condTrusted reports whether Cond bytes at stream offset p can be trusted
+// provisionally: every loss of unknown length before p was sized from the
+// extent arithmetic (confirmed or resized). The trust becomes final at the
+// end, like that of placed tails.
+func (r *Reader) condTrusted(p int64) bool {
+	sp := r.spans()
+	for i := range sp {
+		if sp[i].Off >= p {
+			break
+		}
+		if sp[i].Resync && !r.confirmed[sp[i].Off] {
+			return false
+		}
+	}
+	return true
 }
 
 // deliver assembles a queued cluster.
@@ -711,7 +766,11 @@ func (r *Reader) markBad(c *Cluster, k0 int) {
 			continue
 		}
 		pos, ok := r.ext.blockPos(k)
-		if !ok || r.worst(pos, pos+BlockSize) != damage.OK {
+		if ok {
+			st, cond := r.worst(pos, pos+BlockSize)
+			ok = st == damage.OK && (!cond || r.condTrusted(pos))
+		}
+		if !ok {
 			c.Bad |= 1 << j
 		}
 		k++

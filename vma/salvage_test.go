@@ -18,6 +18,12 @@ type fakeCodec struct {
 	spans []codec.Span
 	pos   int
 	rng   *rand.Rand
+	// to play Resize: the clean stream, the ops, and the lengths decided
+	orig     []byte
+	ops      []dmgOp
+	resizes  map[int]int   // op index -> 1 + the length a Resize set
+	resyncAt map[int64]int // output offset of a Resync span -> op index
+	resized  int
 }
 
 func (f *fakeCodec) Read(p []byte) (int, error) {
@@ -42,13 +48,33 @@ type dmgOp struct {
 	lo, hi int
 	est    int   // resync: placeholder length
 	max    int64 // resync: MaxLen
+	cond   int   // resync: bytes after the loss that depend on its length (Cond)
 }
 
-// damageStream applies ops (sorted, disjoint) to a clean stream.
-func damageStream(orig []byte, ops []dmgOp, rng *rand.Rand) *fakeCodec {
-	f := &fakeCodec{rng: rng}
+// Resize plays a decoder that decodes again once told a loss's length: the
+// Cond bytes after it are right only if the length given is the true one.
+func (f *fakeCodec) Resize(off, n int64) error {
+	i, ok := f.resyncAt[off]
+	if !ok || n < 0 || (f.ops[i].max >= 0 && n > f.ops[i].max) {
+		return codec.ErrCannotResize
+	}
+	f.resizes[i] = int(n) + 1
+	g := damageStream(f.orig, f.ops, f.rng, f.resizes)
+	f.out, f.spans, f.resyncAt = g.out, g.spans, g.resyncAt
+	f.pos = int(off)
+	f.resized++
+	return nil
+}
+
+// damageStream applies ops (sorted, disjoint) to a clean stream. resizes
+// gives, per resync op, 1 + the length a Resize set (0: not resized).
+func damageStream(orig []byte, ops []dmgOp, rng *rand.Rand, resizes map[int]int) *fakeCodec {
+	if resizes == nil {
+		resizes = map[int]int{}
+	}
+	f := &fakeCodec{rng: rng, orig: orig, ops: ops, resizes: resizes, resyncAt: map[int64]int{}}
 	pos := 0
-	for _, op := range ops {
+	for i, op := range ops {
 		f.out = append(f.out, orig[pos:op.lo]...)
 		o := int64(len(f.out))
 		switch op.kind {
@@ -61,8 +87,33 @@ func damageStream(orig []byte, ops []dmgOp, rng *rand.Rand) *fakeCodec {
 			f.out = append(f.out, make([]byte, op.hi-op.lo)...)
 			f.spans = append(f.spans, codec.Span{Off: o, Len: int64(op.hi - op.lo), State: damage.Lost})
 		case 'r':
-			f.out = append(f.out, make([]byte, op.est)...)
-			f.spans = append(f.spans, codec.Span{Off: o, Len: int64(op.est), State: damage.Lost, Resync: true, MaxLen: op.max})
+			n, resync := op.est, true
+			if resizes[i] != 0 {
+				n, resync = resizes[i]-1, false
+			}
+			f.out = append(f.out, make([]byte, n)...)
+			f.spans = append(f.spans, codec.Span{Off: o, Len: int64(n), State: damage.Lost, Resync: resync, MaxLen: op.max})
+			if resync {
+				f.resyncAt[o] = i
+			}
+			// bytes after the loss decoded at the assumed distance
+			c := min(op.cond, len(orig)-op.hi)
+			if next := nextLo(ops, i); next >= 0 {
+				c = min(c, next-op.hi)
+			}
+			if c > 0 {
+				right := n == op.hi-op.lo
+				co := int64(len(f.out))
+				for _, b := range orig[op.hi : op.hi+c] {
+					if !right {
+						b ^= 0x5a
+					}
+					f.out = append(f.out, b)
+				}
+				f.spans = append(f.spans, codec.Span{Off: co, Len: int64(c), State: damage.Tainted, Cond: true})
+				pos = op.hi + c
+				continue
+			}
 		case 'x':
 			return f
 		}
@@ -70,6 +121,14 @@ func damageStream(orig []byte, ops []dmgOp, rng *rand.Rand) *fakeCodec {
 	}
 	f.out = append(f.out, orig[pos:]...)
 	return f
+}
+
+// nextLo returns where the op after i starts, or -1.
+func nextLo(ops []dmgOp, i int) int {
+	if i+1 < len(ops) {
+		return ops[i+1].lo
+	}
+	return -1
 }
 
 // salvageAndCheck reads a damaged stream and checks the golden rule: every
@@ -155,6 +214,9 @@ func TestSalvageCases(t *testing.T) {
 		{"resync hides extent", []dmgOp{{kind: 'r', lo: ext[4] - 100000, hi: ext[6] + 100000, est: 131072, max: -1}}, 0.5, false, true},
 		{"truncated mid extent", []dmgOp{{kind: 'x', lo: mid + 1234567}}, 0.3, false, true},
 		{"truncated at boundary", []dmgOp{{kind: 'x', lo: mid}}, 0.3, false, true},
+		{"resync with cond bytes, estimate wrong", []dmgOp{{kind: 'r', lo: mid + 700000, hi: mid + 800000, est: 131072, max: 262144, cond: 300000}}, 0.99, true, true},
+		{"resync with cond bytes, estimate right", []dmgOp{{kind: 'r', lo: mid + 700000, hi: mid + 800000, est: 100000, max: 262144, cond: 300000}}, 0.99, true, true},
+		{"resync with cond bytes over a header", []dmgOp{{kind: 'r', lo: ext[5] - 3000, hi: ext[5] + 3000, est: 131072, max: 131072, cond: 300000}}, 0.85, false, true},
 		{"garbage run", []dmgOp{{kind: 'r', lo: mid + 300000, hi: mid + 365536, est: 65536, max: 262144}}, 0.99, true, false},
 		{"three at once", []dmgOp{
 			{kind: 't', lo: ext[2] + 100, hi: ext[2] + 200},
@@ -162,10 +224,10 @@ func TestSalvageCases(t *testing.T) {
 			{kind: 'l', lo: ext[len(ext)-2], hi: ext[len(ext)-2] + 512}}, 0.8, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			good, total, res := salvageAndCheck(t, damageStream(arc, tc.ops, rng), disks)
+			good, total, res := salvageAndCheck(t, damageStream(arc, tc.ops, rng, nil), disks)
 			frac := float64(good) / float64(total)
-			t.Logf("%d of %d non-zero clusters recovered (%.2f%%), tails placed %d trusted %v, problems %d",
-				good, total, 100*frac, res.TailsPlaced, res.TailsTrusted, res.ProblemCount)
+			t.Logf("%d of %d non-zero clusters recovered (%.2f%%), tails placed %d trusted %v, resized %d, problems %d",
+				good, total, 100*frac, res.TailsPlaced, res.TailsTrusted, res.Resized, res.ProblemCount)
 			if frac < tc.minGood {
 				t.Errorf("recovered %.4f < %.4f", frac, tc.minGood)
 			}
@@ -199,6 +261,7 @@ func TestSalvageRandom(t *testing.T) {
 			hi := min(lo+1+rng.Intn(300000), len(arc))
 			op := dmgOp{kind: "tlrrx"[rng.Intn(5)], lo: lo, hi: hi}
 			if op.kind == 'r' {
+				op.cond = rng.Intn(300000)
 				op.est = rng.Intn(200000)
 				op.max = int64(hi - lo + rng.Intn(100000))
 				if rng.Intn(3) == 0 {
@@ -211,7 +274,10 @@ func TestSalvageRandom(t *testing.T) {
 				break
 			}
 		}
-		salvageAndCheck(t, damageStream(arc, ops, rng), disks)
+		if ops[0].lo < 13000 {
+			continue // damage in the main header: nothing to salvage from
+		}
+		salvageAndCheck(t, damageStream(arc, ops, rng, nil), disks)
 	}
 }
 
