@@ -81,8 +81,3 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n.Add(int64(n))
 	return n, err
 }
-
-// decoders maps a compression to its decoder.
-var decoders = map[codec.Kind]func(io.Reader, codec.Options) (codec.Reader, error){
-	codec.None: func(r io.Reader, _ codec.Options) (codec.Reader, error) { return codec.Plain(r), nil },
-}
