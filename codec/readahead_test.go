@@ -41,7 +41,7 @@ func (r *resizable) Spans() []Span {
 	return []Span{{Off: int64(len(r.pre)), Len: int64(r.gap), State: damage.Lost, Resync: !r.resized, MaxLen: 1 << 20}}
 }
 func (r *resizable) Problems() []damage.Problem { return nil }
-func (r *resizable) Checksum() Checksum        { return ChecksumUnknown }
+func (r *resizable) Checksum() Checksum         { return ChecksumUnknown }
 func (r *resizable) Resize(off, n int64) error {
 	if r.fail || off != int64(len(r.pre)) {
 		return ErrCannotResize

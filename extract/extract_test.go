@@ -118,4 +118,3 @@ func TestWriterOutputPassesVmacheck(t *testing.T) {
 		t.Fatalf("vmacheck: %s", out)
 	}
 }
-

@@ -18,6 +18,20 @@ type Report struct {
 	Devices      []Device      `json:"devices"`
 	Volumes      []Volume      `json:"volumes"`
 	DamagedFiles []DamagedFile `json:"damaged_files"`
+	// Suspects lists clusters that other generations suggest are silently
+	// damaged (rescue --also), not located by any check of their own.
+	Suspects []Suspect `json:"suspects,omitempty"`
+}
+
+// Suspect is a cluster whose archive's checksum failed and whose content
+// differs from that of two other generations that agree with each other.
+type Suspect struct {
+	Device  string   `json:"device"`
+	Offset  int64    `json:"offset"`
+	Length  int64    `json:"length"`
+	Archive string   `json:"archive"`
+	Agree   []string `json:"agree"`
+	Reason  string   `json:"reason"`
 }
 
 // Archive statuses.
@@ -70,11 +84,16 @@ type Device struct {
 	Sources []Source `json:"sources,omitempty"`
 }
 
-// Source names the archive a range of a combined device came from.
+// Source says, for a range of a device combined from several backups,
+// which older archive it came from: "filled" (the newest had it damaged;
+// these bytes are that older night's, so the range stays in damage) or
+// "confirmed" (the newest's tainted bytes equal that archive's clean copy,
+// so they are known right).
 type Source struct {
 	Offset  int64  `json:"offset"`
 	Length  int64  `json:"length"`
 	Archive string `json:"archive"`
+	Kind    string `json:"kind"`
 }
 
 // Volume is a partition, LV or whole-disk filesystem.
@@ -94,13 +113,17 @@ type Volume struct {
 	Files        int      `json:"files"`
 	DamagedFiles int      `json:"damaged_files"`
 	Notes        []string `json:"notes,omitempty"`
+	// Error says why the volume's files could not be (all) copied.
+	Error string `json:"error,omitempty"`
 }
 
 // DamagedFile is a guest file with at least one byte (data or metadata)
 // in damage.
 type DamagedFile struct {
-	Volume   string `json:"volume"`
-	Path     string `json:"path"`
+	Volume string `json:"volume"`
+	Path   string `json:"path"`
+	// State is "lost", "partial", "mixed" (every byte present, some from
+	// an older backup) or "metadata".
 	State    string `json:"state"`
 	BadBytes int64  `json:"bad_bytes"`
 	// Problems the filesystem reader found in the file itself.

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/internal/ui"
+	"github.com/vzsalvage/vzsalvage/source"
+)
+
+func newCp() *cobra.Command {
+	var recursive, quiet, noJournal, noOwners, specials bool
+	var cache string
+	c := &cobra.Command{
+		Use:   "cp [-r] SOURCE VOLUME:/path DEST",
+		Short: "Copy a file or a tree out of a backup or disk image",
+		Long: `cp copies a file (or with -r a directory tree) out of a volume's filesystem, without
+root or mounts. SOURCE is a backup archive, an extract/rescue directory or a disk image;
+VOLUME is an id as 'vzsalvage ls SOURCE' prints it. Modes, times, symlinks and hard links
+are kept, owners too when run as root. If DEST is an existing directory the copy goes
+inside it. Nothing is written outside DEST: unsafe names are renamed, symlinks are never
+followed, device nodes and setuid bits are skipped unless --specials.
+
+Files whose bytes lie in reported damage are still copied, and listed on stderr;
+the exit status is then 1.`,
+		Example: `  vzsalvage cp -r backup.vma.zst drive-scsi0-p3:/var/lib/docker/volumes ./volumes
+  vzsalvage cp /srv/rescue/100 drive-scsi0-p3:/etc/fstab .`,
+		Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := openSource(cmd, args[0], cache, quiet)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			id, p, err := splitVolPath(args[1])
+			if err != nil {
+				return err
+			}
+			v, err := source.Find(src.Volumes(), id)
+			if err != nil {
+				return err
+			}
+			f, err := source.OpenFS(v, source.FSOptions{NoJournal: noJournal})
+			if err != nil {
+				return err
+			}
+			n, err := fs.Lookup(f, p)
+			if err != nil {
+				return fmt.Errorf("%s:%s: %w", id, p, err)
+			}
+			prog := ui.NewProgress(!quiet)
+			prog.Start("copy", 0)
+			stats, err := fs.Copy(f, n, path.Clean("/"+p), args[2], fs.CopyOptions{
+				Recursive: recursive, Owners: !noOwners, Xattrs: true, Specials: specials, SetID: specials,
+				Budget:   v.Size + 64<<20,
+				Progress: func(bytes, files int64) { prog.Set(bytes, 0) },
+			})
+			prog.Done()
+			if err != nil {
+				return err
+			}
+			damaged := reportCopy(cmd.OutOrStdout(), cmd.ErrOrStderr(), f, n, path.Clean("/"+p), v.Damage, stats, recursive)
+			if damaged {
+				return errDamaged
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy directories recursively")
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	c.Flags().BoolVar(&noJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal")
+	c.Flags().BoolVar(&noOwners, "no-owners", false, "do not keep owners (kept only when run as root anyway)")
+	c.Flags().BoolVar(&specials, "specials", false, "recreate device nodes and FIFOs, keep setuid/setgid bits")
+	c.Flags().StringVar(&cache, "cache", "", "where archives are extracted to (default: the user cache directory)")
+	return c
+}
+
+// reportCopy prints what was copied and lists damaged files on stderr. It
+// returns whether anything copied is damaged or failed.
+func reportCopy(w, errw io.Writer, f fs.FS, n fs.Node, p string, dmg *damage.Map, stats *fs.CopyStats, recursive bool) bool {
+	bad := false
+	for _, e := range stats.Errors {
+		fmt.Fprintf(errw, "vzsalvage: %s\n", e.Error())
+		bad = true
+	}
+	walk := func(fn fs.WalkFunc) error {
+		if !recursive {
+			st, err := f.Stat(n)
+			return fn(p, nil, st, err)
+		}
+		return fs.Walk(f, n, func(q string, e *fs.DirEntry, st *fs.Stat, err error) error {
+			return fn(path.Join(p, q), e, st, err)
+		})
+	}
+	walk(func(q string, e *fs.DirEntry, st *fs.Stat, err error) error {
+		if st == nil {
+			return nil
+		}
+		lay, _ := f.Layout(st.Node)
+		if a := fs.Assess(st, lay, e, dmg); a.State != "" {
+			fmt.Fprintf(errw, "damaged: %s (%s, %d bad bytes)\n", q, a.State, a.BadBytes)
+			bad = true
+		}
+		return nil
+	})
+	fmt.Fprintf(w, "copied %d files, %d directories, %d symlinks, %d hard links (%s)\n",
+		stats.Files, stats.Dirs, stats.Symlinks, stats.HardLinks, ui.Bytes(stats.Bytes))
+	for _, s := range stats.Skipped {
+		fmt.Fprintf(errw, "skipped: %s\n", s.Error())
+	}
+	for _, s := range stats.Renamed {
+		fmt.Fprintf(errw, "renamed (unsafe name): %s\n", s.Path)
+	}
+	return bad
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"path"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/internal/ui"
+	"github.com/vzsalvage/vzsalvage/report"
+	"github.com/vzsalvage/vzsalvage/rescue"
+	"github.com/vzsalvage/vzsalvage/source"
+	"github.com/vzsalvage/vzsalvage/volume"
+)
+
+func newLs() *cobra.Command {
+	var asJSON, quiet, noJournal bool
+	var cache string
+	c := &cobra.Command{
+		Use:   "ls SOURCE [VOLUME:/path]",
+		Short: "List the volumes of a backup or image, or a directory in one",
+		Long: `ls finds every volume on a guest's disks without root, loop devices or mounts:
+GPT and MBR partitions (extended/logical too), LVM2 logical volumes, and filesystems on a
+whole disk. SOURCE is a backup archive (extracted once into a cache), a directory written
+by extract or rescue, or a disk image file (raw or qcow2).
+
+Without a path it prints one line per volume with its id (e.g. drive-scsi0-p3,
+drive-scsi0-vg0-root), which every other command accepts, and how much of it lies in
+reported damage. With VOLUME:/path it lists that directory of the volume's filesystem.`,
+		Example: `  vzsalvage ls vzdump-qemu-100-2025_12_15-03_00_03.vma.zst
+  vzsalvage ls /srv/rescue/100 drive-scsi0-p3:/var/lib/docker/volumes
+  vzsalvage ls --json disk.qcow2`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := openSource(cmd, args[0], cache, quiet || asJSON)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			vols := src.Volumes()
+			if len(args) == 1 {
+				return listVolumes(cmd.OutOrStdout(), vols, asJSON)
+			}
+			return listPath(cmd.OutOrStdout(), vols, args[1], source.FSOptions{NoJournal: noJournal}, asJSON)
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	c.Flags().BoolVar(&noJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal (like mount -o norecovery)")
+	c.Flags().StringVar(&cache, "cache", "", "where archives are extracted to (default: the user cache directory)")
+	return c
+}
+
+// openSource opens a SOURCE argument with progress for archive extraction.
+func openSource(cmd *cobra.Command, path, cache string, quiet bool) (*source.Source, error) {
+	prog := ui.NewProgress(!quiet)
+	defer prog.Done()
+	return source.Open(path, source.Options{
+		CacheDir: cache,
+		Progress: prog.Set,
+		Notify: func(msg string) {
+			if !quiet {
+				fmt.Fprintln(cmd.ErrOrStderr(), msg)
+			}
+			prog.Start("extract", 0)
+		},
+	})
+}
+
+func listVolumes(w io.Writer, vols []volume.Volume, asJSON bool) error {
+	if asJSON {
+		out := struct {
+			Volumes []report.Volume `json:"volumes"`
+		}{Volumes: []report.Volume{}}
+		for _, v := range vols {
+			out.Volumes = append(out.Volumes, rescue.VolumeReport(v))
+		}
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		return e.Encode(out)
+	}
+	if len(vols) == 0 {
+		fmt.Fprintln(w, "no volumes found")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tOFFSET\tSIZE\tTYPE\tLABEL\tUUID\tDAMAGED")
+	for _, v := range vols {
+		dmg := "-"
+		if n := v.Damage.Total(damage.Tainted); n > 0 {
+			dmg = ui.Bytes(n)
+		}
+		typ := v.FS
+		if typ == "" {
+			typ = "?"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Offset, ui.Bytes(v.Size), typ, v.Label, v.UUID, dmg)
+	}
+	tw.Flush()
+	for _, v := range vols {
+		for _, n := range v.Notes {
+			fmt.Fprintf(w, "note: %s: %s\n", v.ID, n)
+		}
+	}
+	return nil
+}
+
+// splitVolPath splits "VOLUME:/path" (a bare VOLUME means its root).
+func splitVolPath(arg string) (string, string, error) {
+	id, p, ok := strings.Cut(arg, ":")
+	if !ok {
+		p = "/"
+	}
+	if id == "" {
+		return "", "", &exitError{code: ui.ExitFailed, err: fmt.Errorf("%q: expected VOLUME:/path, e.g. drive-scsi0-p3:/etc", arg)}
+	}
+	if p == "" {
+		p = "/"
+	}
+	return id, p, nil
+}
+
+// lsEntry is one line of a directory listing.
+type lsEntry struct {
+	Name     string    `json:"name"`
+	Node     uint64    `json:"inode"`
+	Mode     string    `json:"mode"`
+	Size     int64     `json:"size"`
+	UID      uint32    `json:"uid"`
+	GID      uint32    `json:"gid"`
+	Nlink    uint32    `json:"nlink"`
+	Mtime    time.Time `json:"mtime"`
+	Target   string    `json:"target,omitempty"`
+	State    string    `json:"damage,omitempty"`
+	BadBytes int64     `json:"bad_bytes,omitempty"`
+	Problems []string  `json:"problems,omitempty"`
+}
+
+func listPath(w io.Writer, vols []volume.Volume, arg string, opt source.FSOptions, asJSON bool) error {
+	id, p, err := splitVolPath(arg)
+	if err != nil {
+		return err
+	}
+	v, err := source.Find(vols, id)
+	if err != nil {
+		return err
+	}
+	f, err := source.OpenFS(v, opt)
+	if err != nil {
+		return err
+	}
+	f = fs.WithOrphans(f)
+	n, err := fs.LookupFollow(f, p)
+	if err != nil {
+		return fmt.Errorf("%s:%s: %w", id, p, err)
+	}
+	st, err := f.Stat(n)
+	if err != nil {
+		return fmt.Errorf("%s:%s: %w", id, p, err)
+	}
+	entries := []fs.DirEntry{{Name: path.Base(p), Node: n}}
+	var dirErr error
+	if st.Mode.IsDir() {
+		entries, dirErr = f.ReadDir(n)
+	}
+	out := []lsEntry{}
+	damaged := false
+	for i := range entries {
+		e := &entries[i]
+		le := lsEntry{Name: e.Name, Node: uint64(e.Node), Mode: e.Type.String()}
+		st, err := f.Stat(e.Node)
+		if err != nil {
+			le.State, le.Problems = fs.StateLost, []string{err.Error()}
+		} else {
+			le.Mode, le.Size, le.UID, le.GID, le.Nlink, le.Mtime = st.Mode.String(), st.Size, st.UID, st.GID, st.Nlink, st.Mtime
+			if st.Mode&iofs.ModeSymlink != 0 {
+				le.Target, _ = f.ReadLink(e.Node)
+			}
+			lay, _ := f.Layout(e.Node)
+			a := fs.Assess(st, lay, e, v.Damage)
+			le.State, le.BadBytes, le.Problems = a.State, a.BadBytes, st.Problems
+		}
+		damaged = damaged || le.State != ""
+		out = append(out, le)
+	}
+	if asJSON {
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		if err := e.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+		for _, le := range out {
+			name := le.Name
+			if le.Target != "" {
+				name += " -> " + le.Target
+			}
+			mark := ""
+			if le.State != "" {
+				mark = fmt.Sprintf("  [damaged: %s", le.State)
+				if le.BadBytes > 0 {
+					mark += fmt.Sprintf(", %d bad bytes", le.BadBytes)
+				}
+				mark += "]"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s%s\n", le.Mode, le.Nlink, le.UID, le.GID, le.Size,
+				le.Mtime.Format("2006-01-02 15:04"), name, mark)
+		}
+		tw.Flush()
+	}
+	if dirErr != nil {
+		return &exitError{code: ui.ExitDamaged, err: fmt.Errorf("%s:%s: directory partly unreadable: %v", id, p, dirErr)}
+	}
+	if damaged {
+		return errDamaged
+	}
+	return nil
+}

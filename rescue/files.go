@@ -1,0 +1,164 @@
+package rescue
+
+import (
+	"errors"
+	"fmt"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/report"
+	"github.com/vzsalvage/vzsalvage/source"
+	"github.com/vzsalvage/vzsalvage/volume"
+)
+
+// VolumeReport turns a volume into its entry in a report.
+func VolumeReport(v volume.Volume) report.Volume {
+	return report.Volume{ID: v.ID, Device: v.Device, Offset: v.Offset, Size: v.Size, Kind: v.Kind, FS: v.FS,
+		UUID: v.UUID, Label: v.Label, Name: v.Name, PartType: v.PartType, Notes: v.Notes,
+		DamagedBytes: v.Damage.Total(damage.Tainted)}
+}
+
+// copySlack is what a copy may write beyond the volume's size (metadata
+// of the copies themselves is not counted; this covers rounding).
+const copySlack = 64 << 20
+
+// rescueVolume copies every readable file of a volume into
+// filesDir/<volume id>/ and judges each against the volume's damage.
+// filled (volume offsets, may be nil) holds ranges filled from older
+// generations: files damaged only there are "mixed".
+func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, opt Options) (report.Volume, []report.DamagedFile, error) {
+	rv := VolumeReport(v)
+	if v.Kind == "partition" && v.FS == "" && v.Size == 0 {
+		return rv, nil, nil
+	}
+	f, err := source.OpenFS(v, source.FSOptions{NoJournal: opt.NoJournal})
+	if err != nil {
+		if errors.Is(err, source.ErrUnsupported) {
+			if v.FS != "" && v.FS != "LVM2_member" && v.FS != "swap" {
+				rv.Notes = append(rv.Notes, fmt.Sprintf("no %s reader yet: files not copied (the disk image holds them)", v.FS))
+			}
+			return rv, nil, nil
+		}
+		return rv, nil, fmt.Errorf("cannot open the %s filesystem: %v", v.FS, err)
+	}
+	info := f.Info()
+	for _, p := range info.Problems {
+		rv.Notes = append(rv.Notes, p)
+	}
+	if info.View != "" {
+		rv.Notes = append(rv.Notes, "read as: "+info.View)
+	}
+	rel := filepath.Join("files", fs.SafeName(v.ID))
+	dest := filepath.Join(filesDir, fs.SafeName(v.ID))
+	if err := os.MkdirAll(filesDir, 0o755); err != nil {
+		return rv, nil, err
+	}
+	opt.Progress.Phase("copy "+v.ID, v.Size)
+	stats, err := fs.Copy(f, f.Root(), "/", dest, fs.CopyOptions{
+		Recursive: true, Owners: opt.Owners, Xattrs: true, Specials: opt.Specials, SetID: opt.Specials,
+		Budget:   v.Size + copySlack,
+		Progress: func(bytes, files int64) { opt.Progress.Set(bytes, v.Size) },
+	})
+	if err != nil && stats == nil {
+		return rv, nil, fmt.Errorf("copy: %v", err)
+	}
+	if err != nil {
+		rv.Error = "copy stopped: " + err.Error()
+	}
+	rv.Dir = rel
+	copyErrs := map[string]error{}
+	for _, e := range stats.Errors {
+		copyErrs[e.Path] = e.Err
+	}
+	for _, e := range stats.Renamed {
+		rv.Notes = append(rv.Notes, fmt.Sprintf("unsafe name written as %s", fs.SafeName(filepath.Base(e.Path))))
+	}
+	if n := len(stats.Skipped); n > 0 {
+		rv.Notes = append(rv.Notes, fmt.Sprintf("%d device nodes, FIFOs or sockets not recreated (--specials to recreate)", n))
+	}
+
+	var damaged []report.DamagedFile
+	err = fs.Walk(f, f.Root(), func(path string, e *fs.DirEntry, st *fs.Stat, werr error) error {
+		if st != nil && !st.Mode.IsDir() {
+			rv.Files++
+		}
+		df := report.DamagedFile{Volume: v.ID, Path: path}
+		switch {
+		case st == nil:
+			df.State = fs.StateLost
+			if werr != nil {
+				df.Problems = []string{werr.Error()}
+			}
+		default:
+			lay, lerr := f.Layout(st.Node)
+			if lerr != nil {
+				lay = nil
+				df.Problems = append(df.Problems, "layout: "+lerr.Error())
+			}
+			a := fs.Assess(st, lay, e, v.Damage)
+			df.State, df.BadBytes = a.State, a.BadBytes
+			df.Problems = append(df.Problems, st.Problems...)
+			if werr != nil && !errors.Is(werr, iofs.SkipDir) {
+				df.Problems = append(df.Problems, werr.Error())
+				if df.State == "" {
+					df.State = fs.StateMetadata
+				}
+			}
+			if cerr, ok := copyErrs[path]; ok {
+				df.Problems = append(df.Problems, "copy: "+cerr.Error())
+				if df.State == "" || df.State == fs.StateMetadata {
+					df.State = fs.StatePartial
+				}
+			}
+			if lerr != nil && df.State == "" {
+				df.State = fs.StateMetadata
+			}
+			if df.State != "" && filled != nil && lay != nil && onlyFilled(st, lay, e, v.Damage, filled) {
+				df.State = "mixed"
+			}
+		}
+		if df.State != "" {
+			damaged = append(damaged, df)
+		}
+		return nil
+	})
+	if err != nil {
+		rv.Notes = append(rv.Notes, "walk: "+err.Error())
+	}
+	rv.DamagedFiles = len(damaged)
+	return rv, damaged, nil
+}
+
+// onlyFilled reports whether every damaged byte a file depends on lies in
+// ranges filled from an older generation (so the file is complete, but
+// partly another night's).
+func onlyFilled(st *fs.Stat, lay *fs.Layout, e *fs.DirEntry, dmg, filled *damage.Map) bool {
+	if len(st.Problems) > 0 {
+		return false
+	}
+	check := func(off, n int64) bool {
+		for _, r := range dmg.Overlaps(off, n) {
+			if r.State >= damage.Tainted && filled.Count(r.Off, r.Len, damage.Tainted) != r.Len {
+				return false
+			}
+		}
+		return true
+	}
+	for _, x := range lay.Data {
+		if x.Physical >= 0 && !check(x.Physical, x.Length) {
+			return false
+		}
+	}
+	for _, x := range lay.Meta {
+		if !check(x.Physical, x.Length) {
+			return false
+		}
+	}
+	if e != nil && e.Where.Length > 0 && !check(e.Where.Physical, e.Where.Length) {
+		return false
+	}
+	return true
+}

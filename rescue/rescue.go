@@ -1,0 +1,291 @@
+// Package rescue does the whole night's work in one call: it reads a backup
+// (and older generations of it) past damage, combines the generations,
+// finds the volumes, copies every readable file out, and writes the
+// account: report.json for machines, report.md for the person who reads it
+// first.
+package rescue
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/extract"
+	"github.com/vzsalvage/vzsalvage/internal/ui"
+	"github.com/vzsalvage/vzsalvage/report"
+	"github.com/vzsalvage/vzsalvage/volume"
+)
+
+// Options control a rescue.
+type Options struct {
+	// Also lists older backups of the same guest, used to fill what the
+	// newest lacks.
+	Also []string
+	// Force lets rescue write into a non-empty output directory.
+	Force bool
+	// NoJournal reads ext3/ext4 as on disk instead of replaying a dirty
+	// journal.
+	NoJournal bool
+	// Owners keeps file owners (only effective as root).
+	Owners bool
+	// Specials recreates device nodes and FIFOs, and keeps setuid/setgid
+	// bits (off by default: the guest may be hostile).
+	Specials bool
+	// Progress receives phases and byte counts.
+	Progress Progress
+}
+
+// Progress is how a rescue reports progress.
+type Progress interface {
+	Phase(name string, total int64)
+	Set(done, total int64)
+}
+
+type noProgress struct{}
+
+func (noProgress) Phase(string, int64) {}
+func (noProgress) Set(int64, int64)    {}
+
+// Report is a rescue's outcome.
+type Report struct {
+	*report.Report
+	Dir string
+	// filled holds, per device, the ranges filled from older generations.
+	filled []filledDevice
+}
+
+type filledDevice struct {
+	name string
+	m    *damage.Map
+}
+
+// Intact reports whether everything was read intact.
+func (r *Report) Intact() bool {
+	for _, a := range r.Archives {
+		if a.Status != report.Intact {
+			return false
+		}
+	}
+	for _, d := range r.Devices {
+		if !d.Damage.Empty() {
+			return false
+		}
+	}
+	for _, v := range r.Volumes {
+		if v.Error != "" {
+			return false
+		}
+	}
+	return len(r.DamagedFiles) == 0
+}
+
+// Summary is the one-line outcome.
+func (r *Report) Summary() string {
+	files, damaged := 0, len(r.DamagedFiles)
+	for _, v := range r.Volumes {
+		files += v.Files
+	}
+	var lost int64
+	for _, d := range r.Devices {
+		lost += d.Damage.Total(damage.Tainted)
+	}
+	if r.Intact() {
+		return fmt.Sprintf("intact: %d files copied from %d volume(s), nothing damaged", files, len(r.Volumes))
+	}
+	return fmt.Sprintf("damaged: %d files copied, %d of them damaged; %s of disk data not right", files, damaged, ui.Bytes(lost))
+}
+
+// Run rescues the backup at path into dir.
+func Run(path, dir string, opt Options) (*Report, error) {
+	if opt.Progress == nil {
+		opt.Progress = noProgress{}
+	}
+	if err := prepareDir(dir, opt.Force); err != nil {
+		return nil, err
+	}
+	rep := &Report{Report: report.New(extract.Tool), Dir: dir}
+
+	// 1. the newest backup, into disks/
+	disksDir := filepath.Join(dir, "disks")
+	newest, err := extractOne(path, disksDir, opt)
+	if err != nil {
+		return nil, err
+	}
+	rep.Archives = append(rep.Archives, newest.Report.Archives...)
+	rep.Devices = append(rep.Devices, newest.Report.Devices...)
+
+	// 2. older generations, into a work directory, then combined
+	if len(opt.Also) > 0 {
+		if err := combineGenerations(rep, newest, dir, opt); err != nil {
+			return nil, err
+		}
+		// the damage account of disks/ now describes the combined images
+		dj := report.New(extract.Tool)
+		dj.Archives, dj.Devices = rep.Archives, rep.Devices
+		if err := dj.WriteFile(filepath.Join(disksDir, "damage.json")); err != nil {
+			return nil, err
+		}
+	}
+
+	// 3. volumes and files
+	var disks []volume.Disk
+	var closers []*os.File
+	defer func() {
+		for _, f := range closers {
+			f.Close()
+		}
+	}()
+	for _, d := range rep.Devices {
+		f, err := os.Open(filepath.Join(disksDir, d.Image))
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, f)
+		disks = append(disks, volume.Disk{Name: d.Name, R: f, Size: d.Size, Damage: d.Damage})
+	}
+	opt.Progress.Phase("volumes", 0)
+	vols := volume.Discover(disks)
+	filled := filledByVolume(disks, rep.filled)
+	filesDir := filepath.Join(dir, "files")
+	for _, v := range vols {
+		rv, damaged, err := rescueVolume(v, filesDir, filled[v.ID], opt)
+		if err != nil {
+			rv.Error = err.Error()
+		}
+		rep.Volumes = append(rep.Volumes, rv)
+		rep.DamagedFiles = append(rep.DamagedFiles, damaged...)
+	}
+
+	// 4. the account
+	if err := rep.WriteFile(filepath.Join(dir, "report.json")); err != nil {
+		return nil, err
+	}
+	var md strings.Builder
+	WriteMarkdown(&md, rep)
+	if err := report.WriteFileAtomic(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// prepareDir creates dir, refusing a non-empty one unless forced.
+func prepareDir(dir string, force bool) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(ents) > 0 && !force {
+		return fmt.Errorf("%s is not empty (use --force to write into it anyway)", dir)
+	}
+	return nil
+}
+
+func extractOne(path, dir string, opt Options) (*extract.Result, error) {
+	opt.Progress.Phase("read "+filepath.Base(path), 0)
+	res, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress.Set})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Report.Devices) == 0 {
+		return nil, fmt.Errorf("%s: no disk could be read", path)
+	}
+	return res, nil
+}
+
+// combineGenerations extracts the older backups and fills the newest
+// images from them.
+func combineGenerations(rep *Report, newest *extract.Result, dir string, opt Options) error {
+	work := filepath.Join(dir, ".generations")
+	defer os.RemoveAll(work)
+	var olds []*extract.Result
+	for i, p := range opt.Also {
+		res, err := extractOne(p, filepath.Join(work, fmt.Sprint(i+1)), opt)
+		if err != nil {
+			return fmt.Errorf("older backup %s: %w", p, err)
+		}
+		if res.Header.UUID == newest.Header.UUID {
+			return fmt.Errorf("%s is the same backup as %s", p, newest.Report.Archives[0].Path)
+		}
+		olds = append(olds, res)
+		rep.Archives = append(rep.Archives, res.Report.Archives...)
+	}
+	// newest first
+	sort.SliceStable(olds, func(i, j int) bool { return olds[i].Header.Ctime.After(olds[j].Header.Ctime) })
+	for i := range rep.Devices {
+		d := &rep.Devices[i]
+		dst := genDevice{Archive: newest.Report.Archives[0].Path, Path: filepath.Join(dir, "disks", d.Image),
+			Damage: d.Damage, Checksum: newest.Report.Archives[0].Checksum}
+		var older []genDevice
+		for _, o := range olds {
+			for _, od := range o.Report.Devices {
+				if od.Name == d.Name && od.Size == d.Size {
+					older = append(older, genDevice{Archive: o.Report.Archives[0].Path, Path: o.Images[od.Name],
+						Damage: od.Damage, Checksum: o.Report.Archives[0].Checksum})
+				}
+			}
+		}
+		if len(older) == 0 {
+			continue
+		}
+		opt.Progress.Phase("combine "+d.Name, 0)
+		c, err := combineDevice(d.Name, d.Size, dst, older)
+		if err != nil {
+			return err
+		}
+		d.Damage = c.Damage
+		d.Sources = c.Sources
+		recount(d)
+		rep.Suspects = append(rep.Suspects, c.Suspects...)
+		rep.filled = append(rep.filled, filledDevice{name: d.Name, m: c.Filled})
+	}
+	return nil
+}
+
+// recount derives a device's cluster counts from its damage map after
+// combining (zero clusters keep their count).
+func recount(d *report.Device) {
+	var tainted, lost int64
+	for off := int64(0); off < d.Size; off += clusterSize {
+		n := min(int64(clusterSize), d.Size-off)
+		switch worstIn(d.Damage, off, n) {
+		case damage.Tainted:
+			tainted++
+		case damage.Lost:
+			lost++
+		}
+	}
+	d.Clusters.OK = d.Clusters.Total - d.Clusters.Zero - tainted - lost
+	if d.Clusters.OK < 0 {
+		d.Clusters.OK = 0
+	}
+	d.Clusters.Tainted, d.Clusters.Lost = tainted, lost
+}
+
+// filledByVolume translates the ranges filled from older generations into
+// each volume's offsets, by finding the same volumes on disks whose damage
+// maps are those ranges.
+func filledByVolume(disks []volume.Disk, filled []filledDevice) map[string]*damage.Map {
+	if len(filled) == 0 {
+		return nil
+	}
+	byName := map[string]*damage.Map{}
+	for _, f := range filled {
+		byName[f.name] = f.m
+	}
+	shadow := make([]volume.Disk, len(disks))
+	for i, d := range disks {
+		shadow[i] = d
+		shadow[i].Damage = byName[d.Name]
+	}
+	out := map[string]*damage.Map{}
+	for _, v := range volume.Discover(shadow) {
+		out[v.ID] = v.Damage
+	}
+	return out
+}

@@ -1,0 +1,188 @@
+// Package source turns what a user points vzsalvage at — a backup archive,
+// a directory written by extract or rescue, or a disk image file (raw or
+// qcow2) — into disks with their damage maps, their volumes, and the
+// filesystems on them.
+package source
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/extract"
+	"github.com/vzsalvage/vzsalvage/report"
+	"github.com/vzsalvage/vzsalvage/volume"
+)
+
+// Kinds of source.
+const (
+	KindArchive = "archive"
+	KindDir     = "directory"
+	KindImage   = "image"
+)
+
+// Options control Open.
+type Options struct {
+	// CacheDir holds extracted archives for reuse (default: the user's
+	// cache directory, vzsalvage/). An archive is extracted once per
+	// path, size and modification time.
+	CacheDir string
+	// Progress is called while an archive is extracted.
+	Progress func(done, total int64)
+	// Notify is called with a one-line message before long work.
+	Notify func(msg string)
+}
+
+// Source is an opened source of disks.
+type Source struct {
+	Path string
+	Kind string
+	// Dir is the directory holding the images (extract directory or cache).
+	Dir   string
+	Disks []volume.Disk
+	// Report is the damage account of an archive or extract directory (nil
+	// for an image file).
+	Report  *report.Report
+	closers []io.Closer
+}
+
+// Close closes the disk images.
+func (s *Source) Close() error {
+	var first error
+	for _, c := range s.closers {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.closers = nil
+	return first
+}
+
+// Volumes finds the volumes on the source's disks.
+func (s *Source) Volumes() []volume.Volume { return volume.Discover(s.Disks) }
+
+// Open opens a source.
+func Open(path string, opt Options) (*Source, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return openDir(path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	var magic [16]byte
+	n, _ := f.ReadAt(magic[:], 0)
+	f.Close()
+	switch {
+	case n == 0:
+		return nil, fmt.Errorf("%s: empty file", path)
+	case codec.Detect(magic[:n]) != codec.None || string(magic[:4]) == "VMA\x00":
+		return openArchive(path, st, opt)
+	}
+	return openImage(path)
+}
+
+// openDir opens a directory written by extract (disk-*.raw + damage.json)
+// or rescue (disks/ + report.json).
+func openDir(dir string) (*Source, error) {
+	if st, err := os.Stat(filepath.Join(dir, "disks")); err == nil && st.IsDir() {
+		s, err := openDir(filepath.Join(dir, "disks"))
+		if err == nil {
+			s.Path = dir
+		}
+		return s, err
+	}
+	s := &Source{Path: dir, Kind: KindDir, Dir: dir}
+	rep, err := report.ReadFile(filepath.Join(dir, "damage.json"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "damage.json"), err)
+	}
+	if rep != nil {
+		s.Report = rep
+		for _, d := range rep.Devices {
+			if d.Image == "" {
+				continue
+			}
+			if err := s.addImage(filepath.Join(dir, filepath.Base(d.Image)), d.Name, d); err != nil {
+				s.Close()
+				return nil, err
+			}
+		}
+		return s, nil
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "disk-*.raw"))
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s: no disk images (disk-*.raw) and no damage.json here", dir)
+	}
+	for _, p := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), "disk-"), ".raw")
+		if err := s.addImage(p, name, report.Device{}); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// addImage opens an image file read-only as a disk.
+func (s *Source) addImage(path, name string, d report.Device) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	s.closers = append(s.closers, f)
+	disk := volume.Disk{Name: name, R: f, Size: st.Size(), Damage: d.Damage}
+	if d.Size > 0 && d.Size != st.Size() {
+		return fmt.Errorf("%s: %d bytes, but the report says %d", path, st.Size(), d.Size)
+	}
+	s.Disks = append(s.Disks, disk)
+	return nil
+}
+
+// openArchive extracts an archive into the cache (once) and opens that.
+func openArchive(path string, st os.FileInfo, opt Options) (*Source, error) {
+	cache := opt.CacheDir
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		cache = filepath.Join(base, "vzsalvage")
+	}
+	abs, _ := filepath.Abs(path)
+	key := sha256.Sum256([]byte(abs + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" + st.ModTime().String()))
+	dir := filepath.Join(cache, hex.EncodeToString(key[:8]))
+	if _, err := os.Stat(filepath.Join(dir, "damage.json")); err != nil {
+		if opt.Notify != nil {
+			opt.Notify(fmt.Sprintf("extracting %s to %s (once; delete it when done)", filepath.Base(path), dir))
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		if _, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress}); err != nil {
+			return nil, err
+		}
+	}
+	s, err := openDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.Path, s.Kind = path, KindArchive
+	return s, nil
+}
