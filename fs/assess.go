@@ -6,8 +6,8 @@ import "github.com/vzsalvage/vzsalvage/damage"
 const (
 	StateIntact   = ""         // no byte of the file is in damage
 	StatePartial  = "partial"  // some content bytes are damaged
-	StateLost     = "lost"     // the content could not be read at all
-	StateMetadata = "metadata" // only metadata (inode, tree, name, xattrs) is damaged
+	StateLost     = "lost"     // no byte of the content can be trusted
+	StateMetadata = "metadata" // the content is intact; its name or attributes may not be
 )
 
 // Assessment says how damaged one file is.
@@ -18,47 +18,63 @@ type Assessment struct {
 	BadBytes int64
 }
 
-// Assess decides whether a node is damaged: any byte of its content in dmg
-// (volume offsets; nil means none), any of its metadata in dmg, or a problem
-// the reader found itself (st.Problems). entry is the directory entry the
-// node was reached through (its Where range counts as metadata), or nil.
+// Assess decides whether a node is damaged, given dmg (volume offsets; nil
+// means none): content bytes in dmg are bad; damage to the metadata that
+// locates the content (Layout.Meta: inode, extent tree), to the directory
+// entry it was reached through (which holds the inode number), or a problem
+// the reader found in the node itself (st.Problems) makes the whole content
+// untrustworthy; damage only to its xattr blocks leaves the content intact
+// ("metadata"). entry may be nil.
 func Assess(st *Stat, lay *Layout, entry *DirEntry, dmg *damage.Map) Assessment {
 	var a Assessment
-	meta := len(st.Problems) > 0
+	whole := len(st.Problems) > 0 || lay == nil
 	if lay != nil {
 		for _, e := range lay.Meta {
 			if dmg.Any(e.Physical, e.Length, damage.Tainted) {
-				meta = true
+				whole = true
 				break
 			}
 		}
 	}
 	if entry != nil && entry.Where.Length > 0 && dmg.Any(entry.Where.Physical, entry.Where.Length, damage.Tainted) {
-		meta = true
+		whole = true
 	}
-	if st.Mode.IsRegular() && lay != nil && !lay.Inline {
+	attr := false
+	if lay != nil {
+		for _, e := range lay.Attr {
+			if dmg.Any(e.Physical, e.Length, damage.Tainted) {
+				attr = true
+			}
+		}
+	}
+	size := st.Size
+	if !st.Mode.IsRegular() {
+		size = 0
+	}
+	switch {
+	case whole:
+		a.BadBytes = size
+	case lay.Inline:
+	default:
 		for _, e := range lay.Data {
-			l := e.Length
-			if e.Logical+l > st.Size {
-				l = st.Size - e.Logical
-			}
-			if l <= 0 {
-				continue
-			}
-			if e.Physical >= 0 {
+			l := min(e.Length, size-e.Logical)
+			if l > 0 && e.Physical >= 0 {
 				a.BadBytes += dmg.Count(e.Physical, l, damage.Tainted)
 			}
 		}
 	}
-	if lay != nil && lay.Inline && meta && st.Mode.IsRegular() {
-		a.BadBytes = st.Size
-	}
 	switch {
-	case a.BadBytes > 0 && a.BadBytes >= st.Size:
+	case whole && st.Mode.IsDir():
+		a.State = StatePartial // its listing may be incomplete or wrong
+	case whole && st.Mode.IsRegular() && size == 0:
+		a.State = StateMetadata // an empty file: nothing to lose but its metadata
+	case whole:
+		a.State = StateLost
+	case a.BadBytes > 0 && a.BadBytes >= size:
 		a.State = StateLost
 	case a.BadBytes > 0:
 		a.State = StatePartial
-	case meta:
+	case attr:
 		a.State = StateMetadata
 	}
 	return a

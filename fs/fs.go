@@ -115,10 +115,15 @@ type Layout struct {
 	// Data maps the file's content, in Logical order; holes may be listed
 	// or simply left out.
 	Data []Extent
-	// Meta lists volume ranges (Logical unused) holding the node's own
-	// metadata: its inode, extent tree or indirect blocks, xattr blocks and
-	// for directories their directory blocks.
+	// Meta lists volume ranges (Logical unused) holding the metadata that
+	// defines the node's content: its inode, extent tree or indirect blocks,
+	// and for directories their directory blocks. Damage there makes the
+	// whole content untrustworthy.
 	Meta []Extent
+	// Attr lists volume ranges holding metadata that does not locate the
+	// content: external xattr blocks. Damage there leaves the content
+	// intact.
+	Attr []Extent
 	// Inline reports that the content is stored inside the metadata (ext4
 	// inline data, fast symlinks): it is damaged when Meta is.
 	Inline bool

@@ -81,7 +81,18 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, opt Opti
 	}
 
 	var damaged []report.DamagedFile
+	seen := map[string]int{} // path -> index in damaged (Walk calls twice for a directory it could not read)
 	err = fs.Walk(f, f.Root(), func(path string, e *fs.DirEntry, st *fs.Stat, werr error) error {
+		if i, ok := seen[path]; ok {
+			if i < 0 && werr != nil {
+				// a directory judged intact whose listing then failed
+				seen[path] = len(damaged)
+				damaged = append(damaged, report.DamagedFile{Volume: v.ID, Path: path, State: fs.StatePartial, Problems: []string{werr.Error()}})
+			} else if i >= 0 && werr != nil {
+				damaged[i].Problems = append(damaged[i].Problems, werr.Error())
+			}
+			return nil
+		}
 		if st != nil && !st.Mode.IsDir() {
 			rv.Files++
 		}
@@ -121,7 +132,10 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, opt Opti
 			}
 		}
 		if df.State != "" {
+			seen[path] = len(damaged)
 			damaged = append(damaged, df)
+		} else if st != nil && st.Mode.IsDir() && werr == nil {
+			seen[path] = -1
 		}
 		return nil
 	})

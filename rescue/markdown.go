@@ -80,10 +80,16 @@ func WriteMarkdown(w io.Writer, r *Report) {
 	}
 
 	if len(rep.DamagedFiles) > 0 {
-		p("\n## Damaged files\n\nEvery file not listed here was copied byte-identical to the backed-up original.\n\n")
-		p("- **lost**: no content could be read; **partial**: some bytes are wrong (count given);\n")
+		p("\n## Damaged files\n\n")
+		if w := r.unverified(); w != "" {
+			p("Every file not listed here was copied as the backup holds it, but note: %s.\n\n", w)
+		} else {
+			p("Every file not listed here was copied byte-identical to the backed-up original.\n\n")
+		}
+		p("- **lost**: none of the content can be trusted (the copy holds what could be read);\n")
+		p("- **partial**: some bytes are wrong (count given); for a directory: its listing may be incomplete;\n")
 		p("- **mixed**: every byte is present but some come from an older backup;\n")
-		p("- **metadata**: the content is intact but its name, owner, times or attributes may be wrong.\n\n")
+		p("- **metadata**: the content is intact but its attributes (or, for an empty file, its inode) may be wrong.\n\n")
 		files := append([]report.DamagedFile(nil), rep.DamagedFiles...)
 		sort.SliceStable(files, func(i, j int) bool { return rank(files[i].State) > rank(files[j].State) })
 		p("| volume | file | state | bad bytes |\n|---|---|---|---|\n")
@@ -101,7 +107,10 @@ func WriteMarkdown(w io.Writer, r *Report) {
 		p("- Everything was read intact. The files are under `files/`; the disks under `disks/` can be\n  imported into Proxmox (`qm importdisk VMID disks/disk-drive-scsi0.raw STORAGE`).\n")
 		return
 	}
-	p("- Files not listed above are intact: copy them back first (`files/<volume>/...`).\n")
+	if w := r.unverified(); w != "" {
+		p("- **Caution:** %s. Compare important files with another copy (an older backup via `--also`).\n", w)
+	}
+	p("- Files not listed as damaged are as the backup holds them: copy them back first (`files/<volume>/...`).\n")
 	p("- For damaged files, look for another copy: an older backup (`vzsalvage rescue NEWEST --also OLDER...`\n  fills gaps from it), the application's own dumps, or replicas.\n")
 	p("- The disks under `disks/` hold everything that could be read; `damage` in report.json lists the byte\n  ranges that are not right. Import them into a test VM only with that in mind.\n")
 	p("- Find out why the backup was damaged (disk, RAM, NFS) before trusting the next one: `vzsalvage verify` it.\n")

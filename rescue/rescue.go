@@ -95,7 +95,28 @@ func (r *Report) Summary() string {
 	if r.Intact() {
 		return fmt.Sprintf("intact: %d files copied from %d volume(s), nothing damaged", files, len(r.Volumes))
 	}
-	return fmt.Sprintf("damaged: %d files copied, %d of them damaged; %s of disk data not right", files, damaged, ui.Bytes(lost))
+	s := fmt.Sprintf("damaged: %d files copied, %d of them damaged; %s of disk data not right", files, damaged, ui.Bytes(lost))
+	if w := r.unverified(); w != "" {
+		s += "; " + w
+	}
+	return s
+}
+
+// unverified says when the archives' own checksums could not vouch for the
+// bytes outside the reported damage.
+func (r *Report) unverified() string {
+	if len(r.Archives) == 0 {
+		return ""
+	}
+	switch r.Archives[0].Checksum {
+	case "mismatch":
+		return "the backup's checksum fails, so some bytes are wrong where nothing could locate them (files not listed may be affected)"
+	case "unknown":
+		if r.Archives[0].Status != report.Intact {
+			return "the backup's checksum could not be checked past the damage, so silent damage elsewhere cannot be ruled out"
+		}
+	}
+	return ""
 }
 
 // Run rescues the backup at path into dir.
@@ -171,6 +192,10 @@ func Run(path, dir string, opt Options) (*Report, error) {
 	return rep, nil
 }
 
+// ownNames are what a rescue writes into its directory; --force removes
+// them (and nothing else) before writing anew.
+var ownNames = []string{"disks", "files", "report.json", "report.md", ".generations"}
+
 // prepareDir creates dir, refusing a non-empty one unless forced.
 func prepareDir(dir string, force bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -181,7 +206,14 @@ func prepareDir(dir string, force bool) error {
 		return err
 	}
 	if len(ents) > 0 && !force {
-		return fmt.Errorf("%s is not empty (use --force to write into it anyway)", dir)
+		return fmt.Errorf("%s is not empty (use --force to replace an earlier rescue there)", dir)
+	}
+	if force {
+		for _, n := range ownNames {
+			if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
