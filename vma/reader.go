@@ -43,6 +43,9 @@ type Cluster struct {
 	Rewrite bool
 }
 
+// Blocks returns the number of stored blocks.
+func (c *Cluster) Blocks() int { return bits.OnesCount16(c.Mask) }
+
 // Offset returns the cluster's byte offset in its device.
 func (c *Cluster) Offset() int64 { return int64(c.Num) * ClusterSize }
 
@@ -174,7 +177,7 @@ func NewReader(r io.Reader, opt Options) (*Reader, error) {
 	if cr, ok := r.(codec.Reader); ok {
 		vr.cr = cr
 	}
-	vr.buf = make([]byte, 0, 4<<20)
+	vr.buf = make([]byte, 0, 256<<10)
 	if err := vr.readHeader(); err != nil {
 		return nil, err
 	}
