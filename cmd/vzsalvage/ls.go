@@ -175,12 +175,12 @@ func listPath(w io.Writer, vols []volume.Volume, arg string, opt source.FSOption
 	damaged := false
 	for i := range entries {
 		e := &entries[i]
-		le := lsEntry{Name: e.Name, Node: uint64(e.Node), Mode: e.Type.String()}
+		le := lsEntry{Name: e.Name, Node: uint64(e.Node), Mode: lsMode(e.Type)}
 		st, err := f.Stat(e.Node)
 		if err != nil {
 			le.State, le.Problems = fs.StateLost, []string{err.Error()}
 		} else {
-			le.Mode, le.Size, le.UID, le.GID, le.Nlink, le.Mtime = st.Mode.String(), st.Size, st.UID, st.GID, st.Nlink, st.Mtime
+			le.Mode, le.Size, le.UID, le.GID, le.Nlink, le.Mtime = lsMode(st.Mode), st.Size, st.UID, st.GID, st.Nlink, st.Mtime
 			if st.Mode&iofs.ModeSymlink != 0 {
 				le.Target, _ = f.ReadLink(e.Node)
 			}
@@ -224,4 +224,41 @@ func listPath(w io.Writer, vols []volume.Volume, arg string, opt source.FSOption
 		return errDamaged
 	}
 	return nil
+}
+
+// lsMode formats a mode as ls -l does: "drwxr-xr-x", "lrwxrwxrwx", "-rwsr-xr-x".
+func lsMode(m iofs.FileMode) string {
+	b := []byte("-rwxrwxrwx")
+	switch {
+	case m.IsDir():
+		b[0] = 'd'
+	case m&iofs.ModeSymlink != 0:
+		b[0] = 'l'
+	case m&iofs.ModeCharDevice != 0:
+		b[0] = 'c'
+	case m&iofs.ModeDevice != 0:
+		b[0] = 'b'
+	case m&iofs.ModeNamedPipe != 0:
+		b[0] = 'p'
+	case m&iofs.ModeSocket != 0:
+		b[0] = 's'
+	}
+	for i := 0; i < 9; i++ {
+		if m&(1<<(8-i)) == 0 {
+			b[1+i] = '-'
+		}
+	}
+	set := func(i int, on bool, x, noX byte) {
+		if on {
+			if b[i] == 'x' {
+				b[i] = x
+			} else {
+				b[i] = noX
+			}
+		}
+	}
+	set(3, m&iofs.ModeSetuid != 0, 's', 'S')
+	set(6, m&iofs.ModeSetgid != 0, 's', 'S')
+	set(9, m&iofs.ModeSticky != 0, 't', 'T')
+	return string(b)
 }
