@@ -3,8 +3,6 @@ package zstd
 import (
 	"errors"
 	"fmt"
-
-	"github.com/vzsalvage/vzsalvage/damage"
 )
 
 var (
@@ -379,7 +377,7 @@ func (d *decoder) execute(lits []byte) error {
 		if s.off == 0 {
 			clear(out[w : w+ml])
 			p := h.base + int64(w)
-			h.addTaint(p, p+int64(ml), damage.Lost)
+			h.addTaint(p, p+int64(ml), lvLost)
 			w += ml
 			continue
 		}

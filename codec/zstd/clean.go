@@ -92,7 +92,8 @@ func (f *feeder) Read(p []byte) (int, error) {
 				f.in.release(f.starts[(f.nblk-retainBlocks-1)%len(f.starts)])
 			}
 			bh := parseBlockHeader(b)
-			if bh.check(f.fh.blockMax) != "" {
+			if !plausible(bh, f.fh.blockMax) {
+				// Our decoder takes over at this header and decides.
 				f.bad = true
 				f.limit += 3
 				break

@@ -87,12 +87,13 @@ func zstdCLI(t testing.TB, data []byte, args ...string) []byte {
 
 // decodeAll reads a whole stream through our Reader.
 type decoded struct {
-	out      []byte
-	err      error
-	spans    []codec.Span
-	problems int
-	sum      codec.Checksum
-	blocks   []blockRecord
+	out       []byte
+	err       error
+	spans     []codec.Span
+	problems  int
+	problemAt []int64 // input offsets of the problems
+	sum       codec.Checksum
+	blocks    []blockRecord
 }
 
 func decode(src []byte, opt codec.Options, cfg config) decoded {
@@ -102,6 +103,9 @@ func decode(src []byte, opt codec.Options, cfg config) decoded {
 	d.out, d.err = io.ReadAll(z)
 	d.spans = z.Spans()
 	d.problems = len(z.Problems())
+	for _, p := range z.Problems() {
+		d.problemAt = append(d.problemAt, p.Offset)
+	}
 	d.sum = z.Checksum()
 	z.Close()
 	return d

@@ -6,17 +6,47 @@ import (
 	"github.com/vzsalvage/vzsalvage/damage"
 )
 
+// level says how far a range of output is from trustworthy; a larger level
+// is worse, and where two meet the worse one wins.
+type level uint8
+
+const (
+	// lvCond: decoded from matches whose source lies before a Resync loss,
+	// at the distance the loss's assumed length gives: right if, and only
+	// if, that length is.
+	lvCond level = iota + 1
+	// lvTainted: not to be trusted.
+	lvTainted
+	// lvLost: placeholder bytes (zeros) for output that is unknown.
+	lvLost
+)
+
+// span returns the damage state and Cond flag a span of this level carries.
+func (l level) span() (damage.State, bool) {
+	switch l {
+	case lvCond:
+		return damage.Tainted, true
+	case lvTainted:
+		return damage.Tainted, false
+	}
+	return damage.Lost, false
+}
+
+// copied returns the level of bytes copied from bytes of level l: a copy
+// of lost or tainted bytes is tainted, a copy of Cond bytes is Cond.
+func (l level) copied() level { return min(l, lvTainted) }
+
 // taint is a range [start, end) of output, in absolute output offsets,
-// whose bytes cannot be trusted.
+// whose bytes cannot be trusted outright.
 type taint struct {
 	start, end int64
-	state      damage.State // Lost (placeholder bytes) or Tainted
+	state      level
 }
 
 // history holds the decoder's output: the last window of it (what matches
-// may copy from), the bytes not yet returned by Read, and which of them are
-// tainted. Offsets called absolute count every byte of output since the
-// start of the stream, placeholders included.
+// may copy from), the bytes not yet returned by Read (held back or not yet
+// read), and which of them are tainted. Offsets called absolute count every
+// byte of output since the start of the stream, placeholders included.
 type history struct {
 	buf  []byte // buf[i] is output byte base+i
 	base int64
@@ -25,11 +55,11 @@ type history struct {
 
 	window     int   // bytes matches may reach back (the frame's window)
 	frameStart int64 // matches never reach before the current frame
-	limit      int   // maximum capacity of buf
+	limit      int   // capacity of buf beyond which old output slides out
 
 	taints []taint // sorted, non-overlapping, within the window
-	// floor: every source byte before it is unreliable (a Resync loss lies
-	// between it and the current output, so distances are unknown).
+	// floor: the end of the latest Resync loss. A match whose source lies
+	// before it copies at an assumed distance: its bytes are Cond at best.
 	floor int64
 }
 
@@ -40,20 +70,24 @@ func (h *history) pos() int64 { return h.base + int64(h.w) }
 func (h *history) setWindow(window int64) {
 	h.window = int(window)
 	h.frameStart = h.pos()
-	// Room for the window plus a good stretch of new output, so that
-	// sliding (a copy of the window) is rare.
+	// Room for the window, the held-back output and a good stretch of new
+	// output, so that sliding (a copy of the window) is rare.
 	h.limit = h.window + max(min(4*h.window, 16<<20), 4*maxBlockSize)
 }
 
+// holdMax is how much output may be held back (not yet released to the
+// reader) before the oldest is released anyway.
+func (h *history) holdMax() int64 { return int64(h.limit-h.window) / 2 }
+
 // reserve makes sure n more bytes can be written at buf[w:]. It grows the
 // buffer up to its limit, then slides out old output that is both returned
-// and outside the window. It must be called only when r == w.
+// and outside the window.
 func (h *history) reserve(n int) {
 	if len(h.buf)-h.w >= n {
 		return
 	}
 	if h.w+n > h.limit {
-		h.slide(min(h.w, h.window))
+		h.slide(min(h.w, max(h.window, h.w-h.r)))
 		if len(h.buf)-h.w >= n {
 			return
 		}
@@ -65,7 +99,7 @@ func (h *history) reserve(n int) {
 	h.buf = nb
 }
 
-// slide drops all but the last keep written bytes.
+// slide drops all but the last keep written bytes (keep ≥ w-r).
 func (h *history) slide(keep int) {
 	drop := h.w - keep
 	if drop <= 0 {
@@ -74,10 +108,7 @@ func (h *history) slide(keep int) {
 	copy(h.buf, h.buf[drop:h.w])
 	h.base += int64(drop)
 	h.w -= drop
-	h.r -= drop
-	if h.r < 0 {
-		h.r = 0
-	}
+	h.r = max(h.r-drop, 0)
 	// Forget taints that left the window.
 	i := 0
 	for i < len(h.taints) && h.taints[i].end <= h.base {
@@ -91,7 +122,7 @@ func (h *history) slide(keep int) {
 // addTaint marks [start, end) with state s. Output is produced in order,
 // so start is normally at or after the start of the last range; where it is
 // not, the ranges from start on are merged into one with the worst state.
-func (h *history) addTaint(start, end int64, s damage.State) {
+func (h *history) addTaint(start, end int64, s level) {
 	if end <= start {
 		return
 	}
@@ -143,7 +174,8 @@ func (h *history) truncateTaints(p int64) {
 	}
 }
 
-// clean reports whether [src, src+n) holds no tainted byte.
+// clean reports whether [src, src+n) holds no tainted byte and lies after
+// the floor.
 func (h *history) clean(src, n int64) bool {
 	if src < h.floor {
 		return false
@@ -161,34 +193,50 @@ func (h *history) firstAfter(p int64) int {
 	return sort.Search(len(h.taints), func(i int) bool { return h.taints[i].end > p })
 }
 
-// propagate taints the copy of [src, src+n) to [dst, dst+n) (dst > src).
-// When the copy overlaps itself (dst-src < n) any taint in the source
-// taints the whole destination.
+// worst returns the level a copy of [a, b) gets as a whole (0: clean).
+func (h *history) worst(a, b int64) level {
+	var lv level
+	if a < h.floor {
+		lv = lvCond
+	}
+	for i := h.firstAfter(a); i < len(h.taints) && h.taints[i].start < b; i++ {
+		lv = max(lv, h.taints[i].state.copied())
+	}
+	return lv
+}
+
+// propagate taints the copy of [src, src+n) to [dst, dst+n): each byte
+// gets the level of its source (lost becomes tainted), and source bytes
+// before the floor are Cond at least. dst must be the write position, so
+// that every taint lies before it. A copy that overlaps itself
+// (dst-src < n) repeats its source period by period; with a short period
+// the worst source level taints the whole destination.
 func (h *history) propagate(src, dst, n int64) {
-	if src < h.floor {
-		h.addTaint(dst, dst+n, damage.Tainted)
-		return
-	}
-	if dst-src < n {
-		h.addTaint(dst, dst+n, damage.Tainted)
-		return
-	}
-	i := h.firstAfter(src)
-	// Collect first: adding may append to the slice being walked.
-	type part struct{ a, b int64 }
-	var parts [64]part
-	np := 0
-	for ; i < len(h.taints) && h.taints[i].start < src+n; i++ {
-		a, b := max(h.taints[i].start, src), min(h.taints[i].end, src+n)
-		if np == len(parts) {
-			// Too fragmented: taint the rest as a whole.
-			parts[np-1].b = src + n
-			break
+	if period := dst - src; period < n {
+		if period < 256 {
+			h.addTaint(dst, dst+n, h.worst(src, dst))
+			return
 		}
-		parts[np] = part{a, b}
-		np++
+		for q := int64(0); q < n; q += period {
+			h.propagate(src+q, dst+q, min(period, n-q))
+		}
+		return
 	}
-	for _, p := range parts[:np] {
-		h.addTaint(dst+(p.a-src), dst+(p.b-src), damage.Tainted)
+	end := src + n
+	condEnd := min(h.floor, end) // [src, condEnd) is Cond at least
+	// Taints are added at dst and after, past every taint walked here:
+	// the walk by index is not disturbed.
+	p := src
+	for i := h.firstAfter(src); i < len(h.taints) && h.taints[i].start < end; i++ {
+		t := h.taints[i]
+		a, b := max(t.start, src), min(t.end, end)
+		if c := min(a, condEnd); p < c {
+			h.addTaint(dst+(p-src), dst+(c-src), lvCond)
+		}
+		h.addTaint(dst+(a-src), dst+(b-src), t.state.copied())
+		p = b
+	}
+	if p < condEnd {
+		h.addTaint(dst+(p-src), dst+(condEnd-src), lvCond)
 	}
 }

@@ -15,7 +15,18 @@ type input struct {
 	keep int64 // bytes before keep may be dropped
 	eof  bool
 	err  error // a read error other than io.EOF
+
+	// pin, when ≥ 0, keeps bytes from pin on although released (a resume
+	// point Resize may decode from again), as long as no more than pinMax
+	// bytes from it are buffered; past that the pin is dropped and pinLost
+	// set.
+	pin     int64
+	pinMax  int64
+	pinLost bool
 }
+
+// defaultPinMax bounds the compressed input kept for Resize.
+const defaultPinMax = 32 << 20
 
 const readChunk = 256 << 10
 
@@ -39,7 +50,15 @@ func (in *input) at(p int64, n int) []byte {
 
 // fill reads at least once, making room for the bytes up to end.
 func (in *input) fill(end int64) {
-	if drop := in.keep - in.off; drop > 0 && drop >= int64(len(in.buf))/2 {
+	keep := in.keep
+	if in.pin >= 0 {
+		if end-in.pin > in.pinMax {
+			in.pin, in.pinLost = -1, true
+		} else {
+			keep = min(keep, in.pin)
+		}
+	}
+	if drop := keep - in.off; drop > 0 && drop >= int64(len(in.buf))/2 {
 		drop = min(drop, int64(len(in.buf)))
 		n := copy(in.buf, in.buf[drop:])
 		in.buf = in.buf[:n]
@@ -63,6 +82,14 @@ func (in *input) fill(end int64) {
 
 // release says that bytes before stream offset p are no longer needed.
 func (in *input) release(p int64) { in.keep = max(in.keep, p) }
+
+// setPin keeps the input from p on until the next setPin or unpin.
+func (in *input) setPin(p int64) {
+	in.pin, in.pinLost = p, p < in.off
+}
+
+// unpin drops the pin.
+func (in *input) unpin() { in.pin, in.pinLost = -1, false }
 
 // atEnd reports whether the input ends at p.
 func (in *input) atEnd(p int64) bool { return len(in.at(p, 1)) == 0 }

@@ -11,6 +11,7 @@
 package zstd
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,7 @@ import (
 )
 
 // Reader is a zstd decoder's output stream with its damage account. It
-// implements codec.Reader and io.Closer.
+// implements codec.Reader, codec.Resizer and io.Closer.
 type Reader struct {
 	strict bool
 	cfg    config
@@ -32,10 +33,28 @@ type Reader struct {
 	d      decoder
 	trial  decoder // scratch decoder for trial decoding during a scan
 
-	spans    []codec.Span
-	frozen   int // spans[:frozen] were handed out: they must not change
+	spans    []codec.Span // released spans
+	frozen   int          // spans[:frozen] were handed out: they must not change
 	problems []damage.Problem
+	hold     holder // output and spans not released yet
+	scratch  []codec.Span
 
+	run // the decoding state a Resize restores
+
+	gap gap        // the latest Resync loss
+	cp  checkpoint // what Resize needs to decode again after it
+
+	kd   *kzstd.Decoder
+	feed feeder
+
+	pending int64 // Lost placeholder bytes still to write
+	closed  bool
+	err     error
+}
+
+// run is the Reader's decoding state apart from the history, the decoder
+// tables and the spans: what a checkpoint saves and Resize restores.
+type run struct {
 	state     int
 	pos       int64 // input offset of the next structure (salvage path)
 	fh        frameHeader
@@ -44,24 +63,23 @@ type Reader struct {
 	exact     bool  // the frame's output length is known (no Resync loss)
 	fhDamaged bool  // the frame header was damaged: its flags are unknown
 	hash      xxhash.Digest
-	nblocks   int64 // blocks decoded in the frame, and their input bytes
+	nblocks   int64 // blocks handled in the frame, and their input bytes
 	blkIn     int64
+	decN      int64 // blocks decoded in the frame (not lost), their input and output
+	decIn     int64
+	decOut    int64
 
-	kd   *kzstd.Decoder
-	feed feeder
-
-	pending     int64 // Lost placeholder bytes still to write
-	afterResync bool  // no block was decoded since the last resync
+	afterResync bool // no block was decoded since the last Resync loss
 
 	sums [4]int // frames by checksum outcome: ok, mismatch, absent, unknown
 	done bool
-	err  error
 }
 
 // config holds options for tests and tools.
 type config struct {
 	salvageOnly bool              // never use the clean path
 	trace       func(blockRecord) // called for each block our decoder handles
+	pinMax      int64             // compressed input kept for Resize (0: defaultPinMax)
 }
 
 // blockRecord describes one block handled by our decoder.
@@ -97,6 +115,7 @@ func NewReader(r io.Reader, opt codec.Options) (codec.Reader, error) {
 func newReader(r io.Reader, opt codec.Options, cfg config) *Reader {
 	z := &Reader{strict: opt.Strict, cfg: cfg}
 	z.in.src = r
+	z.in.pin, z.in.pinMax = -1, cmp.Or(cfg.pinMax, defaultPinMax)
 	z.d.h = &z.h
 	z.trial.h = &z.h
 	return z
@@ -105,8 +124,8 @@ func newReader(r io.Reader, opt codec.Options, cfg config) *Reader {
 // Read implements io.Reader.
 func (z *Reader) Read(p []byte) (int, error) {
 	for {
-		if z.h.r < z.h.w {
-			n := copy(p, z.h.buf[z.h.r:z.h.w])
+		if rel := int(min(z.hold.rel, z.h.pos()) - z.h.base); z.h.r < rel {
+			n := copy(p, z.h.buf[z.h.r:rel])
 			z.h.r += n
 			return n, nil
 		}
@@ -118,12 +137,21 @@ func (z *Reader) Read(p []byte) (int, error) {
 			continue
 		}
 		if z.err != nil {
+			// At the end everything is released; a strict reader that
+			// failed keeps back what it held.
+			if z.hold.rel < z.h.pos() || len(z.hold.spans) > 0 {
+				if z.err == io.EOF || !z.strict && !z.closed {
+					z.releaseAll()
+					continue
+				}
+			}
 			return 0, z.err
 		}
 		if err := z.step(); err != nil {
 			z.err = err
 			z.close()
 		}
+		z.releaseHeld()
 	}
 }
 
@@ -154,6 +182,9 @@ func (z *Reader) Checksum() codec.Checksum {
 // Close releases the clean-path decoder. It implements io.Closer.
 func (z *Reader) Close() error {
 	z.close()
+	z.closed = true
+	z.cp.valid = false
+	z.in.unpin()
 	if z.err == nil {
 		z.err = errors.New("zstd: reader closed")
 	}
@@ -177,18 +208,15 @@ func (z *Reader) problem(off int64, kind error, msg string) error {
 	return nil
 }
 
-// addSpan appends a span, merging it into the last one when that one was
-// not handed out yet and they touch with the same state.
+// addSpan appends a released span, merging it into the last one when that
+// one was not handed out yet and they touch with the same state.
 func (z *Reader) addSpan(s codec.Span) {
 	if s.Len <= 0 && !s.Resync {
 		return
 	}
-	if n := len(z.spans); n > z.frozen && !s.Resync {
-		l := &z.spans[n-1]
-		if !l.Resync && l.State == s.State && l.End() == s.Off {
-			l.Len += s.Len
-			return
-		}
+	if n := len(z.spans); n > z.frozen && mergeable(z.spans[n-1], s) {
+		z.spans[n-1].Len += s.Len
+		return
 	}
 	z.spans = append(z.spans, s)
 }
@@ -211,6 +239,8 @@ func (z *Reader) writePending() {
 	clear(z.h.buf[z.h.w : z.h.w+n])
 	z.h.w += n
 	z.pending -= int64(n)
+	// A mark, so that holdMax can release a long run of placeholders.
+	z.markAt(z.inPos(), z.h.pos())
 }
 
 // stepFrame starts the frame (or skips the skippable frame) at pos.
@@ -288,6 +318,7 @@ func (z *Reader) startFrame(fh frameHeader) {
 	z.fhDamaged = false
 	z.afterResync = false
 	z.nblocks, z.blkIn = 0, 0
+	z.decN, z.decIn, z.decOut = 0, 0, 0
 	z.hash.Reset()
 	z.h.setWindow(fh.window)
 	z.d.resetFrame(fh.blockMax)
@@ -298,16 +329,22 @@ func (z *Reader) stepClean() error {
 	const chunk = 1 << 20
 	z.h.reserve(chunk)
 	w0 := z.h.w
+	// With concurrency 1, klauspost returns at most one block's output per
+	// call, and has read exactly that block's input: each call is a mark.
 	n, err := z.kd.Read(z.h.buf[w0 : w0+chunk])
 	z.h.w += n
 	z.frameN += int64(n)
 	z.hash.Write(z.h.buf[w0:z.h.w])
+	if n > 0 {
+		z.markBlock(z.feed.pos)
+	}
 	switch {
 	case err == nil:
 		return nil
 	case err == io.EOF && z.feed.next == itemEnd && z.feed.pos == z.feed.limit && !z.feed.bad:
 		z.pos = z.feed.pos
 		z.state = stFrame
+		z.markBlock(z.pos)
 		z.in.release(z.pos)
 		if !z.fh.checksum {
 			z.sums[sumAbsent]++
@@ -351,7 +388,8 @@ func (z *Reader) handover() error {
 			z.d.decodeCompressed(c, modeState)
 		}
 		z.nblocks = int64(z.feed.nblk - 1)
-		z.blkIn = at - z.frameIn
+		z.blkIn = at - z.frameIn - int64(z.fh.size)
+		z.decN, z.decIn, z.decOut = z.nblocks, z.blkIn, z.frameN
 	}
 	z.state = stBlocks
 	return nil

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/vzsalvage/vzsalvage/codec"
-	"github.com/vzsalvage/vzsalvage/damage"
 )
 
 // chainLen is how many consecutive plausible block headers a resync
@@ -97,23 +96,28 @@ func (z *Reader) stepBlock() error {
 			// The output length is unknown: a Resync loss of one block.
 			z.h.truncateTaints(start)
 			z.h.w = w0
-			rec.N = int64(z.fh.blockMax)
+			rec.Out, rec.N = z.lose(0, true)
 			rec.Placeholder = true
-			z.lose(int64(z.fh.blockMax), int64(z.fh.blockMax))
 			z.endBlock(bh, rec)
+			z.markBlock(z.pos)
+			z.saveResume()
 			return nil
 		}
 		if res.tainted {
 			z.h.truncateTaints(start)
-			z.h.addTaint(start, z.h.pos(), damage.Tainted)
+			z.h.addTaint(start, z.h.pos(), lvTainted)
 		}
 	}
 	rec.N = z.h.pos() - start
 	z.afterResync = false
+	z.decN++
+	z.decIn += int64(3 + bh.clen)
+	z.decOut += rec.N
 	z.emitSpans(start, z.h.pos())
 	z.frameN += rec.N
 	z.hash.Write(z.h.buf[w0:z.h.w])
 	z.endBlock(bh, rec)
+	z.markBlock(z.pos)
 	return nil
 }
 
@@ -157,20 +161,6 @@ func (z *Reader) endBlock(bh blockHeader, rec blockRecord) {
 	}
 }
 
-// lose emits a Resync loss of n placeholder bytes (at most maxLen really
-// lost) at the current output position: what follows is no longer at a
-// known distance from what precedes.
-func (z *Reader) lose(n, maxLen int64) {
-	p := z.h.pos() + z.pending
-	z.h.addTaint(p, p+n, damage.Lost)
-	z.h.floor = p + n
-	z.addSpan(codec.Span{Off: p, Len: n, State: damage.Lost, Resync: true, MaxLen: maxLen})
-	z.pending += n
-	z.frameN += n
-	z.exact = false
-	z.d.reps = [3]uint32{}
-}
-
 // emitSpans turns the taints of [start, end) into spans and reports
 // whether there were any. A block with many small taints becomes one span.
 func (z *Reader) emitSpans(start, end int64) bool {
@@ -183,20 +173,27 @@ func (z *Reader) emitSpans(start, end int64) bool {
 	if len(ts) == 0 {
 		return false
 	}
-	// Taints closer than mergeGap become one span: thousands of tiny spans
-	// help nobody.
+	// Taints of one kind (Cond, or not) closer than mergeGap become one
+	// span: thousands of tiny spans help nobody. Cond and plain taints are
+	// never merged, or Cond bytes would be lost to the worse state (this
+	// costs spans: measured, up to ~300 000 per 26 MB after one loss).
 	const mergeGap = 64
 	a, b, st := max(ts[0].start, start), min(ts[0].end, end), ts[0].state
 	for _, t := range ts[1:] {
-		if t.start-b < mergeGap {
+		if t.start-b < mergeGap && (t.state == lvCond) == (st == lvCond) {
 			b, st = min(t.end, end), max(st, t.state)
 			continue
 		}
-		z.addSpan(codec.Span{Off: a, Len: b - a, State: st})
+		z.holdSpan(levelSpan(a, b, st))
 		a, b, st = t.start, min(t.end, end), t.state
 	}
-	z.addSpan(codec.Span{Off: a, Len: b - a, State: st})
+	z.holdSpan(levelSpan(a, b, st))
 	return true
+}
+
+func levelSpan(a, b int64, lv level) codec.Span {
+	st, cond := lv.span()
+	return codec.Span{Off: a, Len: b - a, State: st, Cond: cond}
 }
 
 // chainBroken reports whether the header after the block at p (header bh)
@@ -213,40 +210,32 @@ func (z *Reader) chainBroken(p int64, bh blockHeader) bool {
 	return !plausible(parseBlockHeader(b), z.fh.blockMax)
 }
 
-// resync skips damaged input from off: it scans for the next place where a
-// plausible chain of block headers (or a new frame) starts and survives
-// trial decoding, and emits a Resync loss for what the skipped input held.
+// resync skips damaged input from off, where the chain of block headers
+// broke: it taints what the blocks just before the break produced (see
+// holdIn), scans for the next place where a plausible chain of block
+// headers (or a new frame) starts and survives trial decoding, and emits a
+// Resync loss for what the skipped input held.
 func (z *Reader) resync(off int64) error {
 	if z.strict {
 		return fmt.Errorf("zstd: cannot resynchronise in strict mode: %w", codec.ErrCorrupt)
 	}
+	z.retaint(off)
+	z.in.unpin()
 	c, newFrame := z.scan(off + 1)
-	skipped := c - off
-	maxLen := (skipped/4 + 1) * int64(z.fh.blockMax)
-	avg := int64(32 << 10)
-	if z.nblocks > 0 {
-		avg = max(z.blkIn/z.nblocks, 64)
-	}
-	est := min(max(1, (skipped+avg/2)/avg)*int64(z.fh.blockMax), maxLen)
-	if z.afterResync {
-		// No block decoded since the last resync: the previous candidate
-		// was false, and its estimate already stands for this loss.
-		est = 0
-	}
-	z.afterResync = true
+	at, grow := z.lose(c-off, false)
 	if z.cfg.trace != nil {
-		z.cfg.trace(blockRecord{In: off, Out: z.h.pos() + z.pending, N: est, Placeholder: true})
+		z.cfg.trace(blockRecord{In: off, Out: at, N: grow, Placeholder: true})
 	}
-	z.lose(est, maxLen)
 	z.d.forget()
 	z.pos = c
 	z.in.release(c - retainBlocks*int64(z.fh.blockMax))
-	if z.in.atEnd(c) {
-		return z.truncated(off, "no valid block found after damage up to the end of the input")
-	}
 	if newFrame {
 		z.sums[sumUnknown]++
 		z.state = stFrame
+	}
+	z.saveResume()
+	if z.in.atEnd(c) {
+		return z.truncated(off, "no valid block found after damage up to the end of the input")
 	}
 	return nil
 }
@@ -274,7 +263,16 @@ func (z *Reader) scan(from int64) (int64, bool) {
 				continue
 			}
 			if z.chainOK(p, z.fh.blockMax) {
-				return p, false
+				if bh.typ == blockCompressed {
+					return p, false
+				}
+				// A raw or RLE block's content proves nothing, and some
+				// 3 bytes before a true block start read as one that lands
+				// on it about once in 32: resume at the block it leads to
+				// (its own output joins the loss).
+				if q := p + 3 + int64(bh.clen); !bh.last && z.chainOK(q, z.fh.blockMax) {
+					return q, false
+				}
 			}
 		}
 		z.in.release(c + win - 64)
@@ -286,7 +284,8 @@ func (z *Reader) scan(from int64) (int64, bool) {
 // compressed blocks pass trial decoding (from unknown state: what needs
 // lost tables cannot be checked and is accepted). A chain may be shorter
 // than chainLen only if it ends with a frame's last block followed by the
-// checksum and the end of the input or another frame.
+// checksum and the end of the input or another frame, or with the end of
+// the input exactly at a block header.
 func (z *Reader) chainOK(p int64, blockMax int) bool {
 	z.trial.resetFrame(blockMax)
 	z.trial.forget()
@@ -299,11 +298,13 @@ func (z *Reader) chainOK(p int64, blockMax int) bool {
 		if !plausible(bh, blockMax) {
 			return false
 		}
+		// A chain cut by the end of the input proves nothing: garbage near
+		// the end passes one or two blocks' checks too easily.
+		if len(z.in.at(p+3+int64(bh.clen)-1, 1)) == 0 {
+			return false
+		}
 		if bh.typ == blockCompressed {
 			c := z.in.at(p+3, bh.clen)
-			if len(c) < bh.clen {
-				return k > 0
-			}
 			if !litSane(c, bh.clen, blockMax) {
 				return false
 			}

@@ -1,0 +1,208 @@
+package zstd
+
+import (
+	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/damage"
+)
+
+// Holding output back.
+//
+// Physical damage is contiguous. When the chain of block headers breaks at
+// input offset X (a header that cannot be right, or one whose size leads
+// to one), the damage very likely began before X: a garbage run that
+// starts inside block B and covers the next header often leaves B
+// decodable, with wrong bytes. So a chain break at X taints the output of
+// every block whose compressed bytes meet [X-holdIn, X) — at least the
+// block ending at X — and, through the history, whatever copies from it.
+// A block whose valid header leads to a valid next header but whose
+// content fails to decode is different: a run that began earlier would
+// almost surely have broken that header, so the blocks before it stay
+// clean.
+//
+// Since spans for bytes already returned must exist, output (and its
+// spans) is held back until the chain has been read holdIn bytes past the
+// end of the block that produced it. Everything is released at the end of
+// the input; if more than history.holdMax bytes are held (highly
+// compressible data, where holdIn of input holds dozens of block headers
+// that any garbage run would have broken), the oldest is released anyway.
+
+// holdIn is how far past a block the chain must be read before the
+// block's output is released.
+const holdIn = 128 << 10
+
+// mark records that the output before out came from blocks whose input
+// ends at or before in.
+type mark struct{ in, out int64 }
+
+// holder is the held-back part of the output.
+type holder struct {
+	marks []mark // unreleased, in order; marks[head:] are live
+	head  int
+	rel   int64        // output before rel is released
+	spans []codec.Span // spans not yet released, ordered
+}
+
+// inPos returns the input offset of the first structure not yet checked:
+// a chain break can only be found at or after it.
+func (z *Reader) inPos() int64 {
+	if z.state == stClean {
+		return z.feed.pos
+	}
+	return z.pos
+}
+
+// markBlock records a block (or blocks) ending at input offset in, whose
+// output ends at the current output position, and releases what may be.
+func (z *Reader) markBlock(in int64) { z.markAt(in, z.h.pos()+z.pending) }
+
+// markAt records that the output before out came from input before in.
+func (z *Reader) markAt(in, out int64) {
+	if n := len(z.hold.marks); n > z.hold.head && z.hold.marks[n-1].out >= out {
+		z.hold.marks[n-1].in = max(z.hold.marks[n-1].in, in)
+	} else {
+		z.hold.marks = append(z.hold.marks, mark{in, out})
+	}
+	z.releaseHeld()
+}
+
+// releaseHeld releases the output of blocks the chain has moved holdIn
+// past, and the oldest output beyond holdMax.
+func (z *Reader) releaseHeld() {
+	hd := &z.hold
+	lim := z.inPos() - holdIn
+	hmax := z.h.holdMax()
+	for hd.head < len(hd.marks) {
+		m := hd.marks[hd.head]
+		if m.in > lim && z.h.pos()-hd.rel <= hmax {
+			break
+		}
+		z.releaseTo(m.out)
+		hd.head++
+	}
+	if hd.head == len(hd.marks) {
+		hd.marks, hd.head = hd.marks[:0], 0
+	} else if hd.head > 1024 && hd.head > len(hd.marks)/2 {
+		n := copy(hd.marks, hd.marks[hd.head:])
+		hd.marks, hd.head = hd.marks[:n], 0
+	}
+}
+
+// releaseTo makes the output before o readable and moves the spans that
+// start before o to Spans (a span crossing o is split there).
+func (z *Reader) releaseTo(o int64) {
+	hd := &z.hold
+	if o <= hd.rel {
+		return
+	}
+	hd.rel = o
+	i := 0
+	for ; i < len(hd.spans) && hd.spans[i].Off < o; i++ {
+		s := hd.spans[i]
+		if s.End() > o && !s.Resync {
+			head := s
+			head.Len = o - s.Off
+			z.addSpan(head)
+			hd.spans[i].Len -= head.Len
+			hd.spans[i].Off = o
+			break
+		}
+		z.addSpan(s)
+	}
+	hd.spans = append(hd.spans[:0], hd.spans[i:]...)
+}
+
+// releaseAll releases everything (at the end of the input).
+func (z *Reader) releaseAll() {
+	z.releaseTo(z.h.pos() + z.pending)
+	for _, s := range z.hold.spans {
+		z.addSpan(s)
+	}
+	z.hold.spans = z.hold.spans[:0]
+	z.hold.marks, z.hold.head = z.hold.marks[:0], 0
+}
+
+// holdSpan adds a span for output that is not released yet (or, for the
+// part before the release point, to Spans at once).
+func (z *Reader) holdSpan(s codec.Span) {
+	if s.Len <= 0 && !s.Resync {
+		return
+	}
+	if s.Off < z.hold.rel && !s.Resync {
+		head := s
+		head.Len = min(s.Len, z.hold.rel-s.Off)
+		z.addSpan(head)
+		s.Off += head.Len
+		s.Len -= head.Len
+		if s.Len <= 0 {
+			return
+		}
+	}
+	z.hold.spans = appendSpan(z.hold.spans, s)
+}
+
+// appendSpan appends s to spans, merging it into the last one when they
+// touch with the same state and neither is a Resync span.
+func appendSpan(spans []codec.Span, s codec.Span) []codec.Span {
+	if n := len(spans); n > 0 && mergeable(spans[n-1], s) {
+		spans[n-1].Len += s.Len
+		return spans
+	}
+	return append(spans, s)
+}
+
+func mergeable(l, s codec.Span) bool {
+	return !l.Resync && !s.Resync && l.State == s.State && l.Cond == s.Cond && l.End() == s.Off
+}
+
+// retaint applies the chain-break rule for a break at input offset x: the
+// held output of the blocks whose input meets [x-holdIn, x) becomes
+// tainted (lost bytes stay lost, Cond bytes become plainly tainted).
+func (z *Reader) retaint(x int64) {
+	z.releaseHeld()
+	hd := &z.hold
+	i := hd.head
+	for i < len(hd.marks) && hd.marks[i].in <= x-holdIn {
+		i++
+	}
+	a := hd.rel
+	if i > hd.head {
+		a = hd.marks[i-1].out
+	}
+	cur := z.h.pos() + z.pending
+	if i == len(hd.marks) || a >= cur {
+		return
+	}
+	z.h.addTaint(a, cur, lvTainted)
+	// Spans: only the unreleased part can change (the part before rel is
+	// already tainted when this is a replay after Resize).
+	a = max(a, hd.rel)
+	old := hd.spans
+	out := z.scratch[:0]
+	p := a
+	for _, s := range old {
+		if s.End() <= a {
+			out = appendSpan(out, s)
+			continue
+		}
+		if s.Off < a {
+			head := s
+			head.Len = a - s.Off
+			out = appendSpan(out, head)
+			s.Len -= head.Len
+			s.Off = a
+		}
+		if s.State != damage.Lost {
+			continue
+		}
+		if s.Off > p {
+			out = appendSpan(out, codec.Span{Off: p, Len: s.Off - p, State: damage.Tainted})
+		}
+		out = appendSpan(out, s)
+		p = max(p, s.End())
+	}
+	if cur > p {
+		out = appendSpan(out, codec.Span{Off: p, Len: cur - p, State: damage.Tainted})
+	}
+	z.scratch = old[:0]
+	hd.spans = out
+}
