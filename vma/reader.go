@@ -122,6 +122,8 @@ type Reader struct {
 	// length the extent arithmetic confirmed (or that were resized).
 	confirmed   map[int64]bool
 	resizeTried map[int64]bool
+	rsOffs      []int64 // offsets of the Resync spans seen, in order
+	rsScanned   int     // spans looked at for rsOffs
 
 	devs   [MaxDevices]*devState
 	budget int
@@ -502,17 +504,33 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 	r.res.Extents++
 	nb := eh.BlockCount
 	place := extentPlace{dataStart: dataStart, kPre: nb, kTail: nb, nBlocks: nb, tailEnd: end}
-	next, nextAligned := end, true
+	next, nextAligned, step := end, true, int64(1)
 	if sp, ok := r.resyncIn(dataStart, min(end, r.bufEnd())); ok {
 		place.kPre = int(max(sp.Off-dataStart, 0) / BlockSize)
 		r.problem(hdrOff, "extent broken by a loss of unknown length at stream offset %d", sp.Off)
 		room := int64(nb-place.kPre) * BlockSize
 		from := sp.End()
-		r.fill(from + room + ExtentHeaderSize)
-		win := r.at(from, room+ExtentHeaderSize)
-		if i := r.findIn(win, 1); i >= 0 {
+		// the tail ends at most room bytes after the last loss before it:
+		// widen the search past later losses (and what was decoded between)
+		end := from + room + ExtentHeaderSize
+		for i := 0; i < 64; i++ {
+			r.fill(end)
+			last, _, _ := r.resyncsIn(sp.Off, end)
+			if last+room+ExtentHeaderSize <= end {
+				break
+			}
+			end = last + room + ExtentHeaderSize
+		}
+		win := r.at(from, end-from)
+		if i, valid := r.findBoundary(win, from); i >= 0 {
 			q := from + int64(i)
 			next = q
+			if !valid {
+				// the next extent's header is damaged but in place: it ends
+				// this extent; scan on from it at 512-byte steps
+				r.problem(q, "extent header damaged (magic and uuid in place)")
+				next, nextAligned, step = q+ExtentHeaderSize, false, ExtentHeaderSize
+			}
 			if t, implied, single, ok := r.tailFits(sp, dataStart, size, q, place.kPre, nb); ok {
 				if single && implied == sp.Len {
 					r.confirmed[sp.Off] = true
@@ -544,8 +562,35 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 	}
 	r.pos = next
 	r.aligned = nextAligned
-	r.scanStep = 1
+	r.scanStep = step
 	return nil
+}
+
+// findBoundary looks in win (at stream offset base) for where the next
+// extent starts: the first good extent header, or the first place that
+// holds an extent's magic and the archive's uuid as clean bytes (a header
+// whose other bytes are damaged still marks the boundary). It returns -1
+// if there is none, and whether the header is good.
+func (r *Reader) findBoundary(win []byte, base int64) (int, bool) {
+	last := len(win) - ExtentHeaderSize
+	for i := 0; i <= last; {
+		j := bytes.Index(win[i:last+4], []byte(extentMagic))
+		if j < 0 {
+			return -1, false
+		}
+		i += j
+		b := win[i:]
+		if IsExtentHeader(b, r.hdr.UUID) {
+			return i, true
+		}
+		if b[4] == 0 && b[5] == 0 && bytes.Equal(b[extOffUUID:extOffUUID+16], r.hdr.UUID[:]) {
+			if st, cond := r.worst(base+int64(i), base+int64(i)+extOffMD5); st == damage.OK && !cond {
+				return i, false
+			}
+		}
+		i++
+	}
+	return -1, false
 }
 
 // tailFits decides whether the bytes between the last loss of unknown
@@ -589,6 +634,7 @@ func (r *Reader) resize(sp codec.Span, trueLen int64) bool {
 	}
 	r.confirmed[sp.Off] = true
 	r.res.Resized++
+	r.rsScanned, r.rsOffs = 0, r.rsOffs[:0]
 	r.buf = r.buf[:sp.Off-r.bufOff]
 	r.eof, r.readErr = false, nil
 	return true
@@ -716,16 +762,28 @@ func (r *Reader) clusterState(bi BlockInfo, k0 int) cstate {
 // extent arithmetic (confirmed or resized). The trust becomes final at the
 // end, like that of placed tails.
 func (r *Reader) condTrusted(p int64) bool {
-	sp := r.spans()
-	for i := range sp {
-		if sp[i].Off >= p {
-			break
-		}
-		if sp[i].Resync && !r.confirmed[sp[i].Off] {
+	for _, off := range r.resyncsBefore(p) {
+		if !r.confirmed[off] {
 			return false
 		}
 	}
 	return true
+}
+
+// resyncsBefore returns the offsets of the Resync spans that start before
+// p. It keeps an index of them, rebuilt when a Resize shrinks the spans.
+func (r *Reader) resyncsBefore(p int64) []int64 {
+	sp := r.spans()
+	if len(sp) < r.rsScanned {
+		r.rsScanned, r.rsOffs = 0, r.rsOffs[:0]
+	}
+	for ; r.rsScanned < len(sp); r.rsScanned++ {
+		if sp[r.rsScanned].Resync {
+			r.rsOffs = append(r.rsOffs, sp[r.rsScanned].Off)
+		}
+	}
+	i := sort.Search(len(r.rsOffs), func(i int) bool { return r.rsOffs[i] >= p })
+	return r.rsOffs[:i]
 }
 
 // deliver assembles a queued cluster.

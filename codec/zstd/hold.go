@@ -12,8 +12,13 @@ import (
 // to one), the damage very likely began before X: a garbage run that
 // starts inside block B and covers the next header often leaves B
 // decodable, with wrong bytes. So a chain break at X taints the output of
-// every block whose compressed bytes meet [X-holdIn, X) — at least the
-// block ending at X — and, through the history, whatever copies from it.
+// the blocks before X, walking back from X: the block ending at X, and
+// before it, while within [X-holdIn, X), every block whose content cannot
+// reveal garbage (raw and RLE blocks) until the first compressed block,
+// which is tainted too — garbage that began inside an earlier compressed
+// block would almost surely have made that block fail (measured: 1 in 1890
+// placements that reach the next header decode cleanly). Through the
+// history, whatever copies from tainted output is tainted too.
 // A block whose valid header leads to a valid next header but whose
 // content fails to decode is different: a run that began earlier would
 // almost surely have broken that header, so the blocks before it stay
@@ -31,8 +36,12 @@ import (
 const holdIn = 128 << 10
 
 // mark records that the output before out came from blocks whose input
-// ends at or before in.
-type mark struct{ in, out int64 }
+// ends at or before in. soft marks a block whose content could hide
+// garbage without failing to decode (raw, RLE, placeholders).
+type mark struct {
+	in, out int64
+	soft    bool
+}
 
 // holder is the held-back part of the output.
 type holder struct {
@@ -53,16 +62,23 @@ func (z *Reader) inPos() int64 {
 
 // markBlock records a block (or blocks) ending at input offset in, whose
 // output ends at the current output position, and releases what may be.
-func (z *Reader) markBlock(in int64) { z.markAt(in, z.h.pos()+z.pending) }
+func (z *Reader) markBlock(in int64, soft bool) { z.markAt(in, z.h.pos()+z.pending, soft) }
 
 // markAt records that the output before out came from input before in.
-func (z *Reader) markAt(in, out int64) {
+func (z *Reader) markAt(in, out int64, soft bool) {
 	if n := len(z.hold.marks); n > z.hold.head && z.hold.marks[n-1].out >= out {
 		z.hold.marks[n-1].in = max(z.hold.marks[n-1].in, in)
 	} else {
-		z.hold.marks = append(z.hold.marks, mark{in, out})
+		z.hold.marks = append(z.hold.marks, mark{in, out, soft})
 	}
 	z.releaseHeld()
+}
+
+// softBlock reports whether the block starting at input offset start is
+// raw or RLE (or cannot be looked at any more).
+func (z *Reader) softBlock(start int64) bool {
+	b := z.in.at(start, 1)
+	return len(b) == 0 || (b[0]>>1)&3 != blockCompressed
 }
 
 // releaseHeld releases the output of blocks the chain has moved holdIn
@@ -160,16 +176,19 @@ func mergeable(l, s codec.Span) bool {
 func (z *Reader) retaint(x int64) {
 	z.releaseHeld()
 	hd := &z.hold
-	i := hd.head
-	for i < len(hd.marks) && hd.marks[i].in <= x-holdIn {
-		i++
+	if len(hd.marks) == hd.head {
+		return
+	}
+	i := len(hd.marks) - 1
+	for i > hd.head && hd.marks[i].soft && hd.marks[i-1].in > x-holdIn {
+		i--
 	}
 	a := hd.rel
 	if i > hd.head {
 		a = hd.marks[i-1].out
 	}
 	cur := z.h.pos() + z.pending
-	if i == len(hd.marks) || a >= cur {
+	if a >= cur {
 		return
 	}
 	z.h.addTaint(a, cur, lvTainted)

@@ -240,7 +240,7 @@ func (z *Reader) writePending() {
 	z.h.w += n
 	z.pending -= int64(n)
 	// A mark, so that holdMax can release a long run of placeholders.
-	z.markAt(z.inPos(), z.h.pos())
+	z.markAt(z.inPos(), z.h.pos(), true)
 }
 
 // stepFrame starts the frame (or skips the skippable frame) at pos.
@@ -336,7 +336,7 @@ func (z *Reader) stepClean() error {
 	z.frameN += int64(n)
 	z.hash.Write(z.h.buf[w0:z.h.w])
 	if n > 0 {
-		z.markBlock(z.feed.pos)
+		z.markBlock(z.feed.pos, z.softBlock(z.feed.lastBlock()))
 	}
 	switch {
 	case err == nil:
@@ -344,7 +344,7 @@ func (z *Reader) stepClean() error {
 	case err == io.EOF && z.feed.next == itemEnd && z.feed.pos == z.feed.limit && !z.feed.bad:
 		z.pos = z.feed.pos
 		z.state = stFrame
-		z.markBlock(z.pos)
+		z.markBlock(z.pos, false)
 		z.in.release(z.pos)
 		if !z.fh.checksum {
 			z.sums[sumAbsent]++

@@ -99,7 +99,7 @@ func (z *Reader) stepBlock() error {
 			rec.Out, rec.N = z.lose(0, true)
 			rec.Placeholder = true
 			z.endBlock(bh, rec)
-			z.markBlock(z.pos)
+			z.markBlock(z.pos, bh.typ != blockCompressed)
 			z.saveResume()
 			return nil
 		}
@@ -117,7 +117,7 @@ func (z *Reader) stepBlock() error {
 	z.frameN += rec.N
 	z.hash.Write(z.h.buf[w0:z.h.w])
 	z.endBlock(bh, rec)
-	z.markBlock(z.pos)
+	z.markBlock(z.pos, bh.typ != blockCompressed)
 	return nil
 }
 
