@@ -50,8 +50,12 @@ type damageCase struct {
 
 // TestSalvageRealZstd damages archives made by the zstd CLI from real disk
 // images the ways disks and RAM do, extracts them, and checks against the
-// original images: no byte outside the reported damage may differ, and most
-// non-zero clusters must come back.
+// original images: no byte outside the reported damage may differ (unless
+// the damage was silent: only the checksum fails, nothing located), and
+// the non-zero clusters recovered stay above a floor. The floors are low for
+// damage that loses a zstd block: what copies from it is tainted, and an
+// extent whose header is lost loses all its clusters, a large share of this
+// small archive; scripts/measure-salvage.sh measures a 400 MB one.
 func TestSalvageRealZstd(t *testing.T) {
 	disks := realDisks(t)
 	dir := t.TempDir()
@@ -67,12 +71,12 @@ func TestSalvageRealZstd(t *testing.T) {
 			p := at(0.3) + 200 + rng.Intn(1000)
 			b[p] ^= 1 << rng.Intn(8)
 			return b
-		}, 0.9},
+		}, 0.99},
 		{"zeroed 4 KiB page", func(b []byte, bl []int, rng *rand.Rand) []byte {
 			p := (at(0.5) + 3000) &^ 4095
 			clear(b[p : p+4096])
 			return b
-		}, 0.9},
+		}, 0.95},
 		{"64 KiB garbage run at 30%", func(b []byte, bl []int, rng *rand.Rand) []byte {
 			p := len(b) * 3 / 10
 			rng.Read(b[p : p+65536])
@@ -82,7 +86,7 @@ func TestSalvageRealZstd(t *testing.T) {
 			p := at(0.6)
 			b[p], b[p+1], b[p+2] = 0xff, 0xff, 0xff
 			return b
-		}, 0.9},
+		}, 0.6},
 		{"truncated at 70%", func(b []byte, bl []int, rng *rand.Rand) []byte {
 			return b[:len(b)*7/10]
 		}, 0.6},
@@ -91,7 +95,7 @@ func TestSalvageRealZstd(t *testing.T) {
 			p := at(0.5)
 			b[p], b[p+1], b[p+2] = 0xff, 0xff, 0xff
 			return b[:at(0.9)+1000]
-		}, 0.7},
+		}, 0.45},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
