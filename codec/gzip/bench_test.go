@@ -9,13 +9,14 @@ import (
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
 // benchStream is 32 MiB of the test corpus compressed by gzip --rsyncable.
 func benchStream(b *testing.B) (data, gz []byte) {
-	data = corpus(b, 24<<20)
-	return data, compress(b, data, "gzip", "--rsyncable", "-n")
+	data = testimg.Corpus(b, 24<<20)
+	return data, testimg.Compress(b, data, "gzip", "--rsyncable", "-n")
 }
 
 // BenchmarkRead measures the decoder on a clean stream (MB/s of output).

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
@@ -35,16 +36,16 @@ func decode(t testing.TB, in []byte, opt codec.Options) (codec.Reader, []byte, e
 // a few more shapes (names, multiple members).
 func streams(t *testing.T, data []byte) map[string][]byte {
 	s := map[string][]byte{
-		"gzip --rsyncable":  compress(t, data, "gzip", "--rsyncable", "-n"),
-		"gzip -6 with name": compress(t, data, "gzip"),
-		"gzip -1":           compress(t, data, "gzip", "-1"),
+		"gzip --rsyncable":  testimg.Compress(t, data, "gzip", "--rsyncable", "-n"),
+		"gzip -6 with name": testimg.Compress(t, data, "gzip"),
+		"gzip -1":           testimg.Compress(t, data, "gzip", "-1"),
 	}
 	third := len(data) / 3
-	s["three members"] = append(append(compress(t, data[:third], "gzip", "--rsyncable"),
-		compress(t, data[third:2*third], "gzip", "-9")...), compress(t, data[2*third:], "gzip")...)
+	s["three members"] = append(append(testimg.Compress(t, data[:third], "gzip", "--rsyncable"),
+		testimg.Compress(t, data[third:2*third], "gzip", "-9")...), testimg.Compress(t, data[2*third:], "gzip")...)
 	if _, err := exec.LookPath("pigz"); err == nil {
-		s["pigz --rsyncable"] = compress(t, data, "pigz", "--rsyncable")
-		s["pigz -p 2 with comment"] = compress(t, data, "pigz", "-p", "2", "-C", "a comment")
+		s["pigz --rsyncable"] = testimg.Compress(t, data, "pigz", "--rsyncable")
+		s["pigz -p 2 with comment"] = testimg.Compress(t, data, "pigz", "-p", "2", "-C", "a comment")
 	} else {
 		t.Log("pigz not installed: its streams are not tested")
 	}
@@ -52,7 +53,7 @@ func streams(t *testing.T, data []byte) map[string][]byte {
 }
 
 func TestCleanStreams(t *testing.T) {
-	data := corpus(t, 2<<20)
+	data := testimg.Corpus(t, 2<<20)
 	for name, gz := range streams(t, data) {
 		for _, strict := range []bool{false, true} {
 			r, out, err := decode(t, gz, codec.Options{Strict: strict})
@@ -70,7 +71,7 @@ func TestCleanStreams(t *testing.T) {
 }
 
 func TestEdgeStreams(t *testing.T) {
-	empty := compress(t, nil, "gzip")
+	empty := testimg.Compress(t, nil, "gzip")
 	tests := []struct {
 		name string
 		in   []byte
@@ -202,7 +203,7 @@ func check(t *testing.T, what string, orig, out []byte, r codec.Reader) int64 {
 }
 
 func TestDamage(t *testing.T) {
-	data := corpus(t, 3<<20)
+	data := testimg.Corpus(t, 3<<20)
 	gzs := streams(t, data)
 	var stats = map[string][3]int{} // cases, with spans, silent
 	for name, gz := range gzs {
@@ -259,11 +260,11 @@ func TestDamage(t *testing.T) {
 // TestResyncNextMember damages the second of three members: the first and
 // third must come out intact, the third after a Resync span.
 func TestResyncNextMember(t *testing.T) {
-	data := corpus(t, 1<<20)
+	data := testimg.Corpus(t, 1<<20)
 	third := len(data) / 3
-	m1 := compress(t, data[:third], "gzip")
-	m2 := compress(t, data[third:2*third], "gzip")
-	m3 := compress(t, data[2*third:], "gzip")
+	m1 := testimg.Compress(t, data[:third], "gzip")
+	m2 := testimg.Compress(t, data[third:2*third], "gzip")
+	m3 := testimg.Compress(t, data[2*third:], "gzip")
 	for _, at := range []struct {
 		name string
 		off  int
@@ -295,8 +296,8 @@ func TestResyncNextMember(t *testing.T) {
 // TestHeldOutputTainted: after a deflate error the output decoded shortly
 // before it is reported Tainted, and bytes from well before are not.
 func TestHeldOutputTainted(t *testing.T) {
-	data := corpus(t, 8<<20)
-	gz := compress(t, data, "gzip", "--rsyncable", "-n")
+	data := testimg.Corpus(t, 8<<20)
+	gz := testimg.Compress(t, data, "gzip", "--rsyncable", "-n")
 	bad := append([]byte(nil), gz...)
 	p := len(bad) * 3 / 4 &^ 4095
 	clear(bad[p : p+4096])

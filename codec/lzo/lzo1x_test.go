@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
 )
 
 // blocks splits an lzop file into its blocks (header checked).
@@ -32,9 +34,9 @@ func blocks(t testing.TB, f []byte) (lay layout, hs []blockHeader, datas [][]byt
 // TestDecompress1X decodes every block lzop wrote, at every level, and
 // compares it with the original.
 func TestDecompress1X(t *testing.T) {
-	data := corpus(t, 1<<20)
+	data := testimg.Corpus(t, 1<<20)
 	for _, level := range []string{"-1", "-3", "-7", "-9"} {
-		lay, hs, datas := blocks(t, compress(t, data, "lzop", level))
+		lay, hs, datas := blocks(t, testimg.Compress(t, data, "lzop", level))
 		off := 0
 		for i, h := range hs {
 			want := data[off : off+h.dstLen]

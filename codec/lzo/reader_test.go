@@ -11,6 +11,7 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
@@ -40,17 +41,17 @@ func streams(t *testing.T, data []byte) map[string][]byte {
 	half := len(data) / 2
 	return map[string][]byte{
 		"lzop (stdin)":       lzopStdin(t, data),
-		"lzop -9 file":       compress(t, data, "lzop", "-9"),
-		"lzop -1":            compress(t, data, "lzop", "-1"),
-		"lzop --crc32":       compress(t, data, "lzop", "--crc32"),
-		"two files appended": append(compress(t, data[:half], "lzop"), compress(t, data[half:], "lzop", "-7")...),
+		"lzop -9 file":       testimg.Compress(t, data, "lzop", "-9"),
+		"lzop -1":            testimg.Compress(t, data, "lzop", "-1"),
+		"lzop --crc32":       testimg.Compress(t, data, "lzop", "--crc32"),
+		"two files appended": append(testimg.Compress(t, data[:half], "lzop"), testimg.Compress(t, data[half:], "lzop", "-7")...),
 	}
 }
 
 func TestCleanStreams(t *testing.T) {
-	data := corpus(t, 2<<20)
+	data := testimg.Corpus(t, 2<<20)
 	s := streams(t, data)
-	s["lzop --no-checksum"] = compress(t, data, "lzop", "--no-checksum")
+	s["lzop --no-checksum"] = testimg.Compress(t, data, "lzop", "--no-checksum")
 	for name, lz := range s {
 		for _, strict := range []bool{false, true} {
 			r, out, err := decode(t, lz, codec.Options{Strict: strict})
@@ -180,7 +181,7 @@ func resynced(sp []codec.Span, off int64) bool {
 }
 
 func TestDamage(t *testing.T) {
-	data := corpus(t, 3<<20)
+	data := testimg.Corpus(t, 3<<20)
 	for name, lz := range streams(t, data) {
 		for _, d := range damagers {
 			var recovered, total int64
@@ -227,8 +228,8 @@ func TestDamage(t *testing.T) {
 // length is survived through the checksum, a damaged checksum loses
 // exactly that block.
 func TestBlockHeaderDamage(t *testing.T) {
-	data := corpus(t, 2<<20)
-	lz := compress(t, data, "lzop")
+	data := testimg.Corpus(t, 2<<20)
+	lz := testimg.Compress(t, data, "lzop")
 	fh, _ := parseFileHeader(lz)
 	lay := layoutOf(fh.flags)
 	// The third block's header.
@@ -280,7 +281,7 @@ func TestBlockHeaderDamage(t *testing.T) {
 // TestFileHeaderDamage: a damaged lzop header is reported, and the blocks
 // are still read with lzop's defaults.
 func TestFileHeaderDamage(t *testing.T) {
-	data := corpus(t, 1<<20)
+	data := testimg.Corpus(t, 1<<20)
 	lz := lzopStdin(t, data)
 	for _, at := range []int{10, 16, 20} { // version, method, flags
 		bad := append([]byte(nil), lz...)
@@ -300,7 +301,7 @@ func TestFileHeaderDamage(t *testing.T) {
 
 // TestLzopAgrees: what lzop -t rejects, we report.
 func TestLzopAgrees(t *testing.T) {
-	data := corpus(t, 1<<20)
+	data := testimg.Corpus(t, 1<<20)
 	lz := lzopStdin(t, data)
 	dir := t.TempDir()
 	for seed := range uint64(6) {

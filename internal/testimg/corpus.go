@@ -1,4 +1,4 @@
-package lzo
+package testimg
 
 import (
 	"bytes"
@@ -13,9 +13,9 @@ import (
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
-// corpus returns test data like a backup's: the start of a tar of /usr/share
+// Corpus returns test data like a backup's: the start of a tar of /usr/share
 // (text, binaries, already compressed files), zeros and random bytes.
-func corpus(t testing.TB, tarBytes int) []byte {
+func Corpus(t testing.TB, tarBytes int) []byte {
 	t.Helper()
 	corpusOnce.Do(func() {
 		cmd := exec.Command(testutil.RequireTool(t, "tar"), "cf", "-", "--sort=name", "-C", "/usr/share", ".")
@@ -51,9 +51,9 @@ var (
 	corpusTar  []byte
 )
 
-// compress runs a real compressor (name plus args, reading a file, writing
+// Compress runs a real compressor (name plus args, reading a file, writing
 // stdout) on data and returns its output.
-func compress(t testing.TB, data []byte, name string, args ...string) []byte {
+func Compress(t testing.TB, data []byte, name string, args ...string) []byte {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "data")
 	if err := os.WriteFile(f, data, 0o600); err != nil {
