@@ -36,7 +36,7 @@ func Assess(st *Stat, lay *Layout, entry *DirEntry, dmg *damage.Map) Assessment 
 			}
 		}
 	}
-	if entry != nil && entry.Where.Length > 0 && dmg.Any(entry.Where.Physical, entry.Where.Length, damage.Tainted) {
+	if entry != nil && (len(entry.Problems) > 0 || entry.Where.Length > 0 && dmg.Any(entry.Where.Physical, entry.Where.Length, damage.Tainted)) {
 		whole = true
 	}
 	attr := false
@@ -61,6 +61,9 @@ func Assess(st *Stat, lay *Layout, entry *DirEntry, dmg *damage.Map) Assessment 
 			if l > 0 && e.Physical >= 0 {
 				a.BadBytes += dmg.Count(e.Physical, l, damage.Tainted)
 			}
+		}
+		for _, e := range lay.Lost {
+			a.BadBytes += max(0, min(e.Length, size-e.Logical))
 		}
 	}
 	switch {

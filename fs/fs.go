@@ -89,8 +89,11 @@ type DirEntry struct {
 	Node Node
 	Type iofs.FileMode // type bits only; the reader's best knowledge
 	// Where is the volume byte range that holds this entry's record, or
-	// Len 0 if not known: damage there makes the name untrustworthy.
+	// Len 0 if not known: damage there makes the entry untrustworthy.
 	Where Extent
+	// Problems the reader found in the entry's own block (a checksum that
+	// fails): the entry parsed, but its name or inode number may be wrong.
+	Problems []string
 }
 
 // File is a regular file's content. Reads past a hole return zeros; reads
@@ -124,6 +127,10 @@ type Layout struct {
 	// content: external xattr blocks. Damage there leaves the content
 	// intact.
 	Attr []Extent
+	// Lost lists file ranges (Logical, Length; Physical unused) whose
+	// mapping could not be read (a damaged extent tree block): their
+	// content is unknown and reads as zeros.
+	Lost []Extent
 	// Inline reports that the content is stored inside the metadata (ext4
 	// inline data, fast symlinks): it is damaged when Meta is.
 	Inline bool
