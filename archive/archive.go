@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +18,9 @@ type Archive struct {
 	// Size is the file's size in bytes.
 	Size int64
 
-	f    *os.File
-	read atomic.Int64
+	f        *os.File
+	read     atomic.Int64
+	prefetch []*prefetch
 }
 
 // ErrEmpty is returned for an empty file.
@@ -52,8 +52,13 @@ func Open(path string) (*Archive, error) {
 	return a, nil
 }
 
-// Close closes the file.
-func (a *Archive) Close() error { return a.f.Close() }
+// Close stops the readers of Payload and closes the file.
+func (a *Archive) Close() error {
+	for _, p := range a.prefetch {
+		p.Close()
+	}
+	return a.f.Close()
+}
 
 // InputOffset returns how many bytes of the file the current payload
 // reader has consumed (for progress).
@@ -62,13 +67,14 @@ func (a *Archive) InputOffset() int64 { return a.read.Load() }
 // Payload returns a new decoder over the whole file, from its start.
 func (a *Archive) Payload(opt codec.Options) (codec.Reader, error) {
 	a.read.Store(0)
-	src := &countingReader{r: io.NewSectionReader(a.f, 0, a.Size), n: &a.read}
-	var in io.Reader = bufio.NewReaderSize(src, 1<<20)
 	dec := decoders[a.Compression]
 	if dec == nil {
 		return nil, fmt.Errorf("%s: %s compression is not supported", a.Path, a.Compression)
 	}
-	return dec(in, opt)
+	src := &countingReader{r: io.NewSectionReader(a.f, 0, a.Size), n: &a.read}
+	pf := newPrefetch(src, 1<<20, 4)
+	a.prefetch = append(a.prefetch, pf)
+	return dec(pf, opt)
 }
 
 type countingReader struct {
