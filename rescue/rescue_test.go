@@ -241,3 +241,58 @@ func changeGuest(t *testing.T, v *vm, night int) {
 	}
 	testutil.Run(t, "debugfs", "-w", "-R", "write "+f+" /changed"+strconv.Itoa(night), img)
 }
+
+// TestRescueHostileGuest runs a rescue (as the tests run: root) on a guest
+// whose root filesystem holds what a hostile guest could plant: symlinks
+// to host paths, a device node, a FIFO, setuid and setgid files. Nothing
+// may be written outside the output directory, no device node or FIFO
+// created, no setuid/setgid bit kept.
+func TestRescueHostileGuest(t *testing.T) {
+	v := &vm{dir: t.TempDir()}
+	v.src = filepath.Join(v.dir, "src")
+	os.MkdirAll(filepath.Join(v.src, "bin"), 0o755)
+	outside := filepath.Join(v.dir, "host-target")
+	os.WriteFile(filepath.Join(v.src, "bin", "su"), []byte("#!/bin/sh\n"), 0o755)
+	os.Chmod(filepath.Join(v.src, "bin", "su"), 0o4755|os.ModeSetuid)
+	os.WriteFile(filepath.Join(v.src, "bin", "sg"), []byte("#!/bin/sh\n"), 0o755)
+	os.Chmod(filepath.Join(v.src, "bin", "sg"), 0o2755|os.ModeSetgid)
+	os.Symlink(outside, filepath.Join(v.src, "abs-link"))
+	os.Symlink("../../../../../../../../"+outside, filepath.Join(v.src, "rel-link"))
+	os.Symlink("/etc/shadow", filepath.Join(v.src, "shadow-link"))
+	specials := os.Getuid() == 0
+	if specials {
+		if err := mknod(filepath.Join(v.src, "disk"), filepath.Join(v.src, "fifo")); err != nil {
+			specials = false
+		}
+	}
+	v.disks = []testimg.Disk{{Name: "drive-scsi0", Path: filepath.Join(v.dir, "root.raw")}}
+	testimg.GPTExt4(t, v.disks[0].Path, 48<<20, v.src)
+	arc := testimg.BuildArchive(t, v.dir, v.disks, ".zst", 1)
+	out := filepath.Join(v.dir, "rescue")
+	if _, err := Run(arc, out, Options{Owners: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(outside); err == nil {
+		t.Fatalf("%s was created outside the output directory", outside)
+	}
+	root := filepath.Join(out, "files", "drive-scsi0-p3")
+	for _, name := range []string{"abs-link", "rel-link", "shadow-link"} {
+		st, err := os.Lstat(filepath.Join(root, name))
+		if err != nil || st.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s: not recreated as a symlink (%v)", name, err)
+		}
+	}
+	for _, name := range []string{"bin/su", "bin/sg"} {
+		st, err := os.Stat(filepath.Join(root, name))
+		if err != nil || st.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 {
+			t.Errorf("%s: %v, mode %v (setuid/setgid must be dropped)", name, err, st.Mode())
+		}
+	}
+	if specials {
+		for _, name := range []string{"disk", "fifo"} {
+			if _, err := os.Lstat(filepath.Join(root, name)); err == nil {
+				t.Errorf("%s: a device node or FIFO was recreated", name)
+			}
+		}
+	}
+}
