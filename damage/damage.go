@@ -344,3 +344,43 @@ func (p Problem) String() string {
 	}
 	return fmt.Sprintf("%s at %d: %s", p.Layer, p.Offset, p.Message)
 }
+
+// FromRanges builds a map from ranges in any order, overlapping or not
+// (where they overlap the worse state wins), in O(n log n): the way to
+// collect many ranges that arrive out of order.
+func FromRanges(rs []Range) *Map {
+	type event struct {
+		pos   int64
+		state State
+		delta int
+	}
+	ev := make([]event, 0, 2*len(rs))
+	for _, r := range rs {
+		if r.Len > 0 && r.State != OK {
+			ev = append(ev, event{r.Off, r.State, +1}, event{r.End(), r.State, -1})
+		}
+	}
+	sort.Slice(ev, func(i, j int) bool { return ev[i].pos < ev[j].pos })
+	m := &Map{}
+	var count [Lost + 1]int
+	for i := 0; i < len(ev); {
+		pos := ev[i].pos
+		for ; i < len(ev) && ev[i].pos == pos; i++ {
+			count[ev[i].state] += ev[i].delta
+		}
+		if i == len(ev) {
+			break
+		}
+		st := OK
+		for s := Lost; s > OK; s-- {
+			if count[s] > 0 {
+				st = s
+				break
+			}
+		}
+		if st != OK {
+			m.Add(pos, ev[i].pos-pos, st)
+		}
+	}
+	return m
+}

@@ -110,3 +110,20 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Fatalf("nil map: %s", b)
 	}
 }
+
+func TestFromRanges(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	for iter := 0; iter < 200; iter++ {
+		const size = 300
+		model := make(ref, size)
+		var rs []Range
+		for op := 0; op < 30; op++ {
+			off := rng.Int63n(size - 1)
+			n := rng.Int63n(size-off) + 1
+			s := State(rng.Intn(4))
+			rs = append(rs, Range{off, n, s})
+			model.add(off, n, s, false)
+		}
+		model.check(t, FromRanges(rs))
+	}
+}

@@ -48,7 +48,7 @@ const maxSuspects = 1000
 // clusters clean in three or more generations are compared, and one that
 // differs from two agreeing others is reported as a suspect.
 func combineDevice(name string, size int64, dst genDevice, older []genDevice) (*combined, error) {
-	out := &combined{Damage: dst.Damage.Clone(), Filled: &damage.Map{}}
+	out := &combined{Damage: &damage.Map{}, Filled: &damage.Map{}}
 	f, err := os.OpenFile(dst.Path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
@@ -63,13 +63,14 @@ func combineDevice(name string, size int64, dst genDevice, older []genDevice) (*
 	}
 	cur := make([]byte, clusterSize)
 	alt := make([]byte, clusterSize)
+	// Each damaged cluster once, in order, so that the new map is built by
+	// appending.
+	next := int64(0)
 	for _, r := range dst.Damage.Ranges() {
-		for off := r.Off / clusterSize * clusterSize; off < r.End(); off += clusterSize {
+		for off := max(r.Off/clusterSize*clusterSize, next); off < r.End(); off += clusterSize {
+			next = off + clusterSize
 			n := min(int64(clusterSize), size-off)
 			st := worstIn(dst.Damage, off, n)
-			if st == damage.OK {
-				continue
-			}
 			if err := readFull(f, cur[:n], off); err != nil {
 				return nil, err
 			}
@@ -93,7 +94,6 @@ func combineDevice(name string, size int64, dst genDevice, older []genDevice) (*
 			}
 			switch {
 			case confirmed:
-				out.Damage.Clear(off, n)
 				out.Confirmed += n
 				out.Sources = appendSource(out.Sources, report.Source{Offset: off, Length: n, Archive: older[fill].Archive, Kind: "confirmed"})
 			case fill >= 0:
@@ -103,9 +103,13 @@ func combineDevice(name string, size int64, dst genDevice, older []genDevice) (*
 				if _, err := f.WriteAt(alt[:n], off); err != nil {
 					return nil, err
 				}
-				out.Damage.Set(off, n, damage.Tainted)
+				out.Damage.Add(off, n, damage.Tainted)
 				out.Filled.Add(off, n, damage.Tainted)
 				out.Sources = appendSource(out.Sources, report.Source{Offset: off, Length: n, Archive: older[fill].Archive, Kind: "filled"})
+			default:
+				for _, p := range dst.Damage.Overlaps(off, n) {
+					out.Damage.Add(p.Off, p.Len, p.State)
+				}
 			}
 		}
 	}

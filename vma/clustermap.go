@@ -87,12 +87,16 @@ type Clusters struct {
 	Lost    int64 `json:"lost"`
 }
 
-// summarize turns a device's cluster states into counts and a damage map in
-// device byte offsets. Provisional clusters count as ok when trustTails,
-// else as tainted.
-func (m *clusterMap) summarize(nclusters int64, size int64, trustTails bool) (Clusters, *damage.Map) {
+// summarize turns a device's cluster states into counts, and with the
+// exact damage of the clusters read (dmg) and the provisional ranges
+// (prov, tainted unless trustTails) into the device's damage map: clusters
+// never seen are lost whole.
+func (m *clusterMap) summarize(nclusters, size int64, dmg, prov *damage.Map, trustTails bool) (Clusters, *damage.Map) {
 	var c Clusters
-	dm := &damage.Map{}
+	dm := dmg.Clone()
+	if !trustTails {
+		dm.Merge(prov)
+	}
 	c.Total = nclusters
 	for i := int64(0); i < nclusters; i++ {
 		if i&(pageSize-1) == 0 && m.pages[uint32(i>>pageBits)] == nil {
@@ -103,7 +107,6 @@ func (m *clusterMap) summarize(nclusters int64, size int64, trustTails bool) (Cl
 			i += n - 1
 			continue
 		}
-		var st damage.State
 		switch m.get(uint32(i)) {
 		case cOK:
 			c.OK++
@@ -114,21 +117,18 @@ func (m *clusterMap) summarize(nclusters int64, size int64, trustTails bool) (Cl
 				c.OK++
 			} else {
 				c.Tainted++
-				st = damage.Tainted
 			}
 		case cTainted:
 			c.Tainted++
-			st = damage.Tainted
+		case cLost:
+			c.Lost++
 		default:
 			c.Lost++
-			st = damage.Lost
-		}
-		if st != damage.OK {
 			off := i * ClusterSize
-			dm.Add(off, min(int64(ClusterSize), size-off), st)
+			dm.Add(off, min(int64(ClusterSize), size-off), damage.Lost)
 		}
 	}
-	return c, dm
+	return c, dm.Slice(0, size)
 }
 
 // firstUnseen returns the first cluster below n never seen, or -1.

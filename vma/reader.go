@@ -110,7 +110,6 @@ type Reader struct {
 
 	pos       int64 // next stream offset to parse
 	aligned   bool  // pos is at a known extent boundary (false: scan for one)
-	scanStep  int64 // when scanning: 512 if stream offsets are exact, 1 after a loss of unknown length
 	keepFrom  int64
 	scratch   []byte
 	pending   []pendingCluster
@@ -136,6 +135,20 @@ type devState struct {
 	dev     Device
 	learned bool // headerless: size grows with the clusters seen
 	m       clusterMap
+	// dmg holds the exact damage of the clusters read (device offsets):
+	// the bytes the codec reports tainted or lost, and stored blocks that
+	// were not in the stream. prov holds bytes whose trust is provisional
+	// (placed tails, Cond bytes): they count as tainted unless trusted at
+	// the end. Both are collected as they come (clusters arrive out of
+	// order) and sorted once at the end.
+	dmg, prov []damage.Range
+}
+
+// forget drops the damage recorded for [off, off+n) (a cluster read again).
+func forget(rs []damage.Range, off, n int64) []damage.Range {
+	m := damage.FromRanges(rs)
+	m.Clear(off, n)
+	return append(rs[:0], m.Ranges()...)
 }
 
 // extentPlace says where the blocks of the current extent are in the
@@ -418,7 +431,6 @@ func (r *Reader) step() error {
 		}
 		r.pos = max(sp.End(), r.pos+1)
 		r.aligned = false
-		r.scanStep = 1
 		return nil
 	}
 	eh, err := ParseExtentHeader(hb, r.hdr.UUID)
@@ -428,13 +440,14 @@ func (r *Reader) step() error {
 		}
 		r.pos += ExtentHeaderSize
 		r.aligned = false
-		r.scanStep = ExtentHeaderSize
 		return nil
 	}
 	return r.readExtentData(eh)
 }
 
-// scan moves pos forward to the next good extent header (step scanStep),
+// scan moves pos forward to the next good extent header at any offset
+// (after a loss of unknown length, or a length wrongly resized, stream
+// offsets need not be multiples of 512 any more),
 // dropping what it passes. It returns false at the end of the stream.
 func (r *Reader) scan() bool {
 	start := r.pos
@@ -450,7 +463,7 @@ func (r *Reader) scan() bool {
 			}
 			return false
 		}
-		if i := r.findIn(win, r.scanStep); i >= 0 {
+		if i := r.findIn(win); i >= 0 {
 			r.pos += int64(i)
 			r.aligned = true
 			if r.pos > start {
@@ -458,29 +471,14 @@ func (r *Reader) scan() bool {
 			}
 			return true
 		}
-		adv := int64(len(win) - ExtentHeaderSize + 1)
-		if r.scanStep > 1 {
-			adv = adv / r.scanStep * r.scanStep
-			if adv == 0 {
-				adv = r.scanStep
-			}
-		}
-		r.pos += adv
+		r.pos += int64(len(win) - ExtentHeaderSize + 1)
 	}
 }
 
-// findIn returns the offset of the first good extent header in win that
-// starts at a multiple of step, with room for the whole header, or -1.
-func (r *Reader) findIn(win []byte, step int64) int {
+// findIn returns the offset of the first good extent header in win with
+// room for the whole header, or -1.
+func (r *Reader) findIn(win []byte) int {
 	last := len(win) - ExtentHeaderSize
-	if step > 1 {
-		for i := 0; i <= last; i += int(step) {
-			if IsExtentHeader(win[i:], r.hdr.UUID) {
-				return i
-			}
-		}
-		return -1
-	}
 	for i := 0; i <= last; {
 		j := bytes.Index(win[i:last+4], []byte(extentMagic))
 		if j < 0 {
@@ -504,7 +502,7 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 	r.res.Extents++
 	nb := eh.BlockCount
 	place := extentPlace{dataStart: dataStart, kPre: nb, kTail: nb, nBlocks: nb, tailEnd: end}
-	next, nextAligned, step := end, true, int64(1)
+	next, nextAligned := end, true
 	if sp, ok := r.resyncIn(dataStart, min(end, r.bufEnd())); ok {
 		place.kPre = int(max(sp.Off-dataStart, 0) / BlockSize)
 		r.problem(hdrOff, "extent broken by a loss of unknown length at stream offset %d", sp.Off)
@@ -527,9 +525,9 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 			next = q
 			if !valid {
 				// the next extent's header is damaged but in place: it ends
-				// this extent; scan on from it at 512-byte steps
+				// this extent; scan on from after it
 				r.problem(q, "extent header damaged (magic and uuid in place)")
-				next, nextAligned, step = q+ExtentHeaderSize, false, ExtentHeaderSize
+				next, nextAligned = q+ExtentHeaderSize, false
 			}
 			if t, implied, single, ok := r.tailFits(sp, dataStart, size, q, place.kPre, nb); ok {
 				if single && implied == sp.Len {
@@ -562,7 +560,6 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 	}
 	r.pos = next
 	r.aligned = nextAligned
-	r.scanStep = step
 	return nil
 }
 
@@ -712,9 +709,60 @@ func (r *Reader) queue(eh *ExtentHeader, hdrOff int64) error {
 		if err := d.m.set(uint32(c), st, &r.budget); err != nil {
 			return err
 		}
+		r.recordDamage(d, bi, k0, rewrite)
 		r.pending = append(r.pending, pendingCluster{bi: bi, k0: k0, tail: k0 >= r.ext.kTail, state: st, rewrite: rewrite})
 	}
 	return nil
+}
+
+// recordDamage adds the exact damage of a cluster about to be delivered to
+// its device's maps: stored blocks not in the stream are lost, bytes the
+// codec reports are tainted or lost, tail blocks and Cond bytes are
+// provisional. A rewritten cluster forgets its earlier copy's damage.
+func (r *Reader) recordDamage(d *devState, bi BlockInfo, k0 int, rewrite bool) {
+	base := int64(bi.Cluster()) * ClusterSize
+	if rewrite {
+		d.dmg = forget(d.dmg, base, ClusterSize)
+		d.prov = forget(d.prov, base, ClusterSize)
+	}
+	k := k0
+	sp := r.spans()
+	for j := 0; j < BlocksPerCluster; j++ {
+		if bi.Mask()&(1<<j) == 0 {
+			continue
+		}
+		dev := base + int64(j)*BlockSize
+		pos, ok := r.ext.blockPos(k)
+		tail := k >= r.ext.kTail
+		k++
+		if !ok {
+			d.dmg = addRange(d.dmg, dev, BlockSize, damage.Lost)
+			continue
+		}
+		if tail {
+			d.prov = addRange(d.prov, dev, BlockSize, damage.Tainted)
+		}
+		for i := firstSpan(sp, pos); i < len(sp) && sp[i].Off < pos+BlockSize; i++ {
+			lo, hi := max(sp[i].Off, pos), min(sp[i].End(), pos+BlockSize)
+			switch {
+			case sp[i].Cond && sp[i].State == damage.Tainted && r.condTrusted(pos):
+				d.prov = addRange(d.prov, dev+lo-pos, hi-lo, damage.Tainted)
+			case sp[i].Cond && sp[i].State == damage.Tainted:
+				d.dmg = addRange(d.dmg, dev+lo-pos, hi-lo, damage.Tainted)
+			default:
+				d.dmg = addRange(d.dmg, dev+lo-pos, hi-lo, sp[i].State)
+			}
+		}
+	}
+}
+
+// addRange appends a range, merging it into the last one when they touch.
+func addRange(rs []damage.Range, off, n int64, st damage.State) []damage.Range {
+	if k := len(rs); k > 0 && rs[k-1].End() == off && rs[k-1].State == st {
+		rs[k-1].Len += n
+		return rs
+	}
+	return append(rs, damage.Range{Off: off, Len: n, State: st})
 }
 
 // clusterState judges a cluster from where its blocks are and what the
@@ -869,7 +917,7 @@ func (r *Reader) finish() error {
 		if d == nil {
 			continue
 		}
-		cs, dm := d.m.summarize(d.dev.Clusters(), d.dev.Size, trust)
+		cs, dm := d.m.summarize(d.dev.Clusters(), d.dev.Size, damage.FromRanges(d.dmg), damage.FromRanges(d.prov), trust)
 		r.res.Devices = append(r.res.Devices, DeviceResult{Device: d.dev, Clusters: cs, Damage: dm})
 		if r.res.Headerless {
 			r.hdr.Devices = append(r.hdr.Devices, d.dev)

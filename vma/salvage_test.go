@@ -175,8 +175,13 @@ func salvageAndCheck(t *testing.T, src io.Reader, disks [][]byte) (good, total i
 		for c := 0; c*ClusterSize < len(d); c++ {
 			lo, hi := c*ClusterSize, min((c+1)*ClusterSize, len(d))
 			same := bytes.Equal(d[lo:hi], img[i][lo:hi])
-			if !same && !dm.Any(int64(lo), int64(hi-lo), damage.Tainted) {
-				t.Fatalf("disk %d cluster %d differs but is not in the damage map (result %+v)", i, c, res.Devices[i].Clusters)
+			if !same {
+				// every byte that differs lies in the damage map
+				for b := lo; b < hi; b++ {
+					if d[b] != img[i][b] && !dm.Any(int64(b), 1, damage.Tainted) {
+						t.Fatalf("disk %d byte %d (cluster %d) differs but is not in the damage map (result %+v)", i, b, c, res.Devices[i].Clusters)
+					}
+				}
 			}
 			if !isZeroAll(d[lo:hi]) {
 				total++
