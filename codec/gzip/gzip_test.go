@@ -127,33 +127,6 @@ func TestRealVMA(t *testing.T) {
 }
 
 // damager changes a copy of a compressed stream the ways disks and RAM do.
-type damager struct {
-	name string
-	do   func(b []byte, rng *rand.Rand) []byte
-}
-
-var damagers = []damager{
-	{"bit flip", func(b []byte, rng *rand.Rand) []byte {
-		b[rng.IntN(len(b))] ^= 1 << rng.IntN(8)
-		return b
-	}},
-	{"zeroed 4 KiB page", func(b []byte, rng *rand.Rand) []byte {
-		p := rng.IntN(len(b)) &^ 4095
-		clear(b[p:min(len(b), p+4096)])
-		return b
-	}},
-	{"garbage run", func(b []byte, rng *rand.Rand) []byte {
-		p := rng.IntN(len(b))
-		for i := p; i < min(len(b), p+1+rng.IntN(600)); i++ {
-			b[i] = byte(rng.Uint32())
-		}
-		return b
-	}},
-	{"truncation", func(b []byte, rng *rand.Rand) []byte {
-		return b[:rng.IntN(len(b))]
-	}},
-}
-
 // check verifies the Reader's promise on damaged input: before the first
 // Resync span, every byte outside the spans equals the original, unless
 // only the checksum failed (then no span can say where); truncated output
@@ -207,15 +180,15 @@ func TestDamage(t *testing.T) {
 	gzs := streams(t, data)
 	var stats = map[string][3]int{} // cases, with spans, silent
 	for name, gz := range gzs {
-		for _, d := range damagers {
+		for _, d := range testimg.Damagers {
 			var recovered, total int64
 			for seed := range uint64(8) {
 				rng := rand.New(rand.NewPCG(seed, 7))
-				bad := d.do(append([]byte(nil), gz...), rng)
-				what := name + "/" + d.name
+				bad := d.Do(append([]byte(nil), gz...), rng)
+				what := name + "/" + d.Name
 				r, out, err := decode(t, bad, codec.Options{})
 				if err != nil {
-					if d.name == "truncation" && len(bad) < 2 {
+					if d.Name == "truncation" && len(bad) < 2 {
 						continue
 					}
 					t.Errorf("%s seed %d: %v", what, seed, err)
@@ -223,7 +196,7 @@ func TestDamage(t *testing.T) {
 				}
 				recovered += check(t, what, data, out, r)
 				total += int64(len(data))
-				st := stats[d.name]
+				st := stats[d.Name]
 				st[0]++
 				if len(r.Spans()) > 0 {
 					st[1]++
@@ -231,11 +204,11 @@ func TestDamage(t *testing.T) {
 				if r.Checksum() == codec.ChecksumMismatch {
 					st[2]++
 				}
-				stats[d.name] = st
+				stats[d.Name] = st
 				if r.Checksum() == codec.ChecksumOK && !bytes.Equal(out, data) {
 					t.Errorf("%s seed %d: checksum ok but output differs", what, seed)
 				}
-				if d.name == "truncation" {
+				if d.Name == "truncation" {
 					if r.Checksum() == codec.ChecksumOK || !bytes.HasPrefix(data, out) {
 						t.Errorf("%s seed %d: truncated stream: checksum %s, prefix %v", what, seed, r.Checksum(), bytes.HasPrefix(data, out))
 					}
@@ -249,7 +222,7 @@ func TestDamage(t *testing.T) {
 					t.Errorf("%s seed %d: strict error %v wraps neither ErrCorrupt nor ErrTruncated", what, seed, serr)
 				}
 			}
-			t.Logf("%-24s %-18s recovered %5.1f%% intact", name, d.name, 100*float64(recovered)/float64(max(total, 1)))
+			t.Logf("%-24s %-18s recovered %5.1f%% intact", name, d.Name, 100*float64(recovered)/float64(max(total, 1)))
 		}
 	}
 	for k, v := range stats {

@@ -106,31 +106,6 @@ func TestEdgeStreams(t *testing.T) {
 	}
 }
 
-var damagers = []struct {
-	name string
-	do   func(b []byte, rng *rand.Rand) []byte
-}{
-	{"bit flip", func(b []byte, rng *rand.Rand) []byte {
-		b[rng.IntN(len(b))] ^= 1 << rng.IntN(8)
-		return b
-	}},
-	{"zeroed 4 KiB page", func(b []byte, rng *rand.Rand) []byte {
-		p := rng.IntN(len(b)) &^ 4095
-		clear(b[p:min(len(b), p+4096)])
-		return b
-	}},
-	{"garbage run", func(b []byte, rng *rand.Rand) []byte {
-		p := rng.IntN(len(b))
-		for i := p; i < min(len(b), p+1+rng.IntN(600)); i++ {
-			b[i] = byte(rng.Uint32())
-		}
-		return b
-	}},
-	{"truncation", func(b []byte, rng *rand.Rand) []byte {
-		return b[:rng.IntN(len(b))]
-	}},
-}
-
 // check verifies that every byte outside the spans equals the original:
 // at the same offset before the first Resync span, and after it at the
 // same offset give or take whole blocks (the Resync span's length is an
@@ -183,13 +158,13 @@ func resynced(sp []codec.Span, off int64) bool {
 func TestDamage(t *testing.T) {
 	data := testimg.Corpus(t, 3<<20)
 	for name, lz := range streams(t, data) {
-		for _, d := range damagers {
+		for _, d := range testimg.Damagers {
 			var recovered, total int64
 			var resyncs int
 			for seed := range uint64(8) {
 				rng := rand.New(rand.NewPCG(seed, 9))
-				bad := d.do(append([]byte(nil), lz...), rng)
-				what := name + "/" + d.name
+				bad := d.Do(append([]byte(nil), lz...), rng)
+				what := name + "/" + d.Name
 				r, out, err := decode(t, bad, codec.Options{})
 				if err != nil {
 					if len(bad) < len(magic) {
@@ -219,7 +194,7 @@ func TestDamage(t *testing.T) {
 					t.Errorf("%s seed %d: strict error %v", what, seed, serr)
 				}
 			}
-			t.Logf("%-20s %-18s recovered %5.1f%% intact, %d resyncs", name, d.name, 100*float64(recovered)/float64(max(total, 1)), resyncs)
+			t.Logf("%-20s %-18s recovered %5.1f%% intact, %d resyncs", name, d.Name, 100*float64(recovered)/float64(max(total, 1)), resyncs)
 		}
 	}
 }
@@ -306,7 +281,7 @@ func TestLzopAgrees(t *testing.T) {
 	dir := t.TempDir()
 	for seed := range uint64(6) {
 		rng := rand.New(rand.NewPCG(seed, 3))
-		bad := damagers[1].do(append([]byte(nil), lz...), rng)
+		bad := testimg.Damagers[1].Do(append([]byte(nil), lz...), rng)
 		f := dir + "/x.lzo"
 		if err := os.WriteFile(f, bad, 0o600); err != nil {
 			t.Fatal(err)
