@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"path/filepath"
@@ -55,9 +54,7 @@ func runExtract(w io.Writer, path, dir string, opt extract.Options, asJSON, quie
 		return err
 	}
 	if asJSON {
-		e := json.NewEncoder(w)
-		e.SetIndent("", "  ")
-		if err := e.Encode(res.Report); err != nil {
+		if err := printJSON(w, res.Report); err != nil {
 			return err
 		}
 	} else {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -75,9 +74,7 @@ func inspect(w io.Writer, path string, asJSON bool) error {
 		out.Problems = append(out.Problems, p.String())
 	}
 	if asJSON {
-		e := json.NewEncoder(w)
-		e.SetIndent("", "  ")
-		return e.Encode(out)
+		return printJSON(w, out)
 	}
 	ui.Fprintf(w, "archive      %s (%s)\n", path, ui.Bytes(a.Size))
 	ui.Fprintf(w, "format       VM backup (vma), compression %s\n", a.Compression)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	iofs "io/fs"
@@ -83,9 +82,7 @@ func listVolumes(w io.Writer, vols []volume.Volume, asJSON bool) error {
 		for _, v := range vols {
 			out.Volumes = append(out.Volumes, rescue.VolumeReport(v))
 		}
-		e := json.NewEncoder(w)
-		e.SetIndent("", "  ")
-		return e.Encode(out)
+		return printJSON(w, out)
 	}
 	if len(vols) == 0 {
 		fmt.Fprintln(w, "no volumes found")
@@ -192,9 +189,7 @@ func listPath(w io.Writer, vols []volume.Volume, arg string, opt source.FSOption
 		out = append(out, le)
 	}
 	if asJSON {
-		e := json.NewEncoder(w)
-		e.SetIndent("", "  ")
-		if err := e.Encode(out); err != nil {
+		if err := printJSON(w, out); err != nil {
 			return err
 		}
 	} else {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"path/filepath"
@@ -78,9 +77,7 @@ func runRescue(w io.Writer, path, dir string, opt rescue.Options, asJSON, quiet 
 		return err
 	}
 	if asJSON {
-		e := json.NewEncoder(w)
-		e.SetIndent("", "  ")
-		if err := e.Encode(rep.Report); err != nil {
+		if err := printJSON(w, rep.Report); err != nil {
 			return err
 		}
 	} else {

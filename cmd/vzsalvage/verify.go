@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 	"path/filepath"
 
@@ -60,9 +59,7 @@ func verify(w, errw io.Writer, paths []string, asJSON, quiet bool) error {
 		}
 	}
 	if asJSON {
-		e := json.NewEncoder(w)
-		e.SetIndent("", "  ")
-		if err := e.Encode(rep); err != nil {
+		if err := printJSON(w, rep); err != nil {
 			return err
 		}
 	}
