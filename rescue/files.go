@@ -45,9 +45,7 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, opt Opti
 		return rv, nil, fmt.Errorf("cannot open the %s filesystem: %v", v.FS, err)
 	}
 	info := f.Info()
-	for _, p := range info.Problems {
-		rv.Notes = append(rv.Notes, p)
-	}
+	rv.Notes = append(rv.Notes, info.Problems...)
 	if info.View != "" {
 		rv.Notes = append(rv.Notes, "read as: "+info.View)
 	}

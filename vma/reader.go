@@ -175,8 +175,6 @@ func (e *extentPlace) blockPos(k int) (int64, bool) {
 type pendingCluster struct {
 	bi      BlockInfo
 	k0      int // index of its first stored block in the extent
-	tail    bool
-	state   cstate
 	rewrite bool
 }
 
@@ -710,7 +708,7 @@ func (r *Reader) queue(eh *ExtentHeader, hdrOff int64) error {
 			return err
 		}
 		r.recordDamage(d, bi, k0, rewrite)
-		r.pending = append(r.pending, pendingCluster{bi: bi, k0: k0, tail: k0 >= r.ext.kTail, state: st, rewrite: rewrite})
+		r.pending = append(r.pending, pendingCluster{bi: bi, k0: k0, rewrite: rewrite})
 	}
 	return nil
 }

@@ -50,11 +50,6 @@ func (r *bitReader) get(n uint8) uint32 {
 	return uint32(v)
 }
 
-// peek returns the next n (>= 1) bits without consuming them.
-func (r *bitReader) peek(n uint8) uint32 {
-	return uint32((r.value << r.consumed) >> (64 - uint(n)))
-}
-
 // reload moves the window so that at least 56 bits are available, unless
 // the start of the stream is near.
 func (r *bitReader) reload() {
