@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 	"github.com/vzsalvage/vzsalvage/report"
 )
@@ -171,4 +172,65 @@ func TestSampleRescue(t *testing.T) {
 		}
 	}
 	t.Logf("sample: %d of %d files identical", same, total)
+}
+
+// TestLsCpRealExt4 lists and copies a tree out of an ext4 root made by
+// mke2fs -d, from a raw image: content, modes, symlinks and hard links.
+func TestLsCpRealExt4(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.Mkdir(src, 0o755)
+	testimg.Tree(t, src, testimg.TreeOptions{Files: 60, Seed: 9})
+	img := filepath.Join(dir, "vm.raw")
+	testimg.GPTExt4(t, img, 48<<20, src)
+	code, out, errs := vz("ls", img)
+	if code != 0 || !strings.Contains(out, "vm-p3") || !strings.Contains(out, "ext4") {
+		t.Fatalf("ls: %d %s %s", code, out, errs)
+	}
+	code, out, _ = vz("ls", img, "vm-p3:/")
+	if code != 0 || !strings.Contains(out, "link-short -> ") || !strings.Contains(out, "lost+found") {
+		t.Fatalf("ls vm-p3:/: %d\n%s", code, out)
+	}
+	dest := filepath.Join(dir, "out")
+	if code, _, errs := vz("cp", "-r", "-q", img, "vm-p3:/", dest); code != 0 {
+		t.Fatalf("cp -r: %d %s", code, errs)
+	}
+	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		got, err := os.Lstat(filepath.Join(dest, rel))
+		if err != nil {
+			t.Errorf("%s: %v", rel, err)
+			return nil
+		}
+		if got.Mode() != info.Mode() {
+			t.Errorf("%s: mode %v, want %v", rel, got.Mode(), info.Mode())
+		}
+		switch {
+		case info.Mode().IsRegular():
+			a, _ := os.ReadFile(p)
+			b, _ := os.ReadFile(filepath.Join(dest, rel))
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s: content differs", rel)
+			}
+		case info.Mode()&os.ModeSymlink != 0:
+			a, _ := os.Readlink(p)
+			b, _ := os.Readlink(filepath.Join(dest, rel))
+			if a != b {
+				t.Errorf("%s: link %q, want %q", rel, b, a)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.Stat(filepath.Join(dest, "hardlink-to-2"))
+	files := testimg.Tree(t, t.TempDir(), testimg.TreeOptions{Files: 60, Seed: 9})
+	b, _ := os.Stat(filepath.Join(dest, files[2]))
+	if a == nil || b == nil || !os.SameFile(a, b) {
+		t.Errorf("hard link not kept")
+	}
 }
