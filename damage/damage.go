@@ -337,9 +337,15 @@ type Problem struct {
 	Message string `json:"message"`
 }
 
-// String formats the problem as "layer at offset: message".
+// String formats the problem as "layer at offset: message" (a negative
+// offset means none is known).
 func (p Problem) String() string {
-	if p.Layer == "" {
+	switch {
+	case p.Offset < 0 && p.Layer == "":
+		return p.Message
+	case p.Offset < 0:
+		return p.Layer + ": " + p.Message
+	case p.Layer == "":
 		return fmt.Sprintf("at %d: %s", p.Offset, p.Message)
 	}
 	return fmt.Sprintf("%s at %d: %s", p.Layer, p.Offset, p.Message)
