@@ -35,9 +35,6 @@ type Cluster struct {
 	// Data holds the stored blocks (bit j of Mask set) in ascending order:
 	// popcount(Mask)*BlockSize bytes. It is valid until the next call to Next.
 	Data []byte
-	// Bad marks stored blocks (bit j = block j) whose bytes are tainted or
-	// lost (placeholder zeros). Salvage only.
-	Bad uint16
 	// Rewrite says a worse copy of this cluster was delivered before: the
 	// blocks not in Mask must be written as zeros.
 	Rewrite bool
@@ -846,7 +843,6 @@ func (r *Reader) deliver(p *pendingCluster) *Cluster {
 	if ok1 && ok2 && last-first == int64(n-1)*BlockSize {
 		c.Data = r.at(first, int64(n)*BlockSize)
 		if len(c.Data) == n*BlockSize {
-			r.markBad(c, p.k0)
 			return c
 		}
 	}
@@ -861,27 +857,7 @@ func (r *Reader) deliver(p *pendingCluster) *Cluster {
 			copy(dst, r.at(pos, BlockSize))
 		}
 	}
-	r.markBad(c, p.k0)
 	return c
-}
-
-// markBad sets c.Bad from block positions and spans.
-func (r *Reader) markBad(c *Cluster, k0 int) {
-	k := k0
-	for j := 0; j < BlocksPerCluster; j++ {
-		if c.Mask&(1<<j) == 0 {
-			continue
-		}
-		pos, ok := r.ext.blockPos(k)
-		if ok {
-			st, cond := r.worst(pos, pos+BlockSize)
-			ok = st == damage.OK && (!cond || r.condTrusted(pos))
-		}
-		if !ok {
-			c.Bad |= 1 << j
-		}
-		k++
-	}
 }
 
 // finish ends the read: checks for missing clusters and builds the Result.
