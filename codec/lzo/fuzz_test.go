@@ -2,10 +2,10 @@ package lzo
 
 import (
 	"bytes"
-	"io"
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/codec/codectest"
 )
 
 // FuzzDecompress1X: no panic, no write past the room, and on success
@@ -39,20 +39,7 @@ func FuzzReader(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			const limit = 4 << 20
-			n, _ := io.Copy(io.Discard, io.LimitReader(r, limit))
-			var end int64
-			for _, s := range r.Spans() {
-				if s.Off < end || s.Len < 0 || (s.End() > n && n < limit) {
-					t.Fatalf("bad spans %v (output %d)", r.Spans(), n)
-				}
-				end = s.End()
-			}
-			for _, p := range r.Problems() {
-				if p.Offset < 0 || p.Offset > int64(len(in)) {
-					t.Fatalf("problem offset %d outside input of %d bytes", p.Offset, len(in))
-				}
-			}
+			codectest.Drain(t, r, len(in), 4<<20)
 		}
 	})
 }
