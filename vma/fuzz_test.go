@@ -50,6 +50,23 @@ func FuzzParseExtentHeader(f *testing.F) {
 			}
 		}
 		IsExtentHeader(b, uuid)
+		// A repair is a header whose MD5 is the one stored in b.
+		var suspect []bool
+		if len(b) > ExtentHeaderSize {
+			suspect = make([]bool, ExtentHeaderSize)
+			for i := range suspect {
+				suspect[i] = b[ExtentHeaderSize]>>(i%8)&1 != 0
+			}
+		}
+		if rh, ok := RepairExtentHeader(b, uuid, []uint8{1, 2, 3}, suspect); ok {
+			re := make([]byte, ExtentHeaderSize)
+			if err := MarshalExtentHeader(re, uuid, rh.Entries); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(re[extOffMD5:extOffMD5+16], b[extOffMD5:extOffMD5+16]) {
+				t.Fatal("repaired header does not have the stored checksum")
+			}
+		}
 	})
 }
 

@@ -294,6 +294,28 @@ func (r *Reader) worst(lo, hi int64) (st damage.State, cond bool) {
 	return st, cond
 }
 
+// repairHeader rebuilds a damaged extent header at the start of b when its
+// MD5 allows (see RepairExtentHeader).
+func (r *Reader) repairHeader(b []byte, at int64) (*ExtentHeader, bool) {
+	if len(b) < ExtentHeaderSize || string(b[:4]) != extentMagic ||
+		!bytes.Equal(b[extOffUUID:extOffUUID+16], r.hdr.UUID[:]) {
+		return nil, false
+	}
+	devs := make([]uint8, 0, len(r.hdr.Devices))
+	for _, d := range r.hdr.Devices {
+		devs = append(devs, d.ID)
+	}
+	var suspect []bool
+	if r.cr != nil {
+		suspect = make([]bool, ExtentHeaderSize)
+		for j := range suspect {
+			st, cond := r.worst(at+int64(j), at+int64(j)+1)
+			suspect[j] = st != damage.OK || cond
+		}
+	}
+	return RepairExtentHeader(b, r.hdr.UUID, devs, suspect)
+}
+
 // ---- header ----
 
 func (r *Reader) readHeader() error {
@@ -429,6 +451,12 @@ func (r *Reader) step() error {
 		return nil
 	}
 	eh, err := ParseExtentHeader(hb, r.hdr.UUID)
+	if err != nil && r.opt.Salvage {
+		if rh, ok := r.repairHeader(hb, r.pos); ok {
+			r.problem(r.pos, "extent header repaired (%v; the rebuilt header matches its MD5)", err)
+			eh, err = rh, nil
+		}
+	}
 	if err != nil {
 		if err := r.fatal(r.pos, err); err != nil {
 			return err
@@ -458,7 +486,7 @@ func (r *Reader) scan() bool {
 			}
 			return false
 		}
-		if i := r.findIn(win); i >= 0 {
+		if i := r.findIn(win, r.pos); i >= 0 {
 			r.pos += int64(i)
 			r.aligned = true
 			if r.pos > start {
@@ -470,9 +498,9 @@ func (r *Reader) scan() bool {
 	}
 }
 
-// findIn returns the offset of the first good extent header in win with
+// findIn returns the offset of the first good (or repairable) extent header in win (at stream offset base) with
 // room for the whole header, or -1.
-func (r *Reader) findIn(win []byte) int {
+func (r *Reader) findIn(win []byte, base int64) int {
 	last := len(win) - ExtentHeaderSize
 	for i := 0; i <= last; {
 		j := bytes.Index(win[i:last+4], []byte(extentMagic))
@@ -480,6 +508,9 @@ func (r *Reader) findIn(win []byte) int {
 			return -1
 		}
 		if IsExtentHeader(win[i+j:], r.hdr.UUID) {
+			return i + j
+		}
+		if _, ok := r.repairHeader(win[i+j:], base+int64(i+j)); ok {
 			return i + j
 		}
 		i += j + 1
@@ -575,8 +606,15 @@ func (r *Reader) findBoundary(win []byte, base int64) (int, bool) {
 		if IsExtentHeader(b, r.hdr.UUID) {
 			return i, true
 		}
+		if _, ok := r.repairHeader(b, base+int64(i)); ok {
+			return i, true
+		}
 		if b[4] == 0 && b[5] == 0 && bytes.Equal(b[extOffUUID:extOffUUID+16], r.hdr.UUID[:]) {
-			if st, cond := r.worst(base+int64(i), base+int64(i)+extOffMD5); st == damage.OK && !cond {
+			// Tainted bytes may stand here: what they hold comes from
+			// placeholders (zeros) or from copies at the true distance, and
+			// neither forms the archive's uuid by chance. Cond bytes may
+			// have been copied from the wrong distance, from another header.
+			if _, cond := r.worst(base+int64(i), base+int64(i)+extOffMD5); !cond {
 				return i, false
 			}
 		}

@@ -83,6 +83,19 @@ func damageStream(orig []byte, ops []dmgOp, rng *rand.Rand, resizes map[int]int)
 				f.out = append(f.out, c^byte(1+rng.Intn(255)))
 			}
 			f.spans = append(f.spans, codec.Span{Off: o, Len: int64(op.hi - op.lo), State: damage.Tainted})
+		case 'h': // an extent header whose entries copied lost zeros
+			h := bytes.Clone(orig[op.lo:op.hi])
+			for e := extOffInfo; e+8 <= len(h); e += 8 {
+				if h[e] == 0xFF && h[e+1] == 0xFF {
+					h[e+1] = 0 // low byte of a full mask
+				}
+				h[e+3] = 0 // device id
+			}
+			if n := len(h); n >= ExtentHeaderSize {
+				h[n-9-8] = 0 // and the low byte of a cluster number in a run
+			}
+			f.out = append(f.out, h...)
+			f.spans = append(f.spans, codec.Span{Off: o, Len: int64(op.hi - op.lo), State: damage.Tainted})
 		case 'l':
 			f.out = append(f.out, make([]byte, op.hi-op.lo)...)
 			f.spans = append(f.spans, codec.Span{Off: o, Len: int64(op.hi - op.lo), State: damage.Lost})
@@ -212,6 +225,10 @@ func TestSalvageCases(t *testing.T) {
 		{"clean", nil, 1, true, false},
 		{"taint in data", []dmgOp{{kind: 't', lo: mid + 5000, hi: mid + 9000}}, 0.99, true, false},
 		{"lost header", []dmgOp{{kind: 'l', lo: mid, hi: mid + 4096}}, 0.9, false, true},
+		{"header entries tainted", []dmgOp{{kind: 'h', lo: mid, hi: mid + ExtentHeaderSize}}, 1, true, false},
+		{"header entries tainted after a resync", []dmgOp{
+			{kind: 'r', lo: ext[5] - 300000, hi: ext[5] - 200000, est: 131072, max: 262144, cond: 100000},
+			{kind: 'h', lo: ext[5], hi: ext[5] + ExtentHeaderSize}}, 0.99, true, true},
 		{"resync in data", []dmgOp{{kind: 'r', lo: mid + 700000, hi: mid + 800000, est: 131072, max: 131072}}, 0.99, true, true},
 		{"resync est short", []dmgOp{{kind: 'r', lo: mid + 700000, hi: mid + 800000, est: 5000, max: 131072}}, 0.99, true, true},
 		{"resync unbounded", []dmgOp{{kind: 'r', lo: mid + 700000, hi: mid + 800000, est: 131072, max: -1}}, 0.99, true, true},
