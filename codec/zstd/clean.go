@@ -92,8 +92,10 @@ func (f *feeder) Read(p []byte) (int, error) {
 				f.in.release(f.starts[(f.nblk-retainBlocks-1)%len(f.starts)])
 			}
 			bh := parseBlockHeader(b)
-			if !plausible(bh, f.fh.blockMax) {
-				// Our decoder takes over at this header and decides.
+			if !plausible(bh, f.fh.blockMax) ||
+				bh.last && !frameEndsAt(f.in, f.limit+3+int64(bh.clen), f.fh.checksum) {
+				// Our decoder takes over at this header and decides (a
+				// last block must be followed by the frame's end).
 				f.bad = true
 				f.limit += 3
 				break

@@ -41,6 +41,12 @@ const holdIn = 128 << 10
 type mark struct {
 	in, out int64
 	soft    bool
+	// full: a compressed block that decoded, in a frame where every block
+	// before it decoded to exactly Block_Maximum_Size, to that size too
+	// (zstd up to 1.5.6 writes such frames). Garbage in its sequences
+	// would almost surely have changed its size as well as failed its
+	// decoding, so a chain break after it does not taint it.
+	full bool
 }
 
 // holder is the held-back part of the output.
@@ -62,14 +68,26 @@ func (z *Reader) inPos() int64 {
 
 // markBlock records a block (or blocks) ending at input offset in, whose
 // output ends at the current output position, and releases what may be.
-func (z *Reader) markBlock(in int64, soft bool) { z.markAt(in, z.h.pos()+z.pending, soft) }
+func (z *Reader) markBlock(in int64, soft bool) {
+	z.markAt(mark{in: in, out: z.h.pos() + z.pending, soft: soft})
+}
 
-// markAt records that the output before out came from input before in.
-func (z *Reader) markAt(in, out int64, soft bool) {
-	if n := len(z.hold.marks); n > z.hold.head && z.hold.marks[n-1].out >= out {
-		z.hold.marks[n-1].in = max(z.hold.marks[n-1].in, in)
+// markDecoded records a block that decoded to n bytes, ending at input
+// offset in (see mark.full).
+func (z *Reader) markDecoded(in int64, soft bool, n int64) {
+	full := !soft && n == int64(z.fh.blockMax) && !z.notFull
+	if n != int64(z.fh.blockMax) {
+		z.notFull = true
+	}
+	z.markAt(mark{in: in, out: z.h.pos() + z.pending, soft: soft, full: full})
+}
+
+// markAt records that the output before m.out came from input before m.in.
+func (z *Reader) markAt(m mark) {
+	if n := len(z.hold.marks); n > z.hold.head && z.hold.marks[n-1].out >= m.out {
+		z.hold.marks[n-1].in = max(z.hold.marks[n-1].in, m.in)
 	} else {
-		z.hold.marks = append(z.hold.marks, mark{in, out, soft})
+		z.hold.marks = append(z.hold.marks, m)
 	}
 	z.releaseHeld()
 }
@@ -172,7 +190,8 @@ func mergeable(l, s codec.Span) bool {
 
 // retaint applies the chain-break rule for a break at input offset x: the
 // held output of the blocks whose input meets [x-holdIn, x) becomes
-// tainted (lost bytes stay lost, Cond bytes become plainly tainted).
+// tainted (lost bytes stay lost, Cond bytes become plainly tainted), but
+// for a full compressed block where the walk back stops (see mark.full).
 func (z *Reader) retaint(x int64) {
 	z.releaseHeld()
 	hd := &z.hold
@@ -186,6 +205,9 @@ func (z *Reader) retaint(x int64) {
 	a := hd.rel
 	if i > hd.head {
 		a = hd.marks[i-1].out
+	}
+	if m := hd.marks[i]; m.full && m.in <= x {
+		a = max(a, m.out)
 	}
 	cur := z.h.pos() + z.pending
 	if a >= cur {

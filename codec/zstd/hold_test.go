@@ -82,3 +82,83 @@ func TestGarbageBeforeHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestGarbageInFullBlockTail: garbage that starts in the last bytes of a
+// compressed block B (its sequences) and runs over the next header, in a
+// frame of full 128 KiB blocks. A chain break after a full block does not
+// taint it (mark.full): this checks, over many placements, that B never
+// decodes to a full block with wrong bytes.
+func TestGarbageInFullBlockTail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many decodes")
+	}
+	orig := diskLike()[:3<<20]
+	c := zstdCLI(t, orig, "--threads=1")
+	ref := newRefMap(t, c, orig)
+	r := rand.New(rand.NewPCG(21, 22))
+	trials, clean := 0, 0
+	for k := 0; k < 60; k++ {
+		i := pickCompressed(t, c, ref, 0.1+0.8*r.Float64())
+		clen := int64(parseBlockHeader(c[ref.blocks[i].In:]).clen)
+		at := ref.end[i] - 1 - r.Int64N(min(clen-2, 2048))
+		end := min(at+4096, int64(len(c)))
+		if end < ref.end[i]+3 {
+			continue
+		}
+		d := append([]byte(nil), c...)
+		for p := at; p < end; p++ {
+			d[p] = byte(r.Uint32())
+		}
+		got := decode(d, codec.Options{}, config{})
+		if got.err != nil {
+			t.Fatal(got.err)
+		}
+		trials++
+		if len(got.problemAt) > 0 && got.problemAt[0] >= ref.end[i] {
+			clean++
+		}
+		if v := judge(orig, ref, got, []rng{{at, end}}); v.wrong != 0 {
+			t.Errorf("garbage [%d,%d) from block %d: %d wrong bytes outside spans", at, end, i, v.wrong)
+		}
+	}
+	t.Logf("%d trials, B decoded without error in %d", trials, clean)
+}
+
+// TestFakeLastBlock: damage turns a block header into a plausible one with
+// the last-block flag (here a small raw block). The frame must not end
+// there: a last block not followed by the checksum and the end of the
+// input or another frame breaks the chain, and decoding goes on after it.
+func TestFakeLastBlock(t *testing.T) {
+	orig := diskLike()[:2<<20]
+	c := zstdCLI(t, orig, "--threads=1")
+	ref := newRefMap(t, c, orig)
+	for _, frac := range []float64{0.3, 0.6} {
+		i := pickCompressed(t, c, ref, frac)
+		x := ref.blocks[i].In
+		d := append([]byte(nil), c...)
+		size := 100
+		v := uint32(size)<<3 | blockRaw<<1 | 1 // raw, last
+		d[x], d[x+1], d[x+2] = byte(v), byte(v>>8), byte(v>>16)
+		g := rand.New(rand.NewPCG(uint64(x), 1)) // and a garbage run after it
+		for p := x + 3 + int64(size) + 4; p < min(x+64<<10, int64(len(d))); p++ {
+			d[p] = byte(g.Uint32())
+		}
+		got := decode(d, codec.Options{}, config{})
+		if got.err != nil {
+			t.Fatal(got.err)
+		}
+		damaged := []rng{{x, x + 64<<10}}
+		verdict := judge(orig, ref, got, damaged)
+		if verdict.wrong != 0 {
+			t.Errorf("fake last block at %d: %d wrong bytes outside spans", x, verdict.wrong)
+		}
+		// Close to the oracle, which loses only the blocks the damage touched
+		// (without a VMA layer to size the loss, Cond bytes count as lost).
+		lose := blocksTouching(t, c, x, x+64<<10)
+		bound := judge(orig, ref, decode(c, codec.Options{}, config{salvageOnly: true, loseBlocks: lose}), damaged)
+		t.Logf("block %d: recovered %d bytes, the oracle %d", i, verdict.recovered, bound.recovered)
+		if verdict.recovered < bound.recovered-bound.recovered/10 {
+			t.Errorf("fake last block at %d: %d bytes recovered, the oracle %d", x, verdict.recovered, bound.recovered)
+		}
+	}
+}

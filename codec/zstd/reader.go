@@ -70,6 +70,7 @@ type run struct {
 	decOut    int64
 
 	afterResync bool // no block was decoded since the last Resync loss
+	notFull     bool // a block of the frame decoded to less than Block_Maximum_Size
 
 	sums [4]int // frames by checksum outcome: ok, mismatch, absent, unknown
 	done bool
@@ -80,6 +81,10 @@ type config struct {
 	salvageOnly bool              // never use the clean path
 	trace       func(blockRecord) // called for each block our decoder handles
 	pinMax      int64             // compressed input kept for Resize (0: defaultPinMax)
+	// loseBlocks holds input offsets of blocks whose output is taken as
+	// unknown although they decode: the damage an oracle that knows all
+	// decoder state but the content of those blocks cannot avoid.
+	loseBlocks map[int64]bool
 }
 
 // blockRecord describes one block handled by our decoder.
@@ -240,7 +245,7 @@ func (z *Reader) writePending() {
 	z.h.w += n
 	z.pending -= int64(n)
 	// A mark, so that holdMax can release a long run of placeholders.
-	z.markAt(z.inPos(), z.h.pos(), true)
+	z.markAt(mark{in: z.inPos(), out: z.h.pos(), soft: true})
 }
 
 // stepFrame starts the frame (or skips the skippable frame) at pos.
@@ -317,6 +322,7 @@ func (z *Reader) startFrame(fh frameHeader) {
 	z.exact = true
 	z.fhDamaged = false
 	z.afterResync = false
+	z.notFull = false
 	z.nblocks, z.blkIn = 0, 0
 	z.decN, z.decIn, z.decOut = 0, 0, 0
 	z.hash.Reset()
@@ -336,7 +342,7 @@ func (z *Reader) stepClean() error {
 	z.frameN += int64(n)
 	z.hash.Write(z.h.buf[w0:z.h.w])
 	if n > 0 {
-		z.markBlock(z.feed.pos, z.softBlock(z.feed.lastBlock()))
+		z.markDecoded(z.feed.pos, z.softBlock(z.feed.lastBlock()), int64(n))
 	}
 	switch {
 	case err == nil:

@@ -108,6 +108,12 @@ func (z *Reader) stepBlock() error {
 			z.h.addTaint(start, z.h.pos(), lvTainted)
 		}
 	}
+	if z.cfg.loseBlocks[z.pos] {
+		// An oracle measurement: the block is decoded and its state kept,
+		// but its output counts as unknown.
+		z.h.truncateTaints(start)
+		z.h.addTaint(start, z.h.pos(), lvTainted)
+	}
 	rec.N = z.h.pos() - start
 	z.afterResync = false
 	z.decN++
@@ -117,7 +123,7 @@ func (z *Reader) stepBlock() error {
 	z.frameN += rec.N
 	z.hash.Write(z.h.buf[w0:z.h.w])
 	z.endBlock(bh, rec)
-	z.markBlock(z.pos, bh.typ != blockCompressed)
+	z.markDecoded(z.pos, bh.typ != blockCompressed, rec.N)
 	return nil
 }
 
@@ -197,17 +203,43 @@ func levelSpan(a, b int64, lv level) codec.Span {
 }
 
 // chainBroken reports whether the header after the block at p (header bh)
-// is implausible. The end of the input is not a broken chain.
+// is implausible, or a frame's last block (this one or the next) is not
+// followed by its checksum and then the end of the input or another frame:
+// a garbage run often holds a plausible header with the last-block flag,
+// which would end the frame early. The end of the input is not a broken
+// chain.
 func (z *Reader) chainBroken(p int64, bh blockHeader) bool {
 	next := p + 3 + int64(bh.clen)
 	if bh.last {
-		return false
+		return !z.frameEndOK(next)
 	}
 	b := z.in.at(next, 3)
 	if len(b) < 3 {
 		return false
 	}
-	return !plausible(parseBlockHeader(b), z.fh.blockMax)
+	nh := parseBlockHeader(b)
+	if !plausible(nh, z.fh.blockMax) {
+		return true
+	}
+	return nh.last && !z.frameEndOK(next+3+int64(nh.clen))
+}
+
+// frameEndOK reports whether a frame whose last block ends at p is followed
+// by its checksum and then the end of the input or a frame's magic. After a
+// damaged frame header, whether there is a checksum is not known.
+func (z *Reader) frameEndOK(p int64) bool {
+	if z.fhDamaged {
+		return frameEndsAt(&z.in, p, false) || frameEndsAt(&z.in, p, true)
+	}
+	return frameEndsAt(&z.in, p, z.fh.checksum)
+}
+
+func frameEndsAt(in *input, p int64, checksum bool) bool {
+	if checksum {
+		p += 4
+	}
+	m := in.at(p, 4)
+	return len(m) < 4 || le32(m) == frameMagic || le32(m)&skippableMask == skippableMagicLow
 }
 
 // resync skips damaged input from off, where the chain of block headers
@@ -314,11 +346,7 @@ func (z *Reader) chainOK(p int64, blockMax int) bool {
 		}
 		p += 3 + int64(bh.clen)
 		if bh.last {
-			if z.fh.checksum {
-				p += 4
-			}
-			m := z.in.at(p, 4)
-			return len(m) == 0 || len(m) == 4 && (le32(m) == frameMagic || le32(m)&skippableMask == skippableMagicLow)
+			return z.frameEndOK(p)
 		}
 	}
 	return true
