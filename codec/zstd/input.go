@@ -31,7 +31,8 @@ const defaultPinMax = 32 << 20
 const readChunk = 256 << 10
 
 // at returns up to n bytes at stream offset p (p >= the release point),
-// reading more as needed; fewer only at the end of the input.
+// reading more as needed; fewer only at the end of the input. The slice is
+// valid until the next call: reading more may move the buffered bytes.
 func (in *input) at(p int64, n int) []byte {
 	if p < in.off {
 		return nil

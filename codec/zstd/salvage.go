@@ -52,8 +52,7 @@ func (z *Reader) stepBlock() error {
 		}
 		return z.resync(z.pos)
 	}
-	content := z.in.at(z.pos+3, bh.clen)
-	if len(content) < bh.clen {
+	if len(z.in.at(z.pos+3, bh.clen)) < bh.clen {
 		return z.truncated(z.pos, "input ends inside a block")
 	}
 	if !z.strict && z.chainBroken(z.pos, bh) {
@@ -62,6 +61,7 @@ func (z *Reader) stepBlock() error {
 		z.problem(z.pos, codec.ErrCorrupt, "block header does not lead to a valid block")
 		return z.resync(z.pos)
 	}
+	content := z.in.at(z.pos+3, bh.clen) // after chainBroken's reads (see input.at)
 	z.h.reserve(z.fh.blockMax)
 	start := z.h.pos()
 	w0 := z.h.w
@@ -282,6 +282,8 @@ func (z *Reader) scan(from int64) (int64, bool) {
 			return c + int64(len(b)), false
 		}
 		for i := 0; i+3 <= len(b) && i < win; i++ {
+			// Any read below may move the buffer b lies in (see input.at).
+			b = z.in.at(c, win+3)
 			p := c + int64(i)
 			if i+4 <= len(b) && le32(b[i:]) == frameMagic {
 				if fb := z.in.at(p, 18); len(fb) >= 5 {
