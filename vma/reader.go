@@ -789,13 +789,23 @@ func (r *Reader) recordDamage(d *devState, bi BlockInfo, k0 int, rewrite bool) {
 	}
 }
 
-// addRange appends a range, merging it into the last one when they touch.
+// damageUnit is the granularity of device damage: ranges are widened to
+// whole 512-byte sectors. No filesystem keeps two files' data in one
+// sector, so what a file is found to be does not change, and the taints of
+// a cascade, a few bytes apart by the hundred per cluster, become a few
+// ranges (memory).
+const damageUnit = 512
+
+// addRange appends a range widened to whole sectors, merging it into the
+// last one when they touch or overlap with the same state.
 func addRange(rs []damage.Range, off, n int64, st damage.State) []damage.Range {
-	if k := len(rs); k > 0 && rs[k-1].End() == off && rs[k-1].State == st {
-		rs[k-1].Len += n
+	end := (off + n + damageUnit - 1) &^ (damageUnit - 1)
+	off &^= damageUnit - 1
+	if k := len(rs); k > 0 && rs[k-1].State == st && off >= rs[k-1].Off && off <= rs[k-1].End() {
+		rs[k-1].Len = max(rs[k-1].End(), end) - rs[k-1].Off
 		return rs
 	}
-	return append(rs, damage.Range{Off: off, Len: n, State: st})
+	return append(rs, damage.Range{Off: off, Len: end - off, State: st})
 }
 
 // clusterState judges a cluster from where its blocks are and what the
