@@ -77,9 +77,9 @@ const (
 type Span struct {
 	Off    int64
 	Len    int64
+	MaxLen int64
 	State  damage.State
 	Resync bool
-	MaxLen int64
 	Cond   bool
 }
 
