@@ -16,6 +16,11 @@ type Assessment struct {
 	// BadBytes counts content bytes that lie in damage (or could not be
 	// located at all).
 	BadBytes int64
+	// MissingBytes counts, of the content bytes where the layout puts them,
+	// those the backup lost outright (or that could not be located): the
+	// copy holds zeros there. The other bad bytes hold what was decoded,
+	// unverified, and may well be right.
+	MissingBytes int64
 }
 
 // Assess decides whether a node is damaged, given dmg (volume offsets; nil
@@ -51,20 +56,22 @@ func Assess(st *Stat, lay *Layout, entry *DirEntry, dmg *damage.Map) Assessment 
 	if !st.Mode.IsRegular() {
 		size = 0
 	}
-	switch {
-	case whole:
-		a.BadBytes = size
-	case lay.Inline:
-	default:
+	if lay != nil && !lay.Inline {
 		for _, e := range lay.Data {
 			l := min(e.Length, size-e.Logical)
 			if l > 0 && e.Physical >= 0 {
 				a.BadBytes += dmg.Count(e.Physical, l, damage.Tainted)
+				a.MissingBytes += dmg.Count(e.Physical, l, damage.Lost)
 			}
 		}
 		for _, e := range lay.Lost {
-			a.BadBytes += max(0, min(e.Length, size-e.Logical))
+			l := max(0, min(e.Length, size-e.Logical))
+			a.BadBytes += l
+			a.MissingBytes += l
 		}
+	}
+	if whole {
+		a.BadBytes = size
 	}
 	switch {
 	case whole && st.Mode.IsDir():

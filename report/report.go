@@ -126,6 +126,9 @@ type DamagedFile struct {
 	// an older backup) or "metadata".
 	State    string `json:"state"`
 	BadBytes int64  `json:"bad_bytes"`
+	// MissingBytes counts the bad bytes the backup lost outright (zeros in
+	// the copy); the other bad bytes hold what was decoded, unverified.
+	MissingBytes int64 `json:"missing_bytes"`
 	// Problems the filesystem reader found in the file itself.
 	Problems []string `json:"problems,omitempty"`
 }

@@ -108,7 +108,7 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, opt Opti
 				df.Problems = append(df.Problems, "layout: "+lerr.Error())
 			}
 			a := fs.Assess(st, lay, e, v.Damage)
-			df.State, df.BadBytes = a.State, a.BadBytes
+			df.State, df.BadBytes, df.MissingBytes = a.State, a.BadBytes, a.MissingBytes
 			df.Problems = append(df.Problems, st.Problems...)
 			if werr != nil && !errors.Is(werr, iofs.SkipDir) {
 				df.Problems = append(df.Problems, werr.Error())

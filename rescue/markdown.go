@@ -87,18 +87,19 @@ func WriteMarkdown(w io.Writer, r *Report) {
 			p("Every file not listed here was copied byte-identical to the backed-up original.\n\n")
 		}
 		p("- **lost**: none of the content can be trusted (the copy holds what could be read);\n")
+		p("- *missing bytes* are bytes the backup lost outright (zeros in the copy); the other bad bytes hold what\n  was decoded but cannot be verified, and may well be right: a file with none missing is worth a look;\n")
 		p("- **partial**: some bytes are wrong (count given); for a directory: its listing may be incomplete;\n")
 		p("- **mixed**: every byte is present but some come from an older backup;\n")
 		p("- **metadata**: the content is intact but its attributes (or, for an empty file, its inode) may be wrong.\n\n")
 		files := append([]report.DamagedFile(nil), rep.DamagedFiles...)
 		sort.SliceStable(files, func(i, j int) bool { return rank(files[i].State) > rank(files[j].State) })
-		p("| volume | file | state | bad bytes |\n|---|---|---|---|\n")
+		p("| volume | file | state | bad bytes | missing bytes |\n|---|---|---|---|---|\n")
 		for i, f := range files {
 			if i == maxListed {
 				p("\n... and %d more in report.json.\n", len(files)-maxListed)
 				break
 			}
-			p("| %s | `%s` | %s | %d |\n", f.Volume, strings.ReplaceAll(f.Path, "|", "\\|"), f.State, f.BadBytes)
+			p("| %s | `%s` | %s | %d | %d |\n", f.Volume, strings.ReplaceAll(f.Path, "|", "\\|"), f.State, f.BadBytes, f.MissingBytes)
 		}
 	}
 
