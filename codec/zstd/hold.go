@@ -47,6 +47,10 @@ type mark struct {
 	// would almost surely have changed its size as well as failed its
 	// decoding, so a chain break after it does not taint it.
 	full bool
+	// deviant: a compressed block that decoded to less than
+	// Block_Maximum_Size in a frame where every block before it had that
+	// size: if the next block fails, this one is suspect.
+	deviant bool
 }
 
 // holder is the held-back part of the output.
@@ -76,10 +80,11 @@ func (z *Reader) markBlock(in int64, soft bool) {
 // offset in (see mark.full).
 func (z *Reader) markDecoded(in int64, soft bool, n int64) {
 	full := !soft && n == int64(z.fh.blockMax) && !z.notFull
+	deviant := !soft && n != int64(z.fh.blockMax) && !z.notFull
 	if n != int64(z.fh.blockMax) {
 		z.notFull = true
 	}
-	z.markAt(mark{in: in, out: z.h.pos() + z.pending, soft: soft, full: full})
+	z.markAt(mark{in: in, out: z.h.pos() + z.pending, soft: soft, full: full, deviant: deviant})
 }
 
 // markAt records that the output before m.out came from input before m.in.
@@ -191,8 +196,9 @@ func mergeable(l, s codec.Span) bool {
 // retaint applies the chain-break rule for a break at input offset x: the
 // held output of the blocks whose input meets [x-holdIn, x) becomes
 // tainted (lost bytes stay lost, Cond bytes become plainly tainted), but
-// for a full compressed block where the walk back stops (see mark.full).
-func (z *Reader) retaint(x int64) {
+// for a full compressed block where the walk back stops (see mark.full)
+// unless force is set.
+func (z *Reader) retaint(x int64, force bool) {
 	z.releaseHeld()
 	hd := &z.hold
 	if len(hd.marks) == hd.head {
@@ -206,7 +212,7 @@ func (z *Reader) retaint(x int64) {
 	if i > hd.head {
 		a = hd.marks[i-1].out
 	}
-	if m := hd.marks[i]; m.full && m.in <= x {
+	if m := hd.marks[i]; m.full && m.in <= x && !force {
 		a = max(a, m.out)
 	}
 	cur := z.h.pos() + z.pending

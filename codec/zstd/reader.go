@@ -44,6 +44,9 @@ type Reader struct {
 	gap gap        // the latest Resync loss
 	cp  checkpoint // what Resize needs to decode again after it
 
+	pre, post    decState // decoder state before and after a block that failed (prevSuspect)
+	distrustPrev bool     // the next resync taints the block before it, full or not
+
 	kd   *kzstd.Decoder
 	feed feeder
 

@@ -77,7 +77,22 @@ func (z *Reader) stepBlock() error {
 		}
 		z.h.w += bh.size
 	case blockCompressed:
+		if !z.strict {
+			z.pre.save(&z.d)
+		}
 		res := z.d.decodeCompressed(content, modeFull)
+		if res.err != nil && !z.strict && z.prevSuspect(content) {
+			// The block before probably decoded wrongly without an error
+			// (a bit flip in its sequences), leaving state this block
+			// cannot use: distrust it too, its length included.
+			if err := z.problem(z.pos, codec.ErrCorrupt, res.err.Error()+" (the block before left wrong state)"); err != nil {
+				return err
+			}
+			z.h.truncateTaints(start)
+			z.h.w = w0
+			z.distrustPrev = true
+			return z.resync(z.pos)
+		}
 		if res.err == nil && !res.lost && !res.tainted {
 			if n := zeroRun(entropyPart(content)); n > 0 {
 				res.err = fmt.Errorf("run of %d zero or 0xFF bytes in entropy-coded data", n)
@@ -202,6 +217,27 @@ func levelSpan(a, b int64, lv level) codec.Span {
 	return codec.Span{Off: a, Len: b - a, State: st, Cond: cond}
 }
 
+// prevSuspect reports, for a compressed block that failed to decode,
+// whether the state the block before left may be to blame: that block was
+// the first of the frame to decode to less than Block_Maximum_Size, or this
+// block decodes when the repeat offsets are taken as unknown. The decoder
+// state is as the failed decode left it.
+func (z *Reader) prevSuspect(content []byte) bool {
+	if n := len(z.hold.marks); n > z.hold.head && z.hold.marks[n-1].deviant {
+		return true
+	}
+	z.post.save(&z.d)
+	z.pre.restore(&z.d)
+	if z.d.reps == [3]uint32{} {
+		z.post.restore(&z.d)
+		return false // unknown already: the failure is this block's own
+	}
+	z.d.reps = [3]uint32{}
+	res := z.d.decodeCompressed(content, modeCheck)
+	z.post.restore(&z.d)
+	return res.err == nil
+}
+
 // chainBroken reports whether the header after the block at p (header bh)
 // is implausible, or a frame's last block (this one or the next) is not
 // followed by its checksum and then the end of the input or another frame:
@@ -264,7 +300,8 @@ func (z *Reader) resync(off int64) error {
 	if z.strict {
 		return fmt.Errorf("zstd: cannot resynchronise in strict mode: %w", codec.ErrCorrupt)
 	}
-	z.retaint(off)
+	z.retaint(off, z.distrustPrev)
+	z.distrustPrev = false
 	z.in.unpin()
 	c, newFrame := z.scan(off + 1)
 	at, grow := z.lose(c-off, false)
