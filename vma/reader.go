@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/bits"
 	"sort"
 
@@ -118,8 +119,9 @@ type Reader struct {
 	// length the extent arithmetic confirmed (or that were resized).
 	confirmed   map[int64]bool
 	resizeTried map[int64]bool
-	rsOffs      []int64 // offsets of the Resync spans seen, in order
-	rsScanned   int     // spans looked at for rsOffs
+	resized     lossRange // the latest loss resized from the extent arithmetic
+	rsOffs      []int64   // offsets of the Resync spans seen, in order
+	rsScanned   int       // spans looked at for rsOffs
 
 	devs   [MaxDevices]*devState
 	budget int
@@ -150,14 +152,27 @@ func forget(rs []damage.Range, off, n int64) []damage.Range {
 
 // extentPlace says where the blocks of the current extent are in the
 // stream: blocks [0, kPre) from dataStart on, blocks [kTail, nBlocks) ending
-// at tailEnd, anything between lost.
+// at tailEnd, anything between lost. Blocks placed by inference are
+// provisional: the tail, and what follows provFrom (the end of a loss
+// resized from the extent arithmetic, which a later header than the one
+// assumed would have made wrong).
 type extentPlace struct {
 	dataStart int64
 	kPre      int
 	kTail     int
 	nBlocks   int
 	tailEnd   int64
+	provFrom  int64
 }
+
+// provisional reports whether block k, at stream offset pos, was placed by
+// inference.
+func (e *extentPlace) provisional(k int, pos int64) bool {
+	return k >= e.kTail || pos+BlockSize > e.provFrom
+}
+
+// lossRange is a loss's place in the stream.
+type lossRange struct{ off, end int64 }
 
 func (e *extentPlace) blockPos(k int) (int64, bool) {
 	switch {
@@ -527,7 +542,10 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 	r.fill(end)
 	r.res.Extents++
 	nb := eh.BlockCount
-	place := extentPlace{dataStart: dataStart, kPre: nb, kTail: nb, nBlocks: nb, tailEnd: end}
+	place := extentPlace{dataStart: dataStart, kPre: nb, kTail: nb, nBlocks: nb, tailEnd: end, provFrom: math.MaxInt64}
+	if rz := r.resized; rz.end > dataStart && rz.off < end {
+		place.provFrom = rz.end
+	}
 	next, nextAligned := end, true
 	if sp, ok := r.resyncIn(dataStart, min(end, r.bufEnd())); ok {
 		place.kPre = int(max(sp.Off-dataStart, 0) / BlockSize)
@@ -663,6 +681,7 @@ func (r *Reader) resize(sp codec.Span, trueLen int64) bool {
 		return false
 	}
 	r.confirmed[sp.Off] = true
+	r.resized = lossRange{sp.Off, sp.Off + trueLen}
 	r.res.Resized++
 	r.rsScanned, r.rsOffs = 0, r.rsOffs[:0]
 	r.buf = r.buf[:sp.Off-r.bufOff]
@@ -766,7 +785,7 @@ func (r *Reader) recordDamage(d *devState, bi BlockInfo, k0 int, rewrite bool) {
 		}
 		dev := base + int64(j)*BlockSize
 		pos, ok := r.ext.blockPos(k)
-		tail := k >= r.ext.kTail
+		tail := ok && r.ext.provisional(k, pos)
 		k++
 		if !ok {
 			d.dmg = addRange(d.dmg, dev, BlockSize, damage.Lost)
@@ -822,7 +841,7 @@ func (r *Reader) clusterState(bi BlockInfo, k0 int) cstate {
 			lost++
 			continue
 		}
-		if k >= r.ext.kTail {
+		if r.ext.provisional(k, p) {
 			provisional = true
 		}
 		st, cond := r.worst(p, p+BlockSize)

@@ -234,6 +234,11 @@ func TestSalvageCases(t *testing.T) {
 		{"resync unbounded", []dmgOp{{kind: 'r', lo: mid + 700000, hi: mid + 800000, est: 131072, max: -1}}, 0.99, true, true},
 		{"resync over header", []dmgOp{{kind: 'r', lo: ext[5] - 3000, hi: ext[5] + 3000, est: 131072, max: 131072}}, 0.9, false, true},
 		{"resync hides extent", []dmgOp{{kind: 'r', lo: ext[4] - 100000, hi: ext[6] + 100000, est: 131072, max: -1}}, 0.5, false, true},
+		// The loss swallows the next header and half the next extent: the
+		// header after that fits as the end of this extent, and the loss is
+		// resized to a wrong length. What follows the loss in this extent
+		// must stay provisional (clusters are missing at the end).
+		{"resync hides the next header, a later one fits", []dmgOp{{kind: 'r', lo: ext[5] + 10000, hi: ext[6] + (ext[7]-ext[6])/2, est: 131072, max: -1}}, 0.5, false, true},
 		{"truncated mid extent", []dmgOp{{kind: 'x', lo: mid + 1234567}}, 0.3, false, true},
 		{"truncated at boundary", []dmgOp{{kind: 'x', lo: mid}}, 0.3, false, true},
 		{"resync with cond bytes, estimate wrong", []dmgOp{{kind: 'r', lo: mid + 700000, hi: mid + 800000, est: 131072, max: 262144, cond: 300000}}, 0.99, true, true},
