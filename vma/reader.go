@@ -309,6 +309,24 @@ func (r *Reader) worst(lo, hi int64) (st damage.State, cond bool) {
 	return st, cond
 }
 
+// copiedAcrossLoss reports whether the extent header eh at stream offset p
+// may be a copy of an earlier one: it holds Cond bytes that cannot be
+// trusted yet (copied from before a loss of unknown length at an assumed
+// distance; with a wrong estimate such a copy can reproduce an earlier,
+// real header at the wrong place: seen, a header of an extent of zero
+// clusters copied whole), and it lists a cluster already read.
+func (r *Reader) copiedAcrossLoss(p int64, eh *ExtentHeader) bool {
+	if _, cond := r.worst(p, p+ExtentHeaderSize); !cond || r.condTrusted(p) {
+		return false
+	}
+	for _, e := range eh.Entries {
+		if d := r.devs[e.Dev()]; d != nil && d.m.get(e.Cluster()) != cUnseen {
+			return true
+		}
+	}
+	return false
+}
+
 // repairHeader rebuilds a damaged extent header at the start of b when its
 // MD5 allows (see RepairExtentHeader).
 func (r *Reader) repairHeader(b []byte, at int64) (*ExtentHeader, bool) {
@@ -466,6 +484,9 @@ func (r *Reader) step() error {
 		return nil
 	}
 	eh, err := ParseExtentHeader(hb, r.hdr.UUID)
+	if err == nil && r.copiedAcrossLoss(r.pos, eh) {
+		err = errors.New("extent header copied across a loss of unknown length from an earlier one")
+	}
 	if err != nil && r.opt.Salvage {
 		if rh, ok := r.repairHeader(hb, r.pos); ok {
 			r.problem(r.pos, "extent header repaired (%v; the rebuilt header matches its MD5)", err)
@@ -522,10 +543,11 @@ func (r *Reader) findIn(win []byte, base int64) int {
 		if j < 0 {
 			return -1
 		}
-		if IsExtentHeader(win[i+j:], r.hdr.UUID) {
+		q := base + int64(i+j)
+		if eh, err := ParseExtentHeader(win[i+j:], r.hdr.UUID); err == nil && !r.copiedAcrossLoss(q, eh) {
 			return i + j
 		}
-		if _, ok := r.repairHeader(win[i+j:], base+int64(i+j)); ok {
+		if eh, ok := r.repairHeader(win[i+j:], q); ok && !r.copiedAcrossLoss(q, eh) {
 			return i + j
 		}
 		i += j + 1
@@ -621,10 +643,11 @@ func (r *Reader) findBoundary(win []byte, base int64) (int, bool) {
 		}
 		i += j
 		b := win[i:]
-		if IsExtentHeader(b, r.hdr.UUID) {
+		q := base + int64(i)
+		if eh, err := ParseExtentHeader(b, r.hdr.UUID); err == nil && !r.copiedAcrossLoss(q, eh) {
 			return i, true
 		}
-		if _, ok := r.repairHeader(b, base+int64(i)); ok {
+		if eh, ok := r.repairHeader(b, q); ok && !r.copiedAcrossLoss(q, eh) {
 			return i, true
 		}
 		if b[4] == 0 && b[5] == 0 && bytes.Equal(b[extOffUUID:extOffUUID+16], r.hdr.UUID[:]) {

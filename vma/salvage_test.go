@@ -96,6 +96,14 @@ func damageStream(orig []byte, ops []dmgOp, rng *rand.Rand, resizes map[int]int)
 			}
 			f.out = append(f.out, h...)
 			f.spans = append(f.spans, codec.Span{Off: o, Len: int64(op.hi - op.lo), State: damage.Tainted})
+		case 'k': // Cond bytes copied across the loss before: while that loss has a
+			// wrong length they hold a copy of an earlier header (from est)
+			src := orig[op.lo:op.hi]
+			if prev := ops[i-1]; resizes[i-1]-1 != prev.hi-prev.lo {
+				src = orig[op.est : op.est+op.hi-op.lo]
+			}
+			f.out = append(f.out, src...)
+			f.spans = append(f.spans, codec.Span{Off: o, Len: int64(op.hi - op.lo), State: damage.Tainted, Cond: true})
 		case 'l':
 			f.out = append(f.out, make([]byte, op.hi-op.lo)...)
 			f.spans = append(f.spans, codec.Span{Off: o, Len: int64(op.hi - op.lo), State: damage.Lost})
@@ -238,6 +246,12 @@ func TestSalvageCases(t *testing.T) {
 		// header after that fits as the end of this extent, and the loss is
 		// resized to a wrong length. What follows the loss in this extent
 		// must stay provisional (clusters are missing at the end).
+		// After a loss of unknown length, a copy of an earlier header comes
+		// out of bytes copied across the loss (at the wrong distance): it
+		// must not be taken for the next header.
+		{"header copied across a loss", []dmgOp{
+			{kind: 'r', lo: ext[5] + 10000, hi: ext[5] + 200000, est: 131072, max: -1},
+			{kind: 'k', lo: ext[5] + 300000, hi: ext[5] + 300000 + ExtentHeaderSize, est: ext[2]}}, 0.95, true, true},
 		{"resync hides the next header, a later one fits", []dmgOp{{kind: 'r', lo: ext[5] + 10000, hi: ext[6] + (ext[7]-ext[6])/2, est: 131072, max: -1}}, 0.5, false, true},
 		{"truncated mid extent", []dmgOp{{kind: 'x', lo: mid + 1234567}}, 0.3, false, true},
 		{"truncated at boundary", []dmgOp{{kind: 'x', lo: mid}}, 0.3, false, true},
