@@ -486,9 +486,8 @@ func (r *Reader) step() error {
 	eh, err := ParseExtentHeader(hb, r.hdr.UUID)
 	if err == nil && r.copiedAcrossLoss(r.pos, eh) {
 		err = errors.New("extent header copied across a loss of unknown length from an earlier one")
-	}
-	if err != nil && r.opt.Salvage {
-		if rh, ok := r.repairHeader(hb, r.pos); ok {
+	} else if err != nil && r.opt.Salvage {
+		if rh, ok := r.repairHeader(hb, r.pos); ok && !r.copiedAcrossLoss(r.pos, rh) {
 			r.problem(r.pos, "extent header repaired (%v; the rebuilt header matches its MD5)", err)
 			eh, err = rh, nil
 		}
@@ -534,8 +533,9 @@ func (r *Reader) scan() bool {
 	}
 }
 
-// findIn returns the offset of the first good (or repairable) extent header in win (at stream offset base) with
-// room for the whole header, or -1.
+// findIn returns the offset of the first good (or repairable) extent
+// header in win (at stream offset base) with room for the whole header, or
+// -1.
 func (r *Reader) findIn(win []byte, base int64) int {
 	last := len(win) - ExtentHeaderSize
 	for i := 0; i <= last; {
