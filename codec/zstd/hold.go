@@ -198,7 +198,15 @@ func mergeable(l, s codec.Span) bool {
 // tainted (lost bytes stay lost, Cond bytes become plainly tainted), but
 // for a full compressed block where the walk back stops (see mark.full)
 // unless force is set.
-func (z *Reader) retaint(x int64, force bool) {
+func (z *Reader) retaint(x int64, force bool) { z.retaintFrom(x, force, false) }
+
+// retaintSoft taints only the raw and RLE blocks just before input offset
+// x, where a compressed block failed to decode: a garbage run that began
+// inside a raw block passes silently there, and may have reached x with the
+// header there still plausible.
+func (z *Reader) retaintSoft(x int64) { z.retaintFrom(x, false, true) }
+
+func (z *Reader) retaintFrom(x int64, force, softOnly bool) {
 	z.releaseHeld()
 	hd := &z.hold
 	if len(hd.marks) == hd.head {
@@ -212,7 +220,7 @@ func (z *Reader) retaint(x int64, force bool) {
 	if i > hd.head {
 		a = hd.marks[i-1].out
 	}
-	if m := hd.marks[i]; m.full && m.in <= x && !force {
+	if m := hd.marks[i]; m.full && m.in <= x && !force || softOnly && !m.soft {
 		a = max(a, m.out)
 	}
 	cur := z.h.pos() + z.pending

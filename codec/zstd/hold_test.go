@@ -203,3 +203,40 @@ func TestFakeRawChainAtEnd(t *testing.T) {
 		t.Errorf("%d wrong bytes outside spans", v.wrong)
 	}
 }
+
+// TestGarbageFromRawBlock: a garbage run that starts inside a raw block
+// (silent there) and ends inside the next, compressed block, whose header
+// still reads right, so that block fails on its content with the chain
+// intact. The raw block's garbage must be in the spans.
+func TestGarbageFromRawBlock(t *testing.T) {
+	orig := withRawBlocks()
+	c := zstdCLI(t, orig, "--threads=1")
+	ref := newRefMap(t, c, orig)
+	tried := 0
+	for i := 0; i+1 < len(ref.blocks) && tried < 3; i++ {
+		bh := parseBlockHeader(c[ref.blocks[i].In:])
+		next := parseBlockHeader(c[ref.end[i]:])
+		if bh.typ != blockRaw || next.typ != blockCompressed || next.clen < 2000 {
+			continue
+		}
+		tried++
+		d := append([]byte(nil), c...)
+		g := rand.New(rand.NewPCG(uint64(i), 5))
+		at, end := ref.end[i]-int64(bh.clen)/2, ref.end[i]+3+int64(next.clen)/2
+		for p := at; p < end; p++ {
+			if p < ref.end[i] || p >= ref.end[i]+3 { // the header keeps its bytes
+				d[p] = byte(g.Uint32())
+			}
+		}
+		got := decode(d, codec.Options{}, config{})
+		if got.err != nil {
+			t.Fatal(got.err)
+		}
+		if v := judge(orig, ref, got, []rng{{at, end}}); v.wrong != 0 {
+			t.Errorf("raw block %d: %d wrong bytes outside spans", i, v.wrong)
+		}
+	}
+	if tried == 0 {
+		t.Fatal("no raw block followed by a compressed one")
+	}
+}
