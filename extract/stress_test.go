@@ -4,11 +4,11 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
+	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
 // TestStress extracts a real VM archive (.vma.zst by the zstd CLI) damaged
@@ -21,11 +21,7 @@ import (
 //
 //	VZSALVAGE_STRESS=500 go test ./extract -run 'TestStress$' -v -timeout 1h
 func TestStress(t *testing.T) {
-	n, err := strconv.Atoi(os.Getenv("VZSALVAGE_STRESS"))
-	if err != nil || n <= 0 {
-		t.Skip("VZSALVAGE_STRESS not set")
-	}
-	first, _ := strconv.ParseInt(os.Getenv("VZSALVAGE_STRESS_SEED"), 10, 64)
+	first, end := testutil.Stress(t)
 	disks := realDisks(t)
 	dir := t.TempDir()
 	arc := testimg.BuildArchive(t, dir, disks, ".zst", 42)
@@ -35,8 +31,8 @@ func TestStress(t *testing.T) {
 	}
 	blocks := zstdBlocks(t, clean)
 	bad, silent, refused := 0, 0, 0
-	for seed := first; seed < first+int64(n); seed++ {
-		r := rand.New(rand.NewSource(seed))
+	for seed := first; seed < end; seed++ {
+		r := rand.New(rand.NewSource(int64(seed)))
 		b := append([]byte(nil), clean...)
 		at := r.Intn(len(b))
 		switch r.Intn(5) {
@@ -97,5 +93,5 @@ func TestStress(t *testing.T) {
 			t.Errorf("seed %d: %d clusters differ outside the reported damage (damage at %d; archive and disks kept in %s)", seed, wrong, at, keep)
 		}
 	}
-	t.Logf("%d trials: %d with wrong bytes outside the damage, %d silent, %d refused (damage at the stream's start)", n, bad, silent, refused)
+	t.Logf("%d trials: %d with wrong bytes outside the damage, %d silent, %d refused (damage at the stream's start)", end-first, bad, silent, refused)
 }

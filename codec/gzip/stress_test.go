@@ -3,12 +3,11 @@ package gzip
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
+	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
 // TestStress damages a `gzip --rsyncable` stream at random, N times, once
@@ -19,14 +18,10 @@ import (
 //
 //	VZSALVAGE_STRESS=2000 go test ./codec/gzip -run 'TestStress$' -v -timeout 1h
 func TestStress(t *testing.T) {
-	n, err := strconv.Atoi(os.Getenv("VZSALVAGE_STRESS"))
-	if err != nil || n <= 0 {
-		t.Skip("VZSALVAGE_STRESS not set")
-	}
-	first, _ := strconv.ParseUint(os.Getenv("VZSALVAGE_STRESS_SEED"), 10, 64)
+	first, end := testutil.Stress(t)
 	data := testimg.Corpus(t, 4<<20)
 	gz := testimg.Compress(t, data, "gzip", "--rsyncable", "-n")
-	for seed := first; seed < first+uint64(n); seed++ {
+	for seed := first; seed < end; seed++ {
 		r := rand.New(rand.NewPCG(seed, 0x9e))
 		d := append([]byte(nil), gz...)
 		at := r.IntN(len(d))

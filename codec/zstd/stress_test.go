@@ -2,11 +2,10 @@ package zstd
 
 import (
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
 // stressStream is the stream the stress trials damage: 3 MiB of disk-like
@@ -84,18 +83,14 @@ func TestStressSeeds(t *testing.T) {
 //
 // (about 17 trials a second here); VZSALVAGE_STRESS_SEED sets the first seed.
 func TestStress(t *testing.T) {
-	n, err := strconv.Atoi(os.Getenv("VZSALVAGE_STRESS"))
-	if err != nil || n <= 0 {
-		t.Skip("VZSALVAGE_STRESS not set")
-	}
-	first, _ := strconv.ParseUint(os.Getenv("VZSALVAGE_STRESS_SEED"), 10, 64)
+	first, end := testutil.Stress(t)
 	s := newStressStream(t)
 	failed := 0
-	for seed := first; seed < first+uint64(n); seed++ {
+	for seed := first; seed < end; seed++ {
 		if wrong, dmg := s.trial(t, seed); wrong != 0 {
 			failed++
 			t.Errorf("seed %d: %d wrong bytes outside spans (damage %v)", seed, wrong, dmg)
 		}
 	}
-	t.Logf("%d trials, %d with wrong bytes outside spans", n, failed)
+	t.Logf("%d trials, %d with wrong bytes outside spans", end-first, failed)
 }
