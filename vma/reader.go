@@ -309,6 +309,20 @@ func (r *Reader) worst(lo, hi int64) (st damage.State, cond bool) {
 	return st, cond
 }
 
+// acceptHeader returns the extent header at the start of b (at stream
+// offset p) if it is one the scans may resynchronise on: valid, or rebuilt
+// by repairHeader, and not a copy of an earlier one (copiedAcrossLoss).
+func (r *Reader) acceptHeader(b []byte, p int64) (*ExtentHeader, bool) {
+	eh, err := ParseExtentHeader(b, r.hdr.UUID)
+	if err != nil {
+		var ok bool
+		if eh, ok = r.repairHeader(b, p); !ok {
+			return nil, false
+		}
+	}
+	return eh, !r.copiedAcrossLoss(p, eh)
+}
+
 // copiedAcrossLoss reports whether the extent header eh at stream offset p
 // may be a copy of an earlier one: it holds Cond bytes that cannot be
 // trusted yet (copied from before a loss of unknown length at an assumed
@@ -543,11 +557,7 @@ func (r *Reader) findIn(win []byte, base int64) int {
 		if j < 0 {
 			return -1
 		}
-		q := base + int64(i+j)
-		if eh, err := ParseExtentHeader(win[i+j:], r.hdr.UUID); err == nil && !r.copiedAcrossLoss(q, eh) {
-			return i + j
-		}
-		if eh, ok := r.repairHeader(win[i+j:], q); ok && !r.copiedAcrossLoss(q, eh) {
+		if _, ok := r.acceptHeader(win[i+j:], base+int64(i+j)); ok {
 			return i + j
 		}
 		i += j + 1
@@ -643,11 +653,7 @@ func (r *Reader) findBoundary(win []byte, base int64) (int, bool) {
 		}
 		i += j
 		b := win[i:]
-		q := base + int64(i)
-		if eh, err := ParseExtentHeader(b, r.hdr.UUID); err == nil && !r.copiedAcrossLoss(q, eh) {
-			return i, true
-		}
-		if eh, ok := r.repairHeader(b, q); ok && !r.copiedAcrossLoss(q, eh) {
+		if _, ok := r.acceptHeader(b, base+int64(i)); ok {
 			return i, true
 		}
 		if b[4] == 0 && b[5] == 0 && bytes.Equal(b[extOffUUID:extOffUUID+16], r.hdr.UUID[:]) {
