@@ -102,7 +102,7 @@ func run(path, dir string, opt Options) (*Result, error) {
 	res := &Result{Report: report.New(Tool), Header: vr.Header(), Images: map[string]string{}}
 	var out *imageSet
 	if dir != "" {
-		out = &imageSet{dir: dir, force: opt.Force, files: map[uint8]*image{}}
+		out = newImageSet(dir, opt.Force)
 		defer out.abort()
 		if err := out.writeConfigs(vr.Header().Configs); err != nil {
 			return nil, err
@@ -132,6 +132,9 @@ func run(path, dir string, opt Options) (*Result, error) {
 	stop()
 	vres := vr.Result()
 	arc := archiveReport(a, dec, vr.Header(), vres, readErr)
+	if out != nil {
+		arc.ConfigFiles = out.configFiles
+	}
 	res.Report.Archives = append(res.Report.Archives, arc)
 	if readErr != nil && opt.Strict {
 		// strict: the first problem ends the read; no device account

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/vma"
@@ -19,6 +20,39 @@ type imageSet struct {
 	force bool
 	files map[uint8]*image
 	zero  []byte
+	// names holds every file name given out, so that two devices or
+	// configs whose names map to the same file never overwrite each other.
+	names map[string]bool
+	// configFiles maps each config's name in the archive to the file it
+	// was written to.
+	configFiles map[string]string
+}
+
+func newImageSet(dir string, force bool) *imageSet {
+	return &imageSet{dir: dir, force: force, files: map[uint8]*image{}, names: map[string]bool{}, configFiles: map[string]string{}}
+}
+
+// ourName reports whether a file name is one extract writes itself
+// (damage.json, disk-*.raw, temporary .*.partial files), which a config
+// from the archive must not take.
+func ourName(name string) bool {
+	return name == "damage.json" || strings.HasPrefix(name, ".") ||
+		strings.HasPrefix(name, "disk-") && strings.HasSuffix(name, ".raw")
+}
+
+// unique returns name, or name with a suffix before its extension, so
+// that no two outputs of one archive share a file name.
+func (s *imageSet) unique(name, suffix string) string {
+	n := name
+	for i := 1; s.names[n]; i++ {
+		ext := filepath.Ext(name)
+		n = fmt.Sprintf("%s-%s%s", strings.TrimSuffix(name, ext), suffix, ext)
+		if i > 1 {
+			n = fmt.Sprintf("%s-%s-%d%s", strings.TrimSuffix(name, ext), suffix, i, ext)
+		}
+	}
+	s.names[n] = true
+	return n
 }
 
 type image struct {
@@ -43,7 +77,13 @@ func (s *imageSet) target(name string) (string, error) {
 
 func (s *imageSet) writeConfigs(cfgs []vma.Config) error {
 	for _, c := range cfgs {
-		p, err := s.target(SafeFileName(filepath.Base(c.Name)))
+		name := SafeFileName(filepath.Base(c.Name))
+		if ourName(name) {
+			name = "config-" + strings.TrimPrefix(name, ".")
+		}
+		name = s.unique(name, "config")
+		s.configFiles[c.Name] = name
+		p, err := s.target(name)
 		if err != nil {
 			return err
 		}
@@ -59,7 +99,7 @@ func (s *imageSet) open(d vma.Device) (*image, error) {
 	if im := s.files[d.ID]; im != nil {
 		return im, nil
 	}
-	final, err := s.target(ImageName(d.Name))
+	final, err := s.target(s.unique(ImageName(d.Name), fmt.Sprint(d.ID)))
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,11 @@ type Archive struct {
 	ProblemCount int              `json:"problem_count"`
 	// Configs lists the config files stored in the archive.
 	Configs []string `json:"configs,omitempty"`
+	// ConfigFiles maps each config's name to the file it was written to
+	// (relative to the directory of the disk images), where extracted. A
+	// config whose name is taken by another output is written under
+	// another name.
+	ConfigFiles map[string]string `json:"config_files,omitempty"`
 }
 
 // Clusters counts a device's 64 KiB clusters by state.

@@ -85,7 +85,7 @@ the exit status is then 1.`,
 func reportCopy(w, errw io.Writer, f fs.FS, n fs.Node, p string, dmg *damage.Map, stats *fs.CopyStats, recursive bool) bool {
 	bad := false
 	for _, e := range stats.Errors {
-		fmt.Fprintf(errw, "vzsalvage: %s\n", e.Error())
+		fmt.Fprintf(errw, "vzsalvage: %s\n", ui.Safe(e.Error()))
 		bad = true
 	}
 	walk := func(fn fs.WalkFunc) error {
@@ -103,7 +103,7 @@ func reportCopy(w, errw io.Writer, f fs.FS, n fs.Node, p string, dmg *damage.Map
 		}
 		lay, _ := f.Layout(st.Node)
 		if a := fs.Assess(st, lay, e, dmg); a.State != "" {
-			fmt.Fprintf(errw, "damaged: %s (%s, %d bad bytes)\n", q, a.State, a.BadBytes)
+			fmt.Fprintf(errw, "damaged: %s (%s, %d bad bytes)\n", ui.Safe(q), a.State, a.BadBytes)
 			bad = true
 		}
 		return nil
@@ -111,10 +111,10 @@ func reportCopy(w, errw io.Writer, f fs.FS, n fs.Node, p string, dmg *damage.Map
 	fmt.Fprintf(w, "copied %d files, %d directories, %d symlinks, %d hard links (%s)\n",
 		stats.Files, stats.Dirs, stats.Symlinks, stats.HardLinks, ui.Bytes(stats.Bytes))
 	for _, s := range stats.Skipped {
-		fmt.Fprintf(errw, "skipped: %s\n", s.Error())
+		fmt.Fprintf(errw, "skipped: %s\n", ui.Safe(s.Error()))
 	}
 	for _, s := range stats.Renamed {
-		fmt.Fprintf(errw, "renamed (unsafe name): %s\n", s.Path)
+		fmt.Fprintf(errw, "renamed (unsafe name): %s\n", ui.Safe(s.Path))
 	}
 	return bad
 }

@@ -83,13 +83,13 @@ func inspect(w io.Writer, path string, asJSON bool) error {
 	}
 	ui.Fprintf(w, "uuid         %s, written %s\n", out.UUID, h.Ctime.Format("2006-01-02 15:04:05 MST"))
 	for _, d := range h.Devices {
-		ui.Fprintf(w, "disk %-7d %s  %s (%d bytes)\n", d.ID, d.Name, ui.Bytes(d.Size), d.Size)
+		ui.Fprintf(w, "disk %-7d %s  %s (%d bytes)\n", d.ID, ui.Safe(d.Name), ui.Bytes(d.Size), d.Size)
 	}
 	for _, p := range out.Problems {
-		ui.Fprintf(w, "problem      %s\n", p)
+		ui.Fprintf(w, "problem      %s\n", ui.Safe(p))
 	}
 	for _, c := range h.Configs {
-		ui.Fprintf(w, "\n--- %s (%d bytes) ---\n%s", c.Name, len(c.Data), c.Data)
+		ui.Fprintf(w, "\n--- %s (%d bytes) ---\n%s", ui.Safe(c.Name), len(c.Data), ui.SafeText(string(c.Data)))
 		if len(c.Data) > 0 && c.Data[len(c.Data)-1] != '\n' {
 			ui.Fprintf(w, "\n")
 		}

@@ -99,12 +99,12 @@ func listVolumes(w io.Writer, vols []volume.Volume, asJSON bool) error {
 		if typ == "" {
 			typ = "?"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Offset, ui.Bytes(v.Size), typ, v.Label, v.UUID, dmg)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", ui.Safe(v.ID), v.Offset, ui.Bytes(v.Size), ui.Safe(typ), ui.Safe(v.Label), ui.Safe(v.UUID), dmg)
 	}
 	tw.Flush()
 	for _, v := range vols {
 		for _, n := range v.Notes {
-			fmt.Fprintf(w, "note: %s: %s\n", v.ID, n)
+			fmt.Fprintf(w, "note: %s: %s\n", ui.Safe(v.ID), ui.Safe(n))
 		}
 	}
 	return nil
@@ -195,9 +195,9 @@ func listPath(w io.Writer, vols []volume.Volume, arg string, opt source.FSOption
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 		for _, le := range out {
-			name := le.Name
+			name := ui.Safe(le.Name)
 			if le.Target != "" {
-				name += " -> " + le.Target
+				name += " -> " + ui.Safe(le.Target)
 			}
 			mark := ""
 			if le.State != "" {

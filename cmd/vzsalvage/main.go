@@ -39,6 +39,8 @@ func main() {
 
 // run executes the command line and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	// Everything printed may carry guest-provided strings: escape controls.
+	stdout, stderr = ui.SafeWriter{W: stdout}, ui.SafeWriter{W: stderr}
 	root := newRoot()
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -78,7 +78,7 @@ func printArchive(w io.Writer, rep *report.Report, allProblems bool) {
 	for _, a := range rep.Archives {
 		ui.Fprintf(w, "%s: %s (checksum %s)\n", a.Path, a.Status, a.Checksum)
 		if a.ProblemCount > 0 {
-			ui.Fprintf(w, "  first problem: %s\n", a.Problems[0])
+			ui.Fprintf(w, "  first problem: %s\n", ui.Safe(a.Problems[0].String()))
 			limit := 10
 			if allProblems {
 				limit = len(a.Problems)
@@ -90,7 +90,7 @@ func printArchive(w io.Writer, rep *report.Report, allProblems bool) {
 						ui.Fprintf(w, "    ... %d more (see --json)\n", a.ProblemCount-limit)
 						break
 					}
-					ui.Fprintf(w, "    %s\n", p)
+					ui.Fprintf(w, "    %s\n", ui.Safe(p.String()))
 				}
 			}
 		}
@@ -101,6 +101,6 @@ func printArchive(w io.Writer, rep *report.Report, allProblems bool) {
 	for _, d := range rep.Devices {
 		c := d.Clusters
 		ui.Fprintf(w, "  %s (%s): %d clusters: %d ok, %d zero, %d tainted, %d lost\n",
-			d.Name, ui.Bytes(d.Size), c.Total, c.OK, c.Zero, c.Tainted, c.Lost)
+			ui.Safe(d.Name), ui.Bytes(d.Size), c.Total, c.OK, c.Zero, c.Tainted, c.Lost)
 	}
 }
