@@ -193,10 +193,19 @@ func Run(path, dir string, opt Options) (*Report, error) {
 }
 
 // ownNames are what a rescue writes into its directory; --force removes
-// them (and nothing else) before writing anew.
+// them (and nothing else) before writing anew, and only where the marker
+// says that vzsalvage wrote them.
 var ownNames = []string{"disks", "files", "report.json", "report.md", ".generations"}
 
-// prepareDir creates dir, refusing a non-empty one unless forced.
+// Marker is the file a rescue leaves in its directory: it tells a later
+// rescue --force that the outputs there are vzsalvage's own to replace.
+const Marker = ".vzsalvage-rescue"
+
+// prepareDir creates dir, refusing a non-empty one unless forced. --force
+// replaces an earlier rescue's outputs only where that rescue left its
+// marker; in a directory without one it writes only if none of the names
+// it needs is taken, so that a user's own files/ or disks/ are never
+// deleted.
 func prepareDir(dir string, force bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -208,14 +217,24 @@ func prepareDir(dir string, force bool) error {
 	if len(ents) > 0 && !force {
 		return fmt.Errorf("%s is not empty (use --force to replace an earlier rescue there)", dir)
 	}
-	if force {
+	if len(ents) > 0 {
+		_, err := os.Lstat(filepath.Join(dir, Marker))
+		ours := err == nil
 		for _, n := range ownNames {
-			if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
+			p := filepath.Join(dir, n)
+			if _, err := os.Lstat(p); err != nil {
+				continue
+			}
+			if !ours {
+				return fmt.Errorf("%s holds %s, which an earlier rescue did not write (no %s marker): not replacing it; choose an empty directory", dir, n, Marker)
+			}
+			if err := os.RemoveAll(p); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
+	return report.WriteFileAtomic(filepath.Join(dir, Marker),
+		[]byte("This directory holds the outputs of a vzsalvage rescue; rescue --force may replace them.\n"), 0o644)
 }
 
 func extractOne(path, dir string, opt Options) (*extract.Result, error) {

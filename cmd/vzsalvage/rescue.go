@@ -53,7 +53,7 @@ recovered), 2 could not run.`,
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "directory to write into (created; must be empty unless --force)")
 	c.Flags().StringArrayVar(&opt.Also, "also", nil, "an older backup of the same VM (repeatable)")
-	c.Flags().BoolVar(&opt.Force, "force", false, "write into a non-empty DIR")
+	c.Flags().BoolVar(&opt.Force, "force", false, "replace an earlier rescue's outputs in DIR (only what vzsalvage wrote there; anything else is kept, and a user's own disks/ or files/ is never deleted)")
 	c.Flags().BoolVar(&opt.NoJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal")
 	c.Flags().BoolVar(&noOwners, "no-owners", false, "do not keep file owners (they are kept only when run as root anyway)")
 	c.Flags().BoolVar(&opt.Specials, "specials", false, "recreate device nodes and FIFOs, keep setuid/setgid bits")
