@@ -215,3 +215,31 @@ func SafeFileName(s string) string {
 	}
 	return s
 }
+
+// Head is what the start of a backup says: its name and its VMA header.
+type Head struct {
+	Name   archive.Name
+	Header *vma.Header
+}
+
+// ReadHead reads only the start of a backup: its file name and header
+// (instant, whatever the archive's size).
+func ReadHead(path string) (*Head, error) {
+	a, err := archive.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	dec, err := a.Payload(codec.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := dec.(io.Closer); ok {
+		defer c.Close()
+	}
+	vr, err := vma.NewReader(dec, vma.Options{Salvage: true})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &Head{Name: a.Name, Header: vr.Header()}, nil
+}

@@ -24,6 +24,9 @@ type Options struct {
 	// Also lists older backups of the same guest, used to fill what the
 	// newest lacks.
 	Also []string
+	// OtherGuest lets Also hold backups that do not look like the same
+	// guest's (another VMID, SMBIOS uuid or disk layout).
+	OtherGuest bool
 	// Force lets rescue write into a non-empty output directory.
 	Force bool
 	// NoJournal reads ext3/ext4 as on disk instead of replaying a dirty
@@ -123,6 +126,9 @@ func (r *Report) unverified() string {
 func Run(path, dir string, opt Options) (*Report, error) {
 	if opt.Progress == nil {
 		opt.Progress = noProgress{}
+	}
+	if err := checkGenerations(path, opt.Also, opt.OtherGuest); err != nil {
+		return nil, err
 	}
 	if err := prepareDir(dir, opt.Force); err != nil {
 		return nil, err

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
+	"github.com/vzsalvage/vzsalvage/vma"
 )
 
 // sample returns the path of the damaged sample archive the project ships.
@@ -48,5 +52,69 @@ func TestRescueForceKeepsUserFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "report.md")); err != nil {
 		t.Error(err)
+	}
+}
+
+// writeVMA writes an uncompressed VMA archive with the given devices (one
+// cluster of data each) and qemu-server.conf.
+func writeVMA(t *testing.T, path string, conf string, devs ...vma.Device) {
+	t.Helper()
+	h := &vma.Header{Ctime: time.Unix(1734000000, 0), Devices: devs,
+		Configs: []vma.Config{{Name: "qemu-server.conf", Data: []byte(conf)}}}
+	sum := sha256.Sum256([]byte(path))
+	copy(h.UUID[:], sum[:])
+	var b bytes.Buffer
+	w, err := vma.NewWriter(&b, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		for c := uint32(0); int64(c)*65536 < d.Size; c++ {
+			if err := w.WriteCluster(d.ID, c, bytes.Repeat([]byte{byte(c + 1)}, 65536)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAlsoRefusesAnotherGuest: --also with another VM's backup is refused
+// with a clear error before any heavy work; --other-guest allows it.
+func TestAlsoRefusesAnotherGuest(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "vzdump-qemu-200-2025_12_14-03_00_02.vma.zst")
+	os.WriteFile(other, b, 0o644)
+	out := filepath.Join(dir, "out")
+	code, _, errs := vz("rescue", "-q", sample(), "--also", other, "-o", out)
+	if code != 2 || !strings.Contains(errs, "another guest") || !strings.Contains(errs, "qemu 200") || !strings.Contains(errs, "--other-guest") {
+		t.Errorf("another VMID: exit %d, %q", code, errs)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("the refused rescue created %s", out)
+	}
+
+	// Names that say nothing: the configs' SMBIOS uuids and the disks decide.
+	a, c, d := filepath.Join(dir, "a.vma"), filepath.Join(dir, "c.vma"), filepath.Join(dir, "d.vma")
+	disk := vma.Device{ID: 1, Name: "drive-scsi0", Size: 4 << 16}
+	writeVMA(t, a, "name: a\nsmbios1: uuid=11111111-1111-1111-1111-111111111111\n", disk)
+	writeVMA(t, c, "name: c\nsmbios1: uuid=22222222-2222-2222-2222-222222222222\n", disk)
+	writeVMA(t, d, "name: a\n", vma.Device{ID: 1, Name: "drive-virtio0", Size: 4 << 16})
+	for _, older := range []string{c, d} {
+		code, _, errs := vz("rescue", "-q", a, "--also", older, "-o", out)
+		if code != 2 || !strings.Contains(errs, "another guest") {
+			t.Errorf("%s: exit %d, %q", older, code, errs)
+		}
+	}
+	if code, _, errs := vz("rescue", "-q", "--other-guest", a, "--also", c, "-o", out); code == 2 {
+		t.Errorf("--other-guest: exit %d, %q", code, errs)
 	}
 }

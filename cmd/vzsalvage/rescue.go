@@ -32,6 +32,9 @@ tainted in the newest are taken from an older backup that has them intact (and t
 says which ranges, and which files are mixed from two nights); tainted clusters that an
 older backup holds identically are confirmed. With three or more backups, clusters that
 differ from two agreeing others in a backup whose checksum failed are reported as suspects.
+Before any heavy work, each older backup is checked to be of the same guest (VMID in the
+name, SMBIOS uuid in the config, a disk of the same name and size); another guest's backup
+is refused unless --other-guest.
 
 Nothing is written outside DIR: names from the guest are made safe, symlinks are recreated
 but never followed, device nodes and setuid bits are not recreated unless --specials.
@@ -53,6 +56,7 @@ recovered), 2 could not run.`,
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "directory to write into (created; must be empty unless --force)")
 	c.Flags().StringArrayVar(&opt.Also, "also", nil, "an older backup of the same VM (repeatable)")
+	c.Flags().BoolVar(&opt.OtherGuest, "other-guest", false, "let --also take a backup that looks like another guest's (other VMID, SMBIOS uuid or disks)")
 	c.Flags().BoolVar(&opt.Force, "force", false, "replace an earlier rescue's outputs in DIR (only what vzsalvage wrote there; anything else is kept, and a user's own disks/ or files/ is never deleted)")
 	c.Flags().BoolVar(&opt.NoJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal")
 	c.Flags().BoolVar(&noOwners, "no-owners", false, "do not keep file owners (they are kept only when run as root anyway)")
