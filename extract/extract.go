@@ -24,8 +24,13 @@ var Tool = "vzsalvage"
 // Options control a read.
 type Options struct {
 	// Strict stops at the first problem (the archive is then reported
-	// damaged and the partial images are left under their temporary names).
+	// damaged and no image is written).
 	Strict bool
+	// Unlinked writes the images as unnamed temporary files in the
+	// directory (removed as soon as created): Result.Files holds them open
+	// and nothing is left behind, whatever happens. No config file and no
+	// damage.json is written.
+	Unlinked bool
 	// Force overwrites existing output files.
 	Force bool
 	// Progress, if set, is called now and then with the bytes of the
@@ -44,6 +49,18 @@ type Result struct {
 	Header *vma.Header
 	// Images maps device names to the image files written (extract only).
 	Images map[string]string
+	// Files holds, for Options.Unlinked, each device's image, open, in the
+	// order of Report.Devices; the caller closes them (Close).
+	Files []*os.File
+}
+
+// Close closes the files of an unlinked extraction.
+func (r *Result) Close() error {
+	for _, f := range r.Files {
+		f.Close()
+	}
+	r.Files = nil
+	return nil
 }
 
 // Intact reports whether the archive was read without any problem.
@@ -103,9 +120,12 @@ func run(path, dir string, opt Options) (*Result, error) {
 	var out *imageSet
 	if dir != "" {
 		out = newImageSet(dir, opt.Force)
+		out.unlinked = opt.Unlinked
 		defer out.abort()
-		if err := out.writeConfigs(vr.Header().Configs); err != nil {
-			return nil, err
+		if !opt.Unlinked {
+			if err := out.writeConfigs(vr.Header().Configs); err != nil {
+				return nil, err
+			}
 		}
 		for _, d := range vr.Header().Devices {
 			if _, err := out.open(d); err != nil {
@@ -143,16 +163,21 @@ func run(path, dir string, opt Options) (*Result, error) {
 	for _, d := range vres.Devices {
 		rd := report.Device{Name: d.Name, ID: int(d.ID), Size: d.Size, Clusters: report.Clusters(d.Clusters), Damage: d.Damage}
 		if out != nil {
-			name, err := out.finish(d.Device)
+			name, f, err := out.finish(d.Device)
 			if err != nil {
+				res.Close()
 				return nil, err
 			}
-			rd.Image = name
-			res.Images[d.Name] = filepath.Join(dir, name)
+			if f != nil {
+				res.Files = append(res.Files, f)
+			} else {
+				rd.Image = name
+				res.Images[d.Name] = filepath.Join(dir, name)
+			}
 		}
 		res.Report.Devices = append(res.Report.Devices, rd)
 	}
-	if out != nil {
+	if out != nil && !opt.Unlinked {
 		if err := res.Report.WriteFile(filepath.Join(dir, "damage.json")); err != nil {
 			return nil, err
 		}

@@ -18,6 +18,10 @@ import (
 type imageSet struct {
 	dir   string
 	force bool
+	// unlinked keeps the images as unnamed temporary files (removed as
+	// soon as they are created, read through their open descriptors): no
+	// file name, no config, no damage.json is left behind.
+	unlinked bool
 	files map[uint8]*image
 	zero  []byte
 	// names holds every file name given out, so that two devices or
@@ -100,12 +104,21 @@ func (s *imageSet) open(d vma.Device) (*image, error) {
 		return im, nil
 	}
 	final, err := s.target(s.unique(ImageName(d.Name), fmt.Sprint(d.ID)))
+	if s.unlinked {
+		final, err = "", nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	f, err := os.CreateTemp(s.dir, "."+filepath.Base(final)+".partial*")
 	if err != nil {
 		return nil, err
+	}
+	if s.unlinked {
+		if err := os.Remove(f.Name()); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	if d.Size > 0 {
 		if err := f.Truncate(d.Size); err != nil {
@@ -162,32 +175,43 @@ func (s *imageSet) write(vr *vma.Reader, c *vma.Cluster) error {
 	return nil
 }
 
-// finish sizes and renames a device's image; it returns the final name.
-func (s *imageSet) finish(d vma.Device) (string, error) {
+// finish sizes and renames a device's image; it returns the final name,
+// or for an unlinked set the open file, which the caller then owns.
+func (s *imageSet) finish(d vma.Device) (string, *os.File, error) {
 	im, err := s.open(d)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	// blocks are whole 4 KiB; the device may end inside one
 	if err := im.f.Truncate(d.Size); err != nil {
-		return "", err
+		return "", nil, err
+	}
+	if s.unlinked {
+		f := im.f
+		im.f = nil
+		return "", f, nil
 	}
 	if err := im.f.Close(); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := os.Rename(im.tmp, im.final); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	im.f = nil
-	return filepath.Base(im.final), nil
+	return filepath.Base(im.final), nil, nil
 }
 
-// abort closes (and keeps, under their temporary names) images not finished.
+// abort closes and removes the images not finished, so that a failed read
+// (no space left, an unreadable archive, an interrupt) leaves no partial
+// file behind.
 func (s *imageSet) abort() {
 	for _, im := range s.files {
 		if im.f != nil {
 			im.f.Close()
 			im.f = nil
+			if !s.unlinked {
+				os.Remove(im.tmp)
+			}
 		}
 	}
 }

@@ -14,8 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/extract"
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/volume"
@@ -30,9 +32,10 @@ const (
 
 // Options control Open.
 type Options struct {
-	// CacheDir holds extracted archives for reuse (default: the user's
-	// cache directory, vzsalvage/). An archive is extracted once per
-	// path, size and modification time.
+	// CacheDir, if set, holds extracted archives for reuse: an archive is
+	// extracted there once per path, size and modification time. Without
+	// it, an archive's disks are read into unnamed temporary files that
+	// vanish when the Source is closed.
 	CacheDir string
 	// Progress is called while an archive is extracted.
 	Progress func(done, total int64)
@@ -63,6 +66,27 @@ func (s *Source) Close() error {
 	}
 	s.closers = nil
 	return first
+}
+
+// Damaged says in one line what the source's damage account reports
+// damaged ("" for an intact source or an image file, which has none).
+func (s *Source) Damaged() string {
+	if s.Report == nil {
+		return ""
+	}
+	var bad int64
+	for _, d := range s.Report.Devices {
+		bad += d.Damage.Total(damage.Tainted)
+	}
+	for _, a := range s.Report.Archives {
+		if a.Status != report.Intact {
+			return fmt.Sprintf("the backup is damaged: %d bytes of disk data lost or not right (see 'vzsalvage verify' or 'vzsalvage rescue')", bad)
+		}
+	}
+	if bad > 0 {
+		return fmt.Sprintf("%d bytes of disk data are lost or not right", bad)
+	}
+	return ""
 }
 
 // Volumes finds the volumes on the source's disks.
@@ -155,25 +179,25 @@ func (s *Source) addImage(path, name string, d report.Device) error {
 	return nil
 }
 
-// openArchive extracts an archive into the cache (once) and opens that.
+// openArchive reads an archive's disks for browsing. With a cache
+// directory the images are extracted there once (per path, size and
+// modification time) and kept for later commands; without one they go to
+// unnamed temporary files in the system's temporary directory, which
+// disappear when the source is closed or the process ends, whatever
+// happens: nothing is left behind, and no home directory is needed.
 func openArchive(path string, st os.FileInfo, opt Options) (*Source, error) {
-	cache := opt.CacheDir
-	if cache == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		cache = filepath.Join(base, "vzsalvage")
+	if opt.CacheDir == "" {
+		return openUnlinked(path, opt)
 	}
 	abs, _ := filepath.Abs(path)
 	key := sha256.Sum256([]byte(abs + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" + st.ModTime().String()))
-	dir := filepath.Join(cache, hex.EncodeToString(key[:8]))
+	dir := filepath.Join(opt.CacheDir, hex.EncodeToString(key[:8]))
 	if _, err := os.Stat(filepath.Join(dir, "damage.json")); err != nil {
 		if opt.Notify != nil {
 			opt.Notify(fmt.Sprintf("extracting %s to %s (once; delete it when done)", filepath.Base(path), dir))
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cache: %w", err)
 		}
 		if _, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress}); err != nil {
 			return nil, err
@@ -184,5 +208,27 @@ func openArchive(path string, st os.FileInfo, opt Options) (*Source, error) {
 		return nil, err
 	}
 	s.Path, s.Kind = path, KindArchive
+	return s, nil
+}
+
+// openUnlinked reads an archive's disks into unnamed temporary files.
+func openUnlinked(path string, opt Options) (*Source, error) {
+	tmp := os.TempDir()
+	if opt.Notify != nil {
+		opt.Notify(fmt.Sprintf("reading %s (its disks go to unnamed temporary files in %s, gone when done; --cache DIR keeps them for the next command)", filepath.Base(path), tmp))
+	}
+	res, err := extract.Extract(path, tmp, extract.Options{Unlinked: true, Progress: opt.Progress})
+	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return nil, fmt.Errorf("no space left in %s for the disks of %s: pass --cache DIR on a larger filesystem, or run 'vzsalvage extract' once and point this command at its directory", tmp, filepath.Base(path))
+		}
+		return nil, err
+	}
+	s := &Source{Path: path, Kind: KindArchive, Report: res.Report}
+	for i, d := range res.Report.Devices {
+		f := res.Files[i]
+		s.closers = append(s.closers, f)
+		s.Disks = append(s.Disks, volume.Disk{Name: d.Name, R: f, Size: d.Size, Damage: d.Damage})
+	}
 	return s, nil
 }

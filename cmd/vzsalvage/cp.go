@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -64,6 +65,9 @@ the exit status is then 1.`,
 			if err != nil {
 				return err
 			}
+			if exist := existing(stats); exist != "" {
+				return &exitError{code: ui.ExitFailed, err: fmt.Errorf("%s already exists in %s: nothing was replaced (choose a new DEST or remove it)", exist, args[2])}
+			}
 			damaged := reportCopy(cmd.OutOrStdout(), cmd.ErrOrStderr(), f, n, path.Clean("/"+p), v.Damage, stats, recursive)
 			if damaged {
 				return errDamaged
@@ -76,8 +80,28 @@ the exit status is then 1.`,
 	c.Flags().BoolVar(&noJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal")
 	c.Flags().BoolVar(&noOwners, "no-owners", false, "do not keep owners (kept only when run as root anyway)")
 	c.Flags().BoolVar(&specials, "specials", false, "recreate device nodes and FIFOs, keep setuid/setgid bits")
-	c.Flags().StringVar(&cache, "cache", "", "where archives are extracted to (default: the user cache directory)")
+	c.Flags().StringVar(&cache, "cache", "", "keep an archive's extracted disks in DIR for later commands (default: unnamed temporary files, removed when done)")
 	return c
+}
+
+// existing returns the first guest path that could not be written because
+// its name exists at the destination ("" if none): a host problem, not
+// damage.
+func existing(stats *fs.CopyStats) string {
+	for _, e := range stats.Errors {
+		if errors.Is(e.Err, fs.ErrExist) {
+			return ui.Safe(e.Path)
+		}
+	}
+	return ""
+}
+
+// count returns "1 file" or "3 files".
+func count(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // reportCopy prints what was copied and lists damaged files on stderr. It
@@ -108,8 +132,8 @@ func reportCopy(w, errw io.Writer, f fs.FS, n fs.Node, p string, dmg *damage.Map
 		}
 		return nil
 	})
-	fmt.Fprintf(w, "copied %d files, %d directories, %d symlinks, %d hard links (%s)\n",
-		stats.Files, stats.Dirs, stats.Symlinks, stats.HardLinks, ui.Bytes(stats.Bytes))
+	fmt.Fprintf(w, "copied %s, %s, %s, %s (%s)\n", count(stats.Files, "file", "files"), count(stats.Dirs, "directory", "directories"),
+		count(stats.Symlinks, "symlink", "symlinks"), count(stats.HardLinks, "hard link", "hard links"), ui.Bytes(stats.Bytes))
 	for _, s := range stats.Skipped {
 		fmt.Fprintf(errw, "skipped: %s\n", ui.Safe(s.Error()))
 	}

@@ -118,3 +118,32 @@ func TestAlsoRefusesAnotherGuest(t *testing.T) {
 		t.Errorf("--other-guest: exit %d, %q", code, errs)
 	}
 }
+
+// TestLsCpArchiveLeaveNothing: ls and cp of an archive work without a
+// writable home or a cache flag, leave nothing behind, and exit 1 for a
+// damaged backup; cp never replaces an existing file and says so (exit 2).
+func TestLsCpArchiveLeaveNothing(t *testing.T) {
+	home, tmp := t.TempDir(), t.TempDir()
+	os.Chmod(home, 0o555)
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("TMPDIR", tmp)
+	code, out, errs := vz("ls", "-q", sample())
+	if code != 1 || !strings.Contains(out, "drive-scsi0-p3") || !strings.Contains(errs, "damaged") {
+		t.Errorf("ls of the damaged sample: exit %d\n%s%s", code, out, errs)
+	}
+	dest := t.TempDir()
+	code, out, errs = vz("cp", "-q", sample(), "drive-scsi0-p3:/etc/hostname", dest)
+	if code != 0 || !strings.Contains(out, "copied 1 file,") {
+		t.Errorf("cp: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = vz("cp", "-q", sample(), "drive-scsi0-p3:/etc/hostname", dest)
+	if code != 2 || out != "" || !strings.Contains(errs, "already exists") {
+		t.Errorf("cp onto an existing file: exit %d\n%s%s", code, out, errs)
+	}
+	for _, d := range []string{home, tmp} {
+		if ents, _ := os.ReadDir(d); len(ents) > 0 {
+			t.Errorf("%s holds %d entries after ls and cp", d, len(ents))
+		}
+	}
+}

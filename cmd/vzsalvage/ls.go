@@ -28,8 +28,10 @@ func newLs() *cobra.Command {
 		Short: "List the volumes of a backup or image, or a directory in one",
 		Long: `ls finds every volume on a guest's disks without root, loop devices or mounts:
 GPT and MBR partitions (extended/logical too), LVM2 logical volumes, and filesystems on a
-whole disk. SOURCE is a backup archive (extracted once into a cache), a directory written
-by extract or rescue, or a disk image file (raw or qcow2).
+whole disk. SOURCE is a backup archive, a directory written by extract or rescue, or a
+disk image file (raw or qcow2). An archive's disks are read into unnamed temporary files
+(in $TMPDIR, else /tmp) that vanish when ls ends; --cache DIR keeps them there for the
+next ls or cp, and for many commands on one large backup 'vzsalvage extract' it once.
 
 Without a path it prints one line per volume with its id (e.g. drive-scsi0-p3,
 drive-scsi0-vg0-root), which every other command accepts, and how much of it lies in
@@ -46,7 +48,14 @@ reported damage. With VOLUME:/path it lists that directory of the volume's files
 			defer src.Close()
 			vols := src.Volumes()
 			if len(args) == 1 {
-				return listVolumes(cmd.OutOrStdout(), vols, asJSON)
+				if err := listVolumes(cmd.OutOrStdout(), vols, asJSON); err != nil {
+					return err
+				}
+				if d := src.Damaged(); d != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "vzsalvage: %s\n", d)
+					return errDamaged
+				}
+				return nil
 			}
 			return listPath(cmd.OutOrStdout(), vols, args[1], source.FSOptions{NoJournal: noJournal}, asJSON)
 		},
@@ -54,7 +63,7 @@ reported damage. With VOLUME:/path it lists that directory of the volume's files
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	c.Flags().BoolVar(&noJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal (like mount -o norecovery)")
-	c.Flags().StringVar(&cache, "cache", "", "where archives are extracted to (default: the user cache directory)")
+	c.Flags().StringVar(&cache, "cache", "", "keep an archive's extracted disks in DIR for later commands (default: unnamed temporary files, removed when done)")
 	return c
 }
 
