@@ -22,8 +22,8 @@ type imageSet struct {
 	// soon as they are created, read through their open descriptors): no
 	// file name, no config, no damage.json is left behind.
 	unlinked bool
-	files map[uint8]*image
-	zero  []byte
+	files    map[uint8]*image
+	zero     []byte
 	// names holds every file name given out, so that two devices or
 	// configs whose names map to the same file never overwrite each other.
 	names map[string]bool
