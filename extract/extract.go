@@ -4,6 +4,7 @@
 package extract
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,9 @@ type Options struct {
 	// Progress, if set, is called now and then with the bytes of the
 	// archive file consumed and its size.
 	Progress func(done, total int64)
+	// Context, if set, stops the read when it is done (an interrupt):
+	// partial images are removed and its error returned.
+	Context context.Context
 }
 
 // ErrNotVM is returned for archives whose payload is not a VMA stream.
@@ -134,7 +138,12 @@ func run(path, dir string, opt Options) (*Result, error) {
 		}
 	}
 	var readErr error
-	for {
+	for n := 0; ; n++ {
+		if opt.Context != nil && n%256 == 0 {
+			if err := opt.Context.Err(); err != nil {
+				return nil, err
+			}
+		}
 		c, err := vr.Next()
 		if err == io.EOF {
 			break

@@ -1,6 +1,9 @@
 package fs
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // CopyOptions control Copy. The zero value copies one file or symlink with
 // its mode (without setuid/setgid) and times.
@@ -23,6 +26,9 @@ type CopyOptions struct {
 	Budget int64
 	// Progress, if set, is called as data is written, with the totals so far.
 	Progress func(bytes, files int64)
+	// Context, if set, stops the copy when it is done (an interrupt): Copy
+	// returns its error.
+	Context context.Context
 }
 
 // CopyStats says what Copy did.

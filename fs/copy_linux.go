@@ -122,6 +122,9 @@ func (c *copier) progress() {
 	if c.opt.Progress != nil {
 		c.opt.Progress(c.stats.Bytes, c.stats.Files)
 	}
+	if c.opt.Context != nil && c.fatal == nil {
+		c.fatal = c.opt.Context.Err()
+	}
 }
 
 // copyNode copies node n as name in the directory dirFD. rel is its path
@@ -197,6 +200,9 @@ func (c *copier) copyChildren(fd int, n Node, gp, rel string, depth int) {
 		c.fail(gp+"/", err)
 	}
 	for _, e := range ents {
+		if c.opt.Context != nil && c.fatal == nil {
+			c.fatal = c.opt.Context.Err()
+		}
 		if c.fatal != nil {
 			return
 		}

@@ -58,10 +58,11 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, opt Opti
 	stats, err := fs.Copy(f, f.Root(), "/", dest, fs.CopyOptions{
 		Recursive: true, Owners: opt.Owners, Xattrs: true, Specials: opt.Specials, SetID: opt.Specials,
 		Budget:   v.Size + copySlack,
+		Context:  opt.Context,
 		Progress: func(bytes, files int64) { opt.Progress.Set(bytes, v.Size) },
 	})
-	if err != nil && stats == nil {
-		return rv, nil, fmt.Errorf("copy: %v", err)
+	if err != nil && (stats == nil || fatal(err)) {
+		return rv, nil, fmt.Errorf("copy: %w", err)
 	}
 	if err != nil {
 		rv.Error = "copy stopped: " + err.Error()

@@ -6,11 +6,14 @@
 package rescue
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/extract"
@@ -39,6 +42,8 @@ type Options struct {
 	Specials bool
 	// Progress receives phases and byte counts.
 	Progress Progress
+	// Context, if set, ends the rescue when it is done (an interrupt).
+	Context context.Context
 }
 
 // Progress is how a rescue reports progress.
@@ -122,17 +127,36 @@ func (r *Report) unverified() string {
 	return ""
 }
 
-// Run rescues the backup at path into dir.
-func Run(path, dir string, opt Options) (*Report, error) {
+// Run rescues the backup at path into dir. When it cannot finish (no space
+// left, an unreadable archive, opt.Context ended by an interrupt) it
+// removes everything it wrote into dir, so that no partial rescue is left
+// behind, and its error says so.
+func Run(path, dir string, opt Options) (_ *Report, err error) {
 	if opt.Progress == nil {
 		opt.Progress = noProgress{}
+	}
+	if opt.Context == nil {
+		opt.Context = context.Background()
 	}
 	if err := checkGenerations(path, opt.Also, opt.OtherGuest); err != nil {
 		return nil, err
 	}
-	if err := prepareDir(dir, opt.Force); err != nil {
+	created, err := prepareDir(dir, opt.Force)
+	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			removeOutputs(dir, created)
+			switch {
+			case errors.Is(err, context.Canceled):
+				err = errors.New("interrupted")
+			case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+				err = errors.New("no space left for the rescue (it needs room for the disks' data and a copy of their files: choose a larger filesystem)")
+			}
+			err = fmt.Errorf("%w; the unfinished rescue in %s was removed", err, dir)
+		}
+	}()
 	rep := &Report{Report: report.New(extract.Tool), Dir: dir}
 
 	// 1. the newest backup, into disks/
@@ -179,6 +203,9 @@ func Run(path, dir string, opt Options) (*Report, error) {
 	filesDir := filepath.Join(dir, "files")
 	for _, v := range vols {
 		rv, damaged, err := rescueVolume(v, filesDir, filled[v.ID], opt)
+		if fatal(err) {
+			return nil, err
+		}
 		if err != nil {
 			rv.Error = err.Error()
 		}
@@ -212,16 +239,21 @@ const Marker = ".vzsalvage-rescue"
 // marker; in a directory without one it writes only if none of the names
 // it needs is taken, so that a user's own files/ or disks/ are never
 // deleted.
-func prepareDir(dir string, force bool) error {
+//
+// created reports that dir did not exist before.
+func prepareDir(dir string, force bool) (created bool, err error) {
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		created = true
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return false, err
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return err
+		return created, err
 	}
 	if len(ents) > 0 && !force {
-		return fmt.Errorf("%s is not empty (use --force to replace an earlier rescue there)", dir)
+		return created, fmt.Errorf("%s is not empty (use --force to replace an earlier rescue there)", dir)
 	}
 	if len(ents) > 0 {
 		_, err := os.Lstat(filepath.Join(dir, Marker))
@@ -232,20 +264,44 @@ func prepareDir(dir string, force bool) error {
 				continue
 			}
 			if !ours {
-				return fmt.Errorf("%s holds %s, which an earlier rescue did not write (no %s marker): not replacing it; choose an empty directory", dir, n, Marker)
+				return created, fmt.Errorf("%s holds %s, which an earlier rescue did not write (no %s marker): not replacing it; choose an empty directory", dir, n, Marker)
 			}
 			if err := os.RemoveAll(p); err != nil {
-				return err
+				return created, err
 			}
 		}
 	}
-	return report.WriteFileAtomic(filepath.Join(dir, Marker),
+	return created, report.WriteFileAtomic(filepath.Join(dir, Marker),
 		[]byte("This directory holds the outputs of a vzsalvage rescue; rescue --force may replace them.\n"), 0o644)
 }
 
+// removeOutputs removes what a rescue writes into dir (and dir itself if
+// the rescue created it and nothing else is there).
+func removeOutputs(dir string, created bool) {
+	for _, n := range append(ownNames, Marker) {
+		os.RemoveAll(filepath.Join(dir, n))
+	}
+	if created {
+		os.Remove(dir) // only if empty
+	}
+}
+
+// fatal reports errors that end a whole rescue: the host's (no space, a
+// read-only or failing output disk) and an interrupt.
+func fatal(err error) bool {
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+
+
 func extractOne(path, dir string, opt Options) (*extract.Result, error) {
 	opt.Progress.Phase("read "+filepath.Base(path), 0)
-	res, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress.Set})
+	res, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress.Set, Context: opt.Context})
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,9 @@ func runExtract(w io.Writer, path, dir string, opt extract.Options, asJSON, quie
 	prog := ui.NewProgress(!quiet && !asJSON)
 	prog.Start("extract "+filepath.Base(path), 0)
 	opt.Progress = prog.Set
+	ctx, stop := interruptible()
+	defer stop()
+	opt.Context = ctx
 	res, err := extract.Extract(path, dir, opt)
 	prog.Done()
 	if err != nil {

@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,5 +150,94 @@ func TestLsCpArchiveLeaveNothing(t *testing.T) {
 		if ents, _ := os.ReadDir(d); len(ents) > 0 {
 			t.Errorf("%s holds %d entries after ls and cp", d, len(ents))
 		}
+	}
+}
+
+// TestMain lets a test run the command in a child process (for signals):
+// VZSALVAGE_TEST_ARGS holds its arguments, one per line.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("VZSALVAGE_TEST_ARGS"); args != "" {
+		os.Exit(run(strings.Split(args, "\n"), os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestSIGTERMLeavesNoHalfRescue sends SIGTERM to rescues at several
+// moments: each either finishes with its report or removes what it wrote;
+// DIR never holds a half-done rescue.
+func TestSIGTERMLeavesNoHalfRescue(t *testing.T) {
+	dir := t.TempDir()
+	arc := filepath.Join(dir, "vzdump-qemu-100-2025_12_15-03_00_03.vma")
+	// 160 MiB of incompressible clusters: long enough to be caught reading.
+	rng := rand.New(rand.NewPCG(1, 2))
+	h := &vma.Header{Ctime: time.Unix(1734000000, 0), Devices: []vma.Device{{ID: 1, Name: "drive-scsi0", Size: 160 << 20}}}
+	f, err := os.Create(arc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := vma.NewWriter(f, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	for c := uint32(0); c < 160<<4; c++ {
+		for i := 0; i < len(buf); i += 8 {
+			binary.LittleEndian.PutUint64(buf[i:], rng.Uint64())
+		}
+		if err := w.WriteCluster(1, c, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for i, delay := range []time.Duration{30 * time.Millisecond, 120 * time.Millisecond, 400 * time.Millisecond} {
+		out := filepath.Join(dir, fmt.Sprint("out", i))
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "VZSALVAGE_TEST_ARGS="+strings.Join([]string{"rescue", "-q", arc, "-o", out}, "\n"))
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		code := cmd.ProcessState.ExitCode()
+		_, rerr := os.Stat(filepath.Join(out, "report.md"))
+		_, derr := os.Stat(out)
+		switch {
+		case code == 2 && os.IsNotExist(derr) && strings.Contains(errb.String(), "was removed"):
+			t.Logf("SIGTERM after %v: interrupted, cleaned up", delay)
+		case code <= 1 && rerr == nil:
+			t.Logf("SIGTERM after %v: finished first (exit %d)", delay, code)
+		default:
+			ents, _ := os.ReadDir(out)
+			t.Errorf("SIGTERM after %v: exit %d, %d entries left, stderr %q", delay, code, len(ents), errb.String())
+		}
+	}
+}
+
+// TestNoSpaceLeavesNothing: a rescue into a filesystem too small for it
+// fails with one clear line (exit 2) and removes what it wrote, so the
+// disk is not left full. Needs root for a small tmpfs.
+func TestNoSpaceLeavesNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+	}
+	defer exec.Command("umount", mnt).Run()
+	out := filepath.Join(mnt, "rescue")
+	code, stdout, errs := vz("rescue", "-q", sample(), "-o", out)
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	if code != 2 || len(lines) != 1 || !strings.Contains(errs, "no space left") || !strings.Contains(errs, "removed") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, errs)
+	}
+	if ents, _ := os.ReadDir(mnt); len(ents) != 0 {
+		t.Errorf("%d entries left on the full filesystem", len(ents))
 	}
 }

@@ -3,11 +3,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -58,6 +61,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "vzsalvage: %v\n", err)
 	return ui.ExitFailed
+}
+
+// interruptible returns a context that ends at the first SIGINT or SIGTERM,
+// so that long work stops cleanly and removes what it had half written; a
+// second signal ends the process at once.
+func interruptible() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if _, ok := <-ch; !ok {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "vzsalvage: interrupted, cleaning up (interrupt again to stop at once)")
+		cancel()
+		if _, ok := <-ch; ok {
+			os.Exit(ui.ExitFailed)
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(ch)
+		cancel()
+	}
 }
 
 // printJSON writes v as indented JSON (the --json output of every command).

@@ -36,6 +36,9 @@ Before any heavy work, each older backup is checked to be of the same guest (VMI
 name, SMBIOS uuid in the config, a disk of the same name and size); another guest's backup
 is refused unless --other-guest.
 
+If the rescue cannot finish (no space left, an unreadable backup, Ctrl-C or SIGTERM), it
+removes what it wrote into DIR and says so: DIR never holds a half-done rescue.
+
 Nothing is written outside DIR: names from the guest are made safe, symlinks are recreated
 but never followed, device nodes and setuid bits are not recreated unless --specials.
 
@@ -75,6 +78,9 @@ func (pp phaseProgress) Set(done, total int64)          { pp.p.Set(done, total) 
 func runRescue(w io.Writer, path, dir string, opt rescue.Options, asJSON, quiet bool) error {
 	prog := ui.NewProgress(!quiet && !asJSON)
 	opt.Progress = phaseProgress{prog}
+	ctx, stop := interruptible()
+	defer stop()
+	opt.Context = ctx
 	rep, err := rescue.Run(path, dir, opt)
 	prog.Done()
 	if err != nil {
