@@ -297,8 +297,6 @@ func fatal(err error) bool {
 	return false
 }
 
-
-
 func extractOne(path, dir string, opt Options) (*extract.Result, error) {
 	opt.Progress.Phase("read "+filepath.Base(path), 0)
 	res, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress.Set, Context: opt.Context})
