@@ -335,7 +335,27 @@ type Problem struct {
 	Layer   string `json:"layer,omitempty"`
 	Offset  int64  `json:"offset"`
 	Message string `json:"message"`
+	// Kind says what sort of problem it is, for programs: decide on it,
+	// never on Message.
+	Kind Kind `json:"kind,omitempty"`
 }
+
+// Kind is the sort of a Problem.
+type Kind string
+
+// Problem kinds.
+const (
+	// Corrupt: data that fails a check or does not parse.
+	Corrupt Kind = "corrupt"
+	// Truncated: the input ends before the data it holds is complete.
+	Truncated Kind = "truncated"
+	// Missing: data the format promises is not there (a disk's clusters).
+	Missing Kind = "missing"
+	// ChecksumMismatch: a checksum over the whole stream fails.
+	ChecksumMismatch Kind = "checksum"
+	// ReadError: the input could not be read (an I/O error).
+	ReadError Kind = "read-error"
+)
 
 // String formats the problem as "layer at offset: message" (a negative
 // offset means none is known).

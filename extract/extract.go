@@ -43,7 +43,7 @@ type Options struct {
 }
 
 // ErrNotVM is returned for archives whose payload is not a VMA stream.
-var ErrNotVM = errors.New("not a VM backup (no VMA stream inside)")
+var ErrNotVM = errors.New("not a vzdump VM backup")
 
 // Result is what a read found.
 type Result struct {
@@ -112,13 +112,7 @@ func run(path, dir string, opt Options) (*Result, error) {
 
 	vr, err := vma.NewReader(dec, vma.Options{Salvage: !opt.Strict})
 	if err != nil {
-		if errors.Is(err, vma.ErrNotVMA) {
-			if a.Name.Payload == "tar" {
-				return nil, fmt.Errorf("%s: container backups (.tar) are not supported yet", path)
-			}
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, NotVM(path, a, err)
 	}
 	res := &Result{Report: report.New(Tool), Header: vr.Header(), Images: map[string]string{}}
 	var out *imageSet
@@ -194,6 +188,20 @@ func run(path, dir string, opt Options) (*Result, error) {
 	return res, nil
 }
 
+// NotVM explains why an archive's payload did not open as a VMA stream.
+func NotVM(path string, a *archive.Archive, err error) error {
+	if !errors.Is(err, vma.ErrNotVMA) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	switch {
+	case a.Name.Payload == "tar":
+		return fmt.Errorf("%s: container backups (.tar) are not supported yet", path)
+	case a.Compression == codec.None:
+		return fmt.Errorf("%s: %w: neither compressed (zstd, gzip, lzo) nor a VMA stream", path, ErrNotVM)
+	}
+	return fmt.Errorf("%s: %w: its %s stream holds no VMA stream", path, ErrNotVM, a.Compression)
+}
+
 // archiveReport builds an archive's entry in the report.
 func archiveReport(a *archive.Archive, dec codec.Reader, h *vma.Header, vres *vma.Result, readErr error) report.Archive {
 	arc := report.Archive{
@@ -220,6 +228,12 @@ func archiveReport(a *archive.Archive, dec codec.Reader, h *vma.Header, vres *vm
 	if a.Compression == codec.None {
 		arc.Checksum = string(codec.ChecksumAbsent)
 	}
+	for _, p := range arc.Problems {
+		if p.Kind == damage.Truncated {
+			arc.EndsEarly = &p
+			break
+		}
+	}
 	arc.Status = report.Intact
 	if arc.ProblemCount > 0 || arc.Checksum == string(codec.ChecksumMismatch) || !vres.Intact() || readErr != nil {
 		arc.Status = report.Damaged
@@ -228,7 +242,7 @@ func archiveReport(a *archive.Archive, dec codec.Reader, h *vma.Header, vres *vm
 }
 
 func problemOf(err error) damage.Problem {
-	return damage.Problem{Offset: -1, Message: err.Error()}
+	return damage.Problem{Offset: -1, Message: err.Error(), Kind: damage.ReadError}
 }
 
 // SafeFileName turns an archive-supplied name into one that is safe as a

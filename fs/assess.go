@@ -21,7 +21,14 @@ type Assessment struct {
 	// copy holds zeros there. The other bad bytes hold what was decoded,
 	// unverified, and may well be right.
 	MissingBytes int64
+	// Ranges lists the bad bytes as file offsets, in order (at most
+	// MaxRanges: past that, neighbours are merged, so a range may also
+	// cover good bytes, never leave out a bad one).
+	Ranges []damage.Range
 }
+
+// MaxRanges bounds Assessment.Ranges.
+const MaxRanges = 32
 
 // Assess decides whether a node is damaged, given dmg (volume offsets; nil
 // means none): content bytes in dmg are bad; damage to the metadata that
@@ -56,23 +63,38 @@ func Assess(st *Stat, lay *Layout, entry *DirEntry, dmg *damage.Map) Assessment 
 	if !st.Mode.IsRegular() {
 		size = 0
 	}
+	var rs []damage.Range
 	if lay != nil && !lay.Inline {
 		for _, e := range lay.Data {
 			l := min(e.Length, size-e.Logical)
 			if l > 0 && e.Physical >= 0 {
 				a.BadBytes += dmg.Count(e.Physical, l, damage.Tainted)
 				a.MissingBytes += dmg.Count(e.Physical, l, damage.Lost)
+				if !whole {
+					for _, r := range dmg.Overlaps(e.Physical, l) {
+						lo, hi := max(r.Off, e.Physical), min(r.End(), e.Physical+l)
+						rs = append(rs, damage.Range{Off: e.Logical + lo - e.Physical, Len: hi - lo, State: r.State})
+					}
+				}
 			}
 		}
 		for _, e := range lay.Lost {
 			l := max(0, min(e.Length, size-e.Logical))
 			a.BadBytes += l
 			a.MissingBytes += l
+			if l > 0 {
+				rs = append(rs, damage.Range{Off: e.Logical, Len: l, State: damage.Lost})
+			}
 		}
 	}
 	if whole {
 		a.BadBytes = size
+		rs = nil
+		if size > 0 {
+			rs = []damage.Range{{Off: 0, Len: size, State: damage.Lost}}
+		}
 	}
+	a.Ranges = boundRanges(damage.FromRanges(rs).Ranges(), MaxRanges)
 	switch {
 	case whole && st.Mode.IsDir():
 		a.State = StatePartial // its listing may be incomplete or wrong
@@ -88,4 +110,23 @@ func Assess(st *Stat, lay *Layout, entry *DirEntry, dmg *damage.Map) Assessment 
 		a.State = StateMetadata
 	}
 	return a
+}
+
+// boundRanges merges the closest neighbours of sorted ranges until at most
+// limit remain (a merged range takes the worse state).
+func boundRanges(rs []damage.Range, limit int) []damage.Range {
+	rs = append([]damage.Range(nil), rs...)
+	for len(rs) > limit {
+		best := 0
+		for i := 1; i < len(rs)-1; i++ {
+			if rs[i+1].Off-rs[i].End() < rs[best+1].Off-rs[best].End() {
+				best = i
+			}
+		}
+		m := &rs[best]
+		m.Len = rs[best+1].End() - m.Off
+		m.State = max(m.State, rs[best+1].State)
+		rs = append(rs[:best+1], rs[best+2:]...)
+	}
+	return rs
 }

@@ -32,3 +32,30 @@ func TestAssessMissing(t *testing.T) {
 		t.Errorf("directory: got %+v", a)
 	}
 }
+
+func TestAssessRanges(t *testing.T) {
+	dmg := &damage.Map{}
+	dmg.Add(10000, 100, damage.Lost)
+	dmg.Add(20000, 50, damage.Tainted)
+	st := &Stat{Mode: 0o644, Size: 30000}
+	lay := &Layout{Data: []Extent{{Logical: 0, Physical: 8192, Length: 8192}, {Logical: 8192, Physical: 16384, Length: 24576}}}
+	a := Assess(st, lay, nil, dmg)
+	// volume 10000 lies in the first extent (volume 8192..): file offset 1808
+	got := a.Ranges
+	if len(got) != 2 || got[0] != (damage.Range{Off: 1808, Len: 100, State: damage.Lost}) ||
+		got[1] != (damage.Range{Off: 8192 + 20000 - 16384, Len: 50, State: damage.Tainted}) {
+		t.Errorf("ranges %+v", got)
+	}
+	if a.BadBytes != 150 || a.MissingBytes != 100 {
+		t.Errorf("%+v", a)
+	}
+	// Many small ranges are merged, never dropped.
+	m := &damage.Map{}
+	for i := int64(0); i < 100; i++ {
+		m.Add(8192+i*64, 1, damage.Tainted)
+	}
+	b := Assess(st, lay, nil, m)
+	if len(b.Ranges) != MaxRanges || b.Ranges[0].Off != 0 || b.Ranges[len(b.Ranges)-1].End() != 99*64+1 {
+		t.Errorf("%d ranges %+v", len(b.Ranges), b.Ranges)
+	}
+}

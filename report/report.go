@@ -56,6 +56,10 @@ type Archive struct {
 	// compressed file; "vma": the decompressed stream).
 	Problems     []damage.Problem `json:"problems"`
 	ProblemCount int              `json:"problem_count"`
+	// EndsEarly is the problem that says the archive ends before its data
+	// is complete (a cut file), or nil: everything after that place is
+	// missing.
+	EndsEarly *damage.Problem `json:"ends_early,omitempty"`
 	// Configs lists the config files stored in the archive.
 	Configs []string `json:"configs,omitempty"`
 	// ConfigFiles maps each config's name to the file it was written to

@@ -217,9 +217,13 @@ func (r *Reader) Header() *Header { return r.hdr }
 func (r *Reader) Offset() int64 { return r.pos }
 
 func (r *Reader) problem(off int64, format string, args ...any) {
+	r.problemKind(off, damage.Corrupt, format, args...)
+}
+
+func (r *Reader) problemKind(off int64, kind damage.Kind, format string, args ...any) {
 	r.res.ProblemCount++
 	if len(r.res.Problems) < r.opt.MaxProblems {
-		r.res.Problems = append(r.res.Problems, damage.Problem{Layer: "vma", Offset: off, Message: fmt.Sprintf(format, args...)})
+		r.res.Problems = append(r.res.Problems, damage.Problem{Layer: "vma", Offset: off, Message: fmt.Sprintf(format, args...), Kind: kind})
 	}
 }
 
@@ -484,9 +488,11 @@ func (r *Reader) step() error {
 		return r.finish()
 	}
 	if len(hb) < ExtentHeaderSize {
-		if err := r.fatal(r.pos, fmt.Errorf("read short extent (%d bytes)", len(hb))); err != nil {
-			return err
+		err := fmt.Errorf("read short extent (%d bytes)", len(hb))
+		if !r.opt.Salvage {
+			return fmt.Errorf("%w (stream offset %d)", err, r.pos)
 		}
+		r.problemKind(r.pos, damage.Truncated, "%v", err)
 		return r.finish()
 	}
 	if sp, ok := r.resyncIn(r.pos, r.pos+ExtentHeaderSize); ok {
@@ -963,7 +969,7 @@ func (r *Reader) finish() error {
 		if !r.opt.Salvage {
 			return r.readErr
 		}
-		r.problem(r.bufEnd(), "read error: %v", r.readErr)
+		r.problemKind(r.bufEnd(), damage.ReadError, "read error: %v", r.readErr)
 	}
 	trust := !r.res.Headerless
 	for id := range r.devs {
@@ -977,7 +983,7 @@ func (r *Reader) finish() error {
 			if !r.opt.Salvage {
 				return err
 			}
-			r.problem(r.pos, "%v", err)
+			r.problemKind(r.pos, damage.Missing, "%v", err)
 		}
 	}
 	r.res.TailsTrusted = trust

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vzsalvage/vzsalvage/archive"
 	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/extract"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
 	"github.com/vzsalvage/vzsalvage/vma"
 )
@@ -62,7 +62,7 @@ func inspect(w io.Writer, path string, asJSON bool) error {
 	}
 	vr, err := vma.NewReader(dec, vma.Options{Salvage: true})
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return extract.NotVM(path, a, err)
 	}
 	h := vr.Header()
 	out := inspectOut{Path: path, Size: a.Size, Compression: a.Compression, Payload: "vma", Name: a.Name,

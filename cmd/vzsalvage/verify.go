@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/extract"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
 	"github.com/vzsalvage/vzsalvage/report"
@@ -46,7 +47,8 @@ func verify(w, errw io.Writer, paths []string, asJSON, quiet bool) error {
 		if err != nil {
 			failed = true
 			ui.Fprintf(errw, "vzsalvage: %v\n", err)
-			rep.Archives = append(rep.Archives, report.Archive{Path: p, Status: "unreadable", Checksum: "unknown"})
+			rep.Archives = append(rep.Archives, report.Archive{Path: p, Status: "unreadable", Checksum: "unknown",
+				Problems: []damage.Problem{{Offset: -1, Message: err.Error(), Kind: damage.ReadError}}, ProblemCount: 1})
 			continue
 		}
 		rep.Archives = append(rep.Archives, res.Report.Archives...)

@@ -209,7 +209,14 @@ func (z *Reader) close() {
 // problem records a problem at input offset off. In strict mode it returns
 // the error to stop with.
 func (z *Reader) problem(off int64, kind error, msg string) error {
-	z.problems = append(z.problems, damage.Problem{Layer: "zstd", Offset: off, Message: msg})
+	k := damage.Corrupt
+	switch {
+	case errors.Is(kind, codec.ErrTruncated):
+		k = damage.Truncated
+	case errors.Is(kind, errChecksum):
+		k, kind = damage.ChecksumMismatch, codec.ErrCorrupt
+	}
+	z.problems = append(z.problems, damage.Problem{Layer: "zstd", Offset: off, Message: msg, Kind: k})
 	if z.strict {
 		return fmt.Errorf("zstd: at input offset %d: %s: %w", off, msg, kind)
 	}
@@ -404,6 +411,10 @@ func (z *Reader) handover() error {
 	return nil
 }
 
+// errChecksum marks a frame checksum that does not match (a corruption
+// whose Problem kind is ChecksumMismatch).
+var errChecksum = fmt.Errorf("%w: content checksum mismatch", codec.ErrCorrupt)
+
 // checkSum compares a frame's checksum field with the output's hash.
 func (z *Reader) checkSum(off int64, want uint32) error {
 	if !z.exact {
@@ -415,7 +426,7 @@ func (z *Reader) checkSum(off int64, want uint32) error {
 		return nil
 	}
 	z.sums[sumMismatch]++
-	return z.problem(off, codec.ErrCorrupt, "content checksum mismatch")
+	return z.problem(off, errChecksum, "content checksum mismatch")
 }
 
 // truncated ends the stream: the input stops at off.
