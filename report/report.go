@@ -21,6 +21,21 @@ type Report struct {
 	// Suspects lists clusters that other generations suggest are silently
 	// damaged (rescue --also), not located by any check of their own.
 	Suspects []Suspect `json:"suspects,omitempty"`
+	// Config is the VM config the backup holds, as written by rescue
+	// (relative to the report's directory), or "".
+	Config string `json:"config,omitempty"`
+	// AbsentDisks lists the disks the VM config names that the backup does
+	// not hold.
+	AbsentDisks []AbsentDisk `json:"absent_disks,omitempty"`
+}
+
+// AbsentDisk is a disk of the VM config that is not in the backup.
+type AbsentDisk struct {
+	Key    string `json:"key"` // "scsi1"
+	Volume string `json:"volume"`
+	Size   string `json:"size,omitempty"`
+	// Excluded: backup=0 in the config, so vzdump left it out on purpose.
+	Excluded bool `json:"excluded"`
 }
 
 // Suspect is a cluster whose archive's checksum failed and whose content
@@ -80,10 +95,14 @@ type Clusters struct {
 
 // Device is one disk of the guest.
 type Device struct {
-	Name     string   `json:"name"`
-	ID       int      `json:"id,omitempty"`
-	Size     int64    `json:"size"`
-	Image    string   `json:"image,omitempty"`
+	Name  string `json:"name"`
+	ID    int    `json:"id,omitempty"`
+	Size  int64  `json:"size"`
+	Image string `json:"image,omitempty"`
+	// Path is the image's path relative to the report's directory (rescue:
+	// "disks/disk-drive-scsi0.raw"); Image is its name in the directory of
+	// damage.json.
+	Path     string   `json:"path,omitempty"`
 	Clusters Clusters `json:"clusters"`
 	// Damage lists every byte range whose content is not known to be
 	// right; a range not listed is byte-identical to the original disk.
@@ -107,17 +126,19 @@ type Source struct {
 
 // Volume is a partition, LV or whole-disk filesystem.
 type Volume struct {
-	ID           string   `json:"id"`
-	Device       string   `json:"device"`
-	Offset       int64    `json:"offset"`
-	Size         int64    `json:"size"`
-	Kind         string   `json:"kind,omitempty"`
-	FS           string   `json:"fs"`
-	UUID         string   `json:"uuid"`
-	Label        string   `json:"label"`
-	Name         string   `json:"name,omitempty"`
-	PartType     string   `json:"part_type,omitempty"`
-	DamagedBytes int64    `json:"damaged_bytes"`
+	ID           string `json:"id"`
+	Device       string `json:"device"`
+	Offset       int64  `json:"offset"`
+	Size         int64  `json:"size"`
+	Kind         string `json:"kind,omitempty"`
+	FS           string `json:"fs"`
+	UUID         string `json:"uuid"`
+	Label        string `json:"label"`
+	Name         string `json:"name,omitempty"`
+	PartType     string `json:"part_type,omitempty"`
+	DamagedBytes int64  `json:"damaged_bytes"`
+	// Empty: the volume holds no data at all in the backup (all zeros).
+	Empty        bool     `json:"empty,omitempty"`
 	Dir          string   `json:"dir,omitempty"`
 	Files        int      `json:"files"`
 	DamagedFiles int      `json:"damaged_files"`
@@ -133,11 +154,17 @@ type DamagedFile struct {
 	Path   string `json:"path"`
 	// State is "lost", "partial", "mixed" (every byte present, some from
 	// an older backup) or "metadata".
-	State    string `json:"state"`
-	BadBytes int64  `json:"bad_bytes"`
+	State string `json:"state"`
+	// Size is the file's size in bytes.
+	Size     int64 `json:"size"`
+	BadBytes int64 `json:"bad_bytes"`
 	// MissingBytes counts the bad bytes the backup lost outright (zeros in
 	// the copy); the other bad bytes hold what was decoded, unverified.
 	MissingBytes int64 `json:"missing_bytes"`
+	// Ranges are the bad bytes as offsets in the file (lost: missing;
+	// tainted: decoded but unverified), at most 32: past that neighbours
+	// are merged, so a range may hold good bytes too, never hide a bad one.
+	Ranges []damage.Range `json:"ranges,omitempty"`
 	// Problems the filesystem reader found in the file itself.
 	Problems []string `json:"problems,omitempty"`
 }

@@ -109,7 +109,10 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, opt Opti
 				df.Problems = append(df.Problems, "layout: "+lerr.Error())
 			}
 			a := fs.Assess(st, lay, e, v.Damage)
-			df.State, df.BadBytes, df.MissingBytes = a.State, a.BadBytes, a.MissingBytes
+			df.State, df.BadBytes, df.MissingBytes, df.Ranges = a.State, a.BadBytes, a.MissingBytes, a.Ranges
+			if st.Mode.IsRegular() {
+				df.Size = st.Size
+			}
 			df.Problems = append(df.Problems, st.Problems...)
 			if werr != nil && !errors.Is(werr, iofs.SkipDir) {
 				df.Problems = append(df.Problems, werr.Error())

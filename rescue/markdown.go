@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/fs"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
 	"github.com/vzsalvage/vzsalvage/report"
 )
@@ -15,34 +17,144 @@ import (
 // (report.json lists them all).
 const maxListed = 200
 
-// WriteMarkdown writes the human report: what was recovered, what was lost,
-// which files are damaged and how badly, and what to do next.
+// maxRangesShown bounds the byte ranges shown per damaged file.
+const maxRangesShown = 3
+
+// WriteMarkdown writes the human report, meant to be read cold by the person
+// who has to decide what to do: what was lost, which files, what is safe,
+// where the VM config is, and what to run next. Every string from the backup
+// (names, paths, labels) is escaped: it cannot forge lines or markup.
 func WriteMarkdown(w io.Writer, r *Report) {
 	rep := r.Report
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("# vzsalvage rescue report\n\n")
-	p("%s\n\n", r.Summary())
+	p("**%s**\n\n", md(r.Summary()))
+	if e := r.endsEarly(); e != "" {
+		p("> **The backup ends early.** %s\n\n", md(e))
+	}
 
+	writeInShort(p, r)
+	writeBackups(p, rep)
+	writeDisks(p, rep)
+	writeVolumes(p, rep)
+	writeDamagedFiles(p, rep)
+	writeNext(p, r)
+}
+
+type printer func(format string, args ...any)
+
+func writeInShort(p printer, r *Report) {
+	rep := r.Report
+	files, damaged := 0, len(rep.DamagedFiles)
+	for _, v := range rep.Volumes {
+		files += v.Files
+	}
+	var bad, places int64
+	for _, d := range rep.Devices {
+		bad += d.Damage.Total(damage.Tainted)
+		places += int64(d.Damage.Len())
+	}
+	p("## In short\n\n")
+	if bad == 0 {
+		p("- **Lost:** nothing; every disk was read intact.\n")
+	} else {
+		p("- **Lost or unverified:** %s of disk data, in %d place(s) (see *Disks*).\n", ui.Bytes(bad), places)
+	}
+	switch {
+	case files == 0:
+		p("- **Files:** none could be copied (see *Volumes and files* for why).\n")
+	case damaged == 0:
+		p("- **Files:** all %d copied files are intact.\n", files)
+	default:
+		p("- **Damaged:** %d listed under *Damaged files* (with their bad byte ranges), of %d files copied.\n", damaged, files)
+		p("- **Safe:** the other files are byte-identical to the backed-up originals")
+		if w := r.unverified(); w != "" {
+			p(", as far as this backup can tell: %s", md(w))
+		}
+		p(".\n")
+	}
+	if rep.Config != "" {
+		p("- **VM config:** %s (Proxmox's qemu-server.conf from the backup: what you need to recreate the VM).\n", code(rep.Config))
+	} else {
+		p("- **VM config:** not in the backup (or not readable).\n")
+	}
+	for _, a := range rep.AbsentDisks {
+		if a.Excluded {
+			p("- Disk **%s** (%s) is not in this backup: its config says `backup=0`, so vzdump left it out on purpose.\n", md(a.Key), code(a.Volume))
+		} else {
+			p("- **Disk %s (%s) is named in the config but missing from this backup.**\n", md(a.Key), code(a.Volume))
+		}
+	}
+	p("\n")
+}
+
+// endsEarly says where a truncated newest backup stops and what each disk
+// misses, or "".
+func (r *Report) endsEarly() string {
+	if len(r.Archives) == 0 || r.Archives[0].EndsEarly == nil {
+		return ""
+	}
+	e := r.Archives[0].EndsEarly
+	where := "Its data stops"
+	if e.Offset >= 0 && e.Layer != "" && e.Layer != "vma" {
+		where = fmt.Sprintf("Its %s stream stops being readable at byte %d of the file", e.Layer, e.Offset)
+	} else if e.Offset >= 0 {
+		where = fmt.Sprintf("Its data stops at byte %d of the VMA stream", e.Offset)
+	}
+	var parts []string
+	for _, d := range r.Devices {
+		if lost := d.Damage.Total(damage.Lost); lost > 0 {
+			parts = append(parts, fmt.Sprintf("%s misses %s of %s", ui.Safe(d.Name), ui.Bytes(lost), ui.Bytes(d.Size)))
+		}
+	}
+	s := where + " (the file was cut short, or damaged up to its end): everything after that is missing."
+	if len(parts) > 0 {
+		s += " " + strings.Join(parts, "; ") + "."
+	}
+	return s
+}
+
+func writeBackups(p printer, rep *report.Report) {
 	p("## Backups read\n\n")
 	for i, a := range rep.Archives {
 		role := "newest"
 		if i > 0 {
 			role = "older, used to fill gaps"
 		}
-		p("- `%s` (%s): **%s**, stream checksum %s", filepath.Base(a.Path), role, a.Status, a.Checksum)
+		p("- %s (%s): **%s**; its own checksum: %s", code(filepath.Base(a.Path)), role, a.Status, checksumWords(a))
 		if a.ProblemCount > 0 {
-			p(", %d problem(s); first: %s", a.ProblemCount, a.Problems[0])
+			p("; %d problem(s), the first: %s", a.ProblemCount, md(a.Problems[0].String()))
 		}
-		p("\n")
-		if a.Checksum == "mismatch" && a.ProblemCount == 0 {
-			p("  - The checksum fails but no damage could be located: some bytes are silently wrong somewhere.\n")
-		}
+		p(".\n")
 	}
+	p("\n")
+}
 
-	p("\n## Disks\n\n| disk | size | intact clusters | zero | tainted | lost | image |\n|---|---|---|---|---|---|---|\n")
+// checksumWords explains an archive's stream checksum state.
+func checksumWords(a report.Archive) string {
+	switch a.Checksum {
+	case "ok":
+		return "ok (it confirms every byte of the stream)"
+	case "mismatch":
+		if a.ProblemCount == 0 {
+			return "**fails**, and no damage could be located: some bytes are silently wrong somewhere"
+		}
+		return "**fails** (as the damage found explains)"
+	case "absent":
+		return "none (an uncompressed backup has no checksum)"
+	}
+	return "could not be checked (the damage broke the chain it covers)"
+}
+
+func writeDisks(p printer, rep *report.Report) {
+	p("## Disks\n\n")
+	p("A backup stores each disk in 64 KiB *clusters*. *Intact* clusters are byte-identical to the original;\n")
+	p("*empty* ones hold only zeros (never written); *unverified* ones were decoded but depend on lost data\n")
+	p("and may be wrong; *lost* ones are missing (zeros in the image).\n\n")
+	p("| disk | size | intact | empty | unverified | lost | image |\n|---|---|---|---|---|---|---|\n")
 	for _, d := range rep.Devices {
 		c := d.Clusters
-		p("| %s | %s | %d | %d | %d | %d | `disks/%s` |\n", d.Name, ui.Bytes(d.Size), c.OK, c.Zero, c.Tainted, c.Lost, d.Image)
+		p("| %s | %s | %d | %d | %d | %d | %s |\n", md(d.Name), ui.Bytes(d.Size), c.OK, c.Zero, c.Tainted, c.Lost, code(d.Path))
 	}
 	for _, d := range rep.Devices {
 		var filled, confirmed int64
@@ -54,74 +166,176 @@ func WriteMarkdown(w io.Writer, r *Report) {
 			}
 		}
 		if filled+confirmed > 0 {
-			p("\n%s: %s filled from older backups (another night's content), %s of tainted data confirmed by an older backup.\n",
-				d.Name, ui.Bytes(filled), ui.Bytes(confirmed))
+			p("\n%s: %s filled from older backups (another night's content), %s of unverified data confirmed by an older backup.\n",
+				md(d.Name), ui.Bytes(filled), ui.Bytes(confirmed))
 		}
 	}
-	if len(r.Suspects) > 0 {
-		p("\n%d cluster(s) look silently damaged: they differ from two older backups that agree, in a backup whose checksum failed (see `suspects` in report.json).\n", len(r.Suspects))
+	if len(rep.Suspects) > 0 {
+		p("\n%d cluster(s) look silently damaged: they differ from two older backups that agree, in a backup whose checksum failed (see `suspects` in report.json).\n", len(rep.Suspects))
 	}
+	p("\n")
+}
 
-	p("\n## Volumes and files\n\n| volume | type | size | files copied | damaged files | where |\n|---|---|---|---|---|---|\n")
+func writeVolumes(p printer, rep *report.Report) {
+	p("## Volumes and files\n\n| volume | what it holds | size | files copied | damaged files | copied to |\n|---|---|---|---|---|---|\n")
 	for _, v := range rep.Volumes {
 		where := "-"
 		if v.Dir != "" {
-			where = "`" + v.Dir + "/`"
+			where = code(v.Dir + "/")
 		}
-		p("| %s | %s | %s | %d | %d | %s |\n", v.ID, orDash(v.FS), ui.Bytes(v.Size), v.Files, v.DamagedFiles, where)
+		p("| %s | %s | %s | %d | %d | %s |\n", md(v.ID), md(holds(v)), ui.Bytes(v.Size), v.Files, v.DamagedFiles, where)
 	}
+	first := true
 	for _, v := range rep.Volumes {
-		if v.Error != "" {
-			p("- %s: **%s**\n", v.ID, v.Error)
-		}
-		for _, n := range v.Notes {
-			p("- %s: %s\n", v.ID, n)
-		}
-	}
-
-	if len(rep.DamagedFiles) > 0 {
-		p("\n## Damaged files\n\n")
-		if w := r.unverified(); w != "" {
-			p("Every file not listed here was copied as the backup holds it, but note: %s.\n\n", w)
-		} else {
-			p("Every file not listed here was copied byte-identical to the backed-up original.\n\n")
-		}
-		p("- **lost**: none of the content can be trusted (the copy holds what could be read);\n")
-		p("- *missing bytes* are bytes the backup lost outright (zeros in the copy); the other bad bytes hold what\n  was decoded but cannot be verified, and may well be right: a file with none missing is worth a look;\n")
-		p("- **partial**: some bytes are wrong (count given); for a directory: its listing may be incomplete;\n")
-		p("- **mixed**: every byte is present but some come from an older backup;\n")
-		p("- **metadata**: the content is intact but its attributes (or, for an empty file, its inode) may be wrong.\n\n")
-		files := append([]report.DamagedFile(nil), rep.DamagedFiles...)
-		sort.SliceStable(files, func(i, j int) bool { return rank(files[i].State) > rank(files[j].State) })
-		p("| volume | file | state | bad bytes | missing bytes |\n|---|---|---|---|---|\n")
-		for i, f := range files {
-			if i == maxListed {
-				p("\n... and %d more in report.json.\n", len(files)-maxListed)
-				break
+		for _, n := range volumeNotes(v) {
+			if first {
+				p("\n")
+				first = false
 			}
-			p("| %s | `%s` | %s | %d | %d |\n", f.Volume, strings.ReplaceAll(f.Path, "|", "\\|"), f.State, f.BadBytes, f.MissingBytes)
+			p("- %s: %s\n", md(v.ID), md(n))
 		}
 	}
+	p("\n")
+}
 
-	p("\n## What to do next\n\n")
-	if r.Intact() {
-		p("- Everything was read intact. The files are under `files/`; the disks under `disks/` can be\n  imported into Proxmox (`qm importdisk VMID disks/disk-drive-scsi0.raw STORAGE`).\n")
+// holds says in words what a volume is.
+func holds(v report.Volume) string {
+	name := v.Label
+	if name == "" {
+		name = v.Name
+	}
+	if name != "" {
+		name = "\"" + name + "\": "
+	}
+	switch {
+	case v.Kind == "disk" && strings.HasPrefix(v.Device, "drive-efidisk"):
+		return "UEFI variables (firmware settings, no files)"
+	case v.Kind == "disk" && strings.HasPrefix(v.Device, "drive-tpmstate"):
+		return "TPM state (no files)"
+	case v.FS == "" && v.Empty:
+		return name + "empty (all zeros in the backup: never written)"
+	case v.FS == "" && v.DamagedBytes > 0:
+		return name + "no filesystem recognised (the volume is damaged)"
+	case v.FS == "":
+		return name + "no filesystem recognised (raw data, or unformatted)"
+	case v.FS == "swap":
+		return name + "swap space (nothing to copy)"
+	case v.FS == "LVM2_member":
+		return name + "LVM physical volume (its logical volumes follow)"
+	case v.FS == "crypto_LUKS":
+		return name + "encrypted (LUKS): not readable without its key"
+	}
+	return name + v.FS + " filesystem"
+}
+
+// volumeNotes turns a volume's notes and error into sentences for people.
+func volumeNotes(v report.Volume) []string {
+	var out []string
+	if v.Error != "" {
+		out = append(out, "**"+v.Error+"**")
+	}
+	for _, n := range v.Notes {
+		switch n {
+		case "read as: replayed":
+			n = "its ext3/ext4 journal held unfinished writes: they were applied in memory, as a mount would (the disk image is unchanged)"
+		case "read as: on-disk":
+			continue // the plain case: nothing to say
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func writeDamagedFiles(p printer, rep *report.Report) {
+	if len(rep.DamagedFiles) == 0 {
 		return
 	}
-	if w := r.unverified(); w != "" {
-		p("- **Caution:** %s. Compare important files with another copy (an older backup via `--also`).\n", w)
+	p("## Damaged files\n\n")
+	p("Each was still copied, with what could be read. *Missing* bytes are zeros in the copy; the other bad\n")
+	p("bytes hold what was decoded but cannot be verified, and may well be right. States:\n\n")
+	p("- **lost**: none of the content can be trusted (its inode, extent tree or directory entry is damaged);\n")
+	p("- **partial**: some bytes are bad (ranges given as offsets in the file); for a directory: its listing may be incomplete;\n")
+	p("- **mixed**: every byte is there, but some come from an older backup;\n")
+	p("- **metadata**: the content is intact, its name or attributes may not be.\n\n")
+	files := append([]report.DamagedFile(nil), rep.DamagedFiles...)
+	sort.SliceStable(files, func(i, j int) bool { return rank(files[i].State) > rank(files[j].State) })
+	p("| volume | file | size | state | bad bytes | of them missing | where in the file |\n|---|---|---|---|---|---|---|\n")
+	for i, f := range files {
+		if i == maxListed {
+			p("\n... and %d more in report.json (`damaged_files`).\n", len(files)-maxListed)
+			break
+		}
+		share := ""
+		if f.Size > 0 {
+			share = fmt.Sprintf(" (%.0f %%)", 100*float64(f.BadBytes)/float64(f.Size))
+		}
+		p("| %s | %s | %s | %s | %s%s | %s | %s |\n", md(f.Volume), code(f.Path), ui.Bytes(f.Size), f.State,
+			ui.Bytes(f.BadBytes), share, ui.Bytes(f.MissingBytes), ranges(f.Ranges))
 	}
-	p("- Files not listed as damaged are as the backup holds them: copy them back first (`files/<volume>/...`).\n")
-	p("- For damaged files, look for another copy: an older backup (`vzsalvage rescue NEWEST --also OLDER...`\n  fills gaps from it), the application's own dumps, or replicas.\n")
-	p("- The disks under `disks/` hold everything that could be read; `damage` in report.json lists the byte\n  ranges that are not right. Import them into a test VM only with that in mind.\n")
-	p("- Find out why the backup was damaged (disk, RAM, NFS) before trusting the next one: `vzsalvage verify` it.\n")
+	p("\n")
+}
+
+// ranges shows the first few bad ranges of a file.
+func ranges(rs []damage.Range) string {
+	var s []string
+	for i, r := range rs {
+		if i == maxRangesShown {
+			s = append(s, fmt.Sprintf("+%d more", len(rs)-i))
+			break
+		}
+		x := fmt.Sprintf("%d–%d", r.Off, r.End())
+		if r.State == damage.Lost {
+			x += " missing"
+		}
+		s = append(s, x)
+	}
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ", ")
+}
+
+func writeNext(p printer, r *Report) {
+	rep := r.Report
+	n := 0
+	step := func(format string, args ...any) {
+		n++
+		p("%d. "+format+"\n", append([]any{n}, args...)...)
+	}
+	p("## What to do next\n\n")
+	if r.Intact() {
+		step("Everything was read intact: the files are under `files/<volume>/`.")
+	} else {
+		step("Copy the files not listed as damaged back first: they are under `files/<volume>/`.")
+		step("For damaged files, look for another copy: an older backup (`vzsalvage rescue NEWEST --also OLDER...`\n   fills gaps from it), the application's own dumps, or replicas.")
+	}
+	disk, key := "disks/disk-drive-scsi0.raw", "scsi0"
+	for _, d := range rep.Devices {
+		k := strings.TrimPrefix(d.Name, "drive-")
+		if d.Path != "" && !strings.HasPrefix(k, "efidisk") && !strings.HasPrefix(k, "tpmstate") && fs.ValidName(k) {
+			disk, key = d.Path, k
+			break
+		}
+	}
+	back := fmt.Sprintf("To bring the VM back into Proxmox: create a VM (say 900) with the settings of %s, then import each\n"+
+		"   disk image into a storage and attach it, e.g. %s (`qm importdisk` on\n   older versions) and %s.",
+		orText(code(rep.Config), "the old config"), code("qm disk import 900 "+disk+" local-lvm"), code("qm set 900 --"+key+" local-lvm:vm-900-disk-0"))
+	if !r.Intact() {
+		back += " The images hold zeros where data was lost:\n   boot such a VM as a test first, and run the guest's fsck."
+	}
+	step("%s", back)
+	if r.Intact() {
+		step("Keep checking new backups the day they are written: `vzsalvage verify`.")
+	} else {
+		step("Find out why the backup was damaged (disk, RAM, NFS) before trusting the next one: run\n   `vzsalvage verify` on new backups, and keep more than one night.")
+	}
 }
 
 func rank(state string) int {
 	switch state {
-	case "lost":
+	case fs.StateLost:
 		return 3
-	case "partial":
+	case fs.StatePartial:
 		return 2
 	case "mixed":
 		return 1
@@ -129,9 +343,49 @@ func rank(state string) int {
 	return 0
 }
 
-func orDash(s string) string {
+func orText(s, alt string) string {
+	if s == "" || s == "-" {
+		return alt
+	}
+	return s
+}
+
+// md escapes a string for Markdown text: controls shown as escapes
+// (ui.Safe), and the characters that make markup, tables or HTML
+// backslash-escaped.
+func md(s string) string {
+	s = ui.Safe(s)
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune("\\`*_[]<>|#!~", c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// code shows a string (a path, a name) as Markdown code, in a code span
+// whose fence is longer than any run of backticks in it; controls are shown
+// as escapes and | escaped for tables.
+func code(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	s = strings.ReplaceAll(ui.Safe(s), "|", `\|`)
+	fence, run := "`", 0
+	for _, c := range s {
+		if c == '`' {
+			run++
+			if run >= len(fence) {
+				fence += "`"
+			}
+		} else {
+			run = 0
+		}
+	}
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		return fence + " " + s + " " + fence
+	}
+	return fence + s + fence
 }

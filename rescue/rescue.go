@@ -103,11 +103,11 @@ func (r *Report) Summary() string {
 	if r.Intact() {
 		return fmt.Sprintf("intact: %d files copied from %d volume(s), nothing damaged", files, len(r.Volumes))
 	}
-	s := fmt.Sprintf("damaged: %d files copied, %d of them damaged; %s of disk data not right", files, damaged, ui.Bytes(lost))
-	if w := r.unverified(); w != "" {
-		s += "; " + w
+	s := "damaged: "
+	if len(r.Archives) > 0 && r.Archives[0].EndsEarly != nil {
+		s += "the backup ends early; "
 	}
-	return s
+	return s + fmt.Sprintf("%d files copied, %d listed as damaged; %s of disk data lost or unverified", files, damaged, ui.Bytes(lost))
 }
 
 // unverified says when the archives' own checksums could not vouch for the
@@ -181,20 +181,25 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 		}
 	}
 
+	// the VM config, and the disks it names that the backup lacks
+	describeConfig(rep.Report, newest.Report.Archives[0], disksDir)
+
 	// 3. volumes and files
 	var disks []volume.Disk
-	var closers []*os.File
+	files := map[string]*os.File{}
 	defer func() {
-		for _, f := range closers {
+		for _, f := range files {
 			f.Close()
 		}
 	}()
-	for _, d := range rep.Devices {
+	for i := range rep.Devices {
+		d := &rep.Devices[i]
+		d.Path = filepath.Join("disks", d.Image)
 		f, err := os.Open(filepath.Join(disksDir, d.Image))
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, f)
+		files[d.Name] = f
 		disks = append(disks, volume.Disk{Name: d.Name, R: f, Size: d.Size, Damage: d.Damage})
 	}
 	opt.Progress.Phase("volumes", 0)
@@ -208,6 +213,9 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 		}
 		if err != nil {
 			rv.Error = err.Error()
+		}
+		if f := files[v.Device]; f != nil && v.FS == "" && v.Kind != "lv" {
+			rv.Empty = noData(f, v.Offset, v.Size)
 		}
 		rep.Volumes = append(rep.Volumes, rv)
 		rep.DamagedFiles = append(rep.DamagedFiles, damaged...)

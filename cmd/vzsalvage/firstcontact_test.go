@@ -9,12 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
+	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/vma"
 )
 
@@ -239,5 +242,72 @@ func TestNoSpaceLeavesNothing(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(mnt); len(ents) != 0 {
 		t.Errorf("%d entries left on the full filesystem", len(ents))
+	}
+}
+
+// TestSampleReportReadsCold: the sample rescue's report.md answers, without
+// anything else to read: what was lost, which files, what is safe, what to
+// run next, and where the VM config is.
+func TestSampleReportReadsCold(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errs := vz("rescue", "-q", sample(), "-o", dir); code != 1 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(b)
+	for _, want := range []string{
+		"**Lost or unverified:** 2.4 MiB of disk data",                              // what was lost
+		"`/srv/vocab/words.csv` | 3.3 MiB | partial",                                // which files, how badly
+		"1010688–1276928 missing",                                                   // where in the file
+		"**Safe:** the other files are byte-identical",                              // what is safe
+		"**VM config:** `disks/qemu-server.conf`",                                   // where the config is
+		"Disk scsi1 (`local-lvm:vm-100-disk-1`) is named in the config but missing", // absent disk
+		"\"EFI\": empty (all zeros in the backup",                                   // a partition without a filesystem
+		"qm disk import 900 disks/disk-drive-scsi0.raw local-lvm",                   // the way back into Proxmox
+		"A backup stores each disk in 64 KiB *clusters*",                            // the jargon explained
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	if n := strings.Count(md, "silent damage"); n > 1 {
+		t.Errorf("the checksum caveat appears %d times", n)
+	}
+	if strings.Contains(md, "read as: on-disk") {
+		t.Error("report.md says 'read as: on-disk'")
+	}
+	rep, err := report.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Devices[1].Path != "disks/disk-drive-scsi0.raw" || rep.Config != "disks/qemu-server.conf" {
+		t.Errorf("report.json paths: %q %q", rep.Devices[1].Path, rep.Config)
+	}
+}
+
+// TestTruncatedHeadline: for a cut archive the first thing said is that it
+// ends early, where, and what each disk misses.
+func TestTruncatedHeadline(t *testing.T) {
+	b, err := os.ReadFile(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	arc := filepath.Join(t.TempDir(), filepath.Base(sample()))
+	os.WriteFile(arc, b[:1200000], 0o644)
+	dir := t.TempDir()
+	code, out, errs := vz("rescue", "-q", arc, "-o", dir)
+	if code != 1 || !strings.HasPrefix(out, "damaged: the backup ends early;") {
+		t.Fatalf("exit %d: %q %q", code, out, errs)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	if !regexp.MustCompile(`> \*\*The backup ends early.\*\* Its zstd stream stops being readable at byte \d+ of the file.*drive-scsi0 misses [0-9.]+ MiB of 64.0 MiB`).Match(md) {
+		t.Errorf("report.md does not lead with the truncation:\n%s", md[:min(len(md), 800)])
+	}
+	rep, _ := report.ReadFile(filepath.Join(dir, "report.json"))
+	if rep == nil || rep.Archives[0].EndsEarly == nil || rep.Archives[0].EndsEarly.Kind != damage.Truncated {
+		t.Errorf("report.json lacks ends_early")
 	}
 }

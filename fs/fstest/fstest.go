@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package fstest is the conformance check every guest filesystem reader of
 // vzsalvage passes (fs/ext4, fs/xfs, fs/fat, ...), as codec/codectest is for
 // the codecs. A reader's test builds an image with the real tool (mke2fs -d,

@@ -1,0 +1,111 @@
+package rescue
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/report"
+)
+
+// TestMarkdownEscapesGuestStrings: names from a hostile guest cannot forge
+// lines, table cells, markup or terminal escapes in report.md.
+func TestMarkdownEscapesGuestStrings(t *testing.T) {
+	evil := "x\n| forged | row |\n# Heading\x1b[2J<script>`code`"
+	dmg := &damage.Map{}
+	dmg.Add(0, 512, damage.Lost)
+	rep := &Report{Report: report.New("vzsalvage")}
+	rep.Archives = []report.Archive{{Path: "/b/" + evil, Status: report.Damaged, Checksum: "unknown", ProblemCount: 1,
+		Problems: []damage.Problem{{Layer: "vma", Offset: 1, Message: evil}}}}
+	rep.Devices = []report.Device{{Name: evil, Size: 1 << 20, Path: "disks/" + evil, Damage: dmg}}
+	rep.Volumes = []report.Volume{{ID: evil, Label: evil, FS: "ext4", Dir: "files/" + evil, Files: 1, DamagedFiles: 1, Notes: []string{evil}}}
+	rep.DamagedFiles = []report.DamagedFile{{Volume: evil, Path: "/" + evil, State: "partial", Size: 10, BadBytes: 5}}
+	rep.Config = "disks/" + evil
+	rep.AbsentDisks = []report.AbsentDisk{{Key: evil, Volume: evil}}
+	var b strings.Builder
+	WriteMarkdown(&b, rep)
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b\r") {
+		t.Error("a raw control character reached report.md")
+	}
+	header := 0 // unescaped pipes in the current table's header
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "| forged") || strings.HasPrefix(line, "# Heading") {
+			t.Errorf("forged line: %q", line)
+		}
+		text := withoutCode(line)
+		if strings.Contains(text, "<script>") {
+			t.Errorf("raw HTML outside code: %q", line)
+		}
+		switch {
+		case !strings.HasPrefix(line, "|"):
+			header = 0
+		case header == 0:
+			header = pipes(text)
+		case pipes(text) != header:
+			t.Errorf("a table row with %d cells, its header %d: %q", pipes(text), header, line)
+		}
+	}
+}
+
+// pipes counts the unescaped | of a Markdown line.
+func pipes(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '|':
+			n++
+		}
+	}
+	return n
+}
+
+// withoutCode removes the code spans of a Markdown line (CommonMark: a run
+// of n backticks up to the next run of exactly n).
+func withoutCode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if s[i] == '\\' && i+1 < len(s) {
+			b.WriteString(s[i : i+2])
+			i += 2
+			continue
+		}
+		if s[i] != '`' {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		n := 0
+		for i+n < len(s) && s[i+n] == '`' {
+			n++
+		}
+		fence := s[i : i+n]
+		end := -1
+		for j := i + n; j < len(s); {
+			k := strings.Index(s[j:], fence)
+			if k < 0 {
+				break
+			}
+			k += j
+			m := 0
+			for k+m < len(s) && s[k+m] == '`' {
+				m++
+			}
+			if m == n {
+				end = k
+				break
+			}
+			j = k + m
+		}
+		if end < 0 {
+			b.WriteString(fence)
+			i += n
+			continue
+		}
+		b.WriteString("CODE")
+		i = end + n
+	}
+	return b.String()
+}
