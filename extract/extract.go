@@ -206,7 +206,7 @@ func NotVM(path string, a *archive.Archive, err error) error {
 func archiveReport(a *archive.Archive, dec codec.Reader, h *vma.Header, vres *vma.Result, readErr error) report.Archive {
 	arc := report.Archive{
 		Path: a.Path, Compression: string(a.Compression), Payload: "vma",
-		Guest: a.Name.Guest, VMID: a.Name.VMID, Checksum: string(dec.Checksum()),
+		Guest: a.Name.Guest, VMID: a.Name.VMID, Checksum: dec.Checksum(),
 		UUID: h.UUIDString(), Ctime: h.Ctime.Unix(),
 	}
 	if !a.Name.Time.IsZero() {
@@ -226,7 +226,7 @@ func archiveReport(a *archive.Archive, dec codec.Reader, h *vma.Header, vres *vm
 		arc.ProblemCount++
 	}
 	if a.Compression == codec.None {
-		arc.Checksum = string(codec.ChecksumAbsent)
+		arc.Checksum = codec.ChecksumAbsent
 	}
 	for _, p := range arc.Problems {
 		if p.Kind == damage.Truncated {
@@ -235,7 +235,7 @@ func archiveReport(a *archive.Archive, dec codec.Reader, h *vma.Header, vres *vm
 		}
 	}
 	arc.Status = report.Intact
-	if arc.ProblemCount > 0 || arc.Checksum == string(codec.ChecksumMismatch) || !vres.Intact() || readErr != nil {
+	if arc.ProblemCount > 0 || arc.Checksum == codec.ChecksumMismatch || !vres.Intact() || readErr != nil {
 		arc.Status = report.Damaged
 	}
 	return arc

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 	"github.com/vzsalvage/vzsalvage/report"
@@ -96,7 +97,7 @@ func TestRoundTripRealImages(t *testing.T) {
 					t.Errorf("%s: damage %v", d.Name, d.Damage.Ranges())
 				}
 			}
-			if want := map[string]string{"": "absent", ".zst": "ok", ".gz": "ok", ".lzo": "ok"}[ext]; rep.Archives[0].Checksum != want {
+			if want := map[string]codec.Checksum{"": codec.ChecksumAbsent, ".zst": codec.ChecksumOK, ".gz": codec.ChecksumOK, ".lzo": codec.ChecksumOK}[ext]; rep.Archives[0].Checksum != want {
 				t.Errorf("checksum %s, want %s", rep.Archives[0].Checksum, want)
 			}
 		})

@@ -2,17 +2,39 @@ package fs
 
 import "github.com/vzsalvage/vzsalvage/damage"
 
-// File states in reports (report.json "damaged_files[].state").
+// State is how damaged a file is (report.json "damaged_files[].state").
+type State string
+
+// File states, from the best.
 const (
-	StateIntact   = ""         // no byte of the file is in damage
-	StatePartial  = "partial"  // some content bytes are damaged
-	StateLost     = "lost"     // no byte of the content can be trusted
-	StateMetadata = "metadata" // the content is intact; its name or attributes may not be
+	StateIntact   State = ""         // no byte of the file is in damage
+	StateMetadata State = "metadata" // the content is intact; its name or attributes may not be
+	StateMixed    State = "mixed"    // every byte is there, some from another backup (rescue --also)
+	StatePartial  State = "partial"  // some content bytes are damaged
+	StateLost     State = "lost"     // no byte of the content can be trusted
 )
+
+// Rank orders states from intact (0) to lost: the worse, the higher.
+func (s State) Rank() int {
+	switch s {
+	case StateMetadata:
+		return 1
+	case StateMixed:
+		return 2
+	case StatePartial:
+		return 3
+	case StateLost:
+		return 4
+	}
+	return 0
+}
+
+// Damaged reports whether the state is anything but intact.
+func (s State) Damaged() bool { return s != StateIntact }
 
 // Assessment says how damaged one file is.
 type Assessment struct {
-	State string
+	State State
 	// BadBytes counts content bytes that lie in damage (or could not be
 	// located at all).
 	BadBytes int64

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/fs"
 )
 
 // Report is damage.json / report.json.
@@ -49,24 +51,29 @@ type Suspect struct {
 	Reason  string   `json:"reason"`
 }
 
+// Status is an archive's overall state.
+type Status string
+
 // Archive statuses.
 const (
-	Intact  = "intact"
-	Damaged = "damaged"
+	Intact     Status = "intact"
+	Damaged    Status = "damaged"
+	Unreadable Status = "unreadable" // it could not be read at all
 )
 
 // Archive is one backup file that was read.
 type Archive struct {
-	Path        string `json:"path"`
-	Status      string `json:"status"`
-	Checksum    string `json:"checksum"`
-	Compression string `json:"compression"`
-	Payload     string `json:"payload,omitempty"`
-	Guest       string `json:"guest,omitempty"`
-	VMID        int    `json:"vmid,omitempty"`
-	Time        string `json:"time,omitempty"`
-	UUID        string `json:"uuid,omitempty"`
-	Ctime       int64  `json:"ctime,omitempty"`
+	Path   string `json:"path"`
+	Status Status `json:"status"`
+	// Checksum is the state of the archive's own stream checksum.
+	Checksum    codec.Checksum `json:"checksum"`
+	Compression string         `json:"compression"`
+	Payload     string         `json:"payload,omitempty"`
+	Guest       string         `json:"guest,omitempty"`
+	VMID        int            `json:"vmid,omitempty"`
+	Time        string         `json:"time,omitempty"`
+	UUID        string         `json:"uuid,omitempty"`
+	Ctime       int64          `json:"ctime,omitempty"`
 	// Problems found, with offsets in the layer they name ("zstd": the
 	// compressed file; "vma": the decompressed stream).
 	Problems     []damage.Problem `json:"problems"`
@@ -118,11 +125,20 @@ type Device struct {
 // "confirmed" (the newest's tainted bytes equal that archive's clean copy,
 // so they are known right).
 type Source struct {
-	Offset  int64  `json:"offset"`
-	Length  int64  `json:"length"`
-	Archive string `json:"archive"`
-	Kind    string `json:"kind"`
+	Offset  int64      `json:"offset"`
+	Length  int64      `json:"length"`
+	Archive string     `json:"archive"`
+	Kind    SourceKind `json:"kind"`
 }
+
+// SourceKind says how an older backup served a range.
+type SourceKind string
+
+// Source kinds.
+const (
+	Filled    SourceKind = "filled"
+	Confirmed SourceKind = "confirmed"
+)
 
 // Volume is a partition, LV or whole-disk filesystem.
 type Volume struct {
@@ -154,7 +170,7 @@ type DamagedFile struct {
 	Path   string `json:"path"`
 	// State is "lost", "partial", "mixed" (every byte present, some from
 	// an older backup) or "metadata".
-	State string `json:"state"`
+	State fs.State `json:"state"`
 	// Size is the file's size in bytes.
 	Size     int64 `json:"size"`
 	BadBytes int64 `json:"bad_bytes"`

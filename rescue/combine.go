@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/report"
 )
@@ -20,7 +21,7 @@ type genDevice struct {
 	Archive  string
 	Path     string
 	Damage   *damage.Map
-	Checksum string // the archive's stream checksum state
+	Checksum codec.Checksum // the archive's stream checksum state
 }
 
 // combined is the outcome of combining one device.
@@ -95,7 +96,7 @@ func combineDevice(name string, size int64, dst genDevice, older []genDevice) (*
 			switch {
 			case confirmed:
 				out.Confirmed += n
-				out.Sources = appendSource(out.Sources, report.Source{Offset: off, Length: n, Archive: older[fill].Archive, Kind: "confirmed"})
+				out.Sources = appendSource(out.Sources, report.Source{Offset: off, Length: n, Archive: older[fill].Archive, Kind: report.Confirmed})
 			case fill >= 0:
 				if err := readFull(olds[fill], alt[:n], off); err != nil {
 					return nil, err
@@ -105,7 +106,7 @@ func combineDevice(name string, size int64, dst genDevice, older []genDevice) (*
 				}
 				out.Damage.Add(off, n, damage.Tainted)
 				out.Filled.Add(off, n, damage.Tainted)
-				out.Sources = appendSource(out.Sources, report.Source{Offset: off, Length: n, Archive: older[fill].Archive, Kind: "filled"})
+				out.Sources = appendSource(out.Sources, report.Source{Offset: off, Length: n, Archive: older[fill].Archive, Kind: report.Filled})
 			default:
 				for _, p := range dst.Damage.Overlaps(off, n) {
 					out.Damage.Add(p.Off, p.Len, p.State)
@@ -149,7 +150,7 @@ func appendSource(s []report.Source, r report.Source) []report.Source {
 
 func anyMismatch(gs []genDevice) bool {
 	for _, g := range gs {
-		if g.Checksum == "mismatch" {
+		if g.Checksum == codec.ChecksumMismatch {
 			return true
 		}
 	}
@@ -182,7 +183,7 @@ func vote(name string, size int64, gs []genDevice, files []*os.File) ([]report.S
 			continue
 		}
 		for i, g := range gs {
-			if !clean[i] || g.Checksum != "mismatch" {
+			if !clean[i] || g.Checksum != codec.ChecksumMismatch {
 				continue
 			}
 			var agree []string

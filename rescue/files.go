@@ -116,24 +116,24 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, opt Opti
 			df.Problems = append(df.Problems, st.Problems...)
 			if werr != nil && !errors.Is(werr, iofs.SkipDir) {
 				df.Problems = append(df.Problems, werr.Error())
-				if df.State == "" {
+				if !df.State.Damaged() {
 					df.State = fs.StateMetadata
 				}
 			}
 			if cerr, ok := copyErrs[path]; ok {
 				df.Problems = append(df.Problems, "copy: "+cerr.Error())
-				if df.State == "" || df.State == fs.StateMetadata {
+				if df.State.Rank() <= fs.StateMetadata.Rank() {
 					df.State = fs.StatePartial
 				}
 			}
-			if lerr != nil && df.State == "" {
+			if lerr != nil && !df.State.Damaged() {
 				df.State = fs.StateMetadata
 			}
-			if df.State != "" && filled != nil && lay != nil && onlyFilled(st, lay, e, v.Damage, filled) {
-				df.State = "mixed"
+			if df.State.Damaged() && filled != nil && lay != nil && onlyFilled(st, lay, e, v.Damage, filled) {
+				df.State = fs.StateMixed
 			}
 		}
-		if df.State != "" {
+		if df.State.Damaged() {
 			seen[path] = len(damaged)
 			damaged = append(damaged, df)
 		} else if st != nil && st.Mode.IsDir() && werr == nil {

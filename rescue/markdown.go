@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/fs"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
@@ -133,14 +134,14 @@ func writeBackups(p printer, rep *report.Report) {
 // checksumWords explains an archive's stream checksum state.
 func checksumWords(a report.Archive) string {
 	switch a.Checksum {
-	case "ok":
+	case codec.ChecksumOK:
 		return "ok (it confirms every byte of the stream)"
-	case "mismatch":
+	case codec.ChecksumMismatch:
 		if a.ProblemCount == 0 {
 			return "**fails**, and no damage could be located: some bytes are silently wrong somewhere"
 		}
 		return "**fails** (as the damage found explains)"
-	case "absent":
+	case codec.ChecksumAbsent:
 		return "none (an uncompressed backup has no checksum)"
 	}
 	return "could not be checked (the damage broke the chain it covers)"
@@ -159,7 +160,7 @@ func writeDisks(p printer, rep *report.Report) {
 	for _, d := range rep.Devices {
 		var filled, confirmed int64
 		for _, s := range d.Sources {
-			if s.Kind == "confirmed" {
+			if s.Kind == report.Confirmed {
 				confirmed += s.Length
 			} else {
 				filled += s.Length
@@ -258,7 +259,7 @@ func writeDamagedFiles(p printer, rep *report.Report) {
 	p("- **mixed**: every byte is there, but some come from an older backup;\n")
 	p("- **metadata**: the content is intact, its name or attributes may not be.\n\n")
 	files := append([]report.DamagedFile(nil), rep.DamagedFiles...)
-	sort.SliceStable(files, func(i, j int) bool { return rank(files[i].State) > rank(files[j].State) })
+	sort.SliceStable(files, func(i, j int) bool { return files[i].State.Rank() > files[j].State.Rank() })
 	p("| volume | file | size | state | bad bytes | of them missing | where in the file |\n|---|---|---|---|---|---|---|\n")
 	for i, f := range files {
 		if i == maxListed {
@@ -329,18 +330,6 @@ func writeNext(p printer, r *Report) {
 	} else {
 		step("Find out why the backup was damaged (disk, RAM, NFS) before trusting the next one: run\n   `vzsalvage verify` on new backups, and keep more than one night.")
 	}
-}
-
-func rank(state string) int {
-	switch state {
-	case fs.StateLost:
-		return 3
-	case fs.StatePartial:
-		return 2
-	case "mixed":
-		return 1
-	}
-	return 0
 }
 
 func orText(s, alt string) string {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/extract"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
@@ -117,9 +118,9 @@ func (r *Report) unverified() string {
 		return ""
 	}
 	switch r.Archives[0].Checksum {
-	case "mismatch":
+	case codec.ChecksumMismatch:
 		return "the backup's checksum fails, so some bytes are wrong where nothing could locate them (files not listed may be affected)"
-	case "unknown":
+	case codec.ChecksumUnknown:
 		if r.Archives[0].Status != report.Intact {
 			return "the backup's checksum could not be checked past the damage, so silent damage elsewhere cannot be ruled out"
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vzsalvage/vzsalvage/fs"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
@@ -72,7 +73,7 @@ func sums(t *testing.T, dir string) map[string][32]byte {
 // without being listed in damaged_files.
 func check(t *testing.T, rep *Report, dir string, want map[string][32]byte) (same int) {
 	t.Helper()
-	listed := map[string]string{}
+	listed := map[string]fs.State{}
 	for _, f := range rep.DamagedFiles {
 		if f.Volume == "drive-scsi0-p3" {
 			listed[f.Path] = f.State
@@ -99,7 +100,7 @@ func check(t *testing.T, rep *Report, dir string, want map[string][32]byte) (sam
 	return same
 }
 
-func listedAncestor(p string, listed map[string]string) bool {
+func listedAncestor(p string, listed map[string]fs.State) bool {
 	for d := filepath.Dir(p); d != "/" && d != "."; d = filepath.Dir(d) {
 		if _, ok := listed[d]; ok {
 			return true

@@ -126,7 +126,7 @@ func reportCopy(w, errw io.Writer, f fs.FS, n fs.Node, p string, dmg *damage.Map
 			return nil
 		}
 		lay, _ := f.Layout(st.Node)
-		if a := fs.Assess(st, lay, e, dmg); a.State != "" {
+		if a := fs.Assess(st, lay, e, dmg); a.State.Damaged() {
 			fmt.Fprintf(errw, "damaged: %s (%s, %d bad bytes)\n", ui.Safe(q), a.State, a.BadBytes)
 			bad = true
 		}

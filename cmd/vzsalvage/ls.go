@@ -145,7 +145,7 @@ type lsEntry struct {
 	Nlink    uint32    `json:"nlink"`
 	Mtime    time.Time `json:"mtime"`
 	Target   string    `json:"target,omitempty"`
-	State    string    `json:"damage,omitempty"`
+	State    fs.State  `json:"damage,omitempty"`
 	BadBytes int64     `json:"bad_bytes,omitempty"`
 	Problems []string  `json:"problems,omitempty"`
 }
@@ -194,7 +194,7 @@ func listPath(w io.Writer, vols []volume.Volume, arg string, opt source.FSOption
 			a := fs.Assess(st, lay, e, v.Damage)
 			le.State, le.BadBytes, le.Problems = a.State, a.BadBytes, st.Problems
 		}
-		damaged = damaged || le.State != ""
+		damaged = damaged || le.State.Damaged()
 		out = append(out, le)
 	}
 	if asJSON {
@@ -209,7 +209,7 @@ func listPath(w io.Writer, vols []volume.Volume, arg string, opt source.FSOption
 				name += " -> " + ui.Safe(le.Target)
 			}
 			mark := ""
-			if le.State != "" {
+			if le.State.Damaged() {
 				mark = fmt.Sprintf("  [damaged: %s", le.State)
 				if le.BadBytes > 0 {
 					mark += fmt.Sprintf(", %d bad bytes", le.BadBytes)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/extract"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
@@ -47,7 +48,7 @@ func verify(w, errw io.Writer, paths []string, asJSON, quiet bool) error {
 		if err != nil {
 			failed = true
 			ui.Fprintf(errw, "vzsalvage: %v\n", err)
-			rep.Archives = append(rep.Archives, report.Archive{Path: p, Status: "unreadable", Checksum: "unknown",
+			rep.Archives = append(rep.Archives, report.Archive{Path: p, Status: report.Unreadable, Checksum: codec.ChecksumUnknown,
 				Problems: []damage.Problem{{Offset: -1, Message: err.Error(), Kind: damage.ReadError}}, ProblemCount: 1})
 			continue
 		}
@@ -96,7 +97,7 @@ func printArchive(w io.Writer, rep *report.Report, allProblems bool) {
 				}
 			}
 		}
-		if a.Checksum == "mismatch" && a.ProblemCount == 0 {
+		if a.Checksum == codec.ChecksumMismatch && a.ProblemCount == 0 {
 			ui.Fprintf(w, "  the stream's checksum fails but no damage could be located\n")
 		}
 	}
