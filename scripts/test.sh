@@ -14,11 +14,13 @@ declare -A pkg=(
   [zstd]=zstd [gzip]=gzip [pigz]=pigz [lzop]=lzop [tsk_recover]=sleuthkit [fls]=sleuthkit
   [qemu-img]=qemu-utils [qemu-io]=qemu-utils [pvcreate]=lvm2 [python3]=python3 [blkid]=util-linux
   [mkswap]=util-linux [losetup]=mount [cryptsetup]=cryptsetup-bin [mkfs.exfat]=exfatprogs [bc]=bc
+  [dpkg-deb]=dpkg [man]=man-db [lintian]=lintian
 )
 missing=()
 for tool in "${!pkg[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ] || missing+=("${pkg[$tool]}")
 done
+[ -f /usr/share/bash-completion/bash_completion ] || missing+=(bash-completion)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing test tools: ${missing[*]}" >&2
