@@ -39,7 +39,12 @@ tzo=$(best sh -c "rm -f '$dir/z.raw'; zstd -q -d '$arc' -o '$dir/z.raw'")
 te=$(best sh -c "rm -rf '$out'; '$dir/vzsalvage' extract -q '$arc' -o '$out'")
 rv=$(rss "$dir/vzsalvage" verify -q "$arc")
 rm -rf "$out"; re=$(rss "$dir/vzsalvage" extract -q "$arc" -o "$out")
-rm -rf "$out" "$dir/z.raw"
+# repack the extracted disk vs zstd -c of the same raw image
+tzc=$(best sh -c "zstd -q -c '$out/disk-drive-scsi0.raw' > /dev/null")
+tr=$(best sh -c "rm -f '$dir/re.vma.zst'; '$dir/vzsalvage' repack -q '$out' -o '$dir/vzdump-qemu-100-2025_12_16-00_00_00.vma.zst'")
+rr=$(rss "$dir/vzsalvage" repack -q "$out" -o "$dir/vzdump-qemu-100-2025_12_16-00_00_00.vma.zst")
+rm -rf "$out" "$dir/z.raw" "$dir/vzdump-qemu-100-2025_12_16-00_00_00.vma.zst"
 printf 'archive: %s MiB compressed, %s MiB disk\n' $(( $(stat -c %s "$arc") / 1048576 )) "$size_mib"
 printf 'verify : %.2fs vs zstd -d -c >/dev/null %.2fs  ratio %.2fx  peak RSS %d MiB\n' "$tv" "$tz" "$(echo "$tz / $tv" | bc -l)" $((rv / 1024))
 printf 'extract: %.2fs vs zstd -d -o FILE %.2fs  ratio %.2fx  peak RSS %d MiB\n' "$te" "$tzo" "$(echo "$tzo / $te" | bc -l)" $((re / 1024))
+printf 'repack : %.2fs vs zstd -c IMAGE >/dev/null %.2fs  ratio %.2fx  peak RSS %d MiB\n' "$tr" "$tzc" "$(echo "$tzc / $tr" | bc -l)" $((rr / 1024))

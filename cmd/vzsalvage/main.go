@@ -110,6 +110,6 @@ Exit status: 0 intact, 1 damaged (the work was still done as far as possible),
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: ui.ExitFailed, err: fmt.Errorf("%v (see '%s --help')", err, c.CommandPath())}
 	})
-	root.AddCommand(newInspect(), newVerify(), newExtract(), newLs(), newCp(), newRescue(), newGenMan())
+	root.AddCommand(newInspect(), newVerify(), newExtract(), newLs(), newCp(), newRescue(), newRepack(), newGenMan())
 	return root
 }
