@@ -63,8 +63,9 @@ func checkClusters(chk Checker, vres *vma.Result) *report.Sidecar {
 		if dm == nil {
 			dm = &damage.Map{}
 		}
-		// clusters the decoder flagged whose content is right
-		for _, r := range dm.Ranges() {
+		// clusters the decoder flagged whose content is right (Clear
+		// changes dm: walk a copy)
+		for _, r := range dm.Clone().Ranges() {
 			for num := r.Off / vma.ClusterSize; num*vma.ClusterSize < r.End(); num++ {
 				if chk.Right(d.Device, num) {
 					off := num * vma.ClusterSize

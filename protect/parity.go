@@ -149,9 +149,14 @@ func (e *encoder) Write(b []byte) (int, error) {
 			break
 		}
 		left := e.seg.length - e.pos
-		if e.fill == 0 && len(b) >= e.p.ShardSize && left >= int64(e.p.ShardSize) {
-			e.addShard(b[:e.p.ShardSize], e.p.ShardSize)
-			b = b[e.p.ShardSize:]
+		S := e.p.ShardSize
+		if e.fill == 0 && len(b) >= S && left >= int64(S) {
+			// whole shards straight from b: as many as stay in this column
+			// (consecutive stripes, whose parity rows are consecutive too)
+			t := len(e.hashes) % e.seg.stripes
+			q := min(len(b)/S, e.seg.stripes-t, int(left/int64(S)))
+			e.addShards(b[:q*S])
+			b = b[q*S:]
 			continue
 		}
 		k := copy(e.shard[e.fill:min(e.p.ShardSize, e.fill+int(min(left, int64(len(b)))))], b)
@@ -166,21 +171,35 @@ func (e *encoder) Write(b []byte) (int, error) {
 	return n, e.err
 }
 
-// addShard adds the next shard of the segment (n real bytes, the rest of
-// sh zeros).
+// addShard adds the segment's last shard (n real bytes, the rest of sh
+// zeros).
 func (e *encoder) addShard(sh []byte, n int) {
-	j := len(e.hashes)
 	e.hashes = append(e.hashes, xxhash.Sum64(sh[:n]))
+	e.encode(sh, len(e.hashes)-1, int64(n))
+}
+
+// addShards adds whole shards of one column.
+func (e *encoder) addShards(b []byte) {
+	j := len(e.hashes)
+	for o := 0; o < len(b); o += e.p.ShardSize {
+		e.hashes = append(e.hashes, xxhash.Sum64(b[o:o+e.p.ShardSize]))
+	}
+	e.encode(b, j, int64(len(b)))
+}
+
+// encode adds the parity of shards from j on (one column, consecutive
+// stripes), n bytes of the file.
+func (e *encoder) encode(b []byte, j int, n int64) {
 	c, t := j/e.seg.stripes, j%e.seg.stripes
 	for r := range e.rows {
 		o := (r*e.seg.stripes + t) * e.p.ShardSize
-		e.rows[r] = e.parity[o : o+e.p.ShardSize]
+		e.rows[r] = e.parity[o : o+len(b)]
 	}
-	if err := e.rs.EncodeIdx(sh, c, e.rows); err != nil {
+	if err := e.rs.EncodeIdx(b, c, e.rows); err != nil {
 		e.err = err
 		return
 	}
-	e.pos += int64(n)
+	e.pos += n
 	if e.pos == e.seg.length {
 		if err := e.emit(e.seg, e.hashes, e.parity); err != nil {
 			e.err = err
@@ -195,4 +214,21 @@ func (e *encoder) addShard(sh []byte, n int) {
 // done reports whether every byte of the file was consumed.
 func (e *encoder) done() bool {
 	return e.err == nil && (e.size == 0 || (e.seg.start+e.seg.length == e.size && e.pos == e.seg.length))
+}
+
+// LongestRun returns the longest contiguous run of damage the parity of a
+// file of size n rebuilds when nothing else is damaged: ParityShards
+// column lengths (of the shortest segment) less a chunk.
+func (p Parity) LongestRun(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	s := p.segment(n, p.segments(n)-1)
+	if p.segments(n) > 1 {
+		s = p.segment(n, 0) // a full segment; the last may be shorter
+		if last := p.segment(n, p.segments(n)-1); last.stripes < s.stripes {
+			s = last
+		}
+	}
+	return max(int64(p.ParityShards)*int64(s.stripes)*int64(p.ShardSize)-int64(p.ShardSize), 0)
 }
