@@ -24,6 +24,10 @@ type Parity struct {
 	ParityShards int    `json:"parity_shards"`
 	ShardSize    int    `json:"shard_size"`
 	Stripes      int    `json:"stripes"` // per full segment
+	// MinStripes is the fewest stripes a segment has, so that small
+	// archives too survive a run of damage of MinStripes × ParityShards
+	// chunks (trailing columns then lie past the file: zeros).
+	MinStripes int `json:"min_stripes"`
 }
 
 // Defaults of the layout.
@@ -31,6 +35,7 @@ const (
 	DefaultOverhead = 0.02
 	shardSize       = 4096
 	stripes         = 1024 // 4 MiB columns: parity of a segment is ParityShards × 4 MiB
+	minStripes      = 16   // at 2 %, runs of 316 KiB whatever the archive's size
 	clusterSize     = 65536
 	codeName        = "reed-solomon-gf8"
 )
@@ -44,7 +49,7 @@ func ParityFor(overhead float64) (Parity, error) {
 	}
 	m := max(1, int(math.Round(256*overhead/(1+overhead))))
 	k := min(256-m, int(math.Round(float64(m)/overhead)))
-	return Parity{Code: codeName, DataShards: k, ParityShards: m, ShardSize: shardSize, Stripes: stripes}, nil
+	return Parity{Code: codeName, DataShards: k, ParityShards: m, ShardSize: shardSize, Stripes: stripes, MinStripes: minStripes}, nil
 }
 
 // Overhead returns parity bytes per archive byte.
@@ -52,7 +57,8 @@ func (p Parity) Overhead() float64 { return float64(p.ParityShards) / float64(p.
 
 func (p Parity) check() error {
 	if p.Code != codeName || p.DataShards < 1 || p.ParityShards < 1 || p.DataShards+p.ParityShards > 256 ||
-		p.ShardSize < 64 || p.ShardSize > 1<<20 || p.ShardSize%64 != 0 || p.Stripes < 1 || p.Stripes > 1<<16 {
+		p.ShardSize < 64 || p.ShardSize > 1<<20 || p.ShardSize%64 != 0 || p.Stripes < 1 || p.Stripes > 1<<16 ||
+		p.MinStripes < 1 || p.MinStripes > p.Stripes {
 		return formatErr("parity layout %+v", p)
 	}
 	return nil
@@ -82,7 +88,7 @@ func (p Parity) segment(n, i int64) segment {
 	s := segment{index: i, start: i * ss}
 	s.length = min(ss, n-s.start)
 	perStripe := int64(p.DataShards) * int64(p.ShardSize)
-	s.stripes = int((s.length + perStripe - 1) / perStripe)
+	s.stripes = max(int((s.length+perStripe-1)/perStripe), p.MinStripes)
 	s.shards = int((s.length + int64(p.ShardSize) - 1) / int64(p.ShardSize))
 	return s
 }
