@@ -32,6 +32,9 @@ type RepairOptions struct {
 	InPlace bool
 	// Progress, if set, is called with bytes done and total per phase.
 	Progress func(done, total int64)
+	// NoLocate skips reading the archive to locate damaged clusters when
+	// the damage exceeds the parity (scrub only counts).
+	NoLocate bool
 }
 
 // RepairResult is what Repair found and did.
@@ -102,7 +105,7 @@ func Repair(path string, opt RepairOptions) (*RepairResult, error) {
 	if err := r.rebuild(); err != nil {
 		return nil, err
 	}
-	if !rr.Complete {
+	if !rr.Complete && !opt.NoLocate {
 		best := path
 		if rr.Output != "" {
 			best = rr.Output
