@@ -32,3 +32,24 @@ func TestProtectWritesSidecar(t *testing.T) {
 		t.Error("temporary file left")
 	}
 }
+
+func TestStatus(t *testing.T) {
+	arc := testArchive(t)
+	st, err := Status(arc, "")
+	if err != nil || st.Present {
+		t.Fatalf("before protect: %v %+v", err, st)
+	}
+	dir := t.TempDir()
+	protectOK(t, arc, Options{SidecarDir: dir})
+	st, err = Status(arc, dir)
+	if err != nil || !st.Present || !st.Matches || st.Verify.Status != "intact" || st.Written.IsZero() || st.LastCheck != nil {
+		t.Fatalf("after protect: %v %+v", err, st)
+	}
+	if c := CheckArchive(arc, dir, nil); c.Result != ScrubOK {
+		t.Fatalf("check: %+v", c)
+	}
+	st, _ = Status(arc, dir)
+	if st.LastCheck == nil || st.LastCheck.Result != ScrubOK {
+		t.Fatalf("after a check: %+v", st)
+	}
+}
