@@ -150,13 +150,8 @@ func (r *repairer) scan() error {
 			// the sidecar cannot say where the damage is in this segment
 			r.rr.Notes = append(r.rr.Notes, fmt.Sprintf("segment %d of the archive cannot be checked: %v", i, err))
 		}
-		for off := int64(0); off < s.length; off += int64(len(buf)) {
-			n := min(int64(len(buf)), s.length-off)
-			b := buf[:n]
-			got, err := r.f.ReadAt(b, s.start+off)
-			if err != nil && err != io.EOF {
-				return err
-			}
+		err = r.eachBlock(s, buf, func(off int64, b []byte, got int) error {
+			n := int64(len(b))
 			sum.Write(b[:got])
 			for j := int64(0); j < n; j += int64(r.p.ShardSize) {
 				sh := (off + j) / int64(r.p.ShardSize)
@@ -172,6 +167,10 @@ func (r *repairer) scan() error {
 			if r.opt.Progress != nil {
 				r.opt.Progress(done, r.orig)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		for _, rg := range m.Ranges() {
 			r.rr.Damage.Add(s.start+rg.Off, rg.Len, rg.State)
@@ -217,13 +216,8 @@ func (r *repairer) rebuild() error {
 		if out == nil {
 			continue
 		}
-		for off := int64(0); off < s.length; off += int64(len(buf)) {
-			n := min(int64(len(buf)), s.length-off)
-			b := buf[:n]
-			got, err := r.f.ReadAt(b, s.start+off)
-			if err != nil && err != io.EOF {
-				return err
-			}
+		err = r.eachBlock(s, buf, func(off int64, b []byte, got int) error {
+			n := int64(len(b))
 			clear(b[got:])
 			for j := int64(0); j < n; j += int64(r.p.ShardSize) {
 				if fx, ok := fixes[(off+j)/int64(r.p.ShardSize)]; ok {
@@ -231,9 +225,11 @@ func (r *repairer) rebuild() error {
 				}
 			}
 			outSum.Write(b)
-			if _, err := out.Write(b); err != nil {
-				return err
-			}
+			_, err := out.Write(b)
+			return err
+		})
+		if err != nil {
+			return err
 		}
 	}
 	r.rr.Complete = r.rr.Unrepairable.Empty()
@@ -268,6 +264,23 @@ func (r *repairer) rebuild() error {
 	if !r.opt.InPlace {
 		// rescue and verify find the sidecar beside the repaired file
 		if err := copySidecar(r.sc.Path, SidecarPath(target, "")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachBlock reads a segment of the archive in blocks of len(buf) and calls
+// fn with each block's offset in the segment, its bytes and how many of
+// them the file had (fewer past a truncated end).
+func (r *repairer) eachBlock(s segment, buf []byte, fn func(off int64, b []byte, got int) error) error {
+	for off := int64(0); off < s.length; off += int64(len(buf)) {
+		b := buf[:min(int64(len(buf)), s.length-off)]
+		got, err := r.f.ReadAt(b, s.start+off)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if err := fn(off, b, got); err != nil {
 			return err
 		}
 	}
