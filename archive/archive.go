@@ -17,6 +17,11 @@ type Archive struct {
 	Compression codec.Kind
 	// Size is the file's size in bytes.
 	Size int64
+	// Tap, if set before Payload, is called with every byte of the file in
+	// order, from the goroutine that reads the file, before the decoder
+	// sees them (the slice is valid only during the call). It may not see
+	// the end of the file when the decoder stops reading early.
+	Tap func([]byte)
 
 	f        *os.File
 	read     atomic.Int64
@@ -72,7 +77,7 @@ func (a *Archive) Payload(opt codec.Options) (codec.Reader, error) {
 		return nil, fmt.Errorf("%s: %s compression is not supported", a.Path, a.Compression)
 	}
 	src := &countingReader{r: io.NewSectionReader(a.f, 0, a.Size), n: &a.read}
-	pf := newPrefetch(src, 1<<20, 4)
+	pf := newPrefetch(src, 1<<20, 4, a.Tap)
 	a.prefetch = append(a.prefetch, pf)
 	return dec(pf, opt)
 }

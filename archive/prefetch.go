@@ -4,7 +4,8 @@ import "io"
 
 // prefetch reads r in its own goroutine, up to depth chunks of size bytes
 // ahead, so that reading the file (system calls and copies) does not take
-// time from the decoder. Close stops it.
+// time from the decoder. tap, if not nil, sees each chunk as it is read.
+// Close stops it.
 type prefetch struct {
 	full chan pchunk
 	free chan []byte
@@ -21,7 +22,7 @@ type pchunk struct {
 	err error
 }
 
-func newPrefetch(r io.Reader, size, depth int) *prefetch {
+func newPrefetch(r io.Reader, size, depth int, tap func([]byte)) *prefetch {
 	p := &prefetch{full: make(chan pchunk, depth), free: make(chan []byte, depth+1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for i := 0; i < depth+1; i++ {
@@ -40,6 +41,9 @@ func newPrefetch(r io.Reader, size, depth int) *prefetch {
 			n, err := io.ReadFull(r, b)
 			if err == io.ErrUnexpectedEOF {
 				err = io.EOF
+			}
+			if tap != nil && n > 0 {
+				tap(b[:n])
 			}
 			select {
 			case p.full <- pchunk{b, n, err}:

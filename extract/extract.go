@@ -40,6 +40,17 @@ type Options struct {
 	// Context, if set, stops the read when it is done (an interrupt):
 	// partial images are removed and its error returned.
 	Context context.Context
+	// Tap, if set, sees the archive file's bytes as they are read (see
+	// archive.Archive.Tap).
+	Tap func([]byte)
+	// Observe, if set, sees every cluster as it is read, in archive order
+	// (Data is valid only during the call).
+	Observe func(h *vma.Header, c *vma.Cluster)
+	// NoSidecar reads without the archive's protect record even when
+	// Sidecars finds one.
+	NoSidecar bool
+	// Checker, if set, is used instead of what Sidecars finds.
+	Checker Checker
 }
 
 // ErrNotVM is returned for archives whose payload is not a VMA stream.
@@ -97,6 +108,8 @@ func run(path, dir string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	defer a.Close()
+	a.Tap = opt.Tap
+	chk, chkProblem := findChecker(path, opt)
 	dec, err := a.Payload(codec.Options{Strict: opt.Strict})
 	if err != nil {
 		return nil, err
@@ -115,6 +128,11 @@ func run(path, dir string, opt Options) (*Result, error) {
 		return nil, NotVM(path, a, err)
 	}
 	res := &Result{Report: report.New(Tool), Header: vr.Header(), Images: map[string]string{}}
+	if chk != nil {
+		if err := chk.Applies(vr.Header()); err != nil {
+			chk, chkProblem = nil, fmt.Sprintf("sidecar %s not used: %v", chk.Name(), err)
+		}
+	}
 	var out *imageSet
 	if dir != "" {
 		out = newImageSet(dir, opt.Force)
@@ -146,6 +164,12 @@ func run(path, dir string, opt Options) (*Result, error) {
 			readErr = err
 			break
 		}
+		if opt.Observe != nil {
+			opt.Observe(vr.Header(), c)
+		}
+		if chk != nil {
+			chk.Cluster(vr.Header(), c)
+		}
 		if out != nil {
 			if err := out.write(vr, c); err != nil {
 				return nil, err
@@ -162,6 +186,14 @@ func run(path, dir string, opt Options) (*Result, error) {
 	if readErr != nil && opt.Strict {
 		// strict: the first problem ends the read; no device account
 		return res, nil
+	}
+	if chk != nil {
+		res.Report.Archives[0].Sidecar = checkClusters(chk, vres)
+	} else if chkProblem != "" {
+		res.Report.Archives[0].Sidecar = &report.Sidecar{Note: chkProblem}
+	}
+	if s := res.Report.Archives[0].Sidecar; s != nil && s.Wrong > 0 {
+		res.Report.Archives[0].Status = report.Damaged
 	}
 	for _, d := range vres.Devices {
 		rd := report.Device{Name: d.Name, ID: int(d.ID), Size: d.Size, Clusters: report.Clusters(d.Clusters), Damage: d.Damage}

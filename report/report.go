@@ -82,6 +82,9 @@ type Archive struct {
 	// is complete (a cut file), or nil: everything after that place is
 	// missing.
 	EndsEarly *damage.Problem `json:"ends_early,omitempty"`
+	// Sidecar says how the archive's protect record (vzsalvage protect)
+	// was used, when there is one.
+	Sidecar *Sidecar `json:"sidecar,omitempty"`
 	// Configs lists the config files stored in the archive.
 	Configs []string `json:"configs,omitempty"`
 	// ConfigFiles maps each config's name to the file it was written to
@@ -89,6 +92,19 @@ type Archive struct {
 	// config whose name is taken by another output is written under
 	// another name.
 	ConfigFiles map[string]string `json:"config_files,omitempty"`
+}
+
+// Sidecar is the use a read made of an archive's protect record: every
+// cluster read was compared with the hash recorded the day the backup was
+// made. Wrong clusters (silent damage included) are in the devices' damage;
+// Confirmed counts clusters the decoder had flagged whose content the record
+// proved right.
+type Sidecar struct {
+	Path      string `json:"path,omitempty"`
+	Used      bool   `json:"used"`
+	Note      string `json:"note,omitempty"`
+	Wrong     int64  `json:"wrong_clusters"`
+	Confirmed int64  `json:"confirmed_clusters"`
 }
 
 // Clusters counts a device's 64 KiB clusters by state.

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vzsalvage/vzsalvage/protect"
+)
+
+// scrubDir makes a dump directory of six protected archives (copies of one
+// under six guests' names), one of them damaged, and a sidecar whose
+// archive was pruned.
+func scrubDir(t *testing.T) (dir string, names []string) {
+	t.Helper()
+	dir = t.TempDir()
+	arc := smallArchive(t, t.TempDir())
+	if code, _, errs := vz("protect", "-q", arc); code != 0 {
+		t.Fatalf("protect: %s", errs)
+	}
+	b, _ := os.ReadFile(arc)
+	sc, _ := os.ReadFile(arc + ".vzsalvage")
+	for id := 100; id < 106; id++ {
+		p := filepath.Join(dir, fmt.Sprintf("vzdump-qemu-%d-2025_12_15-03_00_03.vma.zst", id))
+		data := b
+		if id == 103 {
+			data = append([]byte(nil), b...)
+			data[len(data)/3] ^= 1
+		}
+		os.WriteFile(p, data, 0o644)
+		os.WriteFile(p+".vzsalvage", sc, 0o644)
+		names = append(names, p)
+	}
+	os.WriteFile(filepath.Join(dir, "vzdump-qemu-99-2025_12_01-03_00_03.vma.zst.vzsalvage"), sc, 0o644)
+	return dir, names
+}
+
+func TestScrubResumesAndSlices(t *testing.T) {
+	dir, names := scrubDir(t)
+	state := filepath.Join(t.TempDir(), "scrub.state")
+	metrics := filepath.Join(t.TempDir(), "vzsalvage.prom")
+	// interrupted after three archives
+	code, out, errs := vz("scrub", "-q", "--state", state, "--limit", "3", dir)
+	if code == 2 || strings.Count(out, ": ok")+strings.Count(out, ": repairable") != 3 || !strings.Contains(out, "stopped after 3") {
+		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = vz("scrub", "-q", "--state", state, "--metrics", metrics, dir)
+	if code != 1 || !strings.Contains(out, "resuming the scrub") || strings.Count(out, ".vma.zst: ") != 3 {
+		t.Fatalf("resumed run: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "vzdump-qemu-99-2025_12_01-03_00_03.vma.zst.vzsalvage: sidecar without archive") {
+		t.Errorf("orphan not listed:\n%s", out)
+	}
+	var st protect.ScrubState
+	b, _ := os.ReadFile(state)
+	json.Unmarshal(b, &st)
+	if len(st.Done) != 6 || st.Finished == "" || st.Done[names[3]].Result != protect.ScrubRepairable {
+		t.Fatalf("state: %d done, finished %q, %s: %+v", len(st.Done), st.Finished, names[3], st.Done[names[3]])
+	}
+	m, _ := os.ReadFile(metrics)
+	for _, want := range []string{`vzsalvage_scrub_archives{result="ok"} 5`, `vzsalvage_scrub_archives{result="repairable"} 1`,
+		`vzsalvage_archive_intact{archive="vzdump-qemu-103-2025_12_15-03_00_03.vma.zst",vmid="103",result="repairable"} 0`,
+		"vzsalvage_scrub_orphan_sidecars 1"} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %s:\n%s", want, m)
+		}
+	}
+	// a finished run starts again
+	if code, out, _ = vz("scrub", "-q", "--state", state, dir); strings.Contains(out, "resuming") || strings.Count(out, ".vma.zst: ") != 6 {
+		t.Fatalf("new cycle: exit %d\n%s", code, out)
+	}
+	// three slices check every archive exactly once
+	seen := map[string]int{}
+	for n := 1; n <= 3; n++ {
+		_, out, _ := vz("scrub", "-q", "--json", "--subset", fmt.Sprintf("%d/3", n), dir)
+		var checks []protect.Check
+		if err := json.Unmarshal([]byte(out), &checks); err != nil {
+			t.Fatalf("subset %d/3: %v\n%s", n, err, out)
+		}
+		for _, c := range checks {
+			seen[c.Archive]++
+		}
+	}
+	for _, p := range names {
+		if seen[p] != 1 {
+			t.Errorf("%s checked %d times over the three slices", p, seen[p])
+		}
+	}
+	// --prune-orphans removes the orphan
+	vz("scrub", "-q", "--prune-orphans", "--subset", "1/1000", dir)
+	if _, err := os.Stat(filepath.Join(dir, "vzdump-qemu-99-2025_12_01-03_00_03.vma.zst.vzsalvage")); err == nil {
+		t.Error("orphan sidecar not removed")
+	}
+}

@@ -1,0 +1,190 @@
+package protect
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vzsalvage/vzsalvage/extract"
+	"github.com/vzsalvage/vzsalvage/report"
+	"github.com/vzsalvage/vzsalvage/vma"
+)
+
+// Options control Protect.
+type Options struct {
+	// SidecarDir puts the sidecar there instead of beside the archive.
+	SidecarDir string
+	// Overhead is the parity's size relative to the archive's
+	// (DefaultOverhead when 0).
+	Overhead float64
+	// Progress, if set, is called now and then with the bytes of the
+	// archive read and its size.
+	Progress func(done, total int64)
+	// Tool names the program in the sidecar's header.
+	Tool string
+}
+
+// Result is what Protect did.
+type Result struct {
+	Archive string
+	// Sidecar is the sidecar written; empty when the archive was damaged.
+	Sidecar string
+	// Report is the verification's account (as `vzsalvage verify`).
+	Report *report.Report
+	// Intact says the archive verified intact (and the sidecar was written).
+	Intact      bool
+	ArchiveSize int64
+	SidecarSize int64
+	Parity      Parity
+}
+
+// maxOpenPages bounds the cluster pages held while their clusters arrive
+// (64 MiB of hashes).
+const maxOpenPages = 2048
+
+// Protect verifies an archive end to end (as `vzsalvage verify`) and, when
+// it is intact, writes its sidecar atomically. A damaged archive gets no
+// sidecar (Result.Intact is false); an error means it could not be read.
+func Protect(path string, opt Options) (*Result, error) {
+	if opt.Overhead == 0 {
+		opt.Overhead = DefaultOverhead
+	}
+	par, err := ParityFor(opt.Overhead)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	size := st.Size()
+	scPath := SidecarPath(path, opt.SidecarDir)
+	sw, err := createSidecar(scPath)
+	if err != nil {
+		return nil, err
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			sw.abort()
+		}
+	}()
+
+	sum := sha256.New()
+	var tapped int64
+	enc, err := newEncoder(par, size, func(s segment, hashes []uint64, parity []byte) error {
+		b := make([]byte, 0, 8*len(hashes))
+		for _, h := range hashes {
+			b = appendUint64(b, h)
+		}
+		if err := sw.record(recChunks, uint64(s.index), b); err != nil {
+			return err
+		}
+		return sw.record(recParity, uint64(s.index), parity)
+	})
+	if err != nil {
+		return nil, err
+	}
+	tap := func(b []byte) {
+		sum.Write(b)
+		enc.Write(b)
+		tapped += int64(len(b))
+	}
+
+	var table *pageTable
+	var obsErr error
+	var once sync.Once
+	hasher := newClusterHasher()
+	var page []byte
+	observe := func(h *vma.Header, c *vma.Cluster) {
+		once.Do(func() {
+			table = newPageTable(h.Devices, maxOpenPages, func(dev uint8, p int64, hs []uint64) error {
+				page = encodePage(page[:0], hs)
+				return sw.record(recCluster, clusterKey(dev, p), page)
+			})
+		})
+		if obsErr != nil {
+			return
+		}
+		d := h.Device(c.Dev)
+		if d == nil {
+			obsErr = fmt.Errorf("cluster of unknown device %d", c.Dev)
+			return
+		}
+		obsErr = table.set(c.Dev, c.Num, hasher.hash(d.Size, c))
+	}
+
+	vres, err := extract.Verify(path, extract.Options{Progress: opt.Progress, Tap: tap, Observe: observe, NoSidecar: true})
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Archive: path, Report: vres.Report, ArchiveSize: size, Parity: par}
+	if !vres.Intact() {
+		return res, nil
+	}
+	if obsErr != nil {
+		return nil, fmt.Errorf("%s: %w", path, obsErr)
+	}
+	// the decoder may stop before the file's end (bytes after the stream)
+	if tapped < size {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		_, err = io.Copy(io.MultiWriter(sum, enc), io.NewSectionReader(f, tapped, size-tapped))
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if enc.err != nil {
+		return nil, fmt.Errorf("%s: %w", path, enc.err)
+	}
+	if !enc.done() {
+		return nil, fmt.Errorf("%s: the file changed while it was read", path)
+	}
+	if table == nil {
+		return nil, fmt.Errorf("%s: %w", path, errors.New("no cluster in the archive"))
+	}
+	if s := table.incomplete(); s != "" {
+		return nil, fmt.Errorf("%s: cluster hashes incomplete: %s", path, s)
+	}
+	h := newHeader(path, st, vres, par, opt.Tool)
+	h.Archive.SHA256 = hex.EncodeToString(sum.Sum(nil))
+	if err := sw.finish(h); err != nil {
+		return nil, err
+	}
+	finished = true
+	res.Intact, res.Sidecar, res.SidecarSize = true, scPath, sw.off
+	return res, nil
+}
+
+// newHeader fills a sidecar header from what the verification read.
+func newHeader(path string, st os.FileInfo, vres *extract.Result, par Parity, tool string) *Header {
+	a := vres.Report.Archives[0]
+	h := &Header{
+		Format: "vzsalvage-sidecar", Version: Version, Created: time.Now().UTC().Format(time.RFC3339), Tool: tool,
+		Archive:  ArchiveInfo{Name: st.Name(), Size: st.Size(), Compression: a.Compression, MTime: st.ModTime().Unix()},
+		VMA:      VMAInfo{UUID: vres.Header.UUIDString(), Ctime: vres.Header.Ctime.Unix()},
+		Clusters: ClusterInfo{Hash: "xxh64", Size: clusterSize, Page: pageClusters},
+		Chunks:   ChunkInfo{Hash: "xxh64", Size: par.ShardSize},
+		Parity:   par,
+		Verify:   VerifyResult{Status: string(a.Status), Checksum: string(a.Checksum)},
+	}
+	for _, d := range vres.Header.Devices {
+		h.VMA.Devices = append(h.VMA.Devices, DeviceInfo{ID: int(d.ID), Name: d.Name, Size: d.Size})
+	}
+	return h
+}
+
+func appendUint64(b []byte, v uint64) []byte {
+	return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56))
+}

@@ -1,0 +1,380 @@
+package protect
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/reedsolomon"
+
+	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/extract"
+	"github.com/vzsalvage/vzsalvage/report"
+)
+
+// RepairOptions control Repair.
+type RepairOptions struct {
+	// SidecarDir is where the sidecar is when it is not beside the archive.
+	SidecarDir string
+	// Output writes the repaired archive there (also when the repair is
+	// only partial: fewer damaged bytes for rescue), with a copy of the
+	// sidecar beside it. Empty: only check and report.
+	Output string
+	// InPlace replaces the archive with the repaired one, only when the
+	// repair is complete (SHA-256 equal to the sidecar's).
+	InPlace bool
+	// Progress, if set, is called with bytes done and total per phase.
+	Progress func(done, total int64)
+	// NoLocate skips reading the archive to locate damaged clusters when
+	// the damage exceeds the parity (scrub only counts).
+	NoLocate bool
+}
+
+// RepairResult is what Repair found and did.
+type RepairResult struct {
+	Archive string
+	Sidecar string
+	// Size is the archive's size now; Header.Archive.Size its size when
+	// protected.
+	Size   int64
+	Header Header
+	// Intact: the archive is bit for bit what was protected.
+	Intact bool
+	// Damage lists the archive file's byte ranges found damaged (whole
+	// chunks; lost past a truncated end).
+	Damage *damage.Map
+	// Rebuilt counts the bytes rebuilt from parity; Unrepairable lists what
+	// the parity could not rebuild.
+	Rebuilt      int64
+	Unrepairable *damage.Map
+	// Complete: the output is bit for bit the original (SHA-256 equal).
+	Complete bool
+	// Output is the file written (empty when none).
+	Output string
+	// Located is, when the repair is not complete, the read of the best
+	// archive there is with the sidecar: every damaged cluster of every
+	// device is in its devices' damage.
+	Located *report.Report
+	// Notes are things worth saying (extra bytes after the end, ...).
+	Notes []string
+}
+
+// Repair checks an archive against its sidecar, rebuilds damaged chunks
+// from the parity and, with Output or InPlace, writes the original back.
+// When the damage exceeds the parity it reads the archive with the sidecar
+// to locate every damaged cluster (RepairResult.Located).
+func Repair(path string, opt RepairOptions) (*RepairResult, error) {
+	sc, err := Find(path, opt.SidecarDir)
+	if err != nil {
+		return nil, err
+	}
+	if sc == nil {
+		return nil, fmt.Errorf("%s: %w (looked for %s)", path, ErrNoSidecar, SidecarPath(path, opt.SidecarDir))
+	}
+	defer sc.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	rr := &RepairResult{Archive: path, Sidecar: sc.Path, Size: st.Size(), Header: sc.Header,
+		Damage: &damage.Map{}, Unrepairable: &damage.Map{}}
+	r := &repairer{sc: sc, f: f, size: st.Size(), orig: sc.Header.Archive.Size, p: sc.Header.Parity, rr: rr, opt: opt}
+	if r.size > r.orig {
+		rr.Notes = append(rr.Notes, fmt.Sprintf("%d bytes after the protected end are not part of the archive", r.size-r.orig))
+	}
+	if err := r.scan(); err != nil {
+		return nil, err
+	}
+	rr.Intact = rr.Damage.Empty() && r.size == r.orig && r.sumOK
+	if rr.Intact {
+		rr.Complete = true
+		return rr, nil
+	}
+	if err := r.rebuild(); err != nil {
+		return nil, err
+	}
+	if !rr.Complete && !opt.NoLocate {
+		best := path
+		if rr.Output != "" {
+			best = rr.Output
+		}
+		res, err := extract.Verify(best, extract.Options{Checker: NewChecker(sc), Progress: opt.Progress})
+		if err != nil {
+			rr.Notes = append(rr.Notes, fmt.Sprintf("locating the damaged clusters failed: %v", err))
+		} else {
+			rr.Located = res.Report
+		}
+	}
+	return rr, nil
+}
+
+// repairer holds one repair's state.
+type repairer struct {
+	sc    *Sidecar
+	f     *os.File
+	size  int64 // the file's size now
+	orig  int64 // its size when protected
+	p     Parity
+	rr    *RepairResult
+	opt   RepairOptions
+	sumOK bool
+	bad   []*damage.Map // per segment: damaged shards (segment offsets)
+}
+
+// scan compares every chunk of the file with its hash (and the whole with
+// the SHA-256) and records the damaged ones.
+func (r *repairer) scan() error {
+	nseg := r.p.segments(r.orig)
+	sum := sha256.New()
+	buf := make([]byte, 4<<20)
+	r.bad = make([]*damage.Map, nseg)
+	var done int64
+	for i := int64(0); i < nseg; i++ {
+		s := r.p.segment(r.orig, i)
+		hashes, err := r.sc.chunkHashes(i, s.shards)
+		m := &damage.Map{}
+		r.bad[i] = m
+		if err != nil {
+			// the sidecar cannot say where the damage is in this segment
+			r.rr.Notes = append(r.rr.Notes, fmt.Sprintf("segment %d of the archive cannot be checked: %v", i, err))
+		}
+		err = r.eachBlock(s, buf, func(off int64, b []byte, got int) error {
+			n := int64(len(b))
+			sum.Write(b[:got])
+			for j := int64(0); j < n; j += int64(r.p.ShardSize) {
+				sh := (off + j) / int64(r.p.ShardSize)
+				l := min(int64(r.p.ShardSize), s.length-off-j)
+				switch {
+				case j+l > int64(got):
+					m.Add(off+j, l, damage.Lost)
+				case hashes == nil || xxhash.Sum64(b[j:j+l]) != hashes[sh]:
+					m.Add(off+j, l, damage.Tainted)
+				}
+			}
+			done += n
+			if r.opt.Progress != nil {
+				r.opt.Progress(done, r.orig)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, rg := range m.Ranges() {
+			r.rr.Damage.Add(s.start+rg.Off, rg.Len, rg.State)
+		}
+	}
+	r.sumOK = hex.EncodeToString(sum.Sum(nil)) == r.sc.Header.Archive.SHA256
+	return nil
+}
+
+// rebuild reconstructs what the parity allows, segment by segment, and
+// writes the output when asked.
+func (r *repairer) rebuild() error {
+	rs, err := reedsolomon.New(r.p.DataShards, r.p.ParityShards)
+	if err != nil {
+		return err
+	}
+	var out *os.File
+	var outSum hash.Hash
+	target := r.opt.Output
+	if r.opt.InPlace {
+		target = r.rr.Archive
+	}
+	if target != "" {
+		out, err = os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp*")
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if out != nil {
+				out.Close()
+				os.Remove(out.Name())
+			}
+		}()
+		outSum = sha256.New()
+	}
+	buf := make([]byte, 4<<20)
+	for i := int64(0); i < r.p.segments(r.orig); i++ {
+		s := r.p.segment(r.orig, i)
+		fixes, err := r.rebuildSegment(rs, s)
+		if err != nil {
+			return err
+		}
+		if out == nil {
+			continue
+		}
+		err = r.eachBlock(s, buf, func(off int64, b []byte, got int) error {
+			n := int64(len(b))
+			clear(b[got:])
+			for j := int64(0); j < n; j += int64(r.p.ShardSize) {
+				if fx, ok := fixes[(off+j)/int64(r.p.ShardSize)]; ok {
+					copy(b[j:], fx)
+				}
+			}
+			outSum.Write(b)
+			_, err := out.Write(b)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	r.rr.Complete = r.rr.Unrepairable.Empty()
+	if out == nil {
+		return nil
+	}
+	complete := hex.EncodeToString(outSum.Sum(nil)) == r.sc.Header.Archive.SHA256
+	if r.rr.Complete && !complete {
+		return errors.New("the rebuilt archive's SHA-256 differs from the sidecar's although every chunk matched (please report this)")
+	}
+	r.rr.Complete = complete
+	if r.opt.InPlace && !complete {
+		r.rr.Notes = append(r.rr.Notes, "the repair is not complete: the archive was left as it was")
+		return nil
+	}
+	if err := out.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	name := out.Name()
+	out = nil
+	if err := os.Rename(name, target); err != nil {
+		os.Remove(name)
+		return err
+	}
+	r.rr.Output = target
+	if !r.opt.InPlace {
+		// rescue and verify find the sidecar beside the repaired file
+		if err := copySidecar(r.sc.Path, SidecarPath(target, "")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachBlock reads a segment of the archive in blocks of len(buf) and calls
+// fn with each block's offset in the segment, its bytes and how many of
+// them the file had (fewer past a truncated end).
+func (r *repairer) eachBlock(s segment, buf []byte, fn func(off int64, b []byte, got int) error) error {
+	for off := int64(0); off < s.length; off += int64(len(buf)) {
+		b := buf[:min(int64(len(buf)), s.length-off)]
+		got, err := r.f.ReadAt(b, s.start+off)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if err := fn(off, b, got); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rebuildSegment reconstructs the damaged shards of a segment that the
+// parity allows; it returns them by shard index in the segment.
+func (r *repairer) rebuildSegment(rs reedsolomon.Encoder, s segment) (map[int64][]byte, error) {
+	bad := r.bad[s.index]
+	if bad.Empty() {
+		return nil, nil
+	}
+	S := int64(r.p.ShardSize)
+	// damaged shards per stripe
+	perStripe := map[int][]int{} // stripe → columns
+	for _, rg := range bad.Ranges() {
+		for sh := rg.Off / S; sh*S < rg.End(); sh++ {
+			c, t := int(sh/int64(s.stripes)), int(sh%int64(s.stripes))
+			perStripe[t] = append(perStripe[t], c)
+		}
+	}
+	hashes, herr := r.sc.chunkHashes(s.index, s.shards)
+	par, perr := r.sc.parity(s.index, r.p.parityLen(s))
+	fixes := map[int64][]byte{}
+	k, m := r.p.DataShards, r.p.ParityShards
+	shards := make([][]byte, k+m)
+	for t, cols := range perStripe {
+		if len(cols) > m || herr != nil || perr != nil {
+			r.unrepairable(s, cols, t)
+			continue
+		}
+		for c := 0; c < k; c++ {
+			shards[c] = make([]byte, S)
+			off := r.p.shardOff(s, c, t)
+			if off-s.start < s.length {
+				n, err := r.f.ReadAt(shards[c], off)
+				if err != nil && err != io.EOF {
+					return nil, err
+				}
+				clear(shards[c][n:])
+				if end := s.start + s.length - off; end < S {
+					clear(shards[c][end:])
+				}
+			}
+		}
+		for _, c := range cols {
+			shards[c] = nil
+		}
+		for j := 0; j < m; j++ {
+			o := (j*s.stripes + t) * r.p.ShardSize
+			shards[k+j] = bytes.Clone(par[o : o+r.p.ShardSize])
+		}
+		if err := rs.ReconstructData(shards); err != nil {
+			r.unrepairable(s, cols, t)
+			continue
+		}
+		ok := true
+		for _, c := range cols {
+			sh := int64(c)*int64(s.stripes) + int64(t)
+			l := min(S, s.length-sh*S)
+			if xxhash.Sum64(shards[c][:l]) != hashes[sh] {
+				ok = false
+			}
+		}
+		if !ok {
+			r.unrepairable(s, cols, t)
+			continue
+		}
+		for _, c := range cols {
+			sh := int64(c)*int64(s.stripes) + int64(t)
+			l := min(S, s.length-sh*S)
+			fixes[sh] = shards[c][:l]
+			r.rr.Rebuilt += l
+		}
+	}
+	return fixes, nil
+}
+
+// unrepairable records the damaged shards of a stripe the parity cannot
+// rebuild.
+func (r *repairer) unrepairable(s segment, cols []int, t int) {
+	S := int64(r.p.ShardSize)
+	for _, c := range cols {
+		off := r.p.shardOff(s, c, t)
+		r.rr.Unrepairable.Add(off, min(S, s.start+s.length-off), damage.Tainted)
+	}
+}
+
+// copySidecar copies a sidecar to dst (atomically).
+func copySidecar(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return report.WriteFileAtomic(dst, b, 0o644)
+}

@@ -1,0 +1,120 @@
+package protect
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// sidecarWriter appends records to a temporary file beside the final
+// sidecar and renames it into place when complete.
+type sidecarWriter struct {
+	mu    sync.Mutex // record is called from two goroutines
+	path  string
+	f     *os.File
+	w     *bufio.Writer
+	off   int64
+	index []indexed
+	head  [recHeadSize]byte
+	err   error
+}
+
+type indexed struct {
+	k   recKey
+	loc recLoc
+}
+
+// createSidecar starts the sidecar that will be at path.
+func createSidecar(path string) (*sidecarWriter, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return nil, err
+	}
+	sw := &sidecarWriter{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20)}
+	var pre [preambleSize]byte
+	copy(pre[:], magic)
+	binary.LittleEndian.PutUint32(pre[8:], Version)
+	sw.write(pre[:])
+	return sw, sw.err
+}
+
+func (sw *sidecarWriter) write(b []byte) {
+	if sw.err != nil {
+		return
+	}
+	n, err := sw.w.Write(b)
+	sw.off += int64(n)
+	sw.err = err
+}
+
+// record appends one record.
+func (sw *sidecarWriter) record(typ uint32, key uint64, payload []byte) error {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	start := sw.off
+	putRecHead(sw.head[:], typ, key, int64(len(payload)))
+	sw.write(sw.head[:])
+	sw.write(payload)
+	var sum [recSumSize]byte
+	binary.LittleEndian.PutUint64(sum[:], recordSum(sw.head[:], payload))
+	sw.write(sum[:])
+	sw.index = append(sw.index, indexed{recKey{typ, key}, recLoc{start, sw.off - start}})
+	return sw.err
+}
+
+// finish writes the header, the index and the footer, syncs and renames
+// the file into place.
+func (sw *sidecarWriter) finish(h *Header) error {
+	js, err := json.MarshalIndent(h, "", " ")
+	if err != nil {
+		sw.abort()
+		return err
+	}
+	sw.record(recHeader, 0, js)
+	idx := make([]byte, 0, len(sw.index)*indexEntry)
+	for _, e := range sw.index {
+		idx = binary.LittleEndian.AppendUint32(idx, e.k.typ)
+		idx = binary.LittleEndian.AppendUint32(idx, 0)
+		idx = binary.LittleEndian.AppendUint64(idx, e.k.key)
+		idx = binary.LittleEndian.AppendUint64(idx, uint64(e.loc.off))
+		idx = binary.LittleEndian.AppendUint64(idx, uint64(e.loc.size))
+	}
+	at := sw.off
+	sw.record(recIndex, 0, idx)
+	var foot [footerSize]byte
+	copy(foot[:], footerMagic)
+	binary.LittleEndian.PutUint64(foot[8:], uint64(at))
+	binary.LittleEndian.PutUint64(foot[16:], uint64(sw.off-at))
+	binary.LittleEndian.PutUint64(foot[24:], xxhash.Sum64(foot[:24]))
+	sw.write(foot[:])
+	if sw.err == nil {
+		sw.err = sw.w.Flush()
+	}
+	if sw.err == nil {
+		sw.err = sw.f.Chmod(0o644)
+	}
+	if sw.err == nil {
+		sw.err = sw.f.Sync()
+	}
+	if err := sw.f.Close(); sw.err == nil {
+		sw.err = err
+	}
+	if sw.err == nil {
+		sw.err = os.Rename(sw.f.Name(), sw.path)
+	}
+	if sw.err != nil {
+		os.Remove(sw.f.Name())
+	}
+	return sw.err
+}
+
+// abort removes the temporary file.
+func (sw *sidecarWriter) abort() {
+	sw.f.Close()
+	os.Remove(sw.f.Name())
+}
