@@ -111,7 +111,7 @@ Exit status: 0 intact, 1 damaged (the work was still done as far as possible),
 		return &exitError{code: ui.ExitFailed, err: fmt.Errorf("%v (see '%s --help')", err, c.CommandPath())}
 	})
 	root.AddCommand(newInspect(), newVerify(), newExtract(), newLs(), newCp(), newRescue(), newRepack(), newGenMan())
-	root.AddCommand(newProtect(), newRepair(), newHook(), newScrub())
+	root.AddCommand(newProtect(), newRepair(), newHook(), newScrub(), newDoctor())
 	addSidecarFlags(root)
 	return root
 }
