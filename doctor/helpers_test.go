@@ -50,13 +50,18 @@ func find(t *testing.T, fs []Finding, kind, subject string) Finding {
 	return Finding{}
 }
 
-// events returns a finding's events as "what=count".
-func events(f Finding) map[string]int {
-	m := map[string]int{}
+// wantEvents checks the counts of a finding's events (those listed).
+func wantEvents(t *testing.T, f Finding, counts map[string]int) {
+	t.Helper()
+	got := map[string]int{}
 	for _, e := range f.Events {
-		m[e.What] = e.Count
+		got[e.What] = e.Count
 	}
-	return m
+	for what, n := range counts {
+		if got[what] != n {
+			t.Errorf("%s %s: %d× %q, want %d (events %v)", f.Kind, f.Subject, got[what], what, n, got)
+		}
+	}
 }
 
 // fixesText joins a finding's fixes and details for substring checks.

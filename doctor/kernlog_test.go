@@ -52,9 +52,7 @@ func TestStoryLine(t *testing.T) {
 		s := scanLog(strings.NewReader(line+"\n"), LogSummary{})
 		fs := kernelFindings([]*logScan{s}, KernelParams{}, nil)
 		assertFindings(t, fs, want{Critical, "kernel.nvme", "nvme0"})
-		if events(fs[0])["I/O timeout, aborting"] != 1 {
-			t.Errorf("%q: %+v", line, fs[0].Events)
-		}
+		wantEvents(t, fs[0], map[string]int{"I/O timeout, aborting": 1})
 	}
 }
 
@@ -68,11 +66,8 @@ func TestKernelLogStory(t *testing.T) {
 		want{Warning, "kernel.hung-task", ""},
 	)
 	nv := find(t, fs, "kernel.nvme", "nvme0")
-	ev := events(nv)
-	if ev["I/O timeout, aborting"] != 4 || ev["I/O timeout, reset controller"] != 2 || ev["controller is down; will reset"] != 1 ||
-		ev["kernel suggests nvme_core.default_ps_max_latency_us=0 pcie_aspm=off"] != 1 || ev["removed after a failed reset (gone until reboot)"] != 1 {
-		t.Errorf("nvme0 events: %+v", nv.Events)
-	}
+	wantEvents(t, nv, map[string]int{"I/O timeout, aborting": 4, "I/O timeout, reset controller": 2, "controller is down; will reset": 1,
+		"kernel suggests nvme_core.default_ps_max_latency_us=0 pcie_aspm=off": 1, "removed after a failed reset (gone until reboot)": 1})
 	if e := nv.Events[0]; e.First != "Dec 15 00:43:02" || e.Last != "Dec 15 00:43:02" {
 		t.Errorf("first event: %+v", e)
 	}
@@ -85,12 +80,8 @@ func TestKernelLogStory(t *testing.T) {
 	if !strings.Contains(nv.Title, "removed") {
 		t.Errorf("title %q", nv.Title)
 	}
-	if ev := events(find(t, fs, "kernel.ext4", "dm-1")); ev["EXT4-fs error"] != 2 || ev["remounted read-only"] != 1 || ev["journal aborted"] != 1 {
-		t.Errorf("ext4: %v", ev)
-	}
-	if ev := events(find(t, fs, "kernel.hung-task", "")); ev["task blocked for more than 122 seconds"] != 3 {
-		t.Errorf("hung: %v", ev)
-	}
+	wantEvents(t, find(t, fs, "kernel.ext4", "dm-1"), map[string]int{"EXT4-fs error": 2, "remounted read-only": 1, "journal aborted": 1})
+	wantEvents(t, find(t, fs, "kernel.hung-task", ""), map[string]int{"task blocked for more than 122 seconds": 3})
 	if s.sum.Lines != 36 || s.sum.First != "Dec 15 00:41:07" || s.sum.Last != "Dec 15 00:45:06" {
 		t.Errorf("summary %+v", s.sum)
 	}
@@ -107,26 +98,15 @@ func TestKernelLogNVMeDmesg(t *testing.T) {
 		want{Critical, "kernel.nvme", "nvme2"},
 		want{Info, "kernel.pcie", "0000:04:00.0"},
 	)
-	ev := events(find(t, fs, "kernel.nvme", "nvme0"))
-	if ev["I/O timeout, aborting"] != 3 || ev["I/O timeout, reset controller"] != 2 || ev["device not ready after reset"] != 1 ||
-		ev["removed after a failed reset (gone until reboot)"] != 1 || ev["namespace vanished (capacity 0)"] != 1 || ev["abort of a timed-out command"] != 1 {
-		t.Errorf("nvme0: %v", ev)
-	}
+	wantEvents(t, find(t, fs, "kernel.nvme", "nvme0"), map[string]int{"I/O timeout, aborting": 3, "I/O timeout, reset controller": 2, "device not ready after reset": 1,
+		"removed after a failed reset (gone until reboot)": 1, "namespace vanished (capacity 0)": 1, "abort of a timed-out command": 1})
 	if e := find(t, fs, "kernel.nvme", "nvme0").Events[0]; e.First != "9131 s after boot" {
 		t.Errorf("dmesg stamp %+v", e)
 	}
-	if ev := events(find(t, fs, "kernel.io-error", "nvme0n1")); ev["I/O error"] != 1 || ev["Buffer I/O error, lost async page write"] != 1 {
-		t.Errorf("nvme0n1: %v", ev)
-	}
-	if ev := events(find(t, fs, "kernel.io-error", "nvme1n1")); ev["NVMe command failed: I/O Error"] != 1 || ev["critical medium error"] != 1 {
-		t.Errorf("nvme1n1: %v", ev)
-	}
-	if ev := events(find(t, fs, "kernel.xfs", "nvme0n1p3")); ev["log I/O error"] != 1 || ev["filesystem shut down"] != 1 || ev["asks to unmount and repair"] != 1 {
-		t.Errorf("xfs: %v", ev)
-	}
-	if ev := events(find(t, fs, "kernel.nvme", "nvme2")); ev["I/O timeout, aborting"] != 1 {
-		t.Errorf("6.x timeout line: %v", ev)
-	}
+	wantEvents(t, find(t, fs, "kernel.io-error", "nvme0n1"), map[string]int{"I/O error": 1, "Buffer I/O error, lost async page write": 1})
+	wantEvents(t, find(t, fs, "kernel.io-error", "nvme1n1"), map[string]int{"NVMe command failed: I/O Error": 1, "critical medium error": 1})
+	wantEvents(t, find(t, fs, "kernel.xfs", "nvme0n1p3"), map[string]int{"log I/O error": 1, "filesystem shut down": 1, "asks to unmount and repair": 1})
+	wantEvents(t, find(t, fs, "kernel.nvme", "nvme2"), map[string]int{"I/O timeout, aborting": 1})
 }
 
 func TestKernelLogSATAFilesystems(t *testing.T) {
@@ -138,22 +118,11 @@ func TestKernelLogSATAFilesystems(t *testing.T) {
 		want{Critical, "kernel.btrfs", "sdd1"},
 		want{Critical, "kernel.xfs", "sde1"},
 	)
-	if ev := events(find(t, fs, "kernel.ata", "ata3")); ev["uncorrectable read error (UNC)"] != 1 || ev["link reset"] != 1 || ev["failed command"] != 1 {
-		t.Errorf("ata3: %v", ev)
-	}
-	if ev := events(find(t, fs, "kernel.io-error", "sdc")); ev["SCSI sense: Medium Error"] != 1 || ev["critical medium error"] != 1 ||
-		ev["SCSI: Unrecovered read error - auto reallocate failed"] != 1 {
-		t.Errorf("sdc: %v", ev)
-	}
-	if ev := events(find(t, fs, "kernel.ext4", "sdc1")); ev["EXT4-fs error"] != 1 || ev["errors recorded since the last fsck"] != 1 {
-		t.Errorf("sdc1: %v", ev)
-	}
-	if ev := events(find(t, fs, "kernel.btrfs", "sdd1")); ev["data checksum failed"] != 2 || ev["device error counters not zero"] != 2 {
-		t.Errorf("sdd1: %v", ev)
-	}
-	if ev := events(find(t, fs, "kernel.xfs", "sde1")); ev["metadata corruption detected"] != 1 || ev["asks to unmount and repair"] != 1 {
-		t.Errorf("sde1: %v", ev)
-	}
+	wantEvents(t, find(t, fs, "kernel.ata", "ata3"), map[string]int{"uncorrectable read error (UNC)": 1, "link reset": 1, "failed command": 1})
+	wantEvents(t, find(t, fs, "kernel.io-error", "sdc"), map[string]int{"SCSI sense: Medium Error": 1, "critical medium error": 1, "SCSI: Unrecovered read error - auto reallocate failed": 1})
+	wantEvents(t, find(t, fs, "kernel.ext4", "sdc1"), map[string]int{"EXT4-fs error": 1, "errors recorded since the last fsck": 1})
+	wantEvents(t, find(t, fs, "kernel.btrfs", "sdd1"), map[string]int{"data checksum failed": 2, "device error counters not zero": 2})
+	wantEvents(t, find(t, fs, "kernel.xfs", "sde1"), map[string]int{"metadata corruption detected": 1, "asks to unmount and repair": 1})
 	if s.sum.Lines != 29 || s.sum.Messages != 28 { // smartd's line is not the kernel's
 		t.Errorf("summary %+v", s.sum)
 	}
@@ -170,13 +139,8 @@ func TestKernelLogMemory(t *testing.T) {
 		want{Warning, "kernel.edac", "MC0"},
 		want{Warning, "kernel.edac", "MC2"},
 	)
-	if ev := events(find(t, fs, "kernel.edac", "MC0")); ev["corrected memory error (CE)"] != 4 {
-		t.Errorf("MC0 counts the errors each line reports: %v", ev)
-	}
-	if ev := events(find(t, fs, "kernel.mce", "")); ev["corrected machine check"] != 1 || ev["uncorrected machine check"] != 1 ||
-		ev["machine check events logged"] != 1 || ev["firmware-reported hardware error, corrected"] != 1 {
-		t.Errorf("mce: %v", ev)
-	}
+	wantEvents(t, find(t, fs, "kernel.edac", "MC0"), map[string]int{"corrected memory error (CE)": 4})
+	wantEvents(t, find(t, fs, "kernel.mce", ""), map[string]int{"corrected machine check": 1, "uncorrected machine check": 1, "machine check events logged": 1, "firmware-reported hardware error, corrected": 1})
 	if !strings.Contains(fixesText(find(t, fs, "kernel.edac", "MC1")), "memtest86+") {
 		t.Error("UE fix")
 	}
@@ -197,21 +161,15 @@ func TestKernelLogUSBDisk(t *testing.T) {
 		want{Info, "kernel.usb", "1-4"}, // a keyboard
 	)
 	u := find(t, fs, "kernel.usb", "2-1")
-	if ev := events(u); ev["reset"] != 2 || ev["disconnected"] != 1 {
-		t.Errorf("2-1: %v", ev)
-	}
+	wantEvents(t, u, map[string]int{"reset": 2, "disconnected": 1})
 	if !strings.Contains(u.Title, "USB disk 2-1 (ASM1153E)") || !strings.Contains(fixesText(u), "usb-storage.quirks=174c:55aa:u") {
 		t.Errorf("2-1: %s", fixesText(u))
 	}
 	if !strings.Contains(find(t, fs, "kernel.usb", "1-1.2").Title, "USB disk 1-1.2 (Expansion)") {
 		t.Error("usb-storage disk not named")
 	}
-	if ev := events(find(t, fs, "kernel.uas", "")); ev["UAS command aborted"] != 3 || ev["UAS device reset"] != 4 {
-		t.Errorf("uas: %v", ev)
-	}
-	if ev := events(find(t, fs, "kernel.io-error", "sdb")); ev["I/O error"] != 1 || ev["Buffer I/O error, lost async page write"] != 1 || ev["SCSI command failed (DID_NO_CONNECT)"] != 1 {
-		t.Errorf("sdb: %v", ev)
-	}
+	wantEvents(t, find(t, fs, "kernel.uas", ""), map[string]int{"UAS command aborted": 3, "UAS device reset": 4})
+	wantEvents(t, find(t, fs, "kernel.io-error", "sdb"), map[string]int{"I/O error": 1, "Buffer I/O error, lost async page write": 1, "SCSI command failed (DID_NO_CONNECT)": 1})
 	if k := find(t, fs, "kernel.usb", "1-4"); len(k.Fixes) != 0 {
 		t.Errorf("keyboard given disk fixes: %v", k.Fixes)
 	}
@@ -227,9 +185,7 @@ func TestKernelLogNetworkAndMisc(t *testing.T) {
 		want{Warning, "kernel.mce", ""},
 	)
 	n := find(t, fs, "kernel.nfs", "192.168.1.20")
-	if ev := events(n); ev["not responding, still trying"] != 2 || ev["not responding, timed out (I/O errors returned to the writer)"] != 1 || ev["responding again"] != 2 {
-		t.Errorf("nfs: %v", ev)
-	}
+	wantEvents(t, n, map[string]int{"not responding, still trying": 2, "not responding, timed out (I/O errors returned to the writer)": 1, "responding again": 2})
 	if n.Events[0].First != "2025-12-13T03:09:44+0800" {
 		t.Errorf("nfs first %+v", n.Events[0])
 	}
