@@ -428,3 +428,34 @@ func FuzzParseMountinfo(f *testing.F) {
 		covering(parseProcMounts(s), p)
 	})
 }
+
+// A storage whose server hangs blocks stat and statfs; the doctor says so
+// after its timeout instead of hanging with it.
+func TestHungStorage(t *testing.T) {
+	root := storyHost(t)
+	release := make(chan struct{})
+	defer close(release)
+	h := &Host{Root: root, Now: func() time.Time { return at("2025-12-16 09:00") }, Location: time.UTC, ProbeTimeout: 100 * time.Millisecond,
+		Statfs: func(p string) (Space, error) {
+			if strings.Contains(p, "nfs_usb_4t") {
+				<-release
+			}
+			return Space{Total: 1 << 40, Free: 1 << 39}, nil
+		}}
+	start := time.Now()
+	r, err := Run(context.Background(), h, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
+	}
+	f := find(t, r.Findings, "storage.not-responding", "storage nfs_usb_4t")
+	if f.Severity != Critical || !strings.Contains(f.Title, "did not answer within 100ms") {
+		t.Errorf("%+v", f)
+	}
+	// VM 100's backups were not seen; the finding says where it did not look
+	if f := find(t, r.Findings, "guest.no-backup", "VM 100"); !strings.Contains(f.Title, "not read: nfs_usb_4t") {
+		t.Errorf("%q", f.Title)
+	}
+}

@@ -31,6 +31,9 @@ type Host struct {
 	// Statfs measures the filesystem holding a path (already under Root);
 	// default: the operating system's statfs.
 	Statfs func(path string) (Space, error)
+	// ProbeTimeout bounds the wait for a storage's directory to answer
+	// (default 20 s).
+	ProbeTimeout time.Duration
 }
 
 // Space is the size of a filesystem and the room left in it.
@@ -139,6 +142,9 @@ func (h *Host) defaults() {
 	}
 	if h.Statfs == nil {
 		h.Statfs = statfs
+	}
+	if h.ProbeTimeout <= 0 {
+		h.ProbeTimeout = 20 * time.Second
 	}
 }
 

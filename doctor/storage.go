@@ -123,6 +123,7 @@ func checkStorages(h *Host, opt Options, r *Report) []Finding {
 
 	newest := map[string]Backup{} // per guest, across storages
 	seen := map[string]bool{}
+	var unread []string // storages whose backups could not be listed
 	unprotected, total := 0, 0
 	for _, t := range targets {
 		if seen[t.dumpDir] {
@@ -147,10 +148,13 @@ func checkStorages(h *Host, opt Options, r *Report) []Finding {
 					Fixes:    []string{"Make a new backup now (vzdump " + strconv.Itoa(g.VMID) + "), and find out why it was damaged (the kernel-log findings: disk, memory and USB errors)."}})
 			}
 		}
+		if st.Error != "" && st.Error != "no such directory" {
+			unread = append(unread, st.ID)
+		}
 		r.Storages = append(r.Storages, st)
 	}
 	out = append(out, ageFindings(newest, h, opt)...)
-	out = append(out, missingGuests(h, newest, len(pbs) > 0)...)
+	out = append(out, missingGuests(h, newest, len(pbs) > 0, unread)...)
 	if unprotected > 0 {
 		out = append(out, Finding{Severity: Info, Kind: "backup.unprotected",
 			Title: fmt.Sprintf("%d of %d newest backups are not protected by vzsalvage (no sidecar)", unprotected, total),
@@ -281,22 +285,21 @@ func checkTarget(h *Host, t target, jobs []string, mounts []Mount, haveMounts bo
 		}
 	}
 
-	if fi, err := os.Stat(h.path(t.dumpDir)); err != nil || !fi.IsDir() {
-		st.Error = "no such directory"
-		if err != nil && !os.IsNotExist(err) {
-			st.Error = err.Error()
+	d, answered := probeDir(h, t.dumpDir, prot)
+	switch {
+	case !answered:
+		st.Error = fmt.Sprintf("no answer within %s", h.ProbeTimeout)
+		add(Critical, "storage.not-responding", fmt.Sprintf("its directory did not answer within %s: the server or the disk under it hangs", h.ProbeTimeout), mountLine(),
+			"A hung NFS server or a dying disk blocks every program that touches it, vzdump included: check the server or the disk (see the kernel-log findings).")
+	case d.missing != "":
+		st.Error = d.missing
+	default:
+		st.Space, st.Guests = d.space, d.guests
+		if d.listErr != nil {
+			st.Error = d.listErr.Error()
+			add(Warning, "storage.unreadable", "its backups could not be listed: "+d.listErr.Error(), nil, "Run the doctor as root.")
 		}
-	} else {
-		if sp, err := h.Statfs(h.path(t.dumpDir)); err == nil {
-			st.Space = &sp
-		}
-		guests, unfinished, err := listBackups(h, t.dumpDir, prot)
-		if err != nil {
-			st.Error = err.Error()
-			add(Warning, "storage.unreadable", "its backups could not be listed: "+err.Error(), nil, "Run the doctor as root.")
-		}
-		st.Guests = guests
-		for _, u := range unfinished {
+		for _, u := range d.unfinished {
 			st.Unfinished = append(st.Unfinished, u.Path)
 			add(Warning, "backup.unfinished", fmt.Sprintf("a backup that never finished was left behind (%s, %s)", filepath.Base(u.Path), ui.Bytes(u.Size)),
 				[]string{fmt.Sprintf("%s: last written %s", u.Path, u.Time.Format("2006-01-02 15:04"))},
@@ -306,6 +309,45 @@ func checkTarget(h *Host, t target, jobs []string, mounts []Mount, haveMounts bo
 	out = append(out, spaceFindings(st, subject)...)
 	out = append(out, summaryFinding(st, subject, detail))
 	return st, out
+}
+
+// dirProbe is what was found in a dump directory.
+type dirProbe struct {
+	missing    string // why there is no directory to read, or ""
+	space      *Space
+	guests     []GuestBackups
+	unfinished []listed
+	listErr    error
+}
+
+// probeDir measures and lists a dump directory, giving up after
+// h.ProbeTimeout: a hung NFS server or a dying disk blocks stat and
+// readdir for minutes, and the doctor must report that rather than hang
+// with it. answered is false when it gave up (the probe is left blocked).
+func probeDir(h *Host, dir string, prot ProtectionFunc) (d dirProbe, answered bool) {
+	ch := make(chan dirProbe, 1)
+	go func() {
+		var d dirProbe
+		fi, err := os.Stat(h.path(dir))
+		switch {
+		case err != nil && os.IsNotExist(err), err == nil && !fi.IsDir():
+			d.missing = "no such directory"
+		case err != nil:
+			d.missing = err.Error()
+		default:
+			if sp, err := h.Statfs(h.path(dir)); err == nil {
+				d.space = &sp
+			}
+			d.guests, d.unfinished, d.listErr = listBackups(h, dir, prot)
+		}
+		ch <- d
+	}()
+	select {
+	case d := <-ch:
+		return d, true
+	case <-time.After(h.ProbeTimeout):
+		return dirProbe{}, false
+	}
 }
 
 // mountRisks reports the mount options of a network storage that risk
@@ -522,7 +564,7 @@ var guestConf = regexp.MustCompile(`^([1-9][0-9]{2,8})\.conf$`)
 
 // missingGuests warns of the guests defined on this node that have no
 // backup on any storage the doctor read.
-func missingGuests(h *Host, newest map[string]Backup, havePBS bool) []Finding {
+func missingGuests(h *Host, newest map[string]Backup, havePBS bool, unread []string) []Finding {
 	var out []Finding
 	for _, d := range []struct{ dir, guest string }{{"/etc/pve/qemu-server", "qemu"}, {"/etc/pve/lxc", "lxc"}} {
 		ents, _ := h.readDir(d.dir)
@@ -541,7 +583,10 @@ func missingGuests(h *Host, newest map[string]Backup, havePBS bool) []Finding {
 			}
 			f := Finding{Severity: Warning, Kind: "guest.no-backup", Subject: k, Title: k + ": no backup found on any backup storage",
 				Fixes: []string{"Add it to a backup job (Datacenter > Backup), or make one now: vzdump " + strconv.Itoa(id) + " --storage STORAGE."}}
-			if havePBS {
+			switch {
+			case len(unread) > 0:
+				f.Title = k + ": no backup found on the storages that could be read (not read: " + strings.Join(unread, ", ") + ")"
+			case havePBS:
 				f.Severity = Info
 				f.Title = k + ": no backup on the file storages (a Proxmox Backup Server may hold some)"
 			}
