@@ -120,13 +120,35 @@ func TestProtectionHook(t *testing.T) {
 	if d := find(t, r.Findings, "storage.summary", "storage nfs_usb_4t").Detail[0]; !strings.Contains(d, "protected (sidecar present") {
 		t.Errorf("%q", d)
 	}
-	damaged := func(path string) Protection {
-		return Protection{Sidecar: path + ".vzsalvage", Present: true, Date: at("2025-12-15 03:41"), Verdict: "damaged"}
+	for _, c := range []struct {
+		verdict, kind string
+		sev           Severity
+		says          string
+	}{
+		{VerdictDamaged, "backup.damaged", Critical, "DAMAGED at its last check (2025-12-16 02:00): 3 chunks beyond the parity"},
+		{VerdictRepairable, "backup.repairable", Warning, "damaged at its last check (2025-12-16 02:00), repairable from its sidecar"},
+		{VerdictChanged, "backup.changed", Warning, "changed since it was protected (2025-12-15 03:41)"},
+		{VerdictUnreadable, "backup.sidecar-unreadable", Warning, "sidecar unreadable"},
+	} {
+		prot := func(path string) Protection {
+			p := Protection{Sidecar: path + ".vzsalvage", Present: c.verdict != VerdictUnreadable, Date: at("2025-12-15 03:41"), Verdict: c.verdict}
+			if c.verdict == VerdictDamaged || c.verdict == VerdictRepairable {
+				p.Checked, p.Detail = at("2025-12-16 02:00"), "3 chunks beyond the parity"
+			}
+			return p
+		}
+		r = run(t, root, at("2025-12-16 09:00"), nil, Options{Protection: prot})
+		f := find(t, r.Findings, c.kind, "VM 100")
+		if f.Severity != c.sev || !strings.Contains(f.Evidence[0], c.says) {
+			t.Errorf("%s: %+v", c.verdict, f)
+		}
 	}
-	r = run(t, root, at("2025-12-16 09:00"), nil, Options{Protection: damaged})
-	f := find(t, r.Findings, "backup.damaged", "VM 100")
-	if f.Severity != Critical || !strings.Contains(f.Evidence[0], "DAMAGED at its last check") {
-		t.Errorf("%+v", f)
+	intact := func(path string) Protection {
+		return Protection{Present: true, Date: at("2025-12-15 03:41"), Checked: at("2025-12-16 02:00"), Verdict: VerdictIntact}
+	}
+	r = run(t, root, at("2025-12-16 09:00"), nil, Options{Protection: intact})
+	if d := find(t, r.Findings, "storage.summary", "storage nfs_usb_4t").Detail[0]; !strings.Contains(d, "protected, intact at its last check (2025-12-16 02:00)") {
+		t.Errorf("%q", d)
 	}
 }
 

@@ -141,11 +141,8 @@ func checkStorages(h *Host, opt Options, r *Report) []Finding {
 			if !g.Newest.Protection.Present {
 				unprotected++
 			}
-			if g.Newest.Protection.Verdict == "damaged" {
-				out = append(out, Finding{Severity: Critical, Kind: "backup.damaged", Subject: k,
-					Title:    fmt.Sprintf("%s: the newest backup on storage %s was found damaged at its last check", k, st.ID),
-					Evidence: []string{g.Newest.Path + ": " + g.Newest.Protection.String()},
-					Fixes:    []string{"Make a new backup now (vzdump " + strconv.Itoa(g.VMID) + "), and find out why it was damaged (the kernel-log findings: disk, memory and USB errors)."}})
+			if f, ok := protectionFinding(g, st.ID); ok {
+				out = append(out, f)
 			}
 		}
 		if st.Error != "" && st.Error != "no such directory" {
@@ -156,12 +153,48 @@ func checkStorages(h *Host, opt Options, r *Report) []Finding {
 	out = append(out, ageFindings(newest, h, opt)...)
 	out = append(out, missingGuests(h, newest, len(pbs) > 0, unread)...)
 	if unprotected > 0 {
-		out = append(out, Finding{Severity: Info, Kind: "backup.unprotected",
+		f := Finding{Severity: Info, Kind: "backup.unprotected",
 			Title: fmt.Sprintf("%d of %d newest backups are not protected by vzsalvage (no sidecar)", unprotected, total),
-			Fixes: []string{"A backup that was never read back is a hope, not a backup: in the story, three nightly backups were all damaged and nobody knew until the restore. Check them now with vzsalvage verify ARCHIVE; vzsalvage protect checks each new backup the day it is written and keeps a sidecar that locates and repairs later damage."}})
+			Fixes: []string{"A backup that was never read back is a hope, not a backup: in the story, three nightly backups were all damaged and nobody knew until the restore. vzsalvage protect ARCHIVE checks one end to end and writes a sidecar that later locates and repairs damage."}}
+		if strings.Contains(conf.Script, "vzsalvage") {
+			f.Detail = []string{"vzdump's hook is set up (script: " + conf.Script + " in /etc/vzdump.conf): backups are protected as they are written; these are older, or their protection failed (see the hook's alerts)."}
+		} else {
+			f.Fixes = append(f.Fixes, "Let vzdump do it for every new backup: add the line script: /usr/local/bin/vzsalvage-hook to /etc/vzdump.conf (vzsalvage vzdump-hook --help shows the two-line set-up).")
+		}
+		out = append(out, f)
 	}
 	r.check("backup storages", "ran", fmt.Sprintf("%d file storage(s), %d Backup Server(s)", len(seen), len(pbs)))
 	return out
+}
+
+// protectionFinding reports a newest backup whose sidecar says it is
+// damaged, changed or unreadable.
+func protectionFinding(g GuestBackups, storage string) (Finding, bool) {
+	k, p := g.label(), g.Newest.Protection
+	f := Finding{Subject: k, Evidence: []string{g.Newest.Path + ": " + p.String()}}
+	newBackup := "Make a new backup now (vzdump " + strconv.Itoa(g.VMID) + ")"
+	switch p.Verdict {
+	case VerdictDamaged:
+		f.Severity, f.Kind = Critical, "backup.damaged"
+		f.Title = fmt.Sprintf("%s: the newest backup on storage %s was found damaged beyond what its sidecar repairs", k, storage)
+		f.Fixes = []string{newBackup + ", and find out why it was damaged (the kernel-log findings: disk, memory and USB errors); vzsalvage repair and rescue get back what can be.",
+			"vzsalvage repair " + g.Newest.Path + " names every damaged cluster; vzsalvage rescue gets back everything else."}
+	case VerdictRepairable:
+		f.Severity, f.Kind = Warning, "backup.repairable"
+		f.Title = fmt.Sprintf("%s: the newest backup on storage %s is damaged; its sidecar can rebuild it", k, storage)
+		f.Fixes = []string{"vzsalvage repair --in-place " + g.Newest.Path + ", then find out why it was damaged (the kernel-log findings: disk, memory and USB errors)."}
+	case VerdictChanged:
+		f.Severity, f.Kind = Warning, "backup.changed"
+		f.Title = fmt.Sprintf("%s: the newest backup on storage %s changed since it was protected", k, storage)
+		f.Fixes = []string{"Check it against its sidecar: vzsalvage scrub " + path.Dir(g.Newest.Path) + " (an archive should never change once written)."}
+	case VerdictUnreadable:
+		f.Severity, f.Kind = Warning, "backup.sidecar-unreadable"
+		f.Title = fmt.Sprintf("%s: the sidecar of the newest backup on storage %s cannot be read", k, storage)
+		f.Fixes = []string{"The sidecar itself is damaged: check the archive with vzsalvage verify " + g.Newest.Path + " and protect it again."}
+	default:
+		return Finding{}, false
+	}
+	return f, true
 }
 
 // jobsByStorage describes the backup jobs by the storage they write to,

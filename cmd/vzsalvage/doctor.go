@@ -3,12 +3,15 @@ package main
 import (
 	"errors"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vzsalvage/vzsalvage/doctor"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
+	"github.com/vzsalvage/vzsalvage/protect"
+	"github.com/vzsalvage/vzsalvage/report"
 )
 
 func newDoctor() *cobra.Command {
@@ -41,9 +44,10 @@ What it checks:
                    of /etc/vzdump.conf: mounted or not, NFS mounted soft or over UDP, read-only,
                    on the system disk or a USB disk, free space against the size of the last
                    backups; the newest backup of each guest with its age (older than --max-age
-                   is a warning) and whether vzsalvage protects it (a sidecar ARCHIVE.vzsalvage
-                   beside it or in --sidecar-dir); backups that never finished (.dat left
-                   behind); guests with no backup at all.
+                   is a warning) and what protect's sidecar says of it (ARCHIVE.vzsalvage beside
+                   it or in --sidecar-dir: intact when written, the latest scrub's result, or
+                   changed since); backups that never finished (.dat left behind); guests with no
+                   backup at all; whether vzdump's hook protects new backups.
 
 Every finding is ranked critical, warning or info, with its evidence and what is known to help,
 said as it is: the NVMe power-saving workaround stops the freezes for many drives and does
@@ -59,7 +63,7 @@ Exit status: 0 nothing critical, 1 something critical found, 2 could not run.`,
   vzsalvage doctor --json > doctor.json
   journalctl -k -b -1 > last-boot.txt; vzsalvage doctor --kernel-log last-boot.txt
   vzsalvage doctor --root /mnt/pve-root --kernel-log /mnt/pve-root/var/log/kern.log.1
-  vzsalvage doctor --max-age 26h --sidecar-dir /srv/sidecars    # nightly, from cron`,
+  vzsalvage doctor --max-age 26h --sidecar-dir /srv/sidecars    # daily, from cron: exit 1 = act`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDoctor(cmd, cmd.OutOrStdout(), root, opt, asJSON)
@@ -68,7 +72,6 @@ Exit status: 0 nothing critical, 1 something critical found, 2 could not run.`,
 	c.Flags().StringVar(&root, "root", "/", "read every file under DIR instead of / (and run no command)")
 	c.Flags().StringArrayVar(&opt.KernelLogs, "kernel-log", nil, "read this saved kernel log (dmesg, journalctl -k or kern.log) instead of the running kernel's (repeatable)")
 	c.Flags().DurationVar(&opt.MaxAge, "max-age", 48*time.Hour, "a guest whose newest backup is older than this is a warning")
-	c.Flags().StringVar(&opt.SidecarDir, "sidecar-dir", "", "where vzsalvage sidecars are kept when not beside the archives")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return c
 }
@@ -77,6 +80,14 @@ func runDoctor(cmd *cobra.Command, w io.Writer, root string, opt doctor.Options,
 	h := &doctor.Host{Root: root}
 	if root == "/" || root == "" {
 		h.Run = doctor.ExecRunner{Timeout: 60 * time.Second, MaxOutput: 128 << 20}
+	}
+	opt.SidecarDir = sidecarDir
+	if !noSidecar {
+		dir := ""
+		if sidecarDir != "" {
+			dir = filepath.Join(root, sidecarDir)
+		}
+		opt.Protection = protection(dir)
 	}
 	rep, err := doctor.Run(cmd.Context(), h, opt)
 	if err != nil {
@@ -96,4 +107,37 @@ func runDoctor(cmd *cobra.Command, w io.Writer, root string, opt doctor.Options,
 		return errDamaged
 	}
 	return nil
+}
+
+// protection tells the doctor what protect's sidecar says of an archive:
+// the result of the latest scrub when there was one, else whether the
+// archive is still what was verified when the sidecar was written.
+func protection(sidecarDir string) doctor.ProtectionFunc {
+	return func(path string) doctor.Protection {
+		st, err := protect.Status(path, sidecarDir)
+		p := doctor.Protection{Sidecar: st.Sidecar, Present: st.Present, Date: st.Written}
+		switch {
+		case err != nil:
+			p.Verdict, p.Detail = doctor.VerdictUnreadable, err.Error()
+		case st.Error != "":
+			p.Verdict, p.Detail = doctor.VerdictUnreadable, st.Error
+		case !st.Present:
+		case st.LastCheck != nil:
+			p.Checked, _ = time.Parse(time.RFC3339, st.LastCheck.Time)
+			p.Detail = st.LastCheck.Detail
+			switch st.LastCheck.Result {
+			case protect.ScrubOK:
+				p.Verdict = doctor.VerdictIntact
+			case protect.ScrubRepairable:
+				p.Verdict = doctor.VerdictRepairable
+			case protect.ScrubDamaged:
+				p.Verdict = doctor.VerdictDamaged
+			}
+		case !st.Matches:
+			p.Verdict = doctor.VerdictChanged
+		case st.Verify.Status == string(report.Intact):
+			p.Verdict = doctor.VerdictIntact
+		}
+		return p
+	}
 }
