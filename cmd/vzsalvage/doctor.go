@@ -26,28 +26,29 @@ its backups failed, while there is still time to act. It only reads: it changes 
 mounts nothing and writes nothing.
 
 What it checks:
-  kernel log       this boot and the previous one (journalctl -k -b 0 / -b -1; dmesg without a
-                   journal), or saved logs with --kernel-log. NVMe controllers that time out,
-                   reset or vanish ("nvme nvme0: I/O 123 QID 4 timeout, aborting"); disks that
-                   fail to read or write (I/O error, critical medium error, Buffer I/O error,
-                   ATA UNC); ext4, XFS and btrfs errors; machine-check and EDAC memory errors;
-                   USB disks that reset or disconnect (UAS aborts); NFS or SMB servers that stop
-                   responding; processes hung for minutes (a freezing host); PCIe bus errors.
-                   Repeats are grouped, with counts, first and last time, and a few lines.
-  power saving     /proc/cmdline and /sys/module/nvme_core/parameters/default_ps_max_latency_us
-                   (NVMe APST) and pcie_aspm: the usual workaround for NVMe drives that stop
-                   answering, and whether it is already active.
-  drives           /sys/class/nvme (model, firmware, state, temperature), and the drives' own
-                   health through smartctl -j -a (or nvme smart-log -o json): critical
-                   warnings, media errors, wear, reallocated and pending sectors.
-  backup storages  every storage of /etc/pve/storage.cfg with "content backup" and the dumpdir
-                   of /etc/vzdump.conf: mounted or not, NFS mounted soft or over UDP, read-only,
-                   on the system disk or a USB disk, free space against the size of the last
-                   backups; the newest backup of each guest with its age (older than --max-age
-                   is a warning) and what protect's sidecar says of it (ARCHIVE.vzsalvage beside
-                   it or in --sidecar-dir: intact when written, the latest scrub's result, or
-                   changed since); backups that never finished (.dat left behind); guests with no
-                   backup at all; whether vzdump's hook protects new backups.
+
+    kernel log       this boot and the previous one (journalctl -k -b 0 / -b -1; dmesg without a
+                     journal), or saved logs with --kernel-log. NVMe controllers that time out,
+                     reset or vanish ("nvme nvme0: I/O 123 QID 4 timeout, aborting"); disks that
+                     fail to read or write (I/O error, critical medium error, Buffer I/O error,
+                     ATA UNC); ext4, XFS and btrfs errors; machine-check and EDAC memory errors;
+                     USB disks that reset or disconnect (UAS aborts); NFS or SMB servers that stop
+                     responding; processes hung for minutes (a freezing host); PCIe bus errors.
+                     Repeats are grouped, with counts, first and last time, and a few lines.
+    power saving     /proc/cmdline and /sys/module/nvme_core/parameters/default_ps_max_latency_us
+                     (NVMe APST) and pcie_aspm: the usual workaround for NVMe drives that stop
+                     answering, and whether it is already active.
+    drives           /sys/class/nvme (model, firmware, state, temperature), and the drives' own
+                     health through smartctl -j -a (or nvme smart-log -o json): critical
+                     warnings, media errors, wear, reallocated and pending sectors.
+    backup storages  every storage of /etc/pve/storage.cfg with "content backup" and the dumpdir
+                     of /etc/vzdump.conf: mounted or not, NFS mounted soft or over UDP, read-only,
+                     on the system disk or a USB disk, free space against the size of the last
+                     backups; the newest backup of each guest with its age (older than --max-age
+                     is a warning) and what protect's sidecar says of it (ARCHIVE.vzsalvage beside
+                     it or in --sidecar-dir: intact when written, the latest scrub's result, or
+                     changed since); backups that never finished (.dat left behind); guests with no
+                     backup at all; whether vzdump's hook protects new backups.
 
 Every finding is ranked critical, warning or info, with its evidence and what is known to help,
 said as it is: the NVMe power-saving workaround stops the freezes for many drives and does
