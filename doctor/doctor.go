@@ -163,7 +163,7 @@ func Run(ctx context.Context, h *Host, opt Options) (*Report, error) {
 		}
 		opt.Protection = SidecarByMtime(dir)
 	}
-	r := &Report{Root: h.Root, Time: h.Now(), Counts: map[string]int{}}
+	r := &Report{Root: h.Root, Time: h.Now(), Counts: map[string]int{"critical": 0, "warning": 0, "info": 0}}
 	r.Hostname = h.hostname()
 
 	r.Kernel = readKernelParams(h)

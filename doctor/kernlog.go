@@ -281,7 +281,7 @@ func readKernelLogs(ctx context.Context, h *Host, opt Options, r *Report) []*log
 		if s := scanLog(bytes.NewReader(out), LogSummary{Source: "dmesg", Boot: "this boot"}); err == nil && s.sum.Messages > 0 {
 			s.current = true
 			done(s)
-			r.check("kernel log", "ran", "dmesg (this boot only)")
+			r.check("kernel log", "ran", "dmesg, this boot only ("+errText(jerr, "journalctl")+")")
 			break
 		}
 		r.check("kernel log", "failed", fmt.Sprintf("not readable (%s; %s): run as root, or save it and pass --kernel-log FILE", errText(jerr, "journalctl"), errText(err, "dmesg")))
