@@ -159,7 +159,7 @@ func checkStorages(h *Host, opt Options, r *Report) []Finding {
 		if strings.Contains(conf.Script, "vzsalvage") {
 			f.Detail = []string{"vzdump's hook is set up (script: " + conf.Script + " in /etc/vzdump.conf): backups are protected as they are written; these are older, or their protection failed (see the hook's alerts)."}
 		} else {
-			f.Fixes = append(f.Fixes, "Let vzdump do it for every new backup: add the line script: /usr/local/bin/vzsalvage-hook to /etc/vzdump.conf (vzsalvage vzdump-hook --help shows the two-line set-up).")
+			f.Fixes = append(f.Fixes, "Let vzdump do it for every new backup: add the line script: /usr/lib/vzsalvage/vzdump-hook to /etc/vzdump.conf (vzsalvage vzdump-hook --help shows the two-line set-up).")
 		}
 		out = append(out, f)
 	}

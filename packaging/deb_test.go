@@ -54,7 +54,7 @@ func TestDebInstalls(t *testing.T) {
 	sh(t, "dpkg", "-i", debs[0])
 	defer func() {
 		sh(t, "dpkg", "--purge", "vzsalvage")
-		for _, p := range []string{"/usr/bin/vzsalvage", "/usr/share/doc/vzsalvage", "/usr/share/man/man1/vzsalvage.1.gz",
+		for _, p := range []string{"/usr/bin/vzsalvage", "/usr/share/doc/vzsalvage", "/usr/lib/vzsalvage", "/usr/share/man/man1/vzsalvage.1.gz",
 			"/usr/share/bash-completion/completions/vzsalvage"} {
 			if _, err := os.Lstat(p); err == nil {
 				t.Errorf("%s is left after dpkg --purge", p)
@@ -63,6 +63,9 @@ func TestDebInstalls(t *testing.T) {
 	}()
 	if v := sh(t, "/usr/bin/vzsalvage", "--version"); !strings.Contains(v, "0.") || strings.Contains(v, "dev") {
 		t.Errorf("--version: %q", v)
+	}
+	if fi, err := os.Stat("/usr/lib/vzsalvage/vzdump-hook"); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("the vzdump hook script: %v", err)
 	}
 	if p := sh(t, "man", "-w", "vzsalvage-rescue"); !strings.Contains(p, "vzsalvage-rescue.1") {
 		t.Errorf("man -w: %q", p)

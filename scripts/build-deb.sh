@@ -49,6 +49,8 @@ for arch in "${archs[@]}"; do
     install -d "$root/lib/systemd/system"
     install -m 644 packaging/systemd/* "$root/lib/systemd/system/"
   fi
+  install -d "$root/usr/lib/vzsalvage"
+  install -m 755 packaging/lib/vzdump-hook "$root/usr/lib/vzsalvage/vzdump-hook"
   if [ -d packaging/examples ]; then
     install -m 644 packaging/examples/* "$root/usr/share/doc/vzsalvage/examples/"
   fi

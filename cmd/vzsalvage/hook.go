@@ -21,12 +21,13 @@ func newHook() *cobra.Command {
 		Short: "vzdump's hook script: protect every new backup, alert when one is damaged",
 		Long: `vzdump-hook is what vzdump runs as its hook script. Set it up once, in /etc/vzdump.conf:
 
-  script: /usr/local/bin/vzsalvage-hook
+  script: /usr/lib/vzsalvage/vzdump-hook
 
-where /usr/local/bin/vzsalvage-hook is the two lines
+(the Debian package installs that two-line script; with the binary installed by hand in
+/usr/local/bin, write /usr/local/bin/vzsalvage-hook as
   #!/bin/sh
   exec /usr/local/bin/vzsalvage vzdump-hook "$@"
-(or run vzdump --script /usr/local/bin/vzsalvage-hook).
+and name that one). vzdump --script PATH runs it for one job.
 
 At backup-end it protects the new archive (TARGET): verifies it end to end and writes its
 sidecar, or, when it is damaged already, alerts by mail and webhook. When vzdump reports a
@@ -37,7 +38,7 @@ Its lines go to the vzdump task log. Exit status: 0, unless an alert could not b
 delivered (2), or the new archive is damaged and nobody could be told (no alert configured)
 or --fail-backup is set (1): vzdump then marks the backup failed and says so itself.`,
 		Example: `  # /etc/vzdump.conf
-  script: /usr/local/bin/vzsalvage-hook`,
+  script: /usr/lib/vzsalvage/vzdump-hook`,
 		Args:               cobra.ArbitraryArgs,
 		DisableFlagParsing: false,
 		RunE: func(cmd *cobra.Command, args []string) error {
