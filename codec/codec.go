@@ -74,6 +74,12 @@ const (
 // decoder assumed. A reader that can confirm those lengths (the VMA scanner
 // does, from its extent arithmetic, and then tells the decoder through
 // Resizer) may trust them; anyone else must treat them as tainted.
+//
+// A Tainted span with Donor set holds bytes that a second decoding pass
+// (Options.Donor) made from the donor's bytes: donated where the first pass
+// lost output, or decoded from matches that copied donated bytes, and from
+// nothing else that is unknown. They are the donor's, not known right,
+// unless the stream's checksum then matches.
 type Span struct {
 	Off    int64
 	Len    int64
@@ -81,6 +87,7 @@ type Span struct {
 	State  damage.State
 	Resync bool
 	Cond   bool
+	Donor  bool
 }
 
 // End returns the output offset just past the span.
@@ -129,7 +136,40 @@ type Options struct {
 	// Strict makes Read fail with ErrCorrupt (wrapped with details) at the
 	// first problem instead of salvaging past it.
 	Strict bool
+	// Donor, if set, makes a second pass over a stream a first pass
+	// salvaged: lost output takes the donor's bytes, so that what copies
+	// from it decodes as the donor says (decoders that cannot use it
+	// ignore it).
+	Donor Donor
 }
+
+// Donor supplies a second decoding pass with what the first could not
+// decode, in the output offsets of the first pass's final account.
+type Donor interface {
+	// Loss returns the loss of unknown length that starts at output offset
+	// off, with its true length, when the first pass established it (the
+	// VMA extent arithmetic); false when it is not known for certain.
+	Loss(off int64) (Loss, bool)
+	// Donate writes into parts of p the bytes that output [off,
+	// off+len(p)) holds in the donor, and returns those parts (output
+	// offsets, ascending, disjoint, within the range); it leaves the rest
+	// of p alone.
+	Donate(off int64, p []byte) []Piece
+}
+
+// Loss is a loss of unknown length a first pass made: output [Off,
+// Off+Len) (Len as finally known), and the input offset where decoding
+// resumed after it.
+type Loss struct{ Off, Len, Resume int64 }
+
+// LossLister is implemented by decoders that list their losses of unknown
+// length (with Len as estimated or resized), for a second pass.
+type LossLister interface {
+	Losses() []Loss
+}
+
+// Piece is a range of output a Donor filled.
+type Piece struct{ Off, Len int64 }
 
 // ErrCorrupt is wrapped by the errors a strict decoder returns for damaged input.
 var ErrCorrupt = errors.New("corrupt compressed data")

@@ -376,8 +376,7 @@ func (d *decoder) execute(lits []byte) error {
 		lp += ll
 		if s.off == 0 {
 			clear(out[w : w+ml])
-			p := h.base + int64(w)
-			h.addTaint(p, p+int64(ml), lvLost)
+			h.lostBytes(h.base+int64(w), out[w:w+ml])
 			w += ml
 			continue
 		}

@@ -3,6 +3,7 @@ package zstd
 import (
 	"sort"
 
+	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
 )
 
@@ -15,6 +16,9 @@ const (
 	// at the distance the loss's assumed length gives: right if, and only
 	// if, that length is.
 	lvCond level = iota + 1
+	// lvDonor: bytes a donor gave for lost output in a second pass, or
+	// copied from such bytes (see donor.go).
+	lvDonor
 	// lvTainted: not to be trusted.
 	lvTainted
 	// lvLost: placeholder bytes (zeros) for output that is unknown.
@@ -26,7 +30,7 @@ func (l level) span() (damage.State, bool) {
 	switch l {
 	case lvCond:
 		return damage.Tainted, true
-	case lvTainted:
+	case lvDonor, lvTainted:
 		return damage.Tainted, false
 	}
 	return damage.Lost, false
@@ -61,6 +65,8 @@ type history struct {
 	// floor: the end of the latest Resync loss. A match whose source lies
 	// before it copies at an assumed distance: its bytes are Cond at best.
 	floor int64
+
+	donor codec.Donor // a second pass's donor (donor.go), or nil
 }
 
 // pos returns the absolute offset of the next byte to write.

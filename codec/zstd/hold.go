@@ -190,7 +190,7 @@ func appendSpan(spans []codec.Span, s codec.Span) []codec.Span {
 }
 
 func mergeable(l, s codec.Span) bool {
-	return !l.Resync && !s.Resync && l.State == s.State && l.Cond == s.Cond && l.End() == s.Off
+	return !l.Resync && !s.Resync && l.State == s.State && l.Cond == s.Cond && l.Donor == s.Donor && l.End() == s.Off
 }
 
 // retaint applies the chain-break rule for a break at input offset x: the

@@ -50,6 +50,11 @@ type Reader struct {
 	kd   *kzstd.Decoder
 	feed feeder
 
+	donor    codec.Donor // a second pass's donor (donor.go), or nil
+	gapKnown bool        // the latest loss has its true length from the donor
+	gapLoss  codec.Loss  // that loss, as the first pass made it
+	losses   []codec.Loss
+
 	pending int64 // Lost placeholder bytes still to write
 	closed  bool
 	err     error
@@ -126,6 +131,7 @@ func newReader(r io.Reader, opt codec.Options, cfg config) *Reader {
 	z.in.pin, z.in.pinMax = -1, cmp.Or(cfg.pinMax, defaultPinMax)
 	z.d.h = &z.h
 	z.trial.h = &z.h
+	z.donor, z.h.donor = opt.Donor, opt.Donor
 	return z
 }
 
@@ -254,6 +260,7 @@ func (z *Reader) writePending() {
 	clear(z.h.buf[z.h.w : z.h.w+n])
 	z.h.w += n
 	z.pending -= int64(n)
+	z.donatePending(z.h.pos()-int64(n), z.h.buf[z.h.w-n:z.h.w])
 	// A mark, so that holdMax can release a long run of placeholders.
 	z.markAt(mark{in: z.inPos(), out: z.h.pos(), soft: true})
 }

@@ -95,6 +95,9 @@ func (s *decState) restore(d *decoder) {
 // the latest loss, it grows that one. It returns the output offset and the
 // number of placeholder bytes added.
 func (z *Reader) lose(skipped int64, lostBlock bool) (int64, int64) {
+	if at, grow, ok := z.loseKnown(); ok {
+		return at, grow
+	}
 	g := &z.gap
 	si := -1
 	if z.afterResync {
@@ -109,6 +112,7 @@ func (z *Reader) lose(skipped int64, lostBlock bool) (int64, int64) {
 		*g = gap{off: z.h.pos() + z.pending}
 		z.saveBefore()
 	}
+	defer z.noteLoss()
 	g.skipped += skipped
 	if lostBlock {
 		g.lost++
@@ -251,6 +255,7 @@ func (z *Reader) Resize(off, trueLen int64) error {
 	h.floor = off + trueLen
 	z.holdSpan(codec.Span{Off: off, Len: trueLen, State: damage.Lost})
 	z.gap = gap{off: -1}
+	z.resizeLoss(off, trueLen)
 	cp.valid, cp.resumed = false, false
 	z.in.unpin()
 	if z.cfg.trace != nil {

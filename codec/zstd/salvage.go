@@ -122,6 +122,7 @@ func (z *Reader) stepBlock() error {
 		if res.tainted {
 			z.h.truncateTaints(start)
 			z.h.addTaint(start, z.h.pos(), lvTainted)
+			z.donateBlock(start, w0)
 		}
 	}
 	if z.cfg.loseBlocks[z.pos] {
@@ -129,6 +130,9 @@ func (z *Reader) stepBlock() error {
 		// but its output counts as unknown.
 		z.h.truncateTaints(start)
 		z.h.addTaint(start, z.h.pos(), lvTainted)
+	}
+	if z.afterResync && z.resumeKnown(start, w0) {
+		return nil
 	}
 	rec.N = z.h.pos() - start
 	z.afterResync = false
@@ -155,6 +159,7 @@ func (z *Reader) endBlock(bh blockHeader, rec blockRecord) {
 	if !bh.last {
 		return
 	}
+	z.flushPending()
 	z.state = stFrame
 	if z.exact && z.fh.contentSize >= 0 && z.frameN != z.fh.contentSize {
 		if err := z.problem(z.pos, codec.ErrCorrupt, fmt.Sprintf("frame content size %d, decoded %d", z.fh.contentSize, z.frameN)); err != nil {
@@ -202,7 +207,7 @@ func (z *Reader) emitSpans(start, end int64) bool {
 	const mergeGap = 64
 	a, b, st := max(ts[0].start, start), min(ts[0].end, end), ts[0].state
 	for _, t := range ts[1:] {
-		if t.start-b < mergeGap && (t.state == lvCond) == (st == lvCond) {
+		if t.start-b < mergeGap && t.state.class() == st.class() {
 			b, st = min(t.end, end), max(st, t.state)
 			continue
 		}
@@ -215,7 +220,7 @@ func (z *Reader) emitSpans(start, end int64) bool {
 
 func levelSpan(a, b int64, lv level) codec.Span {
 	st, cond := lv.span()
-	return codec.Span{Off: a, Len: b - a, State: st, Cond: cond}
+	return codec.Span{Off: a, Len: b - a, State: st, Cond: cond, Donor: lv == lvDonor}
 }
 
 // prevSuspect reports, for a compressed block that failed to decode,
