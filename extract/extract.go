@@ -51,6 +51,12 @@ type Options struct {
 	NoSidecar bool
 	// Checker, if set, is used instead of what Sidecars finds.
 	Checker Checker
+	// Map keeps, in Result.Map, where the damaged stream bytes belong.
+	Map bool
+	// Donor makes this read a second pass (codec.Options.Donor); when the
+	// stream's checksum then matches and the VMA stream reads without a
+	// problem, the images are the original's and Result.Verified is set.
+	Donor codec.Donor
 }
 
 // ErrNotVM is returned for archives whose payload is not a VMA stream.
@@ -67,6 +73,11 @@ type Result struct {
 	// Files holds, for Options.Unlinked, each device's image, open, in the
 	// order of Report.Devices; the caller closes them (Close).
 	Files []*os.File
+	// Map is where the damaged stream bytes belong (Options.Map).
+	Map *StreamMap
+	// Verified: a read with a donor whose output the stream's own
+	// checksum confirmed: no byte of any device is damaged.
+	Verified bool
 }
 
 // Close closes the files of an unlinked extraction.
@@ -110,24 +121,31 @@ func run(path, dir string, opt Options) (*Result, error) {
 	defer a.Close()
 	a.Tap = opt.Tap
 	chk, chkProblem := findChecker(path, opt)
-	dec, err := a.Payload(codec.Options{Strict: opt.Strict})
+	dec, err := a.Payload(codec.Options{Strict: opt.Strict, Donor: opt.Donor})
 	if err != nil {
 		return nil, err
 	}
 	if c, ok := dec.(io.Closer); ok {
 		defer c.Close()
 	}
+	raw := dec
 	ahead := codec.ReadAhead(dec, 1<<20, 4)
 	defer ahead.Close()
 	dec = ahead
 	stop := startProgress(a, opt.Progress)
 	defer stop()
 
-	vr, err := vma.NewReader(dec, vma.Options{Salvage: !opt.Strict})
+	vopt := vma.Options{Salvage: !opt.Strict}
+	var sm *StreamMap
+	if opt.Map {
+		sm = &StreamMap{}
+		vopt.Place = sm.place
+	}
+	vr, err := vma.NewReader(dec, vopt)
 	if err != nil {
 		return nil, NotVM(path, a, err)
 	}
-	res := &Result{Report: report.New(Tool), Header: vr.Header(), Images: map[string]string{}}
+	res := &Result{Report: report.New(Tool), Header: vr.Header(), Images: map[string]string{}, Map: sm}
 	if chk != nil {
 		if err := chk.Applies(vr.Header()); err != nil {
 			chk, chkProblem = nil, fmt.Sprintf("sidecar %s not used: %v", chk.Name(), err)
@@ -178,6 +196,17 @@ func run(path, dir string, opt Options) (*Result, error) {
 	}
 	stop()
 	vres := vr.Result()
+	if sm != nil {
+		sm.finish(dec, raw, vres)
+	}
+	res.Verified = opt.Donor != nil && readErr == nil && dec.Checksum() == codec.ChecksumOK && vres.ProblemCount == 0
+	if res.Verified {
+		for i := range vres.Devices {
+			d := &vres.Devices[i]
+			d.Damage = &damage.Map{}
+			d.Clusters = recount(d.Clusters, d.Damage, d.Size)
+		}
+	}
 	arc := archiveReport(a, dec, vr.Header(), vres, readErr)
 	if out != nil {
 		arc.ConfigFiles = out.configFiles

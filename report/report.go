@@ -85,6 +85,9 @@ type Archive struct {
 	// Sidecar says how the archive's protect record (vzsalvage protect)
 	// was used, when there is one.
 	Sidecar *Sidecar `json:"sidecar,omitempty"`
+	// Redecode says how the archive was decoded a second time with the
+	// lost bytes taken from older backups (rescue --also), when it was.
+	Redecode *Redecode `json:"redecode,omitempty"`
 	// Configs lists the config files stored in the archive.
 	Configs []string `json:"configs,omitempty"`
 	// ConfigFiles maps each config's name to the file it was written to
@@ -105,6 +108,20 @@ type Sidecar struct {
 	Note      string `json:"note,omitempty"`
 	Wrong     int64  `json:"wrong_clusters"`
 	Confirmed int64  `json:"confirmed_clusters"`
+}
+
+// Redecode is the second decoding of a damaged archive with donors: the
+// output its first read lost taken from older backups (or copies) at the
+// same device offsets, and what copies it decoded anew. Verified: the
+// archive's own checksum then matched, so every disk is the original bit
+// for bit (no byte is damaged).
+type Redecode struct {
+	Donors       []string       `json:"donors"`
+	DonatedBytes int64          `json:"donated_bytes"`
+	Passes       int            `json:"passes"`
+	Checksum     codec.Checksum `json:"checksum"`
+	Verified     bool           `json:"verified"`
+	Note         string         `json:"note"`
 }
 
 // Clusters counts a device's 64 KiB clusters by state.
@@ -145,6 +162,10 @@ type Source struct {
 	Length  int64      `json:"length"`
 	Archive string     `json:"archive"`
 	Kind    SourceKind `json:"kind"`
+	// KnownAgreed counts, for a filled range, the bytes the newest backup
+	// knew in its clusters that the older one agreed with (a cluster is
+	// filled only when every known byte agrees).
+	KnownAgreed int64 `json:"known_agreed,omitempty"`
 }
 
 // SourceKind says how an older backup served a range.
@@ -154,6 +175,10 @@ type SourceKind string
 const (
 	Filled    SourceKind = "filled"
 	Confirmed SourceKind = "confirmed"
+	// Donor: the newest archive decoded again with the bytes it lost
+	// taken from that archive; these bytes depend on them (another
+	// night's content, not known right: the range stays in damage).
+	Donor SourceKind = "donor"
 )
 
 // Volume is a partition, LV or whole-disk filesystem.

@@ -41,14 +41,19 @@ const maxSuspects = 1000
 //   - confirmed, when dst's bytes are merely tainted and an older
 //     generation has the same cluster clean with the same bytes: it leaves
 //     the damage map;
-//   - filled, when an older generation has it clean: its bytes are copied
-//     in, the range stays in the damage map (it holds another night's
-//     content) and is listed in Sources.
+//   - filled, when an older generation has it clean and agrees with every
+//     byte dst knows in it (a cluster that changed between the nights
+//     would mix two states of the data): its bytes are copied in, the
+//     range stays in the damage map (it holds another night's content)
+//     and is listed in Sources with the count of known bytes that agreed.
+//
+// Clusters in donated (ranges a second decoding already took from another
+// night, or nil) are left as they are.
 //
 // When some generation's stream checksum failed without a located cause,
 // clusters clean in three or more generations are compared, and one that
 // differs from two agreeing others is reported as a suspect.
-func combineDevice(name string, size int64, dst genDevice, older []genDevice) (*combined, error) {
+func combineDevice(name string, size int64, dst genDevice, older []genDevice, donated *damage.Map) (*combined, error) {
 	out := &combined{Damage: &damage.Map{}, Filled: &damage.Map{}}
 	f, err := os.OpenFile(dst.Path, os.O_RDWR, 0)
 	if err != nil {
@@ -64,6 +69,7 @@ func combineDevice(name string, size int64, dst genDevice, older []genDevice) (*
 	}
 	cur := make([]byte, clusterSize)
 	alt := make([]byte, clusterSize)
+	agreeA, agreeB := make([]byte, clusterSize), make([]byte, clusterSize)
 	// Each damaged cluster once, in order, so that the new map is built by
 	// appending.
 	next := int64(0)
@@ -72,11 +78,18 @@ func combineDevice(name string, size int64, dst genDevice, older []genDevice) (*
 			next = off + clusterSize
 			n := min(int64(clusterSize), size-off)
 			st := worstIn(dst.Damage, off, n)
+			if donated.Any(off, n, damage.Tainted) {
+				for _, p := range dst.Damage.Overlaps(off, n) {
+					out.Damage.Add(p.Off, p.Len, p.State)
+				}
+				continue
+			}
 			if err := readFull(f, cur[:n], off); err != nil {
 				return nil, err
 			}
 			fill := -1
 			confirmed := false
+			var agreed int64
 			for i, g := range older {
 				if g.Damage.Any(off, n, damage.Tainted) {
 					continue
@@ -89,8 +102,12 @@ func combineDevice(name string, size int64, dst genDevice, older []genDevice) (*
 					fill = i
 					break
 				}
-				if fill < 0 {
-					fill = i
+				ok, same, err := agreeKnown(f, dst.Damage, olds[i], g.Damage, off, n, agreeA, agreeB)
+				if err != nil {
+					return nil, err
+				}
+				if fill < 0 && ok {
+					fill, agreed = i, same
 				}
 			}
 			switch {
@@ -106,7 +123,7 @@ func combineDevice(name string, size int64, dst genDevice, older []genDevice) (*
 				}
 				out.Damage.Add(off, n, damage.Tainted)
 				out.Filled.Add(off, n, damage.Tainted)
-				out.Sources = appendSource(out.Sources, report.Source{Offset: off, Length: n, Archive: older[fill].Archive, Kind: report.Filled})
+				out.Sources = appendSource(out.Sources, report.Source{Offset: off, Length: n, Archive: older[fill].Archive, Kind: report.Filled, KnownAgreed: agreed})
 			default:
 				for _, p := range dst.Damage.Overlaps(off, n) {
 					out.Damage.Add(p.Off, p.Len, p.State)
@@ -143,6 +160,7 @@ func worstIn(m *damage.Map, off, n int64) damage.State {
 func appendSource(s []report.Source, r report.Source) []report.Source {
 	if k := len(s); k > 0 && s[k-1].Archive == r.Archive && s[k-1].Kind == r.Kind && s[k-1].Offset+s[k-1].Length == r.Offset {
 		s[k-1].Length += r.Length
+		s[k-1].KnownAgreed += r.KnownAgreed
 		return s
 	}
 	return append(s, r)

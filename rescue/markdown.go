@@ -61,6 +61,9 @@ func writeInShort(p printer, r *Report) {
 	} else {
 		p("- **Lost or unverified:** %s of disk data, in %d place(s) (see *Disks*).\n", ui.Bytes(bad), places)
 	}
+	if len(rep.Archives) > 0 && rep.Archives[0].Redecode != nil {
+		p("- **Decoded again:** %s.\n", md(rep.Archives[0].Redecode.Note))
+	}
 	switch {
 	case files == 0:
 		p("- **Files:** none could be copied (see *Volumes and files* for why).\n")

@@ -162,7 +162,7 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 
 	// 1. the newest backup, into disks/
 	disksDir := filepath.Join(dir, "disks")
-	newest, err := extractOne(path, disksDir, opt)
+	newest, err := extractOne(path, disksDir, len(opt.Also) > 0, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -306,9 +306,9 @@ func fatal(err error) bool {
 	return false
 }
 
-func extractOne(path, dir string, opt Options) (*extract.Result, error) {
+func extractOne(path, dir string, keepMap bool, opt Options) (*extract.Result, error) {
 	opt.Progress.Phase("read "+filepath.Base(path), 0)
-	res, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress.Set, Context: opt.Context})
+	res, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress.Set, Context: opt.Context, Map: keepMap})
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +325,7 @@ func combineGenerations(rep *Report, newest *extract.Result, dir string, opt Opt
 	defer os.RemoveAll(work)
 	var olds []*extract.Result
 	for i, p := range opt.Also {
-		res, err := extractOne(p, filepath.Join(work, fmt.Sprint(i+1)), opt)
+		res, err := extractOne(p, filepath.Join(work, fmt.Sprint(i+1)), false, opt)
 		if err != nil {
 			return fmt.Errorf("older backup %s: %w", p, err)
 		}
@@ -337,10 +337,27 @@ func combineGenerations(rep *Report, newest *extract.Result, dir string, opt Opt
 	}
 	// newest first
 	sort.SliceStable(olds, func(i, j int) bool { return olds[i].Header.Ctime.After(olds[j].Header.Ctime) })
+	disksDir := filepath.Join(dir, "disks")
+	rd, err := redoNewest(newest.Report.Archives[0].Path, newest, disksDir, work, olds, opt)
+	if err != nil {
+		return err
+	}
+	if rd != nil {
+		if err := applyRedo(rep, rd, disksDir); err != nil {
+			return err
+		}
+	}
 	for i := range rep.Devices {
 		d := &rep.Devices[i]
-		dst := genDevice{Archive: newest.Report.Archives[0].Path, Path: filepath.Join(dir, "disks", d.Image),
+		var donated *damage.Map
+		if rd != nil {
+			donated = rd.filled[d.Name]
+		}
+		dst := genDevice{Archive: newest.Report.Archives[0].Path, Path: filepath.Join(disksDir, d.Image),
 			Damage: d.Damage, Checksum: newest.Report.Archives[0].Checksum}
+		if rd != nil && rd.res.Verified {
+			dst.Checksum = codec.ChecksumOK
+		}
 		var older []genDevice
 		for _, o := range olds {
 			for _, od := range o.Report.Devices {
@@ -351,17 +368,24 @@ func combineGenerations(rep *Report, newest *extract.Result, dir string, opt Opt
 			}
 		}
 		if len(older) == 0 {
+			if donated != nil {
+				rep.filled = append(rep.filled, filledDevice{name: d.Name, m: donated})
+			}
 			continue
 		}
 		opt.Progress.Phase("combine "+d.Name, 0)
-		c, err := combineDevice(d.Name, d.Size, dst, older)
+		c, err := combineDevice(d.Name, d.Size, dst, older, donated)
 		if err != nil {
 			return err
 		}
 		d.Damage = c.Damage
-		d.Sources = c.Sources
+		d.Sources = append(d.Sources, c.Sources...)
+		sort.SliceStable(d.Sources, func(i, j int) bool { return d.Sources[i].Offset < d.Sources[j].Offset })
 		recount(d)
 		rep.Suspects = append(rep.Suspects, c.Suspects...)
+		if donated != nil {
+			c.Filled.Merge(donated)
+		}
 		rep.filled = append(rep.filled, filledDevice{name: d.Name, m: c.Filled})
 	}
 	return nil

@@ -26,6 +26,12 @@ type Options struct {
 	// MaxProblems caps the problems kept in Result (default 1000); the
 	// count of all problems is kept regardless.
 	MaxProblems int
+	// Place, if set, is called for every stored block delivered whose
+	// bytes meet a codec span: the block's stream offset (BlockSize bytes
+	// from there), its device and its offset in the device. With the final
+	// spans it maps damaged stream bytes to device bytes (a second pass
+	// with a donor needs it).
+	Place func(streamOff int64, dev uint8, devOff int64)
 }
 
 // Cluster is one cluster as read from the archive.
@@ -78,6 +84,10 @@ type Result struct {
 	// learned from the extents (named "dev<ID>", sizes from the highest
 	// cluster seen).
 	Headerless bool
+	// Losses lists the losses of unknown length whose true length the
+	// extent arithmetic established (confirmed or resized): Off and Len in
+	// the stream. Final only when TailsTrusted.
+	Losses []codec.Span
 }
 
 // Intact reports whether every cluster of every device was read intact and
@@ -163,6 +173,10 @@ type extentPlace struct {
 	nBlocks   int
 	tailEnd   int64
 	provFrom  int64
+	// exactGap: the loss between kPre and kTail has its true length
+	// (confirmed): the blocks in it are lost, but their place in the
+	// stream is known (for Options.Place).
+	exactGap bool
 }
 
 // provisional reports whether block k, at stream offset pos, was placed by
@@ -614,6 +628,8 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 			if t, implied, single, ok := r.tailFits(sp, dataStart, size, q, place.kPre, nb); ok {
 				if single && implied == sp.Len {
 					r.confirmed[sp.Off] = true
+					place.exactGap = true
+					r.res.Losses = append(r.res.Losses, codec.Span{Off: sp.Off, Len: sp.Len})
 				} else if single && r.resize(sp, implied) {
 					// decoded again at the right distances: read the extent again
 					r.res.Extents--
@@ -716,6 +732,10 @@ func (r *Reader) resize(sp codec.Span, trueLen int64) bool {
 		return false
 	}
 	r.confirmed[sp.Off] = true
+	for len(r.res.Losses) > 0 && r.res.Losses[len(r.res.Losses)-1].Off >= sp.Off {
+		r.res.Losses = r.res.Losses[:len(r.res.Losses)-1]
+	}
+	r.res.Losses = append(r.res.Losses, codec.Span{Off: sp.Off, Len: trueLen})
 	r.resized = lossRange{sp.Off, sp.Off + trueLen}
 	r.res.Resized++
 	r.rsScanned, r.rsOffs = 0, r.rsOffs[:0]
@@ -824,10 +844,16 @@ func (r *Reader) recordDamage(d *devState, bi BlockInfo, k0 int, rewrite bool) {
 		k++
 		if !ok {
 			d.dmg = addRange(d.dmg, dev, BlockSize, damage.Lost)
+			if r.opt.Place != nil && r.ext.exactGap {
+				r.opt.Place(r.ext.dataStart+int64(k-1)*BlockSize, d.dev.ID, dev)
+			}
 			continue
 		}
 		if tail {
 			d.prov = addRange(d.prov, dev, BlockSize, damage.Tainted)
+		}
+		if i := firstSpan(sp, pos); r.opt.Place != nil && i < len(sp) && sp[i].Off < pos+BlockSize {
+			r.opt.Place(pos, d.dev.ID, dev)
 		}
 		for i := firstSpan(sp, pos); i < len(sp) && sp[i].Off < pos+BlockSize; i++ {
 			lo, hi := max(sp[i].Off, pos), min(sp[i].End(), pos+BlockSize)

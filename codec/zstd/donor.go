@@ -147,7 +147,124 @@ func (z *Reader) donatePending(p0 int64, b []byte) {
 			z.h.addTaint(end, end+z.pending, lvLost)
 		}
 	}
-	z.hash.Write(b)
+}
+
+// hashOut adds decoded output to the frame's hash; a second pass hashes
+// output only as it is released (hashTo), since donations may still
+// change held output.
+func (z *Reader) hashOut(b []byte) {
+	if z.donor == nil {
+		z.hash.Write(b)
+	}
+}
+
+// hashTo hashes, in a second pass, the output before o not hashed yet.
+func (z *Reader) hashTo(o int64) {
+	if z.donor == nil || o <= z.hashed {
+		return
+	}
+	h := &z.h
+	o = min(o, h.pos())
+	if z.hashed < h.base {
+		z.hashed = -1 << 62 // slid out unhashed: the frame cannot be checked
+		return
+	}
+	if o > z.hashed {
+		z.hash.Write(h.buf[z.hashed-h.base : o-h.base])
+		z.hashed = o
+	}
+}
+
+// hashFrame completes the frame's hash before its checksum is compared:
+// in a second pass the output is released up to the frame's end. It
+// reports false when the hash could not cover every byte.
+func (z *Reader) hashFrame() bool {
+	if z.donor == nil {
+		return true
+	}
+	z.releaseTo(z.h.pos())
+	return z.hashed == z.h.pos()
+}
+
+// donateHeld lets the donor replace held output [a, b) that a chain break
+// tainted (a garbage run may have let its block decode, wrongly): where the
+// bytes are tainted (not lost, not donated already) and the donor has
+// them, they become the donor's.
+func (z *Reader) donateHeld(a, b int64) {
+	h := &z.h
+	if z.donor == nil || b <= a || a < h.base {
+		return
+	}
+	var tainted []taint
+	for i := h.firstAfter(a); i < len(h.taints) && h.taints[i].start < b; i++ {
+		if t := h.taints[i]; t.state == lvTainted {
+			tainted = append(tainted, taint{max(t.start, a), min(t.end, b), lvTainted})
+		}
+	}
+	if len(tainted) == 0 {
+		return
+	}
+	tmp := make([]byte, b-a)
+	for _, pc := range z.donor.Donate(a, tmp) {
+		for _, t := range tainted {
+			lo, hi := max(pc.Off, t.start), min(pc.Off+pc.Len, t.end)
+			if hi <= lo {
+				continue
+			}
+			copy(h.buf[lo-h.base:hi-h.base], tmp[lo-a:hi-a])
+			h.setLevel(lo, hi, lvDonor)
+			z.hold.spans = setSpan(z.hold.spans, levelSpan(lo, hi, lvDonor))
+		}
+	}
+}
+
+// setLevel sets [a, b) to lv, whatever the taints there were.
+func (h *history) setLevel(a, b int64, lv level) {
+	var before, after []taint
+	for _, t := range h.taints {
+		if t.start < a {
+			before = append(before, taint{t.start, min(t.end, a), t.state})
+		}
+		if t.end > b {
+			after = append(after, taint{max(t.start, b), t.end, t.state})
+		}
+	}
+	h.taints = append(append(before, taint{a, b, lv}), after...)
+}
+
+// setSpan puts s into spans (ordered, disjoint), replacing what they said
+// of its range.
+func setSpan(spans []codec.Span, s codec.Span) []codec.Span {
+	var out []codec.Span
+	placed := false
+	for _, x := range spans {
+		if x.End() <= s.Off || x.Off >= s.End() || x.Resync {
+			if !placed && x.Off >= s.End() {
+				out = appendSpan(out, s)
+				placed = true
+			}
+			out = appendSpan(out, x)
+			continue
+		}
+		if x.Off < s.Off {
+			head := x
+			head.Len = s.Off - x.Off
+			out = appendSpan(out, head)
+		}
+		if !placed {
+			out = appendSpan(out, s)
+			placed = true
+		}
+		if x.End() > s.End() {
+			tail := x
+			tail.Off, tail.Len = s.End(), x.End()-s.End()
+			out = appendSpan(out, tail)
+		}
+	}
+	if !placed {
+		out = appendSpan(out, s)
+	}
+	return out
 }
 
 // donateBlock lets the donor replace the output of a block just decoded

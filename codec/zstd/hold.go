@@ -133,6 +133,7 @@ func (z *Reader) releaseTo(o int64) {
 	if o <= hd.rel {
 		return
 	}
+	z.hashTo(o)
 	hd.rel = o
 	i := 0
 	for ; i < len(hd.spans) && hd.spans[i].Off < o; i++ {
@@ -260,4 +261,5 @@ func (z *Reader) retaintFrom(x int64, force, softOnly bool) {
 	}
 	z.scratch = old[:0]
 	hd.spans = out
+	z.donateHeld(a, z.h.pos())
 }

@@ -71,6 +71,7 @@ type run struct {
 	exact     bool  // the frame's output length is known (no Resync loss)
 	fhDamaged bool  // the frame header was damaged: its flags are unknown
 	hash      xxhash.Digest
+	hashed    int64 // a second pass hashes output as released: up to here
 	nblocks   int64 // blocks handled in the frame, and their input bytes
 	blkIn     int64
 	decN      int64 // blocks decoded in the frame (not lost), their input and output
@@ -343,6 +344,7 @@ func (z *Reader) startFrame(fh frameHeader) {
 	z.nblocks, z.blkIn = 0, 0
 	z.decN, z.decIn, z.decOut = 0, 0, 0
 	z.hash.Reset()
+	z.hashed = z.h.pos()
 	z.h.setWindow(fh.window)
 	z.d.resetFrame(fh.blockMax)
 }
@@ -357,7 +359,7 @@ func (z *Reader) stepClean() error {
 	n, err := z.kd.Read(z.h.buf[w0 : w0+chunk])
 	z.h.w += n
 	z.frameN += int64(n)
-	z.hash.Write(z.h.buf[w0:z.h.w])
+	z.hashOut(z.h.buf[w0:z.h.w])
 	if n > 0 {
 		z.markDecoded(z.feed.pos, z.softBlock(z.feed.lastBlock()), int64(n))
 	}
@@ -425,6 +427,10 @@ var errChecksum = fmt.Errorf("%w: content checksum mismatch", codec.ErrCorrupt)
 // checkSum compares a frame's checksum field with the output's hash.
 func (z *Reader) checkSum(off int64, want uint32) error {
 	if !z.exact {
+		z.sums[sumUnknown]++
+		return nil
+	}
+	if !z.hashFrame() {
 		z.sums[sumUnknown]++
 		return nil
 	}

@@ -141,7 +141,7 @@ func (z *Reader) stepBlock() error {
 	z.decOut += rec.N
 	z.emitSpans(start, z.h.pos())
 	z.frameN += rec.N
-	z.hash.Write(z.h.buf[w0:z.h.w])
+	z.hashOut(z.h.buf[w0:z.h.w])
 	z.endBlock(bh, rec)
 	z.markDecoded(z.pos, bh.typ != blockCompressed, rec.N)
 	return nil

@@ -41,8 +41,12 @@ scsihw: virtio-scsi-single
 // after another in descending id, each in runs handled by parallel workers,
 // so runs arrive out of order and the devices mix at their boundary.
 func WriteVMA(w io.Writer, disks []Disk, configs []vma.Config, seed int64) (*vma.Header, error) {
+	return writeVMA(w, disks, configs, seed, time.Unix(1765767603, 0))
+}
+
+func writeVMA(w io.Writer, disks []Disk, configs []vma.Config, seed int64, ctime time.Time) (*vma.Header, error) {
 	rng := rand.New(rand.NewSource(seed))
-	h := &vma.Header{Ctime: time.Unix(1765767603, 0), Configs: configs}
+	h := &vma.Header{Ctime: ctime, Configs: configs}
 	rng.Read(h.UUID[:])
 	files := make([]*os.File, len(disks))
 	for i, d := range disks {
@@ -111,7 +115,14 @@ var Compressors = map[string][]string{
 // returns its path.
 func BuildArchive(t testing.TB, dir string, disks []Disk, ext string, seed int64) string {
 	t.Helper()
-	path := filepath.Join(dir, "vzdump-qemu-100-2025_12_15-03_00_03.vma"+ext)
+	return BuildArchiveAt(t, dir, disks, ext, seed, time.Unix(1765767603, 0))
+}
+
+// BuildArchiveAt is BuildArchive for a backup made at when (its name and
+// the VMA header's ctime say so), as vzdump names one night's backup.
+func BuildArchiveAt(t testing.TB, dir string, disks []Disk, ext string, seed int64, when time.Time) string {
+	t.Helper()
+	path := filepath.Join(dir, "vzdump-qemu-100-"+when.UTC().Format("2006_01_02-15_04_05")+".vma"+ext)
 	out, err := os.Create(path)
 	must(t, err)
 	defer out.Close()
@@ -119,7 +130,7 @@ func BuildArchive(t testing.TB, dir string, disks []Disk, ext string, seed int64
 	argv := Compressors[ext]
 	if argv == nil {
 		bw := bufio.NewWriterSize(out, 1<<20)
-		_, err := WriteVMA(bw, disks, cfg, seed)
+		_, err := writeVMA(bw, disks, cfg, seed, when)
 		must(t, err)
 		must(t, bw.Flush())
 		return path
@@ -132,7 +143,7 @@ func BuildArchive(t testing.TB, dir string, disks []Disk, ext string, seed int64
 	cmd.Stderr = &stderr
 	must(t, cmd.Start())
 	bw := bufio.NewWriterSize(stdin, 1<<20)
-	_, werr := WriteVMA(bw, disks, cfg, seed)
+	_, werr := writeVMA(bw, disks, cfg, seed, when)
 	if werr == nil {
 		werr = bw.Flush()
 	}

@@ -38,8 +38,18 @@ func GPTExt4(t testing.TB, path string, size int64, srcDir string, extra ...stri
 
 func mkext4(t testing.TB, path string, p Partition, src string, extra ...string) {
 	t.Helper()
-	args := []string{"-q", "-F", "-t", "ext4", "-d", src, "-E", "offset=" + strconv.FormatInt(p.Offset, 10)}
-	args = append(args, extra...)
+	ext := "offset=" + strconv.FormatInt(p.Offset, 10)
+	var rest []string
+	for i := 0; i < len(extra); i++ {
+		if extra[i] == "-E" && i+1 < len(extra) {
+			ext += "," + extra[i+1] // one -E: mke2fs keeps only the last
+			i++
+			continue
+		}
+		rest = append(rest, extra[i])
+	}
+	args := []string{"-q", "-F", "-t", "ext4", "-d", src, "-E", ext}
+	args = append(args, rest...)
 	args = append(args, path, strconv.FormatInt(p.Size/1024, 10)+"k")
 	testutil.Run(t, "mke2fs", args...)
 }
