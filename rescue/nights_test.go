@@ -370,3 +370,40 @@ func TestNightsWrongDonor(t *testing.T) {
 	}
 	t.Logf("%s; %d of %d root files identical, %d mixed; redecode %+v", rep.Summary(), same, len(ns.wants[1]), mixed, rd)
 }
+
+// TestCopiesVerified: two copies of one archive, each hit by a 64 KiB
+// garbage run in another place, are not refused: the second copy is the
+// first's donor, and the disks come back bit for bit.
+func TestCopiesVerified(t *testing.T) {
+	ns := buildNights(t, 1, 300)
+	a := ns.arcs[0]
+	b, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(ns.v.dir, "copy")
+	os.Mkdir(dir, 0o755)
+	c := filepath.Join(dir, filepath.Base(a))
+	if err := os.WriteFile(c, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	frac := placeable(t, a, []float64{0.3, 0.6, 0.45, 0.75, 0.2}, 5)
+	hit(t, a, frac, 5)
+	hit(t, c, 1-frac, 6)
+	out := filepath.Join(ns.v.dir, "rescue")
+	rep, err := Run(a, out, Options{Also: []string{c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := rep.Archives[0].Redecode
+	t.Logf("%s; redecode %+v", rep.Summary(), rd)
+	if rd == nil || !rd.Verified {
+		t.Fatalf("two copies not made whole: %+v", rd)
+	}
+	if got := testimg.FileSHA256(t, filepath.Join(out, "disks", "disk-drive-scsi0.raw")); got != ns.disks[0] {
+		t.Errorf("the root disk is not the original")
+	}
+	if same := rootFiles(t, rep, out, ns.wants[0]); same != len(ns.wants[0]) {
+		t.Errorf("%d of %d root files identical", same, len(ns.wants[0]))
+	}
+}

@@ -329,9 +329,8 @@ func combineGenerations(rep *Report, newest *extract.Result, dir string, opt Opt
 		if err != nil {
 			return fmt.Errorf("older backup %s: %w", p, err)
 		}
-		if res.Header.UUID == newest.Header.UUID {
-			return fmt.Errorf("%s is the same backup as %s", p, newest.Report.Archives[0].Path)
-		}
+		// A copy of the same backup (same UUID) is a donor like an older
+		// night, only a better one: its disks are the same night's.
 		olds = append(olds, res)
 		rep.Archives = append(rep.Archives, res.Report.Archives...)
 	}
