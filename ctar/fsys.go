@@ -1,0 +1,385 @@
+package ctar
+
+import (
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"strings"
+
+	"github.com/vzsalvage/vzsalvage/fs"
+)
+
+// FS presents an Index as a guest filesystem (fs.FS): the "volume" is the
+// decompressed tar stream, so a file's Layout names the stream bytes that
+// hold its headers (Meta) and content (Data), and the stream's damage map
+// judges it like any filesystem's file.
+//
+// The tree is built from the member names alone, inside the index: ".."
+// elements and leading "/" never climb above the root (a name with ".." is
+// not placed), a member whose parent is not a directory (a symlink, say) is
+// not placed, a hard link names a node of the tree (never a host path), and
+// a later member of the same name replaces an earlier one, as tar -x does.
+// Directory entries keep the archive's order, so that copying a tree reads
+// the stream forward.
+type FS struct {
+	r     io.ReaderAt
+	size  int64
+	nodes []node
+	info  fs.Info
+	notes int // placement problems dropped past maxNotes
+}
+
+type node struct {
+	m        *Member // nil: the root without a header, or a directory named only by its content
+	base     int64   // offset of m's stream in the volume
+	nlink    uint32
+	children []fs.DirEntry
+	index    map[string]int // name -> position in children
+	problems []string
+}
+
+const (
+	rootNode = fs.Node(1)
+	maxNotes = 100
+)
+
+// NewFS builds the tree of x, whose stream r reads (offset 0 = the first
+// byte of the stream, size bytes). Configs are left out of the tree.
+func NewFS(x *Index, r io.ReaderAt) *FS {
+	f := &FS{r: r, size: x.Size, nodes: make([]node, 2, len(x.Members)+2)}
+	f.info = fs.Info{Type: "tar", BlockSize: BlockSize, Size: x.Size}
+	f.nodes[rootNode] = node{nlink: 1}
+	damaged := !x.Damage.Empty() || x.ProblemCount > 0
+	for _, m := range x.Members {
+		if !m.Config {
+			f.place(m, 0, damaged)
+		}
+	}
+	return f
+}
+
+func (f *FS) note(format string, a ...any) {
+	if len(f.info.Problems) < maxNotes {
+		f.info.Problems = append(f.info.Problems, fmt.Sprintf(format, a...))
+	} else {
+		f.notes++
+	}
+}
+
+// lookup walks a cleaned path from the root through directories only.
+func (f *FS) lookup(p string) (fs.Node, bool) {
+	n := rootNode
+	if p == "" {
+		return n, true
+	}
+	for _, c := range strings.Split(p, "/") {
+		nd := &f.nodes[n]
+		if !f.isDir(n) {
+			return 0, false
+		}
+		i, ok := nd.index[c]
+		if !ok {
+			return 0, false
+		}
+		n = nd.children[i].Node
+	}
+	return n, true
+}
+
+func (f *FS) isDir(n fs.Node) bool {
+	m := f.nodes[n].m
+	return m == nil || m.Type == TypeDir || m.Type == TypeDumpDir
+}
+
+// place puts member m into the tree.
+func (f *FS) place(m *Member, base int64, damaged bool) {
+	p, ok := cleanName(m.Name)
+	if !ok {
+		f.note("%s: name climbs out with \"..\": not placed", m.Name)
+		return
+	}
+	if p == "" {
+		if m.Type == TypeDir {
+			f.nodes[rootNode].m, f.nodes[rootNode].base = m, base
+		}
+		return
+	}
+	dir := rootNode
+	elems := strings.Split(p, "/")
+	for _, c := range elems[:len(elems)-1] {
+		nd := &f.nodes[dir]
+		if i, ok := nd.index[c]; ok {
+			dir = nd.children[i].Node
+			if !f.isDir(dir) {
+				f.note("%s: a parent is not a directory: not placed", m.Name)
+				return
+			}
+			continue
+		}
+		n := f.add(node{nlink: 1})
+		if damaged {
+			f.nodes[n].problems = []string{"no header for this directory in the archive (lost in damage?)"}
+		}
+		f.link(dir, c, n, iofs.ModeDir)
+		dir = n
+	}
+	name := elems[len(elems)-1]
+	var n fs.Node
+	if m.Type == TypeLink {
+		t, ok := cleanName(m.Link)
+		target, found := f.lookup(t)
+		if !ok || !found || f.isDir(target) {
+			n = f.add(node{m: m, base: base, nlink: 1,
+				problems: []string{fmt.Sprintf("hard link to %q, which is not a file of the archive", m.Link)}})
+		} else {
+			n = target
+			f.nodes[n].nlink++
+		}
+	} else {
+		n = f.add(node{m: m, base: base, nlink: 1})
+	}
+	nd := &f.nodes[dir]
+	if i, ok := nd.index[name]; ok {
+		old := nd.children[i].Node
+		switch {
+		case f.isDir(old) && f.isDir(n):
+			// a directory named again (or named by its content first): keep
+			// its entries, take the header
+			f.nodes[old].m, f.nodes[old].base, f.nodes[old].problems = m, base, nil
+			return
+		case f.isDir(old) && len(f.nodes[old].children) > 0:
+			f.note("%s: replaces a directory that is not empty: not placed", m.Name)
+			return
+		}
+		if f.nodes[old].nlink > 1 {
+			f.nodes[old].nlink--
+		}
+		nd.children[i] = fs.DirEntry{Name: name, Node: n, Type: f.mode(n).Type()}
+		return
+	}
+	f.link(dir, name, n, f.mode(n).Type())
+}
+
+func (f *FS) add(nd node) fs.Node {
+	f.nodes = append(f.nodes, nd)
+	return fs.Node(len(f.nodes) - 1)
+}
+
+func (f *FS) link(dir fs.Node, name string, n fs.Node, t iofs.FileMode) {
+	nd := &f.nodes[dir]
+	if nd.index == nil {
+		nd.index = map[string]int{}
+	}
+	nd.index[name] = len(nd.children)
+	nd.children = append(nd.children, fs.DirEntry{Name: name, Node: n, Type: t})
+}
+
+// mode returns a node's type and permission bits.
+func (f *FS) mode(n fs.Node) iofs.FileMode {
+	m := f.nodes[n].m
+	if m == nil {
+		return iofs.ModeDir | 0o755
+	}
+	mode := iofs.FileMode(m.Mode & 0o777)
+	if m.Mode&0o4000 != 0 {
+		mode |= iofs.ModeSetuid
+	}
+	if m.Mode&0o2000 != 0 {
+		mode |= iofs.ModeSetgid
+	}
+	if m.Mode&0o1000 != 0 {
+		mode |= iofs.ModeSticky
+	}
+	switch m.Type {
+	case TypeDir, TypeDumpDir:
+		mode |= iofs.ModeDir
+	case TypeSymlink:
+		mode |= iofs.ModeSymlink
+	case TypeChar:
+		mode |= iofs.ModeDevice | iofs.ModeCharDevice
+	case TypeBlock:
+		mode |= iofs.ModeDevice
+	case TypeFifo:
+		mode |= iofs.ModeNamedPipe
+	}
+	return mode
+}
+
+func (f *FS) node(n fs.Node) (*node, error) {
+	if n < rootNode || int(n) >= len(f.nodes) {
+		return nil, fmt.Errorf("node %d: %w", n, iofs.ErrNotExist)
+	}
+	return &f.nodes[n], nil
+}
+
+// Info implements fs.FS.
+func (f *FS) Info() fs.Info {
+	i := f.info
+	if f.notes > 0 {
+		i.Problems = append(i.Problems[:len(i.Problems):len(i.Problems)], fmt.Sprintf("... and %d more", f.notes))
+	}
+	return i
+}
+
+// Root implements fs.FS.
+func (f *FS) Root() fs.Node { return rootNode }
+
+// Stat implements fs.FS.
+func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
+	nd, err := f.node(n)
+	if err != nil {
+		return nil, err
+	}
+	st := &fs.Stat{Node: n, Mode: f.mode(n), Nlink: nd.nlink, Problems: nd.problems}
+	m := nd.m
+	if m == nil {
+		return st, nil
+	}
+	st.Problems = append(st.Problems[:len(st.Problems):len(st.Problems)], m.Problems...)
+	st.Size, st.UID, st.GID = m.Size, uint32(m.UID), uint32(m.GID)
+	st.Mtime, st.Atime, st.Ctime = m.Mtime, m.Atime, m.Ctime
+	if m.Type == TypeChar || m.Type == TypeBlock {
+		st.Rdev = mkdev(uint64(m.DevMajor), uint64(m.DevMinor))
+	}
+	if m.Type == TypeSymlink {
+		st.Size = int64(len(m.Link))
+	}
+	if len(m.Xattrs) > 0 || len(m.ACLs) > 0 {
+		st.Xattrs = make(map[string][]byte, len(m.Xattrs)+len(m.ACLs))
+		for k, v := range m.Xattrs {
+			st.Xattrs[k] = v
+		}
+		for k, v := range m.ACLs {
+			if b, err := aclXattr(v); err == nil {
+				st.Xattrs["system.posix_acl_"+k] = b
+			}
+		}
+	}
+	return st, nil
+}
+
+// ACLProblems returns why a node's ACLs cannot be restored here (a name
+// unknown to this host), if they cannot.
+func (f *FS) ACLProblems(n fs.Node) []string {
+	nd, err := f.node(n)
+	if err != nil || nd.m == nil {
+		return nil
+	}
+	var out []string
+	for _, v := range nd.m.ACLs {
+		if _, err := aclXattr(v); err != nil {
+			out = append(out, err.Error())
+		}
+	}
+	return out
+}
+
+// mkdev encodes a device number as Linux does.
+func mkdev(major, minor uint64) uint64 {
+	return (major&0xfffff000)<<32 | (major&0xfff)<<8 | (minor&0xffffff00)<<12 | minor&0xff
+}
+
+// ReadDir implements fs.FS.
+func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
+	nd, err := f.node(n)
+	if err != nil {
+		return nil, err
+	}
+	if !f.isDir(n) {
+		return nil, fs.ErrNotDir
+	}
+	return nd.children, nil
+}
+
+// ReadLink implements fs.FS.
+func (f *FS) ReadLink(n fs.Node) (string, error) {
+	nd, err := f.node(n)
+	if err != nil {
+		return "", err
+	}
+	if nd.m == nil || nd.m.Type != TypeSymlink {
+		return "", fs.ErrNotLink
+	}
+	return nd.m.Link, nil
+}
+
+// Layout implements fs.FS: Data in volume offsets, Meta the member's
+// headers, Lost what damage cut off.
+func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
+	nd, err := f.node(n)
+	if err != nil {
+		return nil, err
+	}
+	lay := &fs.Layout{}
+	m := nd.m
+	if m == nil {
+		return lay, nil
+	}
+	lay.Meta = []fs.Extent{{Logical: 0, Physical: nd.base + m.HeaderOff, Length: m.HeaderEnd - m.HeaderOff}}
+	for _, e := range m.Data {
+		lay.Data = append(lay.Data, fs.Extent{Logical: e.Logical, Physical: nd.base + e.Physical, Length: e.Length})
+	}
+	lay.Lost = m.Lost
+	return lay, nil
+}
+
+// Orphans implements fs.FS: a tar archive has none.
+func (f *FS) Orphans() ([]fs.Node, error) { return nil, nil }
+
+// Open implements fs.FS.
+func (f *FS) Open(n fs.Node) (fs.File, error) {
+	nd, err := f.node(n)
+	if err != nil {
+		return nil, err
+	}
+	if nd.m == nil || !hasData(nd.m.Type) {
+		return nil, fs.ErrNotFile
+	}
+	return &file{r: f.r, m: nd.m, base: nd.base}, nil
+}
+
+// file reads a member's content through its extents; holes and lost
+// ranges read as zeros.
+type file struct {
+	r    io.ReaderAt
+	m    *Member
+	base int64
+}
+
+func (fl *file) Size() int64 { return fl.m.Size }
+
+func (fl *file) ReadAt(p []byte, off int64) (int, error) {
+	if off >= fl.m.Size {
+		return 0, io.EOF
+	}
+	n := len(p)
+	eof := false
+	if int64(n) > fl.m.Size-off {
+		n, eof = int(fl.m.Size-off), true
+	}
+	p = p[:n]
+	clear(p)
+	var lost error
+	for _, e := range fl.m.Lost {
+		if e.Logical < off+int64(n) && e.Logical+e.Length > off {
+			lost = fmt.Errorf("%w: bytes %d-%d were lost", fs.ErrDamaged, e.Logical, e.Logical+e.Length)
+		}
+	}
+	for _, e := range fl.m.Data {
+		lo, hi := max(e.Logical, off), min(e.Logical+e.Length, off+int64(n))
+		if lo >= hi {
+			continue
+		}
+		k, err := fl.r.ReadAt(p[lo-off:hi-off], fl.base+e.Physical+(lo-e.Logical))
+		if err != nil && int64(k) < hi-lo {
+			return int(lo - off), err
+		}
+	}
+	if lost != nil {
+		return n, lost
+	}
+	if eof {
+		return n, io.EOF
+	}
+	return n, nil
+}

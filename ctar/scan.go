@@ -1,0 +1,563 @@
+package ctar
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/fs"
+)
+
+// Options control Scan.
+type Options struct {
+	// Data, if set, receives every member's stored bytes as they stream by,
+	// at file offsets (bytes in damage too: zeros where lost). An error
+	// ends the scan.
+	// i is the index the member will have in Index.Members.
+	Data func(i int, m *Member, p []byte, off int64) error
+	// Strict stops at the first problem.
+	Strict bool
+	// ConfigsOnly stops after vzdump's config files, at the first member
+	// of the guest's tree (what inspect needs).
+	ConfigsOnly bool
+}
+
+// maxProblems bounds the problems an Index lists.
+const maxProblems = 1000
+
+// maxMembers bounds the members of one archive (the index is in memory).
+const maxMembers = 50_000_000
+
+// Scan reads a tar stream to its end and indexes its members. It never
+// fails on damaged input: what it finds wrong is in the Index's Problems
+// and Damage. The error is a failure to read (or Options.Data's error).
+func Scan(r codec.Reader, opt Options) (*Index, error) {
+	sc := &scanner{s: newStream(r), opt: opt, x: &Index{}}
+	err := sc.run()
+	sc.s.sync()
+	sc.x.Size = sc.s.end()
+	sc.x.Damage = &sc.s.dmg
+	if err == nil && sc.s.err != nil {
+		err = sc.s.err
+	}
+	return sc.x, err
+}
+
+type scanner struct {
+	s   *stream
+	opt Options
+	x   *Index
+
+	pend      *ext
+	pax       bool // some member had a pax header
+	resynced  bool // the next header was found by resynchronising
+	strictErr error
+}
+
+// ext holds the extended headers (pax, GNU long names) read before a
+// member's own header.
+type ext struct {
+	start    int64
+	recs     []paxRecord
+	longName string
+	longLink string
+	hasLong  bool
+	hasLink  bool
+	bad      []string // extended headers that could not be read
+}
+
+func (sc *scanner) problem(off int64, format string, a ...any) {
+	sc.x.ProblemCount++
+	if len(sc.x.Problems) < maxProblems {
+		sc.x.Problems = append(sc.x.Problems, damage.Problem{Layer: "tar", Offset: off, Message: fmt.Sprintf(format, a...)})
+	}
+	if sc.opt.Strict && sc.strictErr == nil {
+		sc.strictErr = fmt.Errorf("tar at %d: %s: %w", off, fmt.Sprintf(format, a...), ErrHeader)
+	}
+}
+
+func pad(n int64) int64 { return (n + BlockSize - 1) / BlockSize * BlockSize }
+
+func (sc *scanner) run() error {
+	pos := int64(0)
+	for {
+		if sc.strictErr != nil {
+			return sc.strictErr
+		}
+		blk := sc.s.window(pos, BlockSize)
+		if len(blk) < BlockSize {
+			if len(blk) > 0 || pos == 0 || sc.pend != nil {
+				sc.problem(pos, "the stream ends inside a header (truncated)")
+			} else {
+				sc.problem(pos, "the stream ends without the end-of-archive marker (truncated)")
+			}
+			return nil
+		}
+		if sc.s.damaged(pos, BlockSize) {
+			pos = sc.resync(pos, "a header lies in damage")
+			continue
+		}
+		if isZero(blk) {
+			next := sc.s.window(pos+BlockSize, BlockSize)
+			if len(next) == 0 || isZero(next) && !sc.s.damaged(pos+BlockSize, BlockSize) {
+				sc.x.Ended = true
+				if sc.pend != nil {
+					sc.problem(pos, "extended header without a member")
+				}
+				return nil
+			}
+			// a lone zero block: GNU tar's --ignore-zeros case; read on
+			pos += BlockSize
+			continue
+		}
+		h, err := parseHeader(blk)
+		if err != nil {
+			pos = sc.resync(pos, err.Error())
+			continue
+		}
+		next, err := sc.member(pos, h)
+		if err != nil {
+			return err
+		}
+		if sc.opt.ConfigsOnly && len(sc.x.Members) > len(sc.x.Configs) {
+			return nil
+		}
+		pos = next
+	}
+}
+
+// resync records that the header at pos could not be read and returns the
+// offset of the next valid header (or the end of the stream). Headers are
+// searched at block boundaries unless a Resync span lies between pos and
+// the candidate (the decoder lost its place: any offset may hold one).
+func (sc *scanner) resync(pos int64, why string) int64 {
+	sc.problem(pos, "%s; looking for the next header", why)
+	if sc.pend != nil {
+		sc.pend = nil // the extended headers belonged to a lost member
+	}
+	cur := pos + 1
+	for {
+		w := sc.s.window(cur, windowSize)
+		if len(w) < BlockSize {
+			return sc.s.end()
+		}
+		i := bytes.Index(w[257:], []byte("ustar"))
+		if i < 0 {
+			cur += int64(len(w) - 257 - 4)
+			continue
+		}
+		o := cur + int64(i)
+		_, misaligned := sc.s.resyncIn(pos, o)
+		if (misaligned || (o-pos)%BlockSize == 0) && !sc.s.damaged(o, BlockSize) {
+			if blk := sc.s.window(o, BlockSize); len(blk) == BlockSize {
+				if _, err := parseHeader(blk); err == nil {
+					sc.problem(o, "resynchronised after %d bytes", o-pos)
+					sc.resynced = true
+					return o
+				}
+			}
+		}
+		cur = o + 1
+	}
+}
+
+// member handles the header h at pos and the data after it; it returns
+// the offset of the next header.
+func (sc *scanner) member(pos int64, h *header) (int64, error) {
+	dataOff := pos + BlockSize
+	switch h.typ {
+	case TypePax, TypePaxGlob, TypeLongName, TypeLongLink:
+		if sc.pend == nil {
+			sc.pend = &ext{start: pos}
+		}
+		if sc.resynced {
+			sc.pend.start = pos
+		}
+		return sc.extended(pos, h)
+	}
+	e := sc.pend
+	sc.pend = nil
+	resynced := sc.resynced
+	sc.resynced = false
+	if e == nil {
+		e = &ext{start: pos}
+	}
+	m := &Member{Name: h.name, Type: h.typ, Link: h.linkname, Mode: h.mode, UID: h.uid, GID: h.gid,
+		Size: h.size, Mtime: unix(h.mtime, 0), Uname: h.uname, Gname: h.gname,
+		DevMajor: h.devmajor, DevMinor: h.devminor, HeaderOff: e.start, HeaderEnd: dataOff, Resynced: resynced}
+	if h.atime > 0 {
+		m.Atime = unix(h.atime, 0)
+	}
+	if h.ctime > 0 {
+		m.Ctime = unix(h.ctime, 0)
+	}
+	m.Problems = append(m.Problems, e.bad...)
+	if e.hasLong {
+		m.Name = e.longName
+	}
+	if e.hasLink {
+		m.Link = e.longLink
+	}
+	stored := h.size // bytes that follow the header
+	var regions []region
+	sparse10 := false
+	if h.typ == TypeSparse {
+		regions = h.sparse
+		m.Sparse, m.Type, m.Size = true, TypeReg, h.realsize
+	}
+	if len(e.recs) > 0 {
+		var err error
+		regions, sparse10, err = sc.applyPax(m, e.recs, regions, &stored)
+		if err != nil {
+			m.Problems = append(m.Problems, err.Error())
+		}
+	} else if resynced && sc.pax {
+		m.Problems = append(m.Problems, "found after damage without its pax header, which was lost: its name, times, attributes and sparse map may be wrong")
+	}
+	if h.typ == TypeSparse && h.extended {
+		// old GNU sparse: extension blocks follow the header
+		for k := 0; k < maxSparseMap/21; k++ {
+			blk := sc.s.window(dataOff, BlockSize)
+			if len(blk) < BlockSize || sc.s.damaged(dataOff, BlockSize) {
+				m.Problems = append(m.Problems, "sparse map extension lost")
+				break
+			}
+			rs, more, err := parseSparseExt(blk)
+			dataOff += BlockSize
+			if err != nil {
+				m.Problems = append(m.Problems, err.Error())
+				break
+			}
+			regions = append(regions, rs...)
+			if !more {
+				break
+			}
+		}
+		m.HeaderEnd = dataOff
+	}
+	if len(sc.x.Members) >= maxMembers {
+		sc.problem(pos, "more than %d members: the rest are not indexed", maxMembers)
+		return sc.s.end(), nil
+	}
+	m.Config = sc.isConfig(m)
+	switch {
+	case hasData(m.Type):
+		var cfg []byte
+		if m.Config {
+			cfg = make([]byte, m.Size)
+		}
+		next, err := sc.data(m, dataOff, stored, regions, sparse10, cfg)
+		if err != nil {
+			return 0, err
+		}
+		sc.add(m, cfg)
+		return next, nil
+	case m.Type == TypeVolume:
+		return sc.skip(dataOff, stored, dataOff+pad(stored)), nil
+	case m.Type == TypeMultiVol:
+		sc.problem(pos, "%s: continued from another volume: not read", m.Name)
+		return sc.skip(dataOff, stored, dataOff+pad(stored)), nil
+	}
+	m.Size = 0
+	sc.add(m, nil)
+	return sc.skip(dataOff, stored, dataOff+pad(stored)), nil
+}
+
+// hasData reports whether members of type t carry content.
+func hasData(t byte) bool {
+	return t == TypeReg || t == TypeRegOld || t == TypeCont
+}
+
+// isConfig reports whether m is one of vzdump's config files, which it
+// stores before the guest's tree.
+func (sc *scanner) isConfig(m *Member) bool {
+	if len(sc.x.Members) != len(sc.x.Configs) || m.Resynced || !hasData(m.Type) || m.Size > maxConfig {
+		return false
+	}
+	name, ok := cleanName(m.Name)
+	return ok && configNames[name]
+}
+
+func (sc *scanner) add(m *Member, cfg []byte) {
+	if len(m.Problems) > 0 {
+		sc.problem(m.HeaderOff, "%s: %s", m.Name, strings.Join(m.Problems, "; "))
+	}
+	sc.x.Members = append(sc.x.Members, m)
+	if m.Config {
+		sc.x.Configs = append(sc.x.Configs, Config{Name: m.Name[strings.LastIndexByte(m.Name, '/')+1:], Data: cfg})
+	}
+}
+
+// extended reads a pax header or GNU long name/link at pos.
+func (sc *scanner) extended(pos int64, h *header) (int64, error) {
+	dataOff := pos + BlockSize
+	next := dataOff + pad(h.size)
+	if h.size > maxExtSize {
+		sc.pend.bad = append(sc.pend.bad, fmt.Sprintf("extended header of %d bytes ignored", h.size))
+		return sc.skip(dataOff, h.size, next), nil
+	}
+	b := sc.s.window(dataOff, int(h.size))
+	if int64(len(b)) < h.size || sc.s.damaged(dataOff, h.size) {
+		sc.pend.bad = append(sc.pend.bad, "an extended header lies in damage")
+		if r, ok := sc.s.resyncIn(dataOff, next); ok {
+			return sc.resync(r.End(), "the stream lost its place inside an extended header"), nil
+		}
+		return next, nil
+	}
+	switch h.typ {
+	case TypeLongName, TypeLongLink:
+		s := cstring(b)
+		if h.typ == TypeLongName {
+			sc.pend.longName, sc.pend.hasLong = s, true
+		} else {
+			sc.pend.longLink, sc.pend.hasLink = s, true
+		}
+	case TypePax:
+		recs, err := parsePax(b)
+		if err != nil {
+			sc.pend.bad = append(sc.pend.bad, err.Error())
+		}
+		sc.pend.recs = append(sc.pend.recs, recs...)
+		sc.pax = true
+	case TypePaxGlob:
+		// global headers set defaults GNU tar never writes; ignored
+	}
+	return next, nil
+}
+
+// skip passes over n bytes at off and returns next, unless the decoder lost
+// its place in between: then it resynchronises.
+func (sc *scanner) skip(off, n, next int64) int64 {
+	if r, ok := sc.s.resyncIn(off, next); ok {
+		return sc.resync(r.End(), "the stream lost its place inside a member")
+	}
+	return next
+}
+
+// applyPax applies pax records to m. It returns the sparse regions (pax
+// formats 0.0 and 0.1) and whether the data starts with a GNU sparse 1.0
+// map.
+func (sc *scanner) applyPax(m *Member, recs []paxRecord, regions []region, stored *int64) ([]region, bool, error) {
+	var major, minor = -1, -1
+	var sparseSize int64 = -1
+	var offs []int64
+	var firstErr error
+	bad := func(k string) {
+		if firstErr == nil {
+			firstErr = fmt.Errorf("pax record %s: bad value", k)
+		}
+	}
+	num := func(k, v string) int64 {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			bad(k)
+			return -1
+		}
+		return n
+	}
+	for _, r := range recs {
+		k, v := r.key, r.value
+		switch {
+		case k == "path":
+			m.Name = v
+		case k == "linkpath":
+			m.Link = v
+		case k == "size":
+			if n := num(k, v); n >= 0 && n <= maxMemberSize {
+				*stored, m.Size = n, n
+			}
+		case k == "uid":
+			if n := num(k, v); n >= 0 {
+				m.UID = n
+			}
+		case k == "gid":
+			if n := num(k, v); n >= 0 {
+				m.GID = n
+			}
+		case k == "uname":
+			m.Uname = v
+		case k == "gname":
+			m.Gname = v
+		case k == "mtime" || k == "atime" || k == "ctime":
+			s, ns, ok := parsePaxTime(v)
+			if !ok {
+				bad(k)
+				continue
+			}
+			t := unix(s, ns)
+			switch k {
+			case "mtime":
+				m.Mtime = t
+			case "atime":
+				m.Atime = t
+			default:
+				m.Ctime = t
+			}
+		case strings.HasPrefix(k, "SCHILY.xattr."):
+			if m.Xattrs == nil {
+				m.Xattrs = map[string][]byte{}
+			}
+			m.Xattrs[strings.TrimPrefix(k, "SCHILY.xattr.")] = []byte(v)
+		case k == "SCHILY.acl.access" || k == "SCHILY.acl.default":
+			if m.ACLs == nil {
+				m.ACLs = map[string]string{}
+			}
+			m.ACLs[strings.TrimPrefix(k, "SCHILY.acl.")] = v
+		case k == "SCHILY.devmajor":
+			m.DevMajor = num(k, v)
+		case k == "SCHILY.devminor":
+			m.DevMinor = num(k, v)
+		case k == "GNU.sparse.major":
+			major = int(num(k, v))
+		case k == "GNU.sparse.minor":
+			minor = int(num(k, v))
+		case k == "GNU.sparse.name":
+			m.Name = v
+		case k == "GNU.sparse.realsize" || k == "GNU.sparse.size":
+			sparseSize = num(k, v)
+		case k == "GNU.sparse.numblocks":
+			if num(k, v) > maxSparseMap {
+				bad(k)
+			}
+		case k == "GNU.sparse.offset":
+			offs = append(offs, num(k, v))
+		case k == "GNU.sparse.numbytes":
+			if len(offs) > 0 && len(regions) < maxSparseMap {
+				regions = append(regions, region{offs[len(offs)-1], num(k, v)})
+			}
+		case k == "GNU.sparse.map":
+			rs, err := parseSparseList(v)
+			if err != nil {
+				bad(k)
+			}
+			regions = rs
+		}
+	}
+	isSparse := sparseSize >= 0 || major >= 0
+	if !isSparse {
+		return regions, false, firstErr
+	}
+	m.Sparse = true
+	if sparseSize >= 0 {
+		m.Size = sparseSize
+	}
+	return regions, major == 1 && minor == 0, firstErr
+}
+
+// data handles a member's stored bytes at [off, off+stored): it maps them
+// to file offsets (a sparse map first, for GNU sparse 1.0), notes what
+// damage cut, passes them to Options.Data, and returns the offset of the
+// next header.
+func (sc *scanner) data(m *Member, off, stored int64, regions []region, sparse10 bool, cfg []byte) (int64, error) {
+	next := off + pad(stored)
+	start := off
+	if sparse10 {
+		b := sc.s.window(off, int(min(stored, maxSparseText)))
+		rs, used, ok, err := parseSparse10(b)
+		if err == nil && (!ok || used > stored) {
+			err = fmt.Errorf("%w: sparse map unreadable", ErrHeader)
+		}
+		if err == nil && sc.s.damaged(off, used) || err != nil && sc.s.damaged(off, int64(len(b))) {
+			err = fmt.Errorf("its sparse map lies in damage")
+		}
+		if err != nil {
+			return sc.unreadable(m, off, stored, next, err), nil
+		}
+		regions, start = rs, off+used
+	}
+	if regions == nil && !m.Sparse {
+		regions = []region{{0, stored}}
+		m.Size = stored
+	}
+	total, err := checkRegions(regions, m.Size)
+	if err == nil && start+total > off+stored {
+		err = fmt.Errorf("%w: sparse regions hold more than the member stores", ErrHeader)
+	}
+	if err != nil {
+		return sc.unreadable(m, off, stored, next, err), nil
+	}
+	// where the decoder lost its place, the member is cut: what follows is
+	// no longer at its offset
+	cut := next
+	var rs codec.Span
+	resync := false
+	if rs, resync = sc.s.resyncIn(off, next); resync {
+		cut = rs.Off
+	}
+	phys := start
+	for _, r := range regions {
+		if r.n == 0 {
+			continue
+		}
+		keep := max(0, min(r.n, cut-phys))
+		if keep > 0 {
+			m.Data = append(m.Data, fs.Extent{Logical: r.off, Physical: phys, Length: keep})
+		}
+		if keep < r.n {
+			m.Lost = append(m.Lost, fs.Extent{Logical: r.off + keep, Physical: -1, Length: r.n - keep})
+		}
+		phys += r.n
+	}
+	// read through the data (to pass it on, or just to get past it)
+	for _, e := range m.Data {
+		for done := int64(0); done < e.Length; {
+			k := int(min(e.Length-done, windowSize))
+			b := sc.s.window(e.Physical+done, k)
+			if cfg != nil {
+				copy(cfg[e.Logical+done:], b)
+			}
+			if sc.opt.Data != nil && len(b) > 0 {
+				if err := sc.opt.Data(len(sc.x.Members), m, b, e.Logical+done); err != nil {
+					return 0, err
+				}
+			}
+			if len(b) < k {
+				// the stream ends inside the member
+				sc.truncate(m, e.Physical+done+int64(len(b)))
+				return sc.s.end(), nil
+			}
+			done += int64(k)
+		}
+	}
+	if resync {
+		sc.problem(rs.Off, "%s: cut by damage at byte %d of %d", m.Name, rs.Off-off, stored)
+		return sc.resync(rs.End(), "the stream lost its place inside a member"), nil
+	}
+	return next, nil
+}
+
+// unreadable records a member whose content cannot be placed (its sparse
+// map is damaged or inconsistent): all of it is lost.
+func (sc *scanner) unreadable(m *Member, off, stored, next int64, err error) int64 {
+	m.Problems = append(m.Problems, err.Error())
+	m.Lost = []fs.Extent{{Logical: 0, Length: m.Size, Physical: -1}}
+	return sc.skip(off, stored, next)
+}
+
+// truncate marks everything of m stored at or after stream offset end as
+// lost (the stream ended there).
+func (sc *scanner) truncate(m *Member, end int64) {
+	sc.problem(end, "%s: the stream ends inside this member (truncated)", m.Name)
+	var data []fs.Extent
+	for _, e := range m.Data {
+		keep := max(0, min(e.Length, end-e.Physical))
+		if keep > 0 {
+			data = append(data, fs.Extent{Logical: e.Logical, Physical: e.Physical, Length: keep})
+		}
+		if keep < e.Length {
+			m.Lost = append(m.Lost, fs.Extent{Logical: e.Logical + keep, Physical: -1, Length: e.Length - keep})
+		}
+	}
+	m.Data = data
+}
+
+func unix(sec, nsec int64) time.Time {
+	if sec < -1<<40 || sec > 1<<40 {
+		return time.Time{}
+	}
+	return time.Unix(sec, nsec)
+}
