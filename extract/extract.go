@@ -1,6 +1,8 @@
-// Package extract reads a VM backup end to end: archive → codec → VMA →
-// disk images, configs and the damage account (damage.json). verify is the
-// same read without the writing.
+// Package extract reads a backup end to end: archive → codec → payload
+// (payload.Open detects it by content) → for a VM, disk images, configs
+// and the damage account (damage.json); for a container, its configs, its
+// files and the damage account (container.go). verify is the same read
+// without the writing.
 package extract
 
 import (
@@ -14,7 +16,9 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/archive"
 	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/ctar"
 	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/payload"
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/vma"
 )
@@ -78,6 +82,8 @@ type Result struct {
 	// Verified: a read with a donor whose output the stream's own
 	// checksum confirmed: no byte of any device is damaged.
 	Verified bool
+	// Tar is a container backup's index (nil for a VM backup).
+	Tar *ctar.Index
 }
 
 // Close closes the files of an unlinked extraction.
@@ -114,26 +120,24 @@ func Extract(path, dir string, opt Options) (*Result, error) {
 }
 
 func run(path, dir string, opt Options) (*Result, error) {
-	a, err := archive.Open(path)
+	s, err := payload.Open(path, codec.Options{Strict: opt.Strict, Donor: opt.Donor})
 	if err != nil {
 		return nil, err
 	}
-	defer a.Close()
+	defer s.Close()
+	a := s.Archive
 	a.Tap = opt.Tap
-	chk, chkProblem := findChecker(path, opt)
-	dec, err := a.Payload(codec.Options{Strict: opt.Strict, Donor: opt.Donor})
+	dec, err := s.Decode()
 	if err != nil {
 		return nil, err
 	}
-	if c, ok := dec.(io.Closer); ok {
-		defer c.Close()
-	}
-	raw := dec
-	ahead := codec.ReadAhead(dec, 1<<20, 4)
-	defer ahead.Close()
-	dec = ahead
+	raw := s.Raw()
 	stop := startProgress(a, opt.Progress)
 	defer stop()
+	if s.Kind() == payload.Tar {
+		return runContainer(s, dec, dir, opt, stop)
+	}
+	chk, chkProblem := findChecker(path, opt)
 
 	vopt := vma.Options{Salvage: !opt.Strict}
 	var sm *StreamMap
@@ -255,33 +259,45 @@ func NotVM(path string, a *archive.Archive, err error) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	switch {
-	case a.Name.Payload == "tar":
-		return fmt.Errorf("%s: container backups (.tar) are not supported yet", path)
 	case a.Compression == codec.None:
 		return fmt.Errorf("%s: %w: neither compressed (zstd, gzip, lzo) nor a VMA stream", path, ErrNotVM)
 	}
 	return fmt.Errorf("%s: %w: its %s stream holds no VMA stream", path, ErrNotVM, a.Compression)
 }
 
-// archiveReport builds an archive's entry in the report.
+// archiveReport builds a VM backup's entry in the report.
 func archiveReport(a *archive.Archive, dec codec.Reader, h *vma.Header, vres *vma.Result, readErr error) report.Archive {
-	arc := report.Archive{
-		Path: a.Path, Compression: string(a.Compression), Payload: "vma",
-		Guest: a.Name.Guest, VMID: a.Name.VMID, Checksum: dec.Checksum(),
-		UUID: h.UUIDString(), Ctime: h.Ctime.Unix(),
-	}
-	if !a.Name.Time.IsZero() {
-		arc.Time = a.Name.Time.Format("2006-01-02T15:04:05")
-	}
+	arc := newArchive(a, dec, "vma")
+	arc.UUID, arc.Ctime = h.UUIDString(), h.Ctime.Unix()
 	if vres.Headerless {
 		arc.UUID, arc.Ctime = "", 0
 	}
 	for _, c := range h.Configs {
 		arc.Configs = append(arc.Configs, c.Name)
 	}
+	finishArchive(&arc, a, dec, vres.Problems, vres.ProblemCount, vres.Intact(), readErr)
+	return arc
+}
+
+// newArchive starts an archive's entry in the report: what the file and
+// its stream say.
+func newArchive(a *archive.Archive, dec codec.Reader, payload string) report.Archive {
+	arc := report.Archive{
+		Path: a.Path, Compression: string(a.Compression), Payload: payload,
+		Guest: a.Name.Guest, VMID: a.Name.VMID, Checksum: dec.Checksum(),
+	}
+	if !a.Name.Time.IsZero() {
+		arc.Time = a.Name.Time.Format("2006-01-02T15:04:05")
+	}
+	return arc
+}
+
+// finishArchive adds the problems of the stream and of the payload and
+// decides the archive's status.
+func finishArchive(arc *report.Archive, a *archive.Archive, dec codec.Reader, problems []damage.Problem, count int, intact bool, readErr error) {
 	arc.Problems = append(arc.Problems, dec.Problems()...)
-	arc.Problems = append(arc.Problems, vres.Problems...)
-	arc.ProblemCount = len(dec.Problems()) + vres.ProblemCount
+	arc.Problems = append(arc.Problems, problems...)
+	arc.ProblemCount = len(dec.Problems()) + count
 	if readErr != nil {
 		arc.Problems = append(arc.Problems, problemOf(readErr))
 		arc.ProblemCount++
@@ -296,10 +312,9 @@ func archiveReport(a *archive.Archive, dec codec.Reader, h *vma.Header, vres *vm
 		}
 	}
 	arc.Status = report.Intact
-	if arc.ProblemCount > 0 || arc.Checksum == codec.ChecksumMismatch || !vres.Intact() || readErr != nil {
+	if arc.ProblemCount > 0 || arc.Checksum == codec.ChecksumMismatch || !intact || readErr != nil {
 		arc.Status = report.Damaged
 	}
-	return arc
 }
 
 func problemOf(err error) damage.Problem {

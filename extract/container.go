@@ -1,0 +1,122 @@
+package extract
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/ctar"
+	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/payload"
+	"github.com/vzsalvage/vzsalvage/report"
+	"github.com/vzsalvage/vzsalvage/vma"
+)
+
+// RootfsID is the volume id of a container's root filesystem: the tar
+// stream read as a filesystem.
+const RootfsID = "rootfs"
+
+// runContainer reads a container backup: the tar index and its damage
+// account; with dir, also its config files, its files under dir/rootfs
+// (a second decoding of the stream, in archive order) and damage.json.
+func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, stop func()) (*Result, error) {
+	pres, err := s.Payload.Scan(dec, nil, payload.Options{Strict: opt.Strict})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Archive.Path, err)
+	}
+	stop()
+	x := pres.Tar
+	res := &Result{Report: report.New(Tool), Images: map[string]string{}, Tar: x}
+	arc := newArchive(s.Archive, dec, string(payload.Tar))
+	for _, c := range pres.Configs {
+		arc.Configs = append(arc.Configs, c.Name)
+	}
+	finishArchive(&arc, s.Archive, dec, pres.Problems, pres.ProblemCount, pres.Intact, pres.Err)
+	vol := ContainerVolume(x)
+	res.Report.DamagedFiles = DamagedMembers(ctar.NewFS(x, nil), x.Damage)
+	vol.DamagedFiles = len(res.Report.DamagedFiles)
+	if dir != "" && !opt.Unlinked {
+		out := newImageSet(dir, opt.Force)
+		var cfgs []vma.Config
+		for _, c := range pres.Configs {
+			cfgs = append(cfgs, vma.Config{Name: c.Name, Data: c.Data})
+		}
+		if err := out.writeConfigs(cfgs); err != nil {
+			return nil, err
+		}
+		arc.ConfigFiles = out.configFiles
+		stats, err := copyContainer(s, x, filepath.Join(dir, RootfsID), opt.Force)
+		if err != nil {
+			return nil, err
+		}
+		vol.Dir, vol.Files = RootfsID, int(stats.Files+stats.Symlinks+stats.HardLinks+stats.Specials)
+		for _, e := range stats.Errors {
+			vol.Notes = append(vol.Notes, "copy: "+e.Error())
+		}
+	}
+	res.Report.Archives = append(res.Report.Archives, arc)
+	res.Report.Volumes = append(res.Report.Volumes, vol)
+	if dir != "" && !opt.Unlinked {
+		if err := res.Report.WriteFile(filepath.Join(dir, "damage.json")); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// ContainerVolume is the report entry of a container's root filesystem.
+func ContainerVolume(x *ctar.Index) report.Volume {
+	return report.Volume{ID: RootfsID, Kind: "tar", FS: "tar", Size: x.Size, DamagedBytes: x.Damage.Total(damage.Tainted)}
+}
+
+// copyContainer copies a container's tree to dest (which must not exist,
+// unless force), keeping owners when run as root; device nodes and
+// setuid/setgid bits are not recreated.
+func copyContainer(s *payload.Stream, x *ctar.Index, dest string, force bool) (*fs.CopyStats, error) {
+	if _, err := os.Lstat(dest); err == nil {
+		if !force {
+			return nil, fmt.Errorf("%s exists (use --force to overwrite)", dest)
+		}
+		if err := os.RemoveAll(dest); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	sr := ctar.NewStreamReader(s.Reopen)
+	defer sr.Close()
+	f := ctar.NewFS(x, sr)
+	stats, err := fs.Copy(f, f.Root(), "/", dest, fs.CopyOptions{Recursive: true, Owners: true, Xattrs: true, Budget: x.Size + 64<<20})
+	if err != nil {
+		return stats, fmt.Errorf("copy to %s: %w", dest, err)
+	}
+	return stats, nil
+}
+
+// DamagedMembers judges every file of a container's tree against the
+// stream's damage: each file with a byte in damage, cut off, or whose
+// headers had problems.
+func DamagedMembers(f fs.FS, dmg *damage.Map) []report.DamagedFile {
+	out := []report.DamagedFile{}
+	fs.Walk(f, f.Root(), func(path string, e *fs.DirEntry, st *fs.Stat, err error) error {
+		df := report.DamagedFile{Volume: RootfsID, Path: path}
+		if st == nil {
+			df.State = fs.StateLost
+		} else {
+			lay, _ := f.Layout(st.Node)
+			a := fs.Assess(st, lay, e, dmg)
+			df.State, df.Size, df.BadBytes, df.MissingBytes, df.Ranges, df.Problems = a.State, st.Size, a.BadBytes, a.MissingBytes, a.Ranges, st.Problems
+		}
+		if err != nil {
+			df.Problems = append(df.Problems, err.Error())
+		}
+		if df.State.Damaged() {
+			out = append(out, df)
+		}
+		return nil
+	})
+	return out
+}

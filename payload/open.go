@@ -1,0 +1,116 @@
+package payload
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/vzsalvage/vzsalvage/archive"
+	"github.com/vzsalvage/vzsalvage/codec"
+)
+
+// Stream is an opened backup: the file and its payload, detected by
+// content after the codec. Decode returns the decompressed stream.
+type Stream struct {
+	Archive *archive.Archive
+	Payload Payload
+	opt     codec.Options
+	ahd     *codec.Ahead
+	dec     codec.Reader
+}
+
+// Open opens a backup read-only and detects its compression and its
+// payload by content (it decodes the first HeadSize bytes to do so).
+func Open(path string, opt codec.Options) (*Stream, error) {
+	a, err := archive.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	head, err := readHead(a, opt)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	p, err := Detect(head, a.Name.Payload)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &Stream{Archive: a, Payload: p, opt: opt}, nil
+}
+
+// Decode returns the decompressed stream from its first byte, decoded
+// ahead in its own goroutine (set Archive.Tap before). Call it once.
+func (s *Stream) Decode() (codec.Reader, error) {
+	dec, err := s.Archive.Payload(s.opt)
+	if err != nil {
+		return nil, err
+	}
+	s.dec, s.ahd = dec, codec.ReadAhead(dec, 1<<20, 4)
+	return s.ahd, nil
+}
+
+// readHead decodes the stream's first HeadSize bytes (a first pass: no
+// donor).
+func readHead(a *archive.Archive, opt codec.Options) ([]byte, error) {
+	dec, err := a.Payload(codec.Options{Strict: opt.Strict})
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, HeadSize)
+	n, err := io.ReadFull(dec, head)
+	if c, ok := dec.(io.Closer); ok {
+		c.Close()
+	}
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF && !opt.Strict {
+		return nil, err
+	}
+	return head[:n], nil
+}
+
+// Raw returns the decoder under Decode's read-ahead (nil before Decode),
+// for what needs the decoder itself.
+func (s *Stream) Raw() codec.Reader { return s.dec }
+
+// Kind returns the payload's kind.
+func (s *Stream) Kind() Kind { return s.Payload.Kind() }
+
+// Close stops the decoders and closes the file.
+func (s *Stream) Close() error {
+	if s.ahd != nil {
+		s.ahd.Close()
+	}
+	if c, ok := s.dec.(io.Closer); ok {
+		c.Close()
+	}
+	return s.Archive.Close()
+}
+
+// Reopen returns a new decoder of the whole stream from its first byte,
+// over its own handle of the file: readers that need to go back (a
+// container's files, read by ctar.StreamReader) use it.
+func (s *Stream) Reopen() (io.ReadCloser, error) {
+	a, err := archive.Open(s.Archive.Path)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := a.Payload(s.opt)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	return &reopened{Ahead: codec.ReadAhead(dec, 1<<20, 4), dec: dec, a: a}, nil
+}
+
+type reopened struct {
+	*codec.Ahead
+	dec codec.Reader
+	a   *archive.Archive
+}
+
+func (r *reopened) Close() error {
+	r.Ahead.Close()
+	if c, ok := r.dec.(io.Closer); ok {
+		c.Close()
+	}
+	return r.a.Close()
+}
