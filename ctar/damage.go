@@ -5,10 +5,10 @@ import "github.com/vzsalvage/vzsalvage/damage"
 // MemberDamage returns the byte ranges of m's content (file offsets) that
 // are not known to be right, or nil: its data extents that lie in the
 // stream's damage, what damage or the stream's end cut off, and all of it
-// when its headers had problems.
+// when its headers had problems or are tainted without confirmation.
 func (x *Index) MemberDamage(m *Member) *damage.Map {
 	var d damage.Map
-	if len(m.Problems) > 0 {
+	if len(m.Problems) > 0 || m.HeaderTainted && (!m.Confirmed || m.Sparse) {
 		d.Add(0, m.Size, damage.Tainted)
 	}
 	for _, e := range m.Data {

@@ -77,6 +77,7 @@ type header struct {
 	devmajor       int64
 	devminor       int64
 	gnu            bool // "ustar  \0" magic (GNU); else POSIX "ustar\x0000"
+	tainted        bool // the block lies in tainted bytes
 	// old GNU sparse ('S'): the map in the header, whether extension
 	// blocks follow, and the real size.
 	sparse   []region

@@ -304,7 +304,9 @@ func (f *FS) ReadLink(n fs.Node) (string, error) {
 }
 
 // Layout implements fs.FS: Data in volume offsets, Meta the member's
-// headers, Lost what damage cut off.
+// headers (Attr when they are tainted but the next header confirms the
+// size: the content is where they say, the rest may be wrong), Lost what
+// damage cut off.
 func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 	nd, err := f.node(n)
 	if err != nil {
@@ -315,7 +317,12 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 	if m == nil {
 		return lay, nil
 	}
-	lay.Meta = []fs.Extent{{Logical: 0, Physical: nd.base + m.HeaderOff, Length: m.HeaderEnd - m.HeaderOff}}
+	hdr := []fs.Extent{{Logical: 0, Physical: nd.base + m.HeaderOff, Length: m.HeaderEnd - m.HeaderOff}}
+	if m.HeaderTainted && m.Confirmed && !m.Sparse {
+		lay.Attr = hdr // the content's place is confirmed; names, modes and times are not
+	} else {
+		lay.Meta = hdr
+	}
 	for _, e := range m.Data {
 		lay.Data = append(lay.Data, fs.Extent{Logical: e.Logical, Physical: nd.base + e.Physical, Length: e.Length})
 	}

@@ -40,6 +40,13 @@ type Member struct {
 	Lost []fs.Extent
 	// Resynced: the member was found by searching after damage.
 	Resynced bool
+	// HeaderTainted: some of its headers lie in tainted bytes (decoded,
+	// but copied from damaged data): they passed every check, but their
+	// fields may be wrong. Confirmed: the next header starts where this
+	// one's size says, so at least its size (where its content lies) is
+	// right.
+	HeaderTainted bool
+	Confirmed     bool
 	// Problems with the member's own headers.
 	Problems []string
 	// Config: one of vzdump's config files stored first in the archive

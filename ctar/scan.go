@@ -56,6 +56,21 @@ type scanner struct {
 	pax       bool // some member had a pax header
 	resynced  bool // the next header was found by resynchronising
 	strictErr error
+	// last is the member read last, and next where its successor's header
+	// must start; a header found there confirms last's size.
+	last *Member
+	next int64
+}
+
+// confirm notes that a valid header (or the end marker) starts at pos:
+// if that is where the previous member said its successor starts, its
+// size is confirmed, and a tainted header of it only leaves its metadata
+// in doubt.
+func (sc *scanner) confirm(pos int64) {
+	if sc.last != nil && pos == sc.next {
+		sc.last.Confirmed = true
+	}
+	sc.last = nil
 }
 
 // ext holds the extended headers (pax, GNU long names) read before a
@@ -67,6 +82,7 @@ type ext struct {
 	longLink string
 	hasLong  bool
 	hasLink  bool
+	tainted  bool     // an extended header lies in tainted bytes
 	bad      []string // extended headers that could not be read
 }
 
@@ -97,13 +113,14 @@ func (sc *scanner) run() error {
 			}
 			return nil
 		}
-		if sc.s.damaged(pos, BlockSize) {
-			pos = sc.resync(pos, "a header lies in damage")
+		if sc.s.lost(pos, BlockSize) {
+			pos = sc.resync(pos, "a header was lost")
 			continue
 		}
-		if isZero(blk) {
+		if isZero(blk) && !sc.s.damaged(pos, BlockSize) {
 			next := sc.s.window(pos+BlockSize, BlockSize)
 			if len(next) == 0 || isZero(next) && !sc.s.damaged(pos+BlockSize, BlockSize) {
+				sc.confirm(pos)
 				sc.x.Ended = true
 				if sc.pend != nil {
 					sc.problem(pos, "extended header without a member")
@@ -116,9 +133,22 @@ func (sc *scanner) run() error {
 		}
 		h, err := parseHeader(blk)
 		if err != nil {
-			pos = sc.resync(pos, err.Error())
+			unexplained := !sc.s.damaged(pos, BlockSize)
+			if unexplained && sc.last != nil && sc.next == pos {
+				// nothing located this damage (an uncompressed archive, a
+				// raw zstd block): what destroyed the header may have
+				// reached back into the member before it
+				sc.s.dmg.Add(sc.last.HeaderOff, pos-sc.last.HeaderOff, damage.Tainted)
+			}
+			next := sc.resync(pos, err.Error())
+			if unexplained {
+				sc.s.dmg.Add(pos, next-pos, damage.Tainted)
+			}
+			pos = next
 			continue
 		}
+		sc.confirm(pos)
+		h.tainted = sc.s.damaged(pos, BlockSize)
 		next, err := sc.member(pos, h)
 		if err != nil {
 			return err
@@ -134,12 +164,22 @@ func (sc *scanner) run() error {
 // offset of the next valid header (or the end of the stream). Headers are
 // searched at block boundaries unless a Resync span lies between pos and
 // the candidate (the decoder lost its place: any offset may hold one).
-func (sc *scanner) resync(pos int64, why string) int64 {
+func (sc *scanner) resync(pos int64, why string) int64 { return sc.search(pos, why, false) }
+
+// resyncAfter resynchronises after a Resync span that ended at pos: the
+// stream's block alignment is lost, any offset may hold the next header.
+func (sc *scanner) resyncAfter(pos int64, why string) int64 { return sc.search(pos, why, true) }
+
+func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 	sc.problem(pos, "%s; looking for the next header", why)
+	sc.last = nil
 	if sc.pend != nil {
 		sc.pend = nil // the extended headers belonged to a lost member
 	}
-	cur := pos + 1
+	cur := pos
+	if !anyAlign {
+		cur++
+	}
 	for {
 		w := sc.s.window(cur, windowSize)
 		if len(w) < BlockSize {
@@ -152,10 +192,14 @@ func (sc *scanner) resync(pos int64, why string) int64 {
 		}
 		o := cur + int64(i)
 		_, misaligned := sc.s.resyncIn(pos, o)
-		if (misaligned || (o-pos)%BlockSize == 0) && !sc.s.damaged(o, BlockSize) {
+		if (anyAlign || misaligned || (o-pos)%BlockSize == 0) && !sc.s.lost(o, BlockSize) {
 			if blk := sc.s.window(o, BlockSize); len(blk) == BlockSize {
 				if _, err := parseHeader(blk); err == nil {
-					sc.problem(o, "resynchronised after %d bytes", o-pos)
+					after := "the start"
+					if k := len(sc.x.Members); k > 0 {
+						after = sc.x.Members[k-1].Name
+					}
+					sc.problem(o, "resynchronised after %d bytes: members stored after %s and before this one are lost", o-pos, after)
 					sc.resynced = true
 					return o
 				}
@@ -188,7 +232,8 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 	}
 	m := &Member{Name: h.name, Type: h.typ, Link: h.linkname, Mode: h.mode, UID: h.uid, GID: h.gid,
 		Size: h.size, Mtime: unix(h.mtime, 0), Uname: h.uname, Gname: h.gname,
-		DevMajor: h.devmajor, DevMinor: h.devminor, HeaderOff: e.start, HeaderEnd: dataOff, Resynced: resynced}
+		DevMajor: h.devmajor, DevMinor: h.devminor, HeaderOff: e.start, HeaderEnd: dataOff, Resynced: resynced,
+		HeaderTainted: h.tainted || e.tainted}
 	if h.atime > 0 {
 		m.Atime = unix(h.atime, 0)
 	}
@@ -255,6 +300,7 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 			return 0, err
 		}
 		sc.add(m, cfg)
+		sc.last, sc.next = m, dataOff+pad(stored)
 		return next, nil
 	case m.Type == TypeVolume:
 		return sc.skip(dataOff, stored, dataOff+pad(stored)), nil
@@ -264,7 +310,9 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 	}
 	m.Size = 0
 	sc.add(m, nil)
-	return sc.skip(dataOff, stored, dataOff+pad(stored)), nil
+	next := sc.skip(dataOff, stored, dataOff+pad(stored))
+	sc.last, sc.next = m, dataOff+pad(stored)
+	return next, nil
 }
 
 // hasData reports whether members of type t carry content.
@@ -300,11 +348,13 @@ func (sc *scanner) extended(pos int64, h *header) (int64, error) {
 		sc.pend.bad = append(sc.pend.bad, fmt.Sprintf("extended header of %d bytes ignored", h.size))
 		return sc.skip(dataOff, h.size, next), nil
 	}
+	sc.pend.tainted = sc.pend.tainted || h.tainted
 	b := sc.s.window(dataOff, int(h.size))
-	if int64(len(b)) < h.size || sc.s.damaged(dataOff, h.size) {
-		sc.pend.bad = append(sc.pend.bad, "an extended header lies in damage")
+	sc.pend.tainted = sc.pend.tainted || sc.s.damaged(dataOff, h.size)
+	if int64(len(b)) < h.size || sc.s.lost(dataOff, h.size) {
+		sc.pend.bad = append(sc.pend.bad, "an extended header was lost")
 		if r, ok := sc.s.resyncIn(dataOff, next); ok {
-			return sc.resync(r.End(), "the stream lost its place inside an extended header"), nil
+			return sc.resyncAfter(r.End(), "the stream lost its place inside an extended header"), nil
 		}
 		return next, nil
 	}
@@ -333,7 +383,7 @@ func (sc *scanner) extended(pos int64, h *header) (int64, error) {
 // its place in between: then it resynchronises.
 func (sc *scanner) skip(off, n, next int64) int64 {
 	if r, ok := sc.s.resyncIn(off, next); ok {
-		return sc.resync(r.End(), "the stream lost its place inside a member")
+		return sc.resyncAfter(r.End(), "the stream lost its place inside a member")
 	}
 	return next
 }
@@ -525,7 +575,7 @@ func (sc *scanner) data(m *Member, off, stored int64, regions []region, sparse10
 	}
 	if resync {
 		sc.problem(rs.Off, "%s: cut by damage at byte %d of %d", m.Name, rs.Off-off, stored)
-		return sc.resync(rs.End(), "the stream lost its place inside a member"), nil
+		return sc.resyncAfter(rs.End(), "the stream lost its place inside a member"), nil
 	}
 	return next, nil
 }

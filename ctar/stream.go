@@ -113,6 +113,9 @@ func (s *stream) sync() {
 // damaged reports whether any byte of [off, off+n) lies in damage.
 func (s *stream) damaged(off, n int64) bool { return s.dmg.Any(off, n, damage.Tainted) }
 
+// lost reports whether any byte of [off, off+n) is lost (a placeholder).
+func (s *stream) lost(off, n int64) bool { return s.dmg.Any(off, n, damage.Lost) }
+
 // resyncIn returns the first Resync span that starts in [off, end), if any.
 func (s *stream) resyncIn(off, end int64) (codec.Span, bool) {
 	i := sort.Search(len(s.resync), func(i int) bool { return s.resync[i].Off >= off })

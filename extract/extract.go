@@ -346,24 +346,25 @@ type Head struct {
 	Header *vma.Header
 }
 
-// ReadHead reads only the start of a backup: its file name and header
-// (instant, whatever the archive's size).
+// ReadHead reads only the start of a backup: its file name and, for a VM
+// backup, its header (instant, whatever the archive's size); a container
+// backup's Header is empty.
 func ReadHead(path string) (*Head, error) {
-	a, err := archive.Open(path)
+	s, err := payload.Open(path, codec.Options{})
 	if err != nil {
 		return nil, err
 	}
-	defer a.Close()
-	dec, err := a.Payload(codec.Options{})
+	defer s.Close()
+	if s.Kind() == payload.Tar {
+		return &Head{Name: s.Archive.Name, Header: &vma.Header{}}, nil
+	}
+	dec, err := s.Decode()
 	if err != nil {
 		return nil, err
-	}
-	if c, ok := dec.(io.Closer); ok {
-		defer c.Close()
 	}
 	vr, err := vma.NewReader(dec, vma.Options{Salvage: true})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &Head{Name: a.Name, Header: vr.Header()}, nil
+	return &Head{Name: s.Archive.Name, Header: vr.Header()}, nil
 }

@@ -88,12 +88,16 @@ func (s *Stream) Close() error {
 // Reopen returns a new decoder of the whole stream from its first byte,
 // over its own handle of the file: readers that need to go back (a
 // container's files, read by ctar.StreamReader) use it.
-func (s *Stream) Reopen() (io.ReadCloser, error) {
-	a, err := archive.Open(s.Archive.Path)
+func (s *Stream) Reopen() (io.ReadCloser, error) { return OpenDecoded(s.Archive.Path, s.opt) }
+
+// OpenDecoded opens a backup and returns its decompressed stream from the
+// first byte, decoded ahead in its own goroutine; Close closes the file.
+func OpenDecoded(path string, opt codec.Options) (io.ReadCloser, error) {
+	a, err := archive.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	dec, err := a.Payload(s.opt)
+	dec, err := a.Payload(opt)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -113,4 +117,46 @@ func (r *reopened) Close() error {
 		c.Close()
 	}
 	return r.a.Close()
+}
+
+// IsBackup reports whether the file at path is a backup: compressed by a
+// codec vzsalvage reads, or starting with a payload's header. A damaged
+// uncompressed backup whose start matches nothing is not recognised.
+func IsBackup(path string) (bool, error) {
+	a, err := archive.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer a.Close()
+	if a.Compression != codec.None {
+		return true, nil
+	}
+	head, err := readHead(a, codec.Options{})
+	if err != nil {
+		return false, err
+	}
+	for _, p := range payloads {
+		if p.Match(head) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// KindOf returns the payload of the backup at path, detected as Open does.
+func KindOf(path string) (Kind, error) {
+	a, err := archive.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer a.Close()
+	head, err := readHead(a, codec.Options{})
+	if err != nil {
+		return "", err
+	}
+	p, err := Detect(head, a.Name.Payload)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return p.Kind(), nil
 }

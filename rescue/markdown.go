@@ -36,7 +36,9 @@ func WriteMarkdown(w io.Writer, r *Report) {
 
 	writeInShort(p, r)
 	writeBackups(p, rep)
-	writeDisks(p, rep)
+	if len(rep.Devices) > 0 { // a container backup has none
+		writeDisks(p, rep)
+	}
 	writeVolumes(p, rep)
 	writeDamagedFiles(p, rep)
 	writeNext(p, r)

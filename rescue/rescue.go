@@ -158,6 +158,9 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 			err = fmt.Errorf("%w; the unfinished rescue in %s was removed", err, dir)
 		}
 	}()
+	if isContainer(path) {
+		return runContainer(path, dir, opt)
+	}
 	rep := &Report{Report: report.New(extract.Tool), Dir: dir}
 
 	// 1. the newest backup, into disks/
@@ -237,7 +240,7 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 // ownNames are what a rescue writes into its directory; --force removes
 // them (and nothing else) before writing anew, and only where the marker
 // says that vzsalvage wrote them.
-var ownNames = []string{"disks", "files", "report.json", "report.md", ".generations"}
+var ownNames = []string{"disks", "files", "report.json", "report.md", ".generations", "pct.conf", "pct.fw"}
 
 // Marker is the file a rescue leaves in its directory: it tells a later
 // rescue --force that the outputs there are vzsalvage's own to replace.

@@ -33,6 +33,7 @@ var Readers = map[string]Reader{
 	"ext2": openExt4,
 	"ext3": openExt4,
 	"ext4": openExt4,
+	"tar":  openTar, // a container backup's root filesystem (container.go)
 }
 
 func openExt4(v volume.Volume, opt FSOptions) (fs.FS, error) {

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/extract"
+	"github.com/vzsalvage/vzsalvage/payload"
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/volume"
 )
@@ -54,6 +54,9 @@ type Source struct {
 	// for an image file).
 	Report  *report.Report
 	closers []io.Closer
+	// vols, when set, are the volumes (a container's root filesystem)
+	// instead of what the disks hold.
+	vols []volume.Volume
 }
 
 // Close closes the disk images.
@@ -89,8 +92,14 @@ func (s *Source) Damaged() string {
 	return ""
 }
 
-// Volumes finds the volumes on the source's disks.
-func (s *Source) Volumes() []volume.Volume { return volume.Discover(s.Disks) }
+// Volumes finds the volumes on the source's disks (a container backup
+// has one: its root filesystem).
+func (s *Source) Volumes() []volume.Volume {
+	if s.vols != nil {
+		return s.vols
+	}
+	return volume.Discover(s.Disks)
+}
 
 // Open opens a source.
 func Open(path string, opt Options) (*Source, error) {
@@ -101,17 +110,11 @@ func Open(path string, opt Options) (*Source, error) {
 	if st.IsDir() {
 		return openDir(path)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	var magic [16]byte
-	n, _ := f.ReadAt(magic[:], 0)
-	f.Close()
+	backup, err := payload.IsBackup(path)
 	switch {
-	case n == 0:
-		return nil, fmt.Errorf("%s: empty file", path)
-	case codec.Detect(magic[:n]) != codec.None || string(magic[:4]) == "VMA\x00":
+	case err != nil:
+		return nil, err
+	case backup:
 		return openArchive(path, st, opt)
 	}
 	return openImage(path)
@@ -179,13 +182,19 @@ func (s *Source) addImage(path, name string, d report.Device) error {
 	return nil
 }
 
-// openArchive reads an archive's disks for browsing. With a cache
+// openArchive reads an archive for browsing. A container backup is read
+// through its tar index (container.go). A VM backup's disks: with a cache
 // directory the images are extracted there once (per path, size and
 // modification time) and kept for later commands; without one they go to
 // unnamed temporary files in the system's temporary directory, which
 // disappear when the source is closed or the process ends, whatever
 // happens: nothing is left behind, and no home directory is needed.
 func openArchive(path string, st os.FileInfo, opt Options) (*Source, error) {
+	if k, err := payload.KindOf(path); err != nil {
+		return nil, err
+	} else if k == payload.Tar {
+		return openContainer(path, opt)
+	}
 	if opt.CacheDir == "" {
 		return openUnlinked(path, opt)
 	}

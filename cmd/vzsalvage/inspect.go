@@ -9,6 +9,7 @@ import (
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/extract"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
+	"github.com/vzsalvage/vzsalvage/payload"
 	"github.com/vzsalvage/vzsalvage/vma"
 )
 
@@ -18,8 +19,9 @@ func newInspect() *cobra.Command {
 		Use:   "inspect ARCHIVE",
 		Short: "Show what a backup holds: guest, time, configs, disks",
 		Long: `inspect reads a backup's header only (fast, whatever the archive's size) and shows
-its kind and compression (detected from the content, not the name), the guest id and
-backup time from vzdump's file name, the stored config files and the disks.`,
+its kind (VM or container) and compression (detected from the content, not the name),
+the guest id and backup time from vzdump's file name, the stored config files
+(qemu-server.conf, or a container's pct.conf and pct.fw) and a VM's disks.`,
 		Example: `  vzsalvage inspect /mnt/pve/usb/dump/vzdump-qemu-100-2025_12_15-03_00_03.vma.zst
   vzsalvage inspect --json backup.vma.gz`,
 		Args: cobra.ExactArgs(1),
@@ -51,44 +53,53 @@ type inspectOut struct {
 }
 
 func inspect(w io.Writer, path string, asJSON bool) error {
-	a, err := archive.Open(path)
+	s, err := payload.Open(path, codec.Options{})
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	dec, err := a.Payload(codec.Options{})
+	defer s.Close()
+	a := s.Archive
+	dec, err := s.Decode()
 	if err != nil {
 		return err
 	}
-	vr, err := vma.NewReader(dec, vma.Options{Salvage: true})
+	info, err := s.Payload.Inspect(dec)
 	if err != nil {
 		return extract.NotVM(path, a, err)
 	}
-	h := vr.Header()
-	out := inspectOut{Path: path, Size: a.Size, Compression: a.Compression, Payload: "vma", Name: a.Name,
-		UUID: h.UUIDString(), Ctime: h.Ctime.Unix(), Devices: h.Devices, Configs: []inspectConfig{}}
-	for _, c := range h.Configs {
+	out := inspectOut{Path: path, Size: a.Size, Compression: a.Compression, Payload: string(info.Kind), Name: a.Name,
+		Devices: []vma.Device{}, Configs: []inspectConfig{}}
+	if h := info.VMA; h != nil {
+		out.UUID, out.Ctime, out.Devices = h.UUIDString(), h.Ctime.Unix(), h.Devices
+	}
+	for _, c := range info.Configs {
 		out.Configs = append(out.Configs, inspectConfig{Name: c.Name, Size: len(c.Data), Data: string(c.Data)})
 	}
-	for _, p := range vr.Result().Problems {
+	for _, p := range info.Problems {
 		out.Problems = append(out.Problems, p.String())
 	}
 	if asJSON {
 		return printJSON(w, out)
 	}
 	ui.Fprintf(w, "archive      %s (%s)\n", path, ui.Bytes(a.Size))
-	ui.Fprintf(w, "format       VM backup (vma), compression %s\n", a.Compression)
+	if info.Kind == payload.Tar {
+		ui.Fprintf(w, "format       container backup (tar), compression %s\n", a.Compression)
+	} else {
+		ui.Fprintf(w, "format       VM backup (vma), compression %s\n", a.Compression)
+	}
 	if a.Name.Guest != "" {
 		ui.Fprintf(w, "guest        %s %d, backup of %s\n", a.Name.Guest, a.Name.VMID, a.Name.Time.Format("2006-01-02 15:04:05"))
 	}
-	ui.Fprintf(w, "uuid         %s, written %s\n", out.UUID, h.Ctime.Format("2006-01-02 15:04:05 MST"))
-	for _, d := range h.Devices {
-		ui.Fprintf(w, "disk %-7d %s  %s (%d bytes)\n", d.ID, ui.Safe(d.Name), ui.Bytes(d.Size), d.Size)
+	if h := info.VMA; h != nil {
+		ui.Fprintf(w, "uuid         %s, written %s\n", out.UUID, h.Ctime.Format("2006-01-02 15:04:05 MST"))
+		for _, d := range h.Devices {
+			ui.Fprintf(w, "disk %-7d %s  %s (%d bytes)\n", d.ID, ui.Safe(d.Name), ui.Bytes(d.Size), d.Size)
+		}
 	}
 	for _, p := range out.Problems {
 		ui.Fprintf(w, "problem      %s\n", ui.Safe(p))
 	}
-	for _, c := range h.Configs {
+	for _, c := range info.Configs {
 		ui.Fprintf(w, "\n--- %s (%d bytes) ---\n%s", ui.Safe(c.Name), len(c.Data), ui.SafeText(string(c.Data)))
 		if len(c.Data) > 0 && c.Data[len(c.Data)-1] != '\n' {
 			ui.Fprintf(w, "\n")

@@ -1,0 +1,102 @@
+package rescue
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/ctar"
+	"github.com/vzsalvage/vzsalvage/extract"
+	"github.com/vzsalvage/vzsalvage/payload"
+	"github.com/vzsalvage/vzsalvage/report"
+	"github.com/vzsalvage/vzsalvage/source"
+)
+
+// runContainer rescues a container backup: each backup's stream is read
+// once for its index and damage; the files are then copied out of the
+// newest (decoding it again, forward), damaged ones taken from an older
+// backup that holds them intact (same path, size and modification time).
+// The config files go to dir (pct.conf, pct.fw), the files to
+// dir/files/rootfs/.
+func runContainer(path, dir string, opt Options) (*Report, error) {
+	rep := &Report{Report: report.New(extract.Tool), Dir: dir}
+	paths := append([]string{path}, opt.Also...)
+	var results []*extract.Result
+	for i, p := range paths {
+		opt.Progress.Phase("read "+filepath.Base(p), 0)
+		res, err := extract.Verify(p, extract.Options{Progress: opt.Progress.Set})
+		if err != nil {
+			if i > 0 {
+				return nil, fmt.Errorf("older backup %s: %w", p, err)
+			}
+			return nil, err
+		}
+		if res.Tar == nil {
+			return nil, fmt.Errorf("%s is not a container backup, unlike %s", p, path)
+		}
+		results = append(results, res)
+	}
+	// older generations newest first, by the time in their names
+	olds := results[1:]
+	sort.SliceStable(olds, func(i, j int) bool { return olds[i].Report.Archives[0].Time > olds[j].Report.Archives[0].Time })
+	var gens []ctar.Generation
+	for _, res := range results {
+		p := res.Report.Archives[0].Path
+		sr := ctar.NewStreamReader(func() (io.ReadCloser, error) { return payload.OpenDecoded(p, codec.Options{}) })
+		defer sr.Close()
+		gens = append(gens, ctar.Generation{Index: res.Tar, R: sr, Name: p})
+		rep.Archives = append(rep.Archives, res.Report.Archives...)
+	}
+	for _, c := range results[0].Tar.Configs {
+		if err := report.WriteFileAtomic(filepath.Join(dir, extract.SafeFileName(c.Name)), c.Data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	cv := ctar.NewVolume(gens)
+	v := source.ContainerVolume(cv)
+	var filled = cv.Filled
+	if len(gens) == 1 {
+		filled = nil
+	}
+	rv, damaged, err := rescueVolume(v, filepath.Join(dir, "files"), filled, opt)
+	if err != nil {
+		rv.Error = err.Error()
+	}
+	rv.Kind = "tar"
+	if len(cv.Sources) > 0 {
+		rv.Notes = append(rv.Notes, fmt.Sprintf("%d damaged files taken whole from older backups (same path, size and time)", len(cv.Sources)))
+		from := map[string]string{}
+		for _, s := range cv.Sources {
+			from[s.Path] = s.Archive
+		}
+		for i := range damaged {
+			if a, ok := from[damaged[i].Path]; ok {
+				damaged[i].Problems = append(damaged[i].Problems, "content from "+filepath.Base(a))
+			}
+		}
+	}
+	rep.Volumes = append(rep.Volumes, rv)
+	rep.DamagedFiles = append(rep.DamagedFiles, damaged...)
+	if err := rep.WriteFile(filepath.Join(dir, "report.json")); err != nil {
+		return nil, err
+	}
+	var md strings.Builder
+	WriteMarkdown(&md, rep)
+	if err := report.WriteFileAtomic(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// isContainer reports whether the backup at path holds a container.
+func isContainer(path string) bool {
+	if _, err := os.Stat(path); err != nil {
+		return false
+	}
+	k, err := payload.KindOf(path)
+	return err == nil && k == payload.Tar
+}
