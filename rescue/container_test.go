@@ -2,8 +2,8 @@ package rescue
 
 import (
 	"bytes"
-	"errors"
 	"crypto/sha256"
+	"errors"
 	"io/fs"
 	"math/rand"
 	"os"
