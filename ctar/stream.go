@@ -26,7 +26,7 @@ type stream struct {
 const windowSize = 1 << 20
 
 func newStream(r codec.Reader) *stream {
-	return &stream{r: r, mem: make([]byte, 2*windowSize)}
+	return &stream{r: r, mem: make([]byte, 64<<10)}
 }
 
 // end returns the stream offset just past the bytes read so far.
@@ -53,7 +53,7 @@ func (s *stream) window(off int64, n int) []byte {
 	if s.hi-s.lo < n && !s.eof {
 		if len(s.mem)-s.lo < n {
 			if n > len(s.mem) {
-				m := make([]byte, n)
+				m := make([]byte, max(n, min(2*len(s.mem), 2*windowSize)))
 				copy(m, s.mem[s.lo:s.hi])
 				s.mem = m
 			} else {

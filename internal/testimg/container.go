@@ -23,6 +23,9 @@ type ContainerOptions struct {
 	Seed  int64 // everything, names, content, modes and times, follows from it
 	// Text makes file content compressible text (no random bytes).
 	Text bool
+	// MaxSize caps the size of each file's data (0: up to 440 KB), for
+	// archives small enough to check in.
+	MaxSize int
 }
 
 // PctConf is the pct.conf of the test container.
@@ -84,6 +87,9 @@ func ContainerTree(t testing.TB, dir string, opt ContainerOptions) []string {
 		default:
 			size = 40000 + rng.Intn(400000)
 		}
+		if opt.MaxSize > 0 {
+			size = min(size, opt.MaxSize)
+		}
 		var b []byte
 		switch r := rng.Intn(10); {
 		case r == 0 && !opt.Text:
@@ -114,7 +120,11 @@ func ContainerTree(t testing.TB, dir string, opt ContainerOptions) []string {
 		must(t, err)
 		for k := 0; k < 3+i; k++ {
 			b := make([]byte, 4096*(1+rng.Intn(4)))
-			rng.Read(b)
+			if opt.MaxSize > 0 {
+				b = text(min(len(b), opt.MaxSize))
+			} else {
+				rng.Read(b)
+			}
 			_, err = f.WriteAt(b, int64(k)*(1<<20)+int64(rng.Intn(64))*4096)
 			must(t, err)
 		}
