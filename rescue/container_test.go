@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -304,4 +305,47 @@ func garbage(t *testing.T, arc string, b []byte, at float64, ref string, want fl
 	if float64(same) < want*float64(files) {
 		t.Errorf("garbage at %.0f%%: only %d of %d files identical", at*100, same, files)
 	}
+}
+
+// TestContainerPinned restores the checked-in container backup (GNU tar
+// with vzdump's flags, zstd; 300 files) clean, and with 64 KiB of garbage
+// at fixed places of its compressed bytes: no file outside damaged_files
+// differs from tar -x of the clean archive.
+func TestContainerPinned(t *testing.T) {
+	arc, err := filepath.Abs("testdata/vzdump-lxc-101-2025_12_15-03_00_03.tar.zst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ref := refExtract(t, arc, dir)
+	b, err := os.ReadFile(arc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(arc, filepath.Join(dir, "clean"), Options{Owners: true})
+	if err != nil || !rep.Intact() {
+		t.Fatalf("clean: %v %s", err, rep.Summary())
+	}
+	if files, same, _ := compareTrees(t, ref, filepath.Join(dir, "clean", "files", "rootfs"), nil); same != files || files < 300 {
+		t.Errorf("clean: %d of %d files identical", same, files)
+	}
+	for _, at := range []float64{0.2, 0.45, 0.8} {
+		garbage(t, arc, b, at, ref, 0)
+	}
+}
+
+// TestMakeBenchContainer writes the container tree and .tar.zst that
+// scripts/bench-ctar.sh times, into $VZSALVAGE_BENCH_CT (skipped without it).
+func TestMakeBenchContainer(t *testing.T) {
+	dir := os.Getenv("VZSALVAGE_BENCH_CT")
+	if dir == "" {
+		t.Skip("VZSALVAGE_BENCH_CT not set")
+	}
+	files, _ := strconv.Atoi(os.Getenv("VZSALVAGE_BENCH_CT_FILES"))
+	src := filepath.Join(dir, "root")
+	os.RemoveAll(src)
+	must(t, os.MkdirAll(src, 0o755))
+	testimg.ContainerTree(t, src, testimg.ContainerOptions{Files: max(files, 1000), Seed: 3})
+	arc := testimg.ContainerArchive(t, src, dir, ".zst", "2025_12_15-03_00_03")
+	t.Log(arc)
 }
