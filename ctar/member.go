@@ -69,6 +69,17 @@ type Index struct {
 	ProblemCount int
 	// Ended: the end-of-archive marker was read.
 	Ended bool
+	// Gaps lists the stretches of the stream where headers could not be
+	// read: members stored there are lost.
+	Gaps []Gap
+}
+
+// Gap is a stretch of the stream [Off, End) between members where headers
+// were lost: after member After (an index into Members, -1 at the start)
+// and before member After+1 (if any).
+type Gap struct {
+	After    int
+	Off, End int64
 }
 
 // Config is a config file stored in the archive.

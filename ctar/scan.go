@@ -3,6 +3,7 @@ package ctar
 import (
 	"bytes"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,11 @@ func Scan(r codec.Reader, opt Options) (*Index, error) {
 	sc := &scanner{s: newStream(r), opt: opt, x: &Index{}}
 	err := sc.run()
 	sc.s.sync()
+	for i := range sc.x.Gaps {
+		// the member before a gap is the last whose header precedes it
+		g := &sc.x.Gaps[i]
+		g.After = sort.Search(len(sc.x.Members), func(k int) bool { return sc.x.Members[k].HeaderOff >= g.Off }) - 1
+	}
 	sc.x.Size = sc.s.end()
 	sc.x.Damage = &sc.s.dmg
 	if err == nil && sc.s.err != nil {
@@ -183,6 +189,7 @@ func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 	for {
 		w := sc.s.window(cur, windowSize)
 		if len(w) < BlockSize {
+			sc.x.Gaps = append(sc.x.Gaps, Gap{Off: pos, End: sc.s.end()})
 			return sc.s.end()
 		}
 		i := bytes.Index(w[257:], []byte("ustar"))
@@ -199,6 +206,7 @@ func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 					if k := len(sc.x.Members); k > 0 {
 						after = sc.x.Members[k-1].Name
 					}
+					sc.x.Gaps = append(sc.x.Gaps, Gap{Off: pos, End: o})
 					sc.problem(o, "resynchronised after %d bytes: members stored after %s and before this one are lost", o-pos, after)
 					sc.resynced = true
 					return o

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/fs"
 )
 
 // Generation is one backup of a container: the index of its tar stream
@@ -89,7 +90,55 @@ func NewVolume(gens []Generation) *Volume {
 			break
 		}
 	}
+	for _, gap := range newest.Gaps {
+		v.fillGap(gens, gap)
+	}
 	return v
+}
+
+// fillGap places the members that an older generation stores between the
+// newest's members on either side of a gap (where the newest lost its
+// headers) and that the newest tree lacks: probably what the gap held,
+// certainly another night's content (tainted, and listed in Filled).
+func (v *Volume) fillGap(gens []Generation, gap Gap) {
+	newest := gens[0].Index
+	name := func(x *Index, i int) string {
+		if i < 0 || i >= len(x.Members) {
+			return ""
+		}
+		p, _ := cleanName(x.Members[i].Name)
+		return p
+	}
+	after, before := name(newest, gap.After), name(newest, gap.After+1)
+	for i := 1; i < len(gens); i++ {
+		x := gens[i].Index
+		lo, hi := -1, len(x.Members)
+		for k := range x.Members {
+			switch n := name(x, k); {
+			case after != "" && n == after && lo < 0:
+				lo = k
+			case before != "" && n == before && k > lo:
+				hi = k
+			}
+		}
+		if after != "" && lo < 0 || before != "" && hi == len(x.Members) {
+			continue
+		}
+		for _, m := range x.Members[lo+1 : hi] {
+			p, ok := cleanName(m.Name)
+			if _, there := v.FS.lookup(p); m.Config || !ok || there || x.MemberDamage(m) != nil {
+				continue
+			}
+			base := v.parts[i].base
+			v.FS.place(m, base, true)
+			for _, e := range append([]fs.Extent{{Physical: m.HeaderOff, Length: m.HeaderEnd - m.HeaderOff}}, m.Data...) {
+				v.Damage.Add(base+e.Physical, e.Length, damage.Tainted)
+				v.Filled.Add(base+e.Physical, e.Length, damage.Tainted)
+			}
+			v.Sources = append(v.Sources, Source{Path: "/" + p, Archive: gens[i].Name})
+		}
+		return
+	}
 }
 
 // cleanIndex maps the cleaned paths of x's files to their (last) members.

@@ -349,3 +349,76 @@ func TestMakeBenchContainer(t *testing.T) {
 	arc := testimg.ContainerArchive(t, src, dir, ".zst", "2025_12_15-03_00_03")
 	t.Log(arc)
 }
+
+// TestContainerAlso: a damaged newest backup combined with an older one by
+// member: each damaged file that the older night holds with the same path,
+// size and mtime, undamaged, is taken from it (listed "mixed"), and is
+// identical to the newest's original; files that changed between the
+// nights are not.
+func TestContainerAlso(t *testing.T) {
+	testutil.RequireTool(t, "lzop")
+	src := containerTree(t, 800, 4)
+	dir := t.TempDir()
+	older := testimg.ContainerArchive(t, src, dir, ".lzo", "2025_12_14-03_00_03")
+	// the next night: some files changed
+	changed := map[string]bool{}
+	filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && len(changed) < 40 && strings.HasSuffix(p, "3.log") {
+			must(t, os.WriteFile(p, []byte("changed the next night\n"), 0o644))
+			rel, _ := filepath.Rel(src, p)
+			changed["/"+rel] = true
+		}
+		return nil
+	})
+	newest := testimg.ContainerArchive(t, src, dir, ".lzo", "2025_12_15-03_00_03")
+	ref := refExtract(t, newest, dir)
+	b, err := os.ReadFile(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := len(b) / 2
+	rand.New(rand.NewSource(9)).Read(b[p : p+65536])
+	damaged := filepath.Join(dir, "damaged", filepath.Base(newest))
+	must(t, os.MkdirAll(filepath.Dir(damaged), 0o755))
+	must(t, os.WriteFile(damaged, b, 0o444))
+
+	alone, err := Run(damaged, filepath.Join(dir, "alone"), Options{Owners: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	rep, err := Run(damaged, out, Options{Owners: true, Also: []string{older}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	mixed := 0
+	for _, f := range rep.DamagedFiles {
+		listed[f.Path] = true
+		if f.State == "mixed" {
+			mixed++
+			if changed[f.Path] {
+				t.Errorf("%s changed between the nights but was taken from the older", f.Path)
+			}
+		}
+	}
+	files, same, missing := compareTrees(t, ref, filepath.Join(out, "files", "rootfs"), listed)
+	listedAlone := map[string]bool{}
+	for _, f := range alone.DamagedFiles {
+		listedAlone[f.Path] = true
+	}
+	_, sameAlone, _ := compareTrees(t, ref, filepath.Join(dir, "alone", "files", "rootfs"), listedAlone)
+	t.Logf("alone: %d damaged files; with --also: %d of %d files identical (alone %d), %d mixed, %d lost with their headers",
+		len(alone.DamagedFiles), same, files, sameAlone, mixed, missing)
+	if mixed == 0 || same <= sameAlone {
+		t.Errorf("nothing gained from the older backup")
+	}
+	for _, f := range rep.DamagedFiles {
+		if f.State != "mixed" {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(out, "files", "rootfs", f.Path)); err != nil {
+			t.Errorf("%s: %v", f.Path, err)
+		}
+	}
+}
