@@ -190,6 +190,11 @@ func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 		w := sc.s.window(cur, windowSize)
 		if len(w) < BlockSize {
 			sc.x.Gaps = append(sc.x.Gaps, Gap{Off: pos, End: sc.s.end()})
+			after := "the start"
+			if k := len(sc.x.Members); k > 0 {
+				after = sc.x.Members[k-1].Name
+			}
+			sc.problem(pos, "no valid header in the %d bytes to the end: members stored after %s are lost", sc.s.end()-pos, after)
 			return sc.s.end()
 		}
 		i := bytes.Index(w[257:], []byte("ustar"))

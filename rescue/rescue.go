@@ -108,7 +108,14 @@ func (r *Report) Summary() string {
 	if len(r.Archives) > 0 && r.Archives[0].EndsEarly != nil {
 		s += "the backup ends early; "
 	}
-	return s + fmt.Sprintf("%d files copied, %d listed as damaged; %s of disk data lost or unverified", files, damaged, ui.Bytes(lost))
+	what := "disk data"
+	if len(r.Devices) == 0 { // a container: the damage lies in its archive's stream
+		for _, v := range r.Volumes {
+			lost += v.DamagedBytes
+		}
+		what = "the archive's data"
+	}
+	return s + fmt.Sprintf("%d files copied, %d listed as damaged; %s of %s lost or unverified", files, damaged, ui.Bytes(lost), what)
 }
 
 // unverified says when the archives' own checksums could not vouch for the
