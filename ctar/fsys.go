@@ -250,7 +250,9 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 			st.Xattrs[k] = v
 		}
 		for k, v := range m.ACLs {
-			if b, err := aclXattr(v); err == nil {
+			// an access ACL of three entries only says what the mode
+			// says: the kernel keeps it as the mode, not as an xattr
+			if b, err := aclXattr(v); err == nil && (k != "access" || len(b) > 4+3*8) {
 				st.Xattrs["system.posix_acl_"+k] = b
 			}
 		}
