@@ -14,7 +14,7 @@ declare -A pkg=(
   [zstd]=zstd [gzip]=gzip [pigz]=pigz [lzop]=lzop [tsk_recover]=sleuthkit [fls]=sleuthkit
   [qemu-img]=qemu-utils [qemu-io]=qemu-utils [pvcreate]=lvm2 [python3]=python3 [blkid]=util-linux
   [mkswap]=util-linux [losetup]=mount [cryptsetup]=cryptsetup-bin [mkfs.exfat]=exfatprogs [bc]=bc
-  [dpkg-deb]=dpkg [man]=man-db [lintian]=lintian
+  [dpkg-deb]=dpkg [man]=man-db [lintian]=lintian [tar]=tar [setfacl]=acl [setfattr]=attr
 )
 missing=()
 for tool in "${!pkg[@]}"; do
