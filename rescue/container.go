@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/ctar"
@@ -81,12 +80,7 @@ func runContainer(path, dir string, opt Options) (*Report, error) {
 	}
 	rep.Volumes = append(rep.Volumes, rv)
 	rep.DamagedFiles = append(rep.DamagedFiles, damaged...)
-	if err := rep.WriteFile(filepath.Join(dir, "report.json")); err != nil {
-		return nil, err
-	}
-	var md strings.Builder
-	WriteMarkdown(&md, rep)
-	if err := report.WriteFileAtomic(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
+	if err := writeAccount(rep, dir); err != nil {
 		return nil, err
 	}
 	return rep, nil

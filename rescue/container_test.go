@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io/fs"
+	"maps"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -216,43 +218,31 @@ func TestContainerRestore(t *testing.T) {
 // test does not hide. TestContainerGarbageStress runs more positions and
 // codecs.
 func TestContainerGarbage(t *testing.T) {
-	src := containerTree(t, 2000, 2)
-	for _, tc := range []struct {
-		ext  string
-		want float64
-	}{{".lzo", 0.95}, {".zst", 0}} {
-		t.Run("tar"+tc.ext, func(t *testing.T) {
-			dir := t.TempDir()
-			arc := testimg.ContainerArchive(t, src, dir, tc.ext, "2025_12_15-03_00_03")
-			ref := refExtract(t, arc, dir)
-			b, err := os.ReadFile(arc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			garbage(t, arc, b, 0.5, ref, tc.want)
-		})
-	}
+	garbageRuns(t, containerTree(t, 2000, 2), []float64{0.5}, map[string]float64{".lzo": 0.95, ".zst": 0})
 }
 
 // TestContainerGarbageStress (VZSALVAGE_STRESS=N): garbage at 30, 50 and
 // 70 % of archives of a 4,000-file tree, every codec.
 func TestContainerGarbageStress(t *testing.T) {
 	testutil.Stress(t)
-	src := containerTree(t, 4000, 2)
-	for _, tc := range []struct {
-		ext  string
-		want float64
-	}{{".lzo", 0.95}, {"", 0.95}, {".zst", 0}, {".gz", 0}} {
-		t.Run("tar"+tc.ext, func(t *testing.T) {
+	garbageRuns(t, containerTree(t, 4000, 2), []float64{0.3, 0.5, 0.7}, map[string]float64{".lzo": 0.95, "": 0.95, ".zst": 0, ".gz": 0})
+}
+
+// garbageRuns archives src with each compressor (extension -> the share of
+// files that must stay identical) and damages it at each share of its
+// length.
+func garbageRuns(t *testing.T, src string, at []float64, exts map[string]float64) {
+	for _, ext := range slices.Sorted(maps.Keys(exts)) {
+		t.Run("tar"+ext, func(t *testing.T) {
 			dir := t.TempDir()
-			arc := testimg.ContainerArchive(t, src, dir, tc.ext, "2025_12_15-03_00_03")
+			arc := testimg.ContainerArchive(t, src, dir, ext, "2025_12_15-03_00_03")
 			ref := refExtract(t, arc, dir)
 			b, err := os.ReadFile(arc)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, at := range []float64{0.3, 0.5, 0.7} {
-				garbage(t, arc, b, at, ref, tc.want)
+			for _, a := range at {
+				garbage(t, arc, b, a, ref, exts[ext])
 			}
 		})
 	}

@@ -233,15 +233,20 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 	}
 
 	// 4. the account
-	if err := rep.WriteFile(filepath.Join(dir, "report.json")); err != nil {
-		return nil, err
-	}
-	var md strings.Builder
-	WriteMarkdown(&md, rep)
-	if err := report.WriteFileAtomic(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
+	if err := writeAccount(rep, dir); err != nil {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// writeAccount writes report.json and report.md into dir.
+func writeAccount(rep *Report, dir string) error {
+	if err := rep.WriteFile(filepath.Join(dir, "report.json")); err != nil {
+		return err
+	}
+	var md strings.Builder
+	WriteMarkdown(&md, rep)
+	return report.WriteFileAtomic(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644)
 }
 
 // ownNames are what a rescue writes into its directory; --force removes
