@@ -66,6 +66,19 @@ type scanner struct {
 	// must start; a header found there confirms last's size.
 	last *Member
 	next int64
+	cur  *Member // the member whose data is being read
+}
+
+// lastName names the member read last (the one being read, if a loss
+// cut it), for messages.
+func (sc *scanner) lastName() string {
+	switch k := len(sc.x.Members); {
+	case sc.cur != nil:
+		return sc.cur.Name
+	case k > 0:
+		return sc.x.Members[k-1].Name
+	}
+	return "the start"
 }
 
 // confirm notes that a valid header (or the end marker) starts at pos:
@@ -190,10 +203,7 @@ func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 		w := sc.s.window(cur, windowSize)
 		if len(w) < BlockSize {
 			sc.x.Gaps = append(sc.x.Gaps, Gap{Off: pos, End: sc.s.end()})
-			after := "the start"
-			if k := len(sc.x.Members); k > 0 {
-				after = sc.x.Members[k-1].Name
-			}
+			after := sc.lastName()
 			sc.problem(pos, "no valid header in the %d bytes to the end: members stored after %s are lost", sc.s.end()-pos, after)
 			return sc.s.end()
 		}
@@ -207,10 +217,7 @@ func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 		if (anyAlign || misaligned || (o-pos)%BlockSize == 0) && !sc.s.lost(o, BlockSize) {
 			if blk := sc.s.window(o, BlockSize); len(blk) == BlockSize {
 				if _, err := parseHeader(blk); err == nil {
-					after := "the start"
-					if k := len(sc.x.Members); k > 0 {
-						after = sc.x.Members[k-1].Name
-					}
+					after := sc.lastName()
 					sc.x.Gaps = append(sc.x.Gaps, Gap{Off: pos, End: o})
 					sc.problem(o, "resynchronised after %d bytes: members stored after %s and before this one are lost", o-pos, after)
 					sc.resynced = true
@@ -308,7 +315,9 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 		if m.Config {
 			cfg = make([]byte, m.Size)
 		}
+		sc.cur = m
 		next, err := sc.data(m, dataOff, stored, regions, sparse10, cfg)
+		sc.cur = nil
 		if err != nil {
 			return 0, err
 		}

@@ -54,6 +54,8 @@ func verify(w, errw io.Writer, paths []string, asJSON, quiet bool) error {
 		}
 		rep.Archives = append(rep.Archives, res.Report.Archives...)
 		rep.Devices = append(rep.Devices, res.Report.Devices...)
+		rep.Volumes = append(rep.Volumes, res.Report.Volumes...) // a container's root filesystem
+		rep.DamagedFiles = append(rep.DamagedFiles, res.Report.DamagedFiles...)
 		if !res.Intact() {
 			damaged = true
 		}
@@ -105,5 +107,18 @@ func printArchive(w io.Writer, rep *report.Report, allProblems bool) {
 		c := d.Clusters
 		ui.Fprintf(w, "  %s (%s): %d clusters: %d ok, %d zero, %d tainted, %d lost\n",
 			ui.Safe(d.Name), ui.Bytes(d.Size), c.Total, c.OK, c.Zero, c.Tainted, c.Lost)
+	}
+	if len(rep.Devices) == 0 { // a container: its files
+		for _, v := range rep.Volumes {
+			ui.Fprintf(w, "  %s (%s of tar stream): %d files damaged, %s of the stream lost or not right\n",
+				v.ID, ui.Bytes(v.Size), v.DamagedFiles, ui.Bytes(v.DamagedBytes))
+		}
+		for i, f := range rep.DamagedFiles {
+			if i == 10 && !allProblems {
+				ui.Fprintf(w, "    ... %d more (see --json)\n", len(rep.DamagedFiles)-i)
+				break
+			}
+			ui.Fprintf(w, "    %s: %s, %d bad bytes\n", ui.Safe(f.Path), f.State, f.BadBytes)
+		}
 	}
 }
