@@ -125,6 +125,9 @@ func (sc *scanner) run() error {
 		}
 		blk := sc.s.window(pos, BlockSize)
 		if len(blk) < BlockSize {
+			if sc.s.err != nil {
+				return nil // the decoder failed (a strict read): its error says why
+			}
 			if len(blk) > 0 || pos == 0 || sc.pend != nil {
 				sc.problem(pos, "the stream ends inside a header (truncated)")
 			} else {

@@ -35,6 +35,11 @@ func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, 
 		arc.Configs = append(arc.Configs, c.Name)
 	}
 	finishArchive(&arc, s.Archive, dec, pres.Problems, pres.ProblemCount, pres.Intact, pres.Err)
+	if pres.Err != nil && opt.Strict {
+		// strict: the first problem ends the read; nothing is written
+		res.Report.Archives = append(res.Report.Archives, arc)
+		return res, nil
+	}
 	vol := ContainerVolume(x)
 	res.Report.DamagedFiles = DamagedMembers(ctar.NewFS(x, nil), x.Damage)
 	vol.DamagedFiles = len(res.Report.DamagedFiles)
