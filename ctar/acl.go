@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // POSIX ACL tags in the kernel's xattr form (system.posix_acl_access).
@@ -120,11 +121,35 @@ func aclPerm(s string) (uint16, error) {
 }
 
 // lookupID resolves a user or group named in an ACL: a number as is, a
-// name through this host's user database.
+// name through this host's user database (each name looked up once).
 func lookupID(name string, group bool) (uint32, error) {
 	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
 		return uint32(n), nil
 	}
+	key := fmt.Sprint(group, ":", name)
+	idCache.Lock()
+	defer idCache.Unlock()
+	if r, ok := idCache.m[key]; ok {
+		return r.id, r.err
+	}
+	id, err := lookupName(name, group)
+	if len(idCache.m) < 10000 {
+		idCache.m[key] = idResult{id, err}
+	}
+	return id, err
+}
+
+type idResult struct {
+	id  uint32
+	err error
+}
+
+var idCache = struct {
+	sync.Mutex
+	m map[string]idResult
+}{m: map[string]idResult{}}
+
+func lookupName(name string, group bool) (uint32, error) {
 	var id string
 	if group {
 		g, err := user.LookupGroup(name)

@@ -23,7 +23,6 @@ import (
 // the stream forward.
 type FS struct {
 	r     io.ReaderAt
-	size  int64
 	nodes []node
 	info  fs.Info
 	notes int // placement problems dropped past maxNotes
@@ -46,7 +45,7 @@ const (
 // NewFS builds the tree of x, whose stream r reads (offset 0 = the first
 // byte of the stream, size bytes). Configs are left out of the tree.
 func NewFS(x *Index, r io.ReaderAt) *FS {
-	f := &FS{r: r, size: x.Size, nodes: make([]node, 2, len(x.Members)+2)}
+	f := &FS{r: r, nodes: make([]node, 2, len(x.Members)+2)}
 	f.info = fs.Info{Type: "tar", BlockSize: BlockSize, Size: x.Size}
 	f.nodes[rootNode] = node{nlink: 1}
 	damaged := !x.Damage.Empty() || x.ProblemCount > 0
@@ -97,6 +96,11 @@ func (f *FS) place(m *Member, base int64, damaged bool) {
 	if !ok {
 		f.note("%s: name climbs out with \"..\": not placed", m.Name)
 		return
+	}
+	for k, v := range m.ACLs {
+		if _, err := aclXattr(v); err != nil {
+			f.note("%s: %s ACL not restorable: %v", m.Name, k, err)
+		}
 	}
 	if p == "" {
 		if m.Type == TypeDir {
@@ -258,22 +262,6 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 		}
 	}
 	return st, nil
-}
-
-// ACLProblems returns why a node's ACLs cannot be restored here (a name
-// unknown to this host), if they cannot.
-func (f *FS) ACLProblems(n fs.Node) []string {
-	nd, err := f.node(n)
-	if err != nil || nd.m == nil {
-		return nil
-	}
-	var out []string
-	for _, v := range nd.m.ACLs {
-		if _, err := aclXattr(v); err != nil {
-			out = append(out, err.Error())
-		}
-	}
-	return out
 }
 
 // mkdev encodes a device number as Linux does.

@@ -113,12 +113,3 @@ func cleanName(name string) (string, bool) {
 
 // configNames are the files vzdump stores first in a container backup.
 var configNames = map[string]bool{"etc/vzdump/pct.conf": true, "etc/vzdump/pct.fw": true}
-
-// isHole reports whether the file range is stored in no extent.
-func (m *Member) stored() int64 {
-	var n int64
-	for _, e := range m.Data {
-		n += e.Length
-	}
-	return n
-}

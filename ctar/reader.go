@@ -11,11 +11,10 @@ import (
 type StreamReader struct {
 	open func() (io.ReadCloser, error)
 
-	mu       sync.Mutex
-	r        io.ReadCloser
-	pos      int64
-	scratch  []byte
-	restarts int
+	mu      sync.Mutex
+	r       io.ReadCloser
+	pos     int64
+	scratch []byte
 }
 
 // NewStreamReader returns a reader of the stream that open decodes from
@@ -31,7 +30,6 @@ func (s *StreamReader) ReadAt(p []byte, off int64) (int, error) {
 	if s.r == nil || off < s.pos {
 		if s.r != nil {
 			s.r.Close()
-			s.restarts++
 		}
 		r, err := s.open()
 		if err != nil {
@@ -59,13 +57,6 @@ func (s *StreamReader) ReadAt(p []byte, off int64) (int, error) {
 		err = io.EOF
 	}
 	return n, err
-}
-
-// Restarts returns how often the stream was decoded again from its start.
-func (s *StreamReader) Restarts() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.restarts
 }
 
 // Close closes the current decoder.

@@ -60,7 +60,7 @@ func NewVolume(gens []Generation) *Volume {
 	newest := gens[0].Index
 	v.Damage.Merge(newest.Damage)
 	v.FS = NewFS(newest, v)
-	v.FS.size = v.Size
+	v.FS.info.Size = v.Size
 	if len(gens) == 1 {
 		return v
 	}

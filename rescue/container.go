@@ -66,6 +66,9 @@ func runContainer(path, dir string, opt Options) (*Report, error) {
 		rv.Error = err.Error()
 	}
 	rv.Kind = "tar"
+	if os.Geteuid() != 0 || !opt.Owners {
+		rv.Notes = append(rv.Notes, "owners not kept (they are only as root): the files are yours; 'vzsalvage ls' shows the guest's numeric owners")
+	}
 	if len(cv.Sources) > 0 {
 		rv.Notes = append(rv.Notes, fmt.Sprintf("%d damaged files taken whole from older backups (same path, size and time)", len(cv.Sources)))
 		from := map[string]string{}
