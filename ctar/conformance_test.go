@@ -35,18 +35,26 @@ func openTar(t *testing.T, path string, dmg *damage.Map) *FS {
 	return NewFS(x, f)
 }
 
+// tree writes a container tree (testimg.ContainerTree) under a new
+// directory and returns both.
+func tree(t *testing.T, opt testimg.ContainerOptions) (dir, src string) {
+	t.Helper()
+	testutil.RequireTool(t, "setfacl")
+	testutil.RequireTool(t, "setfattr")
+	dir = t.TempDir()
+	src = filepath.Join(dir, "root")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testimg.ContainerTree(t, src, opt)
+	return dir, src
+}
+
 // TestConformance holds the tar reader to the contract every filesystem
 // reader passes (fs/fstest), on a GNU tar archive made with vzdump's flags,
 // clean and hit by 64 KiB of garbage.
 func TestConformance(t *testing.T) {
-	testutil.RequireTool(t, "setfacl")
-	testutil.RequireTool(t, "setfattr")
-	dir := t.TempDir()
-	src := filepath.Join(dir, "root")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	testimg.ContainerTree(t, src, testimg.ContainerOptions{Files: 300, Seed: 21})
+	dir, src := tree(t, testimg.ContainerOptions{Files: 300, Seed: 21})
 	arc := testimg.ContainerArchive(t, src, dir, "", "2025_12_15-03_00_03")
 	fstest.Check(t, openTar(t, arc, nil), src, fstest.Options{})
 

@@ -21,14 +21,7 @@ import (
 // files, hard links) must give it back (fs/fstest).
 func TestFormats(t *testing.T) {
 	tarBin := testutil.RequireTool(t, "tar")
-	testutil.RequireTool(t, "setfacl")
-	testutil.RequireTool(t, "setfattr")
-	dir := t.TempDir()
-	src := filepath.Join(dir, "root")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	testimg.ContainerTree(t, src, testimg.ContainerOptions{Files: 250, Seed: 31, Text: true, MaxSize: 20000})
+	_, src := tree(t, testimg.ContainerOptions{Files: 250, Seed: 31, Text: true, MaxSize: 20000})
 	// a sparse file of many regions: old GNU sparse needs extension blocks
 	f, err := os.Create(filepath.Join(src, "many-holes"))
 	if err != nil {
