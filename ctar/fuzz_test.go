@@ -16,7 +16,11 @@ import (
 func FuzzScan(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(make([]byte, 1024))
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(fuzzOne)
+}
+
+func fuzzOne(t *testing.T, b []byte) {
+	{
 		for _, spans := range [][]codec.Span{nil, {{Off: int64(len(b) / 3), Len: int64(len(b) / 5), MaxLen: -1, State: 3, Resync: len(b)%2 == 0}}} {
 			x, err := Scan(&spanReader{Reader: bytes.NewReader(b), spans: spans}, Options{})
 			if err != nil {
@@ -42,7 +46,7 @@ func FuzzScan(f *testing.F) {
 				return nil
 			})
 		}
-	})
+	}
 }
 
 // spanReader is a plain stream that reports fixed spans.

@@ -51,18 +51,19 @@ func (s *stream) window(off int64, n int) []byte {
 		}
 	}
 	if s.hi-s.lo < n && !s.eof {
-		if len(s.mem)-s.lo < n {
-			if n > len(s.mem) {
-				m := make([]byte, max(n, min(2*len(s.mem), 2*windowSize)))
-				copy(m, s.mem[s.lo:s.hi])
-				s.mem = m
-			} else {
-				copy(s.mem, s.mem[s.lo:s.hi])
-			}
+		if s.lo > 0 && len(s.mem)-s.lo < n {
+			copy(s.mem, s.mem[s.lo:s.hi])
 			s.hi -= s.lo
 			s.lo = 0
 		}
 		for s.hi-s.lo < n && !s.eof {
+			if s.hi == len(s.mem) {
+				// grow as the bytes come, not by what was asked: a short
+				// stream never costs a large buffer
+				m := make([]byte, min(n, max(2*len(s.mem), windowSize)))
+				copy(m, s.mem[:s.hi])
+				s.mem = m
+			}
 			k, err := s.r.Read(s.mem[s.hi:])
 			s.hi += k
 			s.note(err)
