@@ -81,13 +81,20 @@ func (s *Source) Damaged() string {
 	for _, d := range s.Report.Devices {
 		bad += d.Damage.Total(damage.Tainted)
 	}
+	what := "disk data"
+	if len(s.Report.Devices) == 0 { // a container: its root filesystem's stream
+		what = "its data"
+		for _, v := range s.Report.Volumes {
+			bad += v.DamagedBytes
+		}
+	}
 	for _, a := range s.Report.Archives {
 		if a.Status != report.Intact {
-			return fmt.Sprintf("the backup is damaged: %d bytes of disk data lost or not right (see 'vzsalvage verify' or 'vzsalvage rescue')", bad)
+			return fmt.Sprintf("the backup is damaged: %d bytes of %s lost or not right (see 'vzsalvage verify' or 'vzsalvage rescue')", bad, what)
 		}
 	}
 	if bad > 0 {
-		return fmt.Sprintf("%d bytes of disk data are lost or not right", bad)
+		return fmt.Sprintf("%d bytes of %s are lost or not right", bad, what)
 	}
 	return ""
 }
