@@ -23,6 +23,9 @@ type Report struct {
 	// Suspects lists clusters that other generations suggest are silently
 	// damaged (rescue --also), not located by any check of their own.
 	Suspects []Suspect `json:"suspects,omitempty"`
+	// CopyStopped says why a rescue stopped copying files before the end
+	// (its output budget was spent); empty when it did not.
+	CopyStopped string `json:"copy_stopped,omitempty"`
 	// Config is the VM config the backup holds, as written by rescue
 	// (relative to the report's directory), or "".
 	Config string `json:"config,omitempty"`
@@ -202,6 +205,10 @@ type Volume struct {
 	Notes        []string `json:"notes,omitempty"`
 	// Error says why the volume's files could not be (all) copied.
 	Error string `json:"error,omitempty"`
+	// DuplicateOf names an earlier volume that is the same filesystem
+	// (overlapping partitions with the same start): its files were copied
+	// once, there.
+	DuplicateOf string `json:"duplicate_of,omitempty"`
 }
 
 // DamagedFile is a guest file with at least one byte (data or metadata)
