@@ -225,7 +225,7 @@ func run(path, dir string, opt Options) (*Result, error) {
 		res.Report.Archives[0].Status = report.Damaged
 	}
 	for _, d := range vres.Devices {
-		rd := report.Device{Name: d.Name, ID: int(d.ID), Size: d.Size, Clusters: report.Clusters(d.Clusters), Damage: d.Damage}
+		rd := report.Device{Name: d.Name, ID: int(d.ID), Size: d.Size, Clusters: report.Clusters(d.Clusters), Damage: d.Damage, DamageMerged: d.DamageMerged}
 		if out != nil {
 			name, f, err := out.finish(d.Device)
 			if err != nil {

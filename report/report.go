@@ -150,6 +150,10 @@ type Device struct {
 	// Damage lists every byte range whose content is not known to be
 	// right; a range not listed is byte-identical to the original disk.
 	Damage *damage.Map `json:"damage"`
+	// DamageMerged counts damage ranges merged into wider ones to keep the
+	// account small (a damaged or crafted archive can list millions): the
+	// damage then covers more bytes than it measured, never fewer.
+	DamageMerged int `json:"damage_merged,omitempty"`
 	// Sources says, where generations were combined, which archive each
 	// range came from.
 	Sources []Source `json:"sources,omitempty"`

@@ -173,6 +173,9 @@ func writeDisks(p printer, rep *report.Report) {
 			p("\n%s: %s filled from older backups (another night's content), %s of unverified data confirmed by an older backup.\n",
 				md(d.Name), ui.Bytes(filled), ui.Bytes(confirmed))
 		}
+		if d.DamageMerged > 0 {
+			p("\n%s: %d damage ranges merged into wider ones to keep this account small: the damage listed covers more than was measured, never less.\n", d.Name, d.DamageMerged)
+		}
 	}
 	if len(rep.Suspects) > 0 {
 		p("\n%d cluster(s) look silently damaged: they differ from two older backups that agree, in a backup whose checksum failed (see `suspects` in report.json).\n", len(rep.Suspects))
