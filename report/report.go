@@ -282,6 +282,12 @@ func ReadFile(path string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Parse(b)
+}
+
+// Parse decodes a report. The file may have been changed by anyone:
+// damage maps are normalised and bounded (damage.Map.UnmarshalJSON).
+func Parse(b []byte) (*Report, error) {
 	r := New("")
 	if err := json.Unmarshal(b, r); err != nil {
 		return nil, err

@@ -37,3 +37,6 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
 go vet ./...
 go test -timeout 40m "$@" ./...
+if [ -n "${VZSALVAGE_FUZZ_SMOKE:-}" ]; then
+  ./scripts/fuzz-smoke.sh
+fi
