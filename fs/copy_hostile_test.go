@@ -8,6 +8,7 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -97,11 +98,11 @@ func TestCopyXattrPolicy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := strings.Join(sorted(xattrNames(t, filepath.Join(dest, "python3"))), " ")
+			got := strings.Join(slices.Sorted(slices.Values(xattrNames(t, filepath.Join(dest, "python3")))), " ")
 			if got != tc.want {
 				t.Errorf("xattrs on the file: %q, want %q (errors %v)", got, tc.want, stats.Errors)
 			}
-			dirNames := strings.Join(sorted(xattrNames(t, filepath.Join(dest, "d"))), " ")
+			dirNames := strings.Join(slices.Sorted(slices.Values(xattrNames(t, filepath.Join(dest, "d")))), " ")
 			if strings.Contains(dirNames, "trusted.") != (tc.opt.Xattrs == XattrsAll) {
 				t.Errorf("xattrs on the directory: %q", dirNames)
 			}
@@ -110,18 +111,6 @@ func TestCopyXattrPolicy(t *testing.T) {
 			}
 		})
 	}
-}
-
-func sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 // TestCopyAliased: one inode with link count 1 under 120 names (the

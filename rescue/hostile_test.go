@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,7 +106,7 @@ func TestRescueNoCapabilities(t *testing.T) {
 			for n := range listXattrs(t, root) {
 				names = append(names, n)
 			}
-			got := strings.Join(sorted(names), " ")
+			got := strings.Join(slices.Sorted(slices.Values(names)), " ")
 			if got != tc.want {
 				t.Errorf("attributes on the output: %q, want %q", got, tc.want)
 			}
@@ -128,18 +129,6 @@ func hasNote(rep *Report, s string) bool {
 		}
 	}
 	return false
-}
-
-func sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 // fileBytes sums the sizes of the distinct regular files (by inode) under
