@@ -174,7 +174,7 @@ func writeDisks(p printer, rep *report.Report) {
 				md(d.Name), ui.Bytes(filled), ui.Bytes(confirmed))
 		}
 		if d.DamageMerged > 0 {
-			p("\n%s: %d damage ranges merged into wider ones to keep this account small: the damage listed covers more than was measured, never less.\n", d.Name, d.DamageMerged)
+			p("\n%s: %d damage ranges merged into wider ones to keep this account small: the damage listed covers more than was measured, never less.\n", md(d.Name), d.DamageMerged)
 		}
 	}
 	if len(rep.Suspects) > 0 {
