@@ -76,16 +76,18 @@ func budgetMessage(b *fs.Budget, maxOutput int64) string {
 }
 
 // sameVolume finds an earlier volume that is the same filesystem as v: the
-// same start on the same disk, and the same type and uuid. Partitions that
-// overlap that way are read once; logical volumes are not matched (their
-// later segments may differ).
+// same start and size on the same disk, and the same type and uuid.
+// Partitions that overlap that way are read once; logical volumes are not
+// matched (their later segments may differ), nor are partitions of other
+// sizes (one may hold more of the filesystem): the output budget bounds
+// those.
 type sameVolume map[string]string
 
 func (s sameVolume) seen(v volume.Volume) (string, bool) {
 	if v.FS == "" || v.Kind == "lv" {
 		return "", false
 	}
-	key := v.Device + "\x00" + strconv.FormatInt(v.Offset, 10) + "\x00" + v.FS + "\x00" + v.UUID
+	key := v.Device + "\x00" + strconv.FormatInt(v.Offset, 10) + "\x00" + strconv.FormatInt(v.Size, 10) + "\x00" + v.FS + "\x00" + v.UUID
 	if first, ok := s[key]; ok {
 		return first, true
 	}

@@ -224,7 +224,7 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 		if first, dup := same.seen(v); dup {
 			rv := VolumeReport(v)
 			rv.DuplicateOf = first
-			rv.Notes = append(rv.Notes, "the same filesystem as "+first+" (same start on the disk): read once, its files are there")
+			rv.Notes = append(rv.Notes, "the same filesystem as "+first+" (same place on the disk): read once, its files are there")
 			rep.Volumes = append(rep.Volumes, rv)
 			continue
 		}
