@@ -45,7 +45,7 @@ but never followed, device nodes and setuid bits are not recreated unless --spec
 Extended attributes: user.* and POSIX ACLs only; security.*, trusted.* and file
 capabilities only with --xattrs all (capabilities then only on files whose owners
 are kept). The guest decides what its filesystems say: a file reached under several
-names is copied once and hard-linked, partitions that start at the same place are
+names is copied once and hard-linked, partitions that lie at the same place are
 read once, and all the copies together write at most what the backup's disks hold
 (--max-output to change that): past it the copies stop, the report says so, and the
 exit status is 1.
