@@ -397,6 +397,9 @@ const (
 	ChecksumMismatch Kind = "checksum"
 	// ReadError: the input could not be read (an I/O error).
 	ReadError Kind = "read-error"
+	// Bomb: the decompressed stream goes on far past what the archive can
+	// hold (a decompression bomb); reading stopped there.
+	Bomb Kind = "bomb"
 )
 
 // String formats the problem as "layer at offset: message" (a negative

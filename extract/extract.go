@@ -290,9 +290,11 @@ func archiveReport(a *archive.Archive, dec codec.Reader, h *vma.Header, vres *vm
 		arc.Checksum = codec.ChecksumAbsent
 	}
 	for _, p := range arc.Problems {
-		if p.Kind == damage.Truncated {
+		if p.Kind == damage.Truncated && arc.EndsEarly == nil {
 			arc.EndsEarly = &p
-			break
+		}
+		if p.Kind == damage.Bomb {
+			arc.Bomb = &p
 		}
 	}
 	arc.Status = report.Intact

@@ -168,7 +168,7 @@ func TestBombReported(t *testing.T) {
 		}
 	}
 	t.Logf("%d bytes of archive, verify took %v: %v", b.Len(), time.Since(start), bomb)
-	if bomb == nil || a.Status != "damaged" {
+	if bomb == nil || a.Status != "damaged" || a.Bomb == nil || bomb.Kind != damage.Bomb {
 		t.Fatalf("bomb not reported: %s %v", a.Status, a.Problems)
 	}
 	if bomb.Offset > vma.StreamLimit(h)+4<<20 {

@@ -91,6 +91,10 @@ type Archive struct {
 	// Redecode says how the archive was decoded a second time with the
 	// lost bytes taken from older backups (rescue --also), when it was.
 	Redecode *Redecode `json:"redecode,omitempty"`
+	// Bomb is the problem that says the decompressed stream went on far
+	// past what the archive's disks can hold (a decompression bomb), or
+	// nil: reading stopped there.
+	Bomb *damage.Problem `json:"bomb,omitempty"`
 	// Configs lists the config files stored in the archive.
 	Configs []string `json:"configs,omitempty"`
 	// ConfigFiles maps each config's name to the file it was written to

@@ -130,6 +130,9 @@ func writeBackups(p printer, rep *report.Report) {
 			p("; %d problem(s), the first: %s", a.ProblemCount, md(a.Problems[0].String()))
 		}
 		p(".\n")
+		if a.Bomb != nil {
+			p("  - **A decompression bomb:** %s.\n", md(a.Bomb.String()))
+		}
 	}
 	p("\n")
 }

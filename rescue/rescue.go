@@ -116,6 +116,9 @@ func (r *Report) Summary() string {
 		s += "the backup ends early; "
 	}
 	s += fmt.Sprintf("%d files copied, %d listed as damaged; %s of disk data lost or unverified", files, damaged, ui.Bytes(lost))
+	if len(r.Archives) > 0 && r.Archives[0].Bomb != nil {
+		s += "; the backup's stream is a decompression bomb: reading stopped"
+	}
 	if r.CopyStopped != "" {
 		s += "; " + r.CopyStopped
 	}

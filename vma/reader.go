@@ -1102,7 +1102,7 @@ func (r *Reader) finish() error {
 		if !r.opt.Salvage {
 			return err
 		}
-		r.problem(r.bufEnd(), "%v", err)
+		r.problemKind(r.bufEnd(), damage.Bomb, "%v", err)
 	}
 	if r.readErr != nil {
 		if !r.opt.Salvage {
