@@ -26,6 +26,8 @@ const copySlack = 64 << 20
 // and read at most the bytes of the disks that the volumes cover, each
 // counted once however many volumes overlap it. maxOutput, when set,
 // replaces the cap on writing (and raises the one on reading to it).
+// Filesystems that share blocks by design (btrfs snapshots, XFS reflinks)
+// can legitimately need more: their readers will have to say how much.
 func outputBudget(devs []report.Device, vols []volume.Volume, maxOutput int64) *fs.Budget {
 	b := &fs.Budget{}
 	covered := map[string]*damage.Map{} // per device: the union of its volumes
