@@ -312,20 +312,62 @@ func (m *Map) MarshalJSON() ([]byte, error) {
 	return json.Marshal(m.r)
 }
 
-// UnmarshalJSON decodes a JSON array of ranges, normalising it.
+// UnmarshalJSON decodes a JSON array of ranges, normalising it (in any
+// order, in O(n log n)). A map of more than MaxRanges ranges is coarsened
+// to that many (Coarsen).
 func (m *Map) UnmarshalJSON(b []byte) error {
 	var rs []Range
 	if err := json.Unmarshal(b, &rs); err != nil {
 		return err
 	}
-	m.r = nil
 	for _, r := range rs {
 		if r.Off < 0 || r.Len < 0 || r.Off > (1<<62)-r.Len {
 			return fmt.Errorf("damage: bad range %+v", r)
 		}
-		m.Add(r.Off, r.Len, r.State)
 	}
+	m.r = FromRanges(rs).r
+	m.Coarsen(MaxRanges)
 	return nil
+}
+
+// MaxRanges is the most ranges a Map read from a file keeps (Coarsen).
+const MaxRanges = 1 << 17
+
+// Coarsen merges neighbouring ranges until at most max remain, and returns
+// how many ranges it merged away. It merges ranges less than 512 bytes
+// apart, then less than 1 KiB, and so on, doubling: a merged range covers
+// its parts and the gaps between them, in the worst of their states. So
+// the map only ever grows: no byte it marked is unmarked, and a byte in a
+// gap is marked too (damage reported wider than it is, never narrower).
+// This bounds the memory and the reports of a map built from input that
+// may be crafted (a device listing every other cluster as lost).
+func (m *Map) Coarsen(max int) int {
+	if m == nil || len(m.r) <= max || max < 1 {
+		return 0
+	}
+	n := len(m.r)
+	for gap := int64(512); len(m.r) > max; gap *= 2 {
+		w := 0
+		for _, r := range m.r {
+			if w > 0 && r.Off-m.r[w-1].End() < gap {
+				last := &m.r[w-1]
+				last.Len = r.End() - last.Off
+				last.State = maxState(last.State, r.State)
+				continue
+			}
+			m.r[w] = r
+			w++
+		}
+		m.r = m.r[:w]
+	}
+	return n - len(m.r)
+}
+
+func maxState(a, b State) State {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 // Problem is one thing found wrong, at an offset in the named layer's
@@ -355,6 +397,9 @@ const (
 	ChecksumMismatch Kind = "checksum"
 	// ReadError: the input could not be read (an I/O error).
 	ReadError Kind = "read-error"
+	// Bomb: the decompressed stream goes on far past what the archive can
+	// hold (a decompression bomb); reading stopped there.
+	Bomb Kind = "bomb"
 )
 
 // String formats the problem as "layer at offset: message" (a negative

@@ -2,6 +2,7 @@ package damage
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand"
 	"testing"
 )
@@ -125,5 +126,59 @@ func TestFromRanges(t *testing.T) {
 			model.add(off, n, s, false)
 		}
 		model.check(t, FromRanges(rs))
+	}
+}
+
+// TestCoarsen: a coarsened map has at most max ranges and marks every byte
+// the original marked, in a state at least as bad; it never unmarks one.
+func TestCoarsen(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for iter := 0; iter < 100; iter++ {
+		const size = 4096 * 8
+		var rs []Range
+		for op := 0; op < 200; op++ {
+			off := rng.Int63n(size - 1)
+			rs = append(rs, Range{off, rng.Int63n(min(size-off, 900)) + 1, State(rng.Intn(3) + 1)})
+		}
+		orig := FromRanges(rs)
+		m := orig.Clone()
+		max := rng.Intn(20) + 1
+		merged := m.Coarsen(max)
+		if m.Len() > max || merged != orig.Len()-m.Len() {
+			t.Fatalf("%d ranges left of %d (max %d), merged %d", m.Len(), orig.Len(), max, merged)
+		}
+		for _, r := range orig.Ranges() {
+			for off := r.Off; off < r.End(); off++ {
+				got := m.Overlaps(off, 1)
+				if len(got) != 1 || got[0].State < r.State {
+					t.Fatalf("byte %d was %v, is %v after Coarsen", off, r.State, got)
+				}
+			}
+		}
+		for i := 1; i < m.Len(); i++ {
+			if a, b := m.Ranges()[i-1], m.Ranges()[i]; a.End() >= b.Off && a.State == b.State || a.End() > b.Off {
+				t.Fatalf("ranges not normal: %v %v", a, b)
+			}
+		}
+	}
+}
+
+// TestUnmarshalForged: a damage.json listing every other 64 KiB cluster of
+// a large device as lost, in reverse order, is read in O(n log n) and kept
+// within MaxRanges.
+func TestUnmarshalForged(t *testing.T) {
+	var b []byte
+	b = append(b, '[')
+	const n = MaxRanges + 10000
+	for i := n - 1; i >= 0; i-- {
+		b = fmt.Appendf(b, `{"offset":%d,"length":65536,"state":"lost"},`, int64(i)*131072)
+	}
+	b[len(b)-1] = ']'
+	var m Map
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Len() > MaxRanges || m.Count(0, n*131072, Lost) < n*65536 {
+		t.Fatalf("%d ranges, %d bytes lost", m.Len(), m.Total(Lost))
 	}
 }

@@ -94,7 +94,8 @@ func copyContainer(s *payload.Stream, x *ctar.Index, dest string, force bool) (*
 	sr := ctar.NewStreamReader(s.Reopen)
 	defer sr.Close()
 	f := ctar.NewFS(x, sr)
-	stats, err := fs.Copy(f, f.Root(), "/", dest, fs.CopyOptions{Recursive: true, Owners: true, Xattrs: true, Budget: x.Size + 64<<20})
+	stats, err := fs.Copy(f, f.Root(), "/", dest, fs.CopyOptions{Recursive: true, Owners: true, Xattrs: fs.XattrsSafe,
+		Budget: &fs.Budget{MaxRead: x.Size + 64<<20, MaxWrite: x.Size + 64<<20}})
 	if err != nil {
 		return stats, fmt.Errorf("copy to %s: %w", dest, err)
 	}

@@ -229,7 +229,7 @@ func run(path, dir string, opt Options) (*Result, error) {
 		res.Report.Archives[0].Status = report.Damaged
 	}
 	for _, d := range vres.Devices {
-		rd := report.Device{Name: d.Name, ID: int(d.ID), Size: d.Size, Clusters: report.Clusters(d.Clusters), Damage: d.Damage}
+		rd := report.Device{Name: d.Name, ID: int(d.ID), Size: d.Size, Clusters: report.Clusters(d.Clusters), Damage: d.Damage, DamageMerged: d.DamageMerged}
 		if out != nil {
 			name, f, err := out.finish(d.Device)
 			if err != nil {
@@ -306,9 +306,11 @@ func finishArchive(arc *report.Archive, a *archive.Archive, dec codec.Reader, pr
 		arc.Checksum = codec.ChecksumAbsent
 	}
 	for _, p := range arc.Problems {
-		if p.Kind == damage.Truncated {
+		if p.Kind == damage.Truncated && arc.EndsEarly == nil {
 			arc.EndsEarly = &p
-			break
+		}
+		if p.Kind == damage.Bomb {
+			arc.Bomb = &p
 		}
 	}
 	arc.Status = report.Intact

@@ -33,14 +33,28 @@ import (
 // made by Copy and entered with O_NOFOLLOW, so nothing is ever written
 // through a symlink, the guest's or anyone's. Symlinks are recreated, never
 // followed. Holes stay holes, and only the file's data extents are read
-// (Layout), within opt.Budget. Directory times are set after their content.
+// (Layout), within opt.Budget. A regular file reached under several names
+// is copied once and hard-linked under the others, whatever its link count
+// says.
+//
+// Directories stay owned by the user running Copy, mode 0700, until the
+// whole copy is written: only then, deepest first, do they get their
+// owners (which may be guest uids that are host users too), modes, xattrs
+// and times. So no other host user can enter or change a directory while
+// Copy still writes into it or makes hard links through it.
 //
 // A problem with one node is recorded in CopyStats and the copy goes on;
 // the error returned is a failure of the whole copy (dest unusable, no
 // space, the budget reached).
 func Copy(f FS, src Node, srcPath string, dest string, opt CopyOptions) (*CopyStats, error) {
 	c := &copier{f: WithOrphans(f), opt: opt, stats: &CopyStats{}, root: os.Geteuid() == 0,
-		links: map[Node]string{}, seen: map[Node]bool{}, topFD: -1}
+		links: map[Node]*linked{}, seen: map[Node]bool{}, topFD: -1, budget: opt.Budget}
+	if c.budget == nil {
+		c.budget = &Budget{}
+	}
+	if c.budget.Stopped != "" {
+		return c.stats, fmt.Errorf("%w: the %s cap was reached by an earlier copy", ErrBudget, c.budget.Stopped)
+	}
 	st, err := c.f.Stat(src)
 	if err != nil {
 		return c.stats, fmt.Errorf("copy %s: %w", srcPath, err)
@@ -73,6 +87,7 @@ func Copy(f FS, src Node, srcPath string, dest string, opt CopyOptions) (*CopySt
 	} else {
 		c.copyNode(fd, name, src, st, srcPath, name, 0)
 	}
+	c.finishDirs()
 	return c.stats, c.fatal
 }
 
@@ -81,14 +96,31 @@ type copier struct {
 	opt   CopyOptions
 	stats *CopyStats
 	root  bool // running as root: owners, all xattrs
-	// links maps a node with several links to its first copy, as a path
-	// relative to topFD.
-	links map[Node]string
+	// links maps a regular file with data, or any node with several links,
+	// to its first copy.
+	links map[Node]*linked
 	seen  map[Node]bool // directories copied
-	topFD int
-	used  int64 // against opt.Budget
-	buf   []byte
-	fatal error
+	// dirs holds the directories made, deepest first (in the order their
+	// content was complete), for finishDirs.
+	dirs   []madeDir
+	topFD  int
+	budget *Budget
+	buf    []byte
+	fatal  error
+}
+
+// linked is the first copy of a node: its path relative to topFD, and the
+// number of names it was reached by.
+type linked struct {
+	rel   string
+	names uint32
+}
+
+// madeDir is a directory Copy made: its path relative to topFD and its
+// guest metadata, set by finishDirs.
+type madeDir struct {
+	rel, gp string
+	st      *Stat
 }
 
 func (c *copier) issue(list *[]CopyIssue, p string, err error) {
@@ -137,16 +169,22 @@ func (c *copier) copyNode(dirFD int, name string, n Node, st *Stat, gp, rel stri
 			return
 		}
 	}
-	if !st.Mode.IsDir() && st.Nlink > 1 {
+	shared := !st.Mode.IsDir() && (st.Nlink > 1 || st.Mode.IsRegular() && st.Size > 0)
+	if shared {
 		if first, ok := c.links[n]; ok {
-			if err := unix.Linkat(c.topFD, first, dirFD, name, 0); err == nil {
+			first.names++
+			if err := unix.Linkat(c.topFD, first.rel, dirFD, name, 0); err == nil {
 				c.stats.HardLinks++
+				if first.names > st.Nlink {
+					c.issue(&c.stats.Aliased, gp, ErrAliased)
+				}
 				return
 			} else if hostFatal(err) || errors.Is(err, unix.EEXIST) {
 				c.failHost(gp, err)
 				return
 			}
-			// No hard links here (another filesystem, a limit): copy again.
+			// No hard links here (another filesystem, a limit): copy again,
+			// within the budget.
 		}
 	}
 	ok := false
@@ -161,9 +199,9 @@ func (c *copier) copyNode(dirFD int, name string, n Node, st *Stat, gp, rel stri
 	default:
 		ok = c.copySpecial(dirFD, name, st, gp)
 	}
-	if ok && st.Nlink > 1 {
+	if ok && shared {
 		if _, dup := c.links[n]; !dup {
-			c.links[n] = rel
+			c.links[n] = &linked{rel: rel, names: 1}
 		}
 	}
 }
@@ -189,9 +227,62 @@ func (c *copier) copyDir(dirFD int, name string, n Node, st *Stat, gp, rel strin
 	}
 	c.stats.Dirs++
 	c.copyChildren(fd, n, gp, rel, depth)
-	c.setMeta(fd, st, gp)
 	unix.Close(fd)
-	c.setTimes(dirFD, name, st, gp)
+	c.dirs = append(c.dirs, madeDir{rel: rel, gp: gp, st: st})
+}
+
+// finishDirs gives the directories made their owners, modes, xattrs and
+// times, deepest first, once everything is written. Each is reached from
+// topFD through directories that are still Copy's own (mode 0700), one
+// element at a time and never through a symlink.
+func (c *copier) finishDirs() {
+	for _, d := range c.dirs {
+		parent, base := path.Split(d.rel)
+		pfd, err := openBeneath(c.topFD, strings.TrimSuffix(parent, "/"))
+		if err != nil {
+			c.fail(d.gp, err)
+			continue
+		}
+		fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			c.fail(d.gp, err)
+		} else {
+			c.setMeta(fd, d.st, d.gp)
+			unix.Close(fd)
+			c.setTimes(pfd, base, d.st, d.gp)
+		}
+		if pfd != c.topFD {
+			unix.Close(pfd)
+		}
+	}
+	c.dirs = nil
+}
+
+// openBeneath opens the directory rel (slash-separated, "" for dirFD
+// itself) under dirFD one element at a time, never following a symlink.
+// It returns dirFD itself for "".
+func openBeneath(dirFD int, rel string) (int, error) {
+	fd := dirFD
+	for _, el := range strings.Split(rel, "/") {
+		if el == "" || el == "." {
+			continue
+		}
+		if el == ".." {
+			if fd != dirFD {
+				unix.Close(fd)
+			}
+			return -1, ErrBadName
+		}
+		next, err := unix.Openat(fd, el, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if fd != dirFD {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return -1, err
+		}
+		fd = next
+	}
+	return fd, nil
 }
 
 func (c *copier) copyChildren(fd int, n Node, gp, rel string, depth int) {
@@ -322,11 +413,12 @@ func (c *copier) copyData(fd int, file File, ranges [][2]int64) error {
 	for _, r := range ranges {
 		for pos := r[0]; pos < r[1]; {
 			k := int(min(int64(len(c.buf)), r[1]-pos))
-			if c.opt.Budget > 0 && c.used+int64(k) > c.opt.Budget {
-				c.fatal = ErrBudget
+			if b := c.budget; b.MaxRead > 0 && b.Read+int64(k) > b.MaxRead {
+				b.Stopped = "read"
+				c.fatal = fmt.Errorf("%w: %d bytes of file data read, the cap is %d", ErrBudget, b.Read, b.MaxRead)
 				return readErr
 			}
-			c.used += int64(k)
+			c.budget.Read += int64(k)
 			b := c.buf[:k]
 			m, err := file.ReadAt(b, pos)
 			if err != nil && err != io.EOF && readErr == nil {
@@ -346,7 +438,10 @@ func (c *copier) copyData(fd int, file File, ranges [][2]int64) error {
 				}
 			}
 			if err := c.writeNonZero(fd, b, pos); err != nil {
-				c.fatal = fmt.Errorf("writing: %w", err)
+				c.fatal = err
+				if !errors.Is(err, ErrBudget) {
+					c.fatal = fmt.Errorf("writing: %w", err)
+				}
 				return readErr
 			}
 			pos += int64(k)
@@ -372,6 +467,10 @@ func (c *copier) writeNonZero(fd int, b []byte, off int64) error {
 			j += page
 		}
 		j = min(j, len(b))
+		if bu := c.budget; bu.MaxWrite > 0 && bu.Written+int64(j-i) > bu.MaxWrite {
+			bu.Stopped = "write"
+			return fmt.Errorf("%w: %d bytes of file data written, the cap is %d", ErrBudget, bu.Written, bu.MaxWrite)
+		}
 		for i < j {
 			n, err := unix.Pwrite(fd, b[i:j], off+int64(i))
 			if err != nil {
@@ -382,6 +481,7 @@ func (c *copier) writeNonZero(fd int, b []byte, off int64) error {
 			}
 			i += n
 			c.stats.Bytes += int64(n)
+			c.budget.Written += int64(n)
 		}
 	}
 	return nil
@@ -478,13 +578,12 @@ func (c *copier) setMeta(fd int, st *Stat, gp string) {
 	if err := unix.Fchmod(fd, c.mode(st)); err != nil {
 		c.fail(gp, err)
 	}
-	if !c.opt.Xattrs {
-		return
-	}
 	names := make([]string, 0, len(st.Xattrs))
 	for k := range st.Xattrs {
-		if c.root || strings.HasPrefix(k, "user.") {
+		if c.xattrAllowed(k) {
 			names = append(names, k)
+		} else {
+			c.stats.XattrsSkipped++
 		}
 	}
 	slices.Sort(names)
@@ -493,6 +592,24 @@ func (c *copier) setMeta(fd int, st *Stat, gp string) {
 			c.fail(gp, fmt.Errorf("xattr %s: %w", k, err))
 		}
 	}
+}
+
+// xattrAllowed reports whether the extended attribute k is to be restored:
+// by the XattrMode, and never a file capability on a file whose owner is
+// not the guest's (it would grant the capability to whoever the host says
+// owns the file, or to anyone who may run it).
+func (c *copier) xattrAllowed(k string) bool {
+	switch {
+	case c.opt.Xattrs == XattrsNone:
+		return false
+	case SafeXattr(k):
+		return true
+	case c.opt.Xattrs != XattrsAll || !c.root:
+		return false
+	case k == xattrCapability:
+		return c.opt.Owners
+	}
+	return true
 }
 
 // setTimes sets atime and mtime of name in dirFD, never through a symlink.

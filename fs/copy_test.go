@@ -113,7 +113,7 @@ func TestCopyMetadata(t *testing.T) {
 	m.nodes[dmg].readErr = ErrDamaged
 
 	dest := filepath.Join(t.TempDir(), "out")
-	stats, err := Copy(m, 2, "/", dest, CopyOptions{Recursive: true, Xattrs: true})
+	stats, err := Copy(m, 2, "/", dest, CopyOptions{Recursive: true, Xattrs: XattrsSafe})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestCopyBudget(t *testing.T) {
 	m.nodes[huge].layout = &Layout{Data: []Extent{{0, 0, 1 << 60}}}
 	dest := filepath.Join(t.TempDir(), "out")
 	var calls int
-	stats, err := Copy(m, 2, "/", dest, CopyOptions{Recursive: true, Budget: 8 << 20, Progress: func(b, f int64) { calls++ }})
+	stats, err := Copy(m, 2, "/", dest, CopyOptions{Recursive: true, Budget: &Budget{MaxRead: 8 << 20}, Progress: func(b, f int64) { calls++ }})
 	if !errors.Is(err, ErrBudget) {
 		t.Fatalf("err %v", err)
 	}

@@ -23,6 +23,9 @@ type Report struct {
 	// Suspects lists clusters that other generations suggest are silently
 	// damaged (rescue --also), not located by any check of their own.
 	Suspects []Suspect `json:"suspects,omitempty"`
+	// CopyStopped says why a rescue stopped copying files before the end
+	// (its output budget was spent); empty when it did not.
+	CopyStopped string `json:"copy_stopped,omitempty"`
 	// Config is the VM config the backup holds, as written by rescue
 	// (relative to the report's directory), or "".
 	Config string `json:"config,omitempty"`
@@ -88,6 +91,10 @@ type Archive struct {
 	// Redecode says how the archive was decoded a second time with the
 	// lost bytes taken from older backups (rescue --also), when it was.
 	Redecode *Redecode `json:"redecode,omitempty"`
+	// Bomb is the problem that says the decompressed stream went on far
+	// past what the archive's disks can hold (a decompression bomb), or
+	// nil: reading stopped there.
+	Bomb *damage.Problem `json:"bomb,omitempty"`
 	// Configs lists the config files stored in the archive.
 	Configs []string `json:"configs,omitempty"`
 	// ConfigFiles maps each config's name to the file it was written to
@@ -147,6 +154,10 @@ type Device struct {
 	// Damage lists every byte range whose content is not known to be
 	// right; a range not listed is byte-identical to the original disk.
 	Damage *damage.Map `json:"damage"`
+	// DamageMerged counts damage ranges merged into wider ones to keep the
+	// account small (a damaged or crafted archive can list millions): the
+	// damage then covers more bytes than it measured, never fewer.
+	DamageMerged int `json:"damage_merged,omitempty"`
 	// Sources says, where generations were combined, which archive each
 	// range came from.
 	Sources []Source `json:"sources,omitempty"`
@@ -202,6 +213,10 @@ type Volume struct {
 	Notes        []string `json:"notes,omitempty"`
 	// Error says why the volume's files could not be (all) copied.
 	Error string `json:"error,omitempty"`
+	// DuplicateOf names an earlier volume that is the same filesystem
+	// (overlapping partitions with the same start): its files were copied
+	// once, there.
+	DuplicateOf string `json:"duplicate_of,omitempty"`
 }
 
 // DamagedFile is a guest file with at least one byte (data or metadata)
@@ -271,6 +286,12 @@ func ReadFile(path string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Parse(b)
+}
+
+// Parse decodes a report. The file may have been changed by anyone:
+// damage maps are normalised and bounded (damage.Map.UnmarshalJSON).
+func Parse(b []byte) (*Report, error) {
 	r := New("")
 	if err := json.Unmarshal(b, r); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/ctar"
 	"github.com/vzsalvage/vzsalvage/extract"
+	"github.com/vzsalvage/vzsalvage/fs"
 	"github.com/vzsalvage/vzsalvage/payload"
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/source"
@@ -61,7 +62,13 @@ func runContainer(path, dir string, opt Options) (*Report, error) {
 	if len(gens) == 1 {
 		filled = nil
 	}
-	rv, damaged, err := rescueVolume(v, filepath.Join(dir, "files"), filled, opt)
+	// What a tar stream holds bounds what its files can take (sparse
+	// members excepted, whose holes Copy skips).
+	budget := &fs.Budget{MaxRead: v.Size + copySlack, MaxWrite: v.Size + copySlack}
+	if opt.MaxOutput > 0 {
+		budget.MaxWrite, budget.MaxRead = opt.MaxOutput, max(budget.MaxRead, opt.MaxOutput)
+	}
+	rv, damaged, err := rescueVolume(v, filepath.Join(dir, "files"), filled, budget, opt)
 	if err != nil {
 		rv.Error = err.Error()
 	}
@@ -83,6 +90,9 @@ func runContainer(path, dir string, opt Options) (*Report, error) {
 	}
 	rep.Volumes = append(rep.Volumes, rv)
 	rep.DamagedFiles = append(rep.DamagedFiles, damaged...)
+	if budget.Stopped != "" {
+		rep.CopyStopped = budgetMessage(budget, opt.MaxOutput)
+	}
 	if err := writeAccount(rep, dir); err != nil {
 		return nil, err
 	}

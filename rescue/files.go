@@ -21,15 +21,11 @@ func VolumeReport(v volume.Volume) report.Volume {
 		DamagedBytes: v.Damage.Total(damage.Tainted)}
 }
 
-// copySlack is what a copy may write beyond the volume's size (metadata
-// of the copies themselves is not counted; this covers rounding).
-const copySlack = 64 << 20
-
 // rescueVolume copies every readable file of a volume into
 // filesDir/<volume id>/ and judges each against the volume's damage.
 // filled (volume offsets, may be nil) holds ranges filled from older
 // generations: files damaged only there are "mixed".
-func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, opt Options) (report.Volume, []report.DamagedFile, error) {
+func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, budget *fs.Budget, opt Options) (report.Volume, []report.DamagedFile, error) {
 	rv := VolumeReport(v)
 	if v.Kind == "partition" && v.FS == "" && v.Size == 0 {
 		return rv, nil, nil
@@ -56,8 +52,8 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, opt Opti
 	}
 	opt.Progress.Phase("copy "+v.ID, v.Size)
 	stats, err := fs.Copy(f, f.Root(), "/", dest, fs.CopyOptions{
-		Recursive: true, Owners: opt.Owners, Xattrs: true, Specials: opt.Specials, SetID: opt.Specials,
-		Budget:   v.Size + copySlack,
+		Recursive: true, Owners: opt.Owners, Xattrs: opt.Xattrs, Specials: opt.Specials, SetID: opt.Specials,
+		Budget:   budget,
 		Context:  opt.Context,
 		Progress: func(bytes, files int64) { opt.Progress.Set(bytes, v.Size) },
 	})
@@ -77,6 +73,12 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, opt Opti
 	}
 	if n := len(stats.Skipped); n > 0 {
 		rv.Notes = append(rv.Notes, fmt.Sprintf("%d device nodes, FIFOs or sockets not recreated (--specials to recreate)", n))
+	}
+	if n := stats.XattrsSkipped; n > 0 {
+		rv.Notes = append(rv.Notes, fmt.Sprintf("%d extended attributes not restored (security.*, trusted.*, file capabilities: --xattrs all to restore them)", n))
+	}
+	if n := len(stats.Aliased); n > 0 {
+		rv.Notes = append(rv.Notes, fmt.Sprintf("%d names of files already copied under another name, although their link count is 1 (a damaged or crafted filesystem): written as hard links, e.g. %s", n, stats.Aliased[0].Path))
 	}
 
 	var damaged []report.DamagedFile

@@ -132,6 +132,9 @@ func writeBackups(p printer, rep *report.Report) {
 			p("; %d problem(s), the first: %s", a.ProblemCount, md(a.Problems[0].String()))
 		}
 		p(".\n")
+		if a.Bomb != nil {
+			p("  - **A decompression bomb:** %s.\n", md(a.Bomb.String()))
+		}
 	}
 	p("\n")
 }
@@ -174,6 +177,9 @@ func writeDisks(p printer, rep *report.Report) {
 		if filled+confirmed > 0 {
 			p("\n%s: %s filled from older backups (another night's content), %s of unverified data confirmed by an older backup.\n",
 				md(d.Name), ui.Bytes(filled), ui.Bytes(confirmed))
+		}
+		if d.DamageMerged > 0 {
+			p("\n%s: %d damage ranges merged into wider ones to keep this account small: the damage listed covers more than was measured, never less.\n", md(d.Name), d.DamageMerged)
 		}
 	}
 	if len(rep.Suspects) > 0 {

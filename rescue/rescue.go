@@ -18,6 +18,7 @@ import (
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/extract"
+	"github.com/vzsalvage/vzsalvage/fs"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/volume"
@@ -41,6 +42,12 @@ type Options struct {
 	// Specials recreates device nodes and FIFOs, and keeps setuid/setgid
 	// bits (off by default: the guest may be hostile).
 	Specials bool
+	// Xattrs says which extended attributes of the guest's files are
+	// restored (the zero value: user.* and POSIX ACLs only).
+	Xattrs fs.XattrMode
+	// MaxOutput, if set, caps the file data written in place of what the
+	// backup's disks hold (see outputBudget).
+	MaxOutput int64
 	// Progress receives phases and byte counts.
 	Progress Progress
 	// Context, if set, ends the rescue when it is done (an interrupt).
@@ -115,7 +122,14 @@ func (r *Report) Summary() string {
 		}
 		what = "the archive's data"
 	}
-	return s + fmt.Sprintf("%d files copied, %d listed as damaged; %s of %s lost or unverified", files, damaged, ui.Bytes(lost), what)
+	s += fmt.Sprintf("%d files copied, %d listed as damaged; %s of %s lost or unverified", files, damaged, ui.Bytes(lost), what)
+	if len(r.Archives) > 0 && r.Archives[0].Bomb != nil {
+		s += "; the backup's stream is a decompression bomb: reading stopped"
+	}
+	if r.CopyStopped != "" {
+		s += "; " + r.CopyStopped
+	}
+	return s
 }
 
 // unverified says when the archives' own checksums could not vouch for the
@@ -217,8 +231,17 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 	vols := volume.Discover(disks)
 	filled := filledByVolume(disks, rep.filled)
 	filesDir := filepath.Join(dir, "files")
+	budget := outputBudget(rep.Devices, vols, opt.MaxOutput)
+	same := sameVolume{}
 	for _, v := range vols {
-		rv, damaged, err := rescueVolume(v, filesDir, filled[v.ID], opt)
+		if first, dup := same.seen(v); dup {
+			rv := VolumeReport(v)
+			rv.DuplicateOf = first
+			rv.Notes = append(rv.Notes, "the same filesystem as "+first+" (same place on the disk): read once, its files are there")
+			rep.Volumes = append(rep.Volumes, rv)
+			continue
+		}
+		rv, damaged, err := rescueVolume(v, filesDir, filled[v.ID], budget, opt)
 		if fatal(err) {
 			return nil, err
 		}
@@ -230,6 +253,9 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 		}
 		rep.Volumes = append(rep.Volumes, rv)
 		rep.DamagedFiles = append(rep.DamagedFiles, damaged...)
+	}
+	if budget.Stopped != "" {
+		rep.CopyStopped = budgetMessage(budget, opt.MaxOutput)
 	}
 
 	// 4. the account

@@ -13,7 +13,7 @@ declare -A pkg=(
   [mkfs.vfat]=dosfstools [mcopy]=mtools [mkntfs]=ntfs-3g [sgdisk]=gdisk [sfdisk]=fdisk
   [zstd]=zstd [gzip]=gzip [pigz]=pigz [lzop]=lzop [tsk_recover]=sleuthkit [fls]=sleuthkit
   [qemu-img]=qemu-utils [qemu-io]=qemu-utils [pvcreate]=lvm2 [python3]=python3 [blkid]=util-linux
-  [mkswap]=util-linux [losetup]=mount [cryptsetup]=cryptsetup-bin [mkfs.exfat]=exfatprogs [bc]=bc
+  [setcap]=libcap2-bin [mkswap]=util-linux [losetup]=mount [cryptsetup]=cryptsetup-bin [mkfs.exfat]=exfatprogs [bc]=bc
   [dpkg-deb]=dpkg [man]=man-db [lintian]=lintian [tar]=tar [setfacl]=acl [setfattr]=attr
 )
 missing=()
@@ -37,3 +37,6 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
 go vet ./...
 go test -timeout 40m "$@" ./...
+if [ -n "${VZSALVAGE_FUZZ_SMOKE:-}" ]; then
+  ./scripts/fuzz-smoke.sh
+fi

@@ -59,6 +59,10 @@ type DeviceResult struct {
 	Clusters Clusters
 	// Damage lists the device's byte ranges not known to be right.
 	Damage *damage.Map
+	// DamageMerged counts the ranges merged into wider ones to keep the
+	// damage map small (damage.Map.Coarsen): the damage is then reported
+	// wider than it is, never narrower.
+	DamageMerged int
 }
 
 // Result is the account of a whole read.
@@ -88,6 +92,10 @@ type Result struct {
 	// extent arithmetic established (confirmed or resized): Off and Len in
 	// the stream. Final only when TailsTrusted.
 	Losses []codec.Span
+	// Bomb is set when reading stopped because the decompressed stream went
+	// on far past what its devices can hold (see StreamLimit): the input is
+	// a decompression bomb, or not this archive's stream.
+	Bomb bool
 }
 
 // Intact reports whether every cluster of every device was read intact and
@@ -138,6 +146,44 @@ type Reader struct {
 	res    Result
 	done   bool
 	err    error
+
+	// limit is where reading stops (StreamLimit; 0 in headerless salvage,
+	// which bounds the stream by headerlessLimit instead).
+	limit int64
+	// seen counts the clusters seen, for headerlessLimit, checked again
+	// once the stream passes nextCheck.
+	seen, nextCheck int64
+}
+
+// StreamLimit returns how long h's decompressed stream may be before the
+// Reader takes it for a decompression bomb and stops: twice the longest
+// stream a writer can make for its devices (the header, and every cluster
+// stored whole with an extent header of its own), plus bombSlack. A
+// stream that long can decode from a few megabytes (zstd blocks that
+// repeat one byte decode 32768 times larger): without this bound it costs
+// time in proportion to what it decodes to, not to what the archive holds.
+func StreamLimit(h *Header) int64 {
+	var clusters int64
+	for _, d := range h.Devices {
+		clusters += d.Clusters()
+	}
+	return 2*(int64(h.Size)+clusters*(ClusterSize+ExtentHeaderSize)) + bombSlack
+}
+
+// bombSlack is the stream StreamLimit allows beyond its bound, and what
+// a headerless read may scan without finding clusters.
+const bombSlack = 64 << 20
+
+// headerlessLimit bounds the stream of a read without a main header, which
+// has no device sizes: twice what the clusters seen so far can take, plus
+// the bytes the codec reported damaged (a loss of known length decodes to
+// placeholders), plus bombSlack.
+func (r *Reader) headerlessLimit() int64 {
+	var damaged int64
+	for _, sp := range r.spans() {
+		damaged += sp.Len
+	}
+	return 2*(r.seen*(ClusterSize+ExtentHeaderSize)+damaged) + bombSlack
 }
 
 type devState struct {
@@ -151,6 +197,40 @@ type devState struct {
 	// the end. Both are collected as they come (clusters arrive out of
 	// order) and sorted once at the end.
 	dmg, prov []damage.Range
+	merged    int // ranges merged away by compactDamage
+}
+
+// maxDamageRanges bounds the damage ranges a reader keeps for all devices
+// together; each device keeps between minDeviceRanges and maxDeviceRanges.
+// Past that, ranges are merged into wider ones (damage.Map.Coarsen): a
+// crafted archive (a terabyte device listing every other cluster) must not
+// make the memory or damage.json grow with what its maps claim.
+const (
+	maxDamageRanges = 1 << 17
+	minDeviceRanges = 1 << 10
+	maxDeviceRanges = 1 << 15
+)
+
+// rangeLimit returns how many damage ranges each device may keep.
+func (r *Reader) rangeLimit() int {
+	n := len(r.hdr.Devices)
+	if r.res.Headerless || n == 0 {
+		n = MaxDevices
+	}
+	return min(max(maxDamageRanges/n, minDeviceRanges), maxDeviceRanges)
+}
+
+// compactDamage keeps a device's collected damage ranges within four times
+// its limit by sorting and coarsening them.
+func (r *Reader) compactDamage(d *devState) {
+	limit := r.rangeLimit()
+	for _, rs := range []*[]damage.Range{&d.dmg, &d.prov} {
+		if len(*rs) > 4*limit {
+			m := damage.FromRanges(*rs)
+			d.merged += m.Coarsen(limit)
+			*rs = append((*rs)[:0], m.Ranges()...)
+		}
+	}
 }
 
 // forget drops the damage recorded for [off, off+n) (a cluster read again).
@@ -262,6 +342,11 @@ func (r *Reader) fill(end int64) {
 		if len(chunk) > 1<<20 {
 			chunk = chunk[:1<<20]
 		}
+		if r.overLimit() {
+			r.eof = true
+			r.res.Bomb = true
+			break
+		}
 		n, err := r.src.Read(chunk)
 		r.buf = r.buf[:len(r.buf)+n]
 		if err != nil {
@@ -271,6 +356,22 @@ func (r *Reader) fill(end int64) {
 			}
 		}
 	}
+}
+
+// overLimit reports whether the stream read so far passes its limit.
+func (r *Reader) overLimit() bool {
+	end := r.bufEnd()
+	switch {
+	case r.limit > 0:
+		return end >= r.limit
+	case r.res.Headerless && end >= r.nextCheck:
+		// the spans are summed each time: checked every 16 MiB
+		if end >= r.headerlessLimit() {
+			return true
+		}
+		r.nextCheck = end + 16<<20
+	}
+	return false
 }
 
 // bufEnd returns the stream offset just past the buffered bytes.
@@ -417,6 +518,7 @@ func (r *Reader) readHeader() error {
 		return err
 	}
 	r.hdr = h
+	r.limit = StreamLimit(h)
 	for _, d := range h.Devices {
 		r.devs[d.ID] = &devState{dev: d}
 	}
@@ -816,7 +918,11 @@ func (r *Reader) queue(eh *ExtentHeader, hdrOff int64) error {
 		if err := d.m.set(uint32(c), st, &r.budget); err != nil {
 			return err
 		}
+		if old == cUnseen {
+			r.seen++
+		}
 		r.recordDamage(d, bi, k0, rewrite)
+		r.compactDamage(d)
 		r.pending = append(r.pending, pendingCluster{bi: bi, k0: k0, rewrite: rewrite})
 	}
 	return nil
@@ -991,6 +1097,13 @@ func (r *Reader) deliver(p *pendingCluster) *Cluster {
 // finish ends the read: checks for missing clusters and builds the Result.
 func (r *Reader) finish() error {
 	r.done = true
+	if r.res.Bomb {
+		err := fmt.Errorf("decompressed stream goes on past %d bytes, far more than its devices can hold: a decompression bomb (or not this archive's stream); reading stopped there", r.bufEnd())
+		if !r.opt.Salvage {
+			return err
+		}
+		r.problemKind(r.bufEnd(), damage.Bomb, "%v", err)
+	}
 	if r.readErr != nil {
 		if !r.opt.Salvage {
 			return r.readErr
@@ -1019,8 +1132,8 @@ func (r *Reader) finish() error {
 		if d == nil {
 			continue
 		}
-		cs, dm := d.m.summarize(d.dev.Clusters(), d.dev.Size, damage.FromRanges(d.dmg), damage.FromRanges(d.prov), trust)
-		r.res.Devices = append(r.res.Devices, DeviceResult{Device: d.dev, Clusters: cs, Damage: dm})
+		cs, dm, merged := d.m.summarize(d.dev.Clusters(), d.dev.Size, d.dmg, d.prov, trust, r.rangeLimit())
+		r.res.Devices = append(r.res.Devices, DeviceResult{Device: d.dev, Clusters: cs, Damage: dm, DamageMerged: merged + d.merged})
 		if r.res.Headerless {
 			r.hdr.Devices = append(r.hdr.Devices, d.dev)
 		}

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -155,6 +156,38 @@ func FuzzLVMMetadata(f *testing.F) {
 	})
 }
 
+// FuzzLVMLabel feeds the first bytes of a PV to the label, pv_header and
+// metadata area readers: no panic, bounded work, text within the area.
+func FuzzLVMLabel(f *testing.F) {
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		size := int64(len(b))
+		lb, err := findLabel(r, size)
+		if err != nil {
+			return
+		}
+		if len(lb.data) > lvmMaxLocns || len(lb.mdas) > lvmMaxLocns {
+			t.Fatalf("%d data areas, %d metadata areas", len(lb.data), len(lb.mdas))
+		}
+		for _, loc := range lb.mdas {
+			a, err := readMDA(r, size, loc)
+			if err != nil {
+				continue
+			}
+			if int64(len(a.buf)) > size || len(a.buf) > lvmMaxMDASize {
+				t.Fatalf("area of %d bytes from %d", len(a.buf), size)
+			}
+			if text, _, _, ok := a.committed(); ok && len(text) > len(a.buf) {
+				t.Fatalf("text of %d bytes in an area of %d", len(text), len(a.buf))
+			}
+			for _, c := range a.ringCopies() {
+				parseVG(c.text)
+			}
+		}
+	})
+}
+
 // TestWriteFuzzSeeds writes the seed corpora from images made by the real
 // tools. It runs only with VZSALVAGE_WRITE_SEEDS=1.
 func TestWriteFuzzSeeds(t *testing.T) {
@@ -189,4 +222,5 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	off, n := mdaText(t, fx.disks[1], 0)
 	write("FuzzLVMMetadata", "real", readAt(t, fx.disks[1], off, int(n)))
+	write("FuzzLVMLabel", "pvcreate", readAt(t, fx.disks[1], 0, int(off+n)))
 }

@@ -17,6 +17,7 @@ import (
 func newCp() *cobra.Command {
 	var recursive, quiet, noJournal, noOwners, specials bool
 	var cache string
+	var cf copyFlags
 	c := &cobra.Command{
 		Use:   "cp [-r] SOURCE VOLUME:/path DEST",
 		Short: "Copy a file or a tree out of a backup or disk image",
@@ -25,7 +26,10 @@ root or mounts. SOURCE is a backup archive, an extract/rescue directory or a dis
 VOLUME is an id as 'vzsalvage ls SOURCE' prints it. Modes, times, symlinks and hard links
 are kept, owners too when run as root. If DEST is an existing directory the copy goes
 inside it. Nothing is written outside DEST: unsafe names are renamed, symlinks are never
-followed, device nodes and setuid bits are skipped unless --specials.
+followed, device nodes and setuid bits are skipped unless --specials. Extended
+attributes: user.* and POSIX ACLs only, unless --xattrs all. A file reached under
+several names is copied once and hard-linked; at most the volume's size of file
+data is read and written (--max-output to change it).
 
 Files whose bytes lie in reported damage are still copied, and listed on stderr;
 the exit status is then 1.`,
@@ -56,12 +60,20 @@ the exit status is then 1.`,
 			}
 			prog := ui.NewProgress(!quiet)
 			prog.Start("copy", 0)
+			budget := &fs.Budget{MaxRead: v.Size + 64<<20, MaxWrite: v.Size + 64<<20}
+			if cf.maxOutput > 0 {
+				budget.MaxRead, budget.MaxWrite = max(budget.MaxRead, int64(cf.maxOutput)), int64(cf.maxOutput)
+			}
 			stats, err := fs.Copy(f, n, path.Clean("/"+p), args[2], fs.CopyOptions{
-				Recursive: recursive, Owners: !noOwners, Xattrs: true, Specials: specials, SetID: specials,
-				Budget:   v.Size + 64<<20,
+				Recursive: recursive, Owners: !noOwners, Xattrs: cf.xattrs, Specials: specials, SetID: specials,
+				Budget:   budget,
 				Progress: func(bytes, files int64) { prog.Set(bytes, 0) },
 			})
 			prog.Done()
+			if errors.Is(err, fs.ErrBudget) {
+				return fmt.Errorf("%w (%s read, %s written: the filesystem names the same data many times, damaged or crafted; --max-output raises the cap)",
+					err, ui.Bytes(budget.Read), ui.Bytes(budget.Written))
+			}
 			if err != nil {
 				return err
 			}
@@ -80,6 +92,7 @@ the exit status is then 1.`,
 	c.Flags().BoolVar(&noJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal")
 	c.Flags().BoolVar(&noOwners, "no-owners", false, "do not keep owners (kept only when run as root anyway)")
 	c.Flags().BoolVar(&specials, "specials", false, "recreate device nodes and FIFOs, keep setuid/setgid bits")
+	cf.add(c.Flags())
 	c.Flags().StringVar(&cache, "cache", "", "keep an archive's extracted disks in DIR for later commands (default: unnamed temporary files, removed when done)")
 	return c
 }
@@ -139,6 +152,12 @@ func reportCopy(w, errw io.Writer, f fs.FS, n fs.Node, p string, dmg *damage.Map
 	}
 	for _, s := range stats.Renamed {
 		fmt.Fprintf(errw, "renamed (unsafe name): %s\n", ui.Safe(s.Path))
+	}
+	for _, s := range stats.Aliased {
+		fmt.Fprintf(errw, "hard-linked (same inode as an earlier name, link count 1): %s\n", ui.Safe(s.Path))
+	}
+	if stats.XattrsSkipped > 0 {
+		fmt.Fprintf(errw, "%d extended attributes not restored (security.*, trusted.*, file capabilities: --xattrs all)\n", stats.XattrsSkipped)
 	}
 	return bad
 }

@@ -15,6 +15,7 @@ func newRescue() *cobra.Command {
 	var out string
 	var opt rescue.Options
 	var asJSON, quiet, noOwners bool
+	var cf copyFlags
 	c := &cobra.Command{
 		Use:   "rescue ARCHIVE [--also OLDER_ARCHIVE...] -o DIR",
 		Short: "Do the whole night's work: disks, files and a report, from a damaged backup",
@@ -41,6 +42,13 @@ removes what it wrote into DIR and says so: DIR never holds a half-done rescue.
 
 Nothing is written outside DIR: names from the guest are made safe, symlinks are recreated
 but never followed, device nodes and setuid bits are not recreated unless --specials.
+Extended attributes: user.* and POSIX ACLs only; security.*, trusted.* and file
+capabilities only with --xattrs all (capabilities then only on files whose owners
+are kept). The guest decides what its filesystems say: a file reached under several
+names is copied once and hard-linked, partitions that lie at the same place are
+read once, and all the copies together write at most what the backup's disks hold
+(--max-output to change that): past it the copies stop, the report says so, and the
+exit status is 1.
 
 Exit status: 0 everything intact, 1 something damaged (everything readable was still
 recovered), 2 could not run.`,
@@ -54,6 +62,7 @@ recovered), 2 could not run.`,
 				return &exitError{code: ui.ExitFailed, err: errors.New("rescue needs -o DIR")}
 			}
 			opt.Owners = !noOwners
+			opt.Xattrs, opt.MaxOutput = cf.xattrs, int64(cf.maxOutput)
 			return runRescue(cmd.OutOrStdout(), args[0], out, opt, asJSON, quiet)
 		},
 	}
@@ -64,6 +73,7 @@ recovered), 2 could not run.`,
 	c.Flags().BoolVar(&opt.NoJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal")
 	c.Flags().BoolVar(&noOwners, "no-owners", false, "do not keep file owners (they are kept only when run as root anyway)")
 	c.Flags().BoolVar(&opt.Specials, "specials", false, "recreate device nodes and FIFOs, keep setuid/setgid bits")
+	cf.add(c.Flags())
 	c.Flags().BoolVar(&asJSON, "json", false, "print report.json to stdout")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return c
