@@ -31,6 +31,12 @@ type CopyOptions struct {
 	// Context, if set, stops the copy when it is done (an interrupt): Copy
 	// returns its error.
 	Context context.Context
+	// Replace lets the copy replace what exists at the destination: files,
+	// symlinks and special files are replaced (renamed over, never written
+	// through), existing directories are entered (never through a symlink)
+	// and keep their own owner and mode. Without it an existing name is an
+	// ErrExist and left alone.
+	Replace bool
 }
 
 // XattrMode says which extended attributes Copy restores. The guest may be

@@ -68,8 +68,12 @@ func Copy(f FS, src Node, srcPath string, dest string, opt CopyOptions) (*CopySt
 	case err == nil && di.IsDir():
 		parent, name = dest, SafeName(path.Base(srcPath))
 		into = srcPath == "/"
-	case err == nil:
+	case err == nil && !opt.Replace:
 		return c.stats, fmt.Errorf("copy to %s: %w", dest, ErrExist)
+	case err == nil && !ValidName(name):
+		return c.stats, fmt.Errorf("copy to %s: not a valid destination name", dest)
+	case err == nil:
+		// Replace: the copy is put in its place
 	case !errors.Is(err, iofs.ErrNotExist):
 		return c.stats, fmt.Errorf("copy to %s: %w", dest, err)
 	case !ValidName(name):
@@ -173,7 +177,7 @@ func (c *copier) copyNode(dirFD int, name string, n Node, st *Stat, gp, rel stri
 	if shared {
 		if first, ok := c.links[n]; ok {
 			first.names++
-			if err := unix.Linkat(c.topFD, first.rel, dirFD, name, 0); err == nil {
+			if err := c.create(dirFD, name, func(at string) error { return unix.Linkat(c.topFD, first.rel, dirFD, at, 0) }); err == nil {
 				c.stats.HardLinks++
 				if first.names > st.Nlink {
 					c.issue(&c.stats.Aliased, gp, ErrAliased)
@@ -216,9 +220,13 @@ func (c *copier) copyDir(dirFD int, name string, n Node, st *Stat, gp, rel strin
 		return
 	}
 	c.seen[n] = true
+	existed := false
 	if err := unix.Mkdirat(dirFD, name, 0o700); err != nil {
-		c.failHost(gp, err)
-		return
+		if !c.opt.Replace || !errors.Is(err, unix.EEXIST) {
+			c.failHost(gp, err)
+			return
+		}
+		existed = true // entered below, never through a symlink
 	}
 	fd, err := unix.Openat(dirFD, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -228,7 +236,9 @@ func (c *copier) copyDir(dirFD int, name string, n Node, st *Stat, gp, rel strin
 	c.stats.Dirs++
 	c.copyChildren(fd, n, gp, rel, depth)
 	unix.Close(fd)
-	c.dirs = append(c.dirs, madeDir{rel: rel, gp: gp, st: st})
+	if !existed {
+		c.dirs = append(c.dirs, madeDir{rel: rel, gp: gp, st: st})
+	}
 }
 
 // finishDirs gives the directories made their owners, modes, xattrs and
@@ -345,7 +355,7 @@ func (c *copier) copyFile(dirFD int, name string, n Node, st *Stat, gp string) b
 		return false
 	}
 	c.setMeta(fd, st, gp)
-	if err := renameNoReplace(dirFD, tmp, name); err != nil {
+	if err := c.put(dirFD, tmp, name); err != nil {
 		c.failHost(gp, err)
 		return false
 	}
@@ -357,6 +367,35 @@ func (c *copier) copyFile(dirFD int, name string, n Node, st *Stat, gp string) b
 	}
 	c.progress()
 	return true
+}
+
+// put renames tmp to name in dirFD: over what is there with
+// CopyOptions.Replace (a directory there stays, and the rename fails),
+// never replacing anything without it.
+func (c *copier) put(dirFD int, tmp, name string) error {
+	if c.opt.Replace {
+		return unix.Renameat(dirFD, tmp, dirFD, name)
+	}
+	return renameNoReplace(dirFD, tmp, name)
+}
+
+// create makes a node named name in dirFD with mk (a symlink, a device
+// node, a hard link), which must fail if the name exists: with
+// CopyOptions.Replace it makes it under a temporary name and puts it in
+// place of what is there.
+func (c *copier) create(dirFD int, name string, mk func(at string) error) error {
+	if !c.opt.Replace {
+		return mk(name)
+	}
+	tmp := tempName()
+	if err := mk(tmp); err != nil {
+		return err
+	}
+	if err := c.put(dirFD, tmp, name); err != nil {
+		unix.Unlinkat(dirFD, tmp, 0)
+		return err
+	}
+	return nil
 }
 
 // renameNoReplace renames tmp to name in dirFD unless name exists.
@@ -501,7 +540,7 @@ func (c *copier) copySymlink(dirFD int, name string, n Node, st *Stat, gp string
 		c.fail(gp, fmt.Errorf("%w: bad symlink target %q", ErrDamaged, target))
 		return false
 	}
-	if err := unix.Symlinkat(target, dirFD, name); err != nil {
+	if err := c.create(dirFD, name, func(at string) error { return unix.Symlinkat(target, dirFD, at) }); err != nil {
 		c.failHost(gp, err)
 		return false
 	}
@@ -534,7 +573,7 @@ func (c *copier) copySpecial(dirFD int, name string, st *Stat, gp string) bool {
 		c.issue(&c.stats.Skipped, gp, ErrSkipped)
 		return false
 	}
-	if err := unix.Mknodat(dirFD, name, kind|0o600, int(st.Rdev)); err != nil {
+	if err := c.create(dirFD, name, func(at string) error { return unix.Mknodat(dirFD, at, kind|0o600, int(st.Rdev)) }); err != nil {
 		c.failHost(gp, err)
 		return false
 	}

@@ -261,3 +261,73 @@ func TestCopySingle(t *testing.T) {
 		t.Errorf("orphan: %q %v (%+v)", b, err, stats.Errors)
 	}
 }
+
+// TestCopyReplace: with Replace an existing destination is replaced, never
+// written through; existing directories are entered, never through a
+// symlink; without it nothing is replaced.
+func TestCopyReplace(t *testing.T) {
+	m := newMem()
+	d := m.dir(m.Root(), "d")
+	m.file(d, "f", "new content")
+	m.file(d, "viasym", "must not reach outside")
+	m.dir(d, "sub")
+	m.symlink(d, "l", "new-target")
+	root, outside := t.TempDir(), t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	os.WriteFile(victim, []byte("outside"), 0o644)
+	dest := filepath.Join(root, "d")
+	os.MkdirAll(dest, 0o755)
+	os.WriteFile(filepath.Join(dest, "f"), []byte("old"), 0o644)
+	os.Symlink(victim, filepath.Join(dest, "viasym")) // a file's name is a symlink out
+	os.Symlink(outside, filepath.Join(dest, "sub"))   // a directory's name is a symlink out
+	os.Symlink("old-target", filepath.Join(dest, "l"))
+	os.WriteFile(filepath.Join(dest, "keep"), []byte("mine"), 0o644)
+
+	// without Replace: nothing replaced, each conflict reported
+	st, err := Copy(m, d, "/d", root, CopyOptions{Recursive: true})
+	if err != nil || len(st.Errors) == 0 {
+		t.Fatalf("without Replace: %v, %d errors", err, len(st.Errors))
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "f")); string(b) != "old" {
+		t.Errorf("f replaced without Replace: %q", b)
+	}
+
+	if _, err := Copy(m, d, "/d", root, CopyOptions{Recursive: true, Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "f")); string(b) != "new content" {
+		t.Errorf("f: %q", b)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "outside" {
+		t.Errorf("written through a symlink: the outside file holds %q", b)
+	}
+	if fi, err := os.Lstat(filepath.Join(dest, "viasym")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("viasym: %v %v", fi, err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 1 {
+		t.Errorf("a directory was entered through a symlink: %d entries outside", len(ents))
+	}
+	if l, _ := os.Readlink(filepath.Join(dest, "l")); l != "new-target" {
+		t.Errorf("l -> %q", l)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "keep")); string(b) != "mine" {
+		t.Errorf("an unrelated file changed: %q", b)
+	}
+	if ents, _ := os.ReadDir(dest); len(ents) != 5 {
+		t.Errorf("%d entries in dest, temporary names left?", len(ents))
+	}
+
+	// a single file onto an existing file
+	one := filepath.Join(root, "one")
+	os.WriteFile(one, []byte("old"), 0o644)
+	f, _ := Lookup(m, "/d/f")
+	if _, err := Copy(m, f, "/d/f", one, CopyOptions{}); !errors.Is(err, ErrExist) {
+		t.Errorf("onto a file without Replace: %v", err)
+	}
+	if _, err := Copy(m, f, "/d/f", one, CopyOptions{Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(one); string(b) != "new content" {
+		t.Errorf("one: %q", b)
+	}
+}

@@ -15,7 +15,7 @@ import (
 )
 
 func newCp() *cobra.Command {
-	var recursive, quiet, noJournal, noOwners, specials bool
+	var recursive, quiet, noJournal, noOwners, specials, force bool
 	var cache string
 	var cf copyFlags
 	c := &cobra.Command{
@@ -66,7 +66,7 @@ the exit status is then 1.`,
 			}
 			stats, err := fs.Copy(f, n, path.Clean("/"+p), args[2], fs.CopyOptions{
 				Recursive: recursive, Owners: !noOwners, Xattrs: cf.xattrs, Specials: specials, SetID: specials,
-				Budget:   budget,
+				Budget:   budget, Replace: force,
 				Progress: func(bytes, files int64) { prog.Set(bytes, 0) },
 			})
 			prog.Done()
@@ -78,7 +78,7 @@ the exit status is then 1.`,
 				return err
 			}
 			if exist := existing(stats); exist != "" {
-				return &exitError{code: ui.ExitFailed, err: fmt.Errorf("%s already exists in %s: nothing was replaced (choose a new DEST or remove it)", exist, args[2])}
+				return &exitError{code: ui.ExitFailed, err: fmt.Errorf("%s already exists in %s: nothing was replaced (--force replaces it, or choose a new DEST)", exist, args[2])}
 			}
 			damaged := reportCopy(cmd.OutOrStdout(), cmd.ErrOrStderr(), f, n, path.Clean("/"+p), v.Damage, stats, recursive)
 			if damaged {
@@ -92,6 +92,7 @@ the exit status is then 1.`,
 	c.Flags().BoolVar(&noJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal")
 	c.Flags().BoolVar(&noOwners, "no-owners", false, "do not keep owners (kept only when run as root anyway)")
 	c.Flags().BoolVar(&specials, "specials", false, "recreate device nodes and FIFOs, keep setuid/setgid bits")
+	c.Flags().BoolVarP(&force, "force", "f", false, "replace files, symlinks and special files that exist at DEST (renamed over, never written through); existing directories are merged into")
 	cf.add(c.Flags())
 	c.Flags().StringVar(&cache, "cache", "", "keep an archive's extracted disks in DIR for later commands (default: unnamed temporary files, removed when done)")
 	return c

@@ -146,8 +146,13 @@ func TestLsCpArchiveLeaveNothing(t *testing.T) {
 		t.Errorf("cp: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = vz("cp", "-q", sample(), "drive-scsi0-p3:/etc/hostname", dest)
-	if code != 2 || out != "" || !strings.Contains(errs, "already exists") {
+	if code != 2 || out != "" || !strings.Contains(errs, "already exists") || !strings.Contains(errs, "--force") {
 		t.Errorf("cp onto an existing file: exit %d\n%s%s", code, out, errs)
+	}
+	os.WriteFile(filepath.Join(dest, "hostname"), []byte("old"), 0o644)
+	code, out, errs = vz("cp", "-q", "--force", sample(), "drive-scsi0-p3:/etc/hostname", dest)
+	if b, _ := os.ReadFile(filepath.Join(dest, "hostname")); code != 0 || string(b) == "old" {
+		t.Errorf("cp --force: exit %d, %q\n%s%s", code, b, out, errs)
 	}
 	for _, d := range []string{home, tmp} {
 		if ents, _ := os.ReadDir(d); len(ents) > 0 {
