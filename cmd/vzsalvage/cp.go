@@ -66,7 +66,7 @@ the exit status is then 1.`,
 			}
 			stats, err := fs.Copy(f, n, path.Clean("/"+p), args[2], fs.CopyOptions{
 				Recursive: recursive, Owners: !noOwners, Xattrs: cf.xattrs, Specials: specials, SetID: specials,
-				Budget:   budget, Replace: force,
+				Budget: budget, Replace: force,
 				Progress: func(bytes, files int64) { prog.Set(bytes, 0) },
 			})
 			prog.Done()
