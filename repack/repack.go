@@ -24,6 +24,7 @@ import (
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/codec/lzo"
 	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/image/sparse"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
 	"github.com/vzsalvage/vzsalvage/pve"
 	"github.com/vzsalvage/vzsalvage/report"
@@ -248,14 +249,14 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 // image holds data (holes of a sparse image are skipped without reading,
 // so a mostly empty terabyte disk takes time for its data only).
 func writeDevice(w *vma.Writer, d vma.Device, r io.ReaderAt, progress func(int64) error) error {
-	data := newDataFinder(r, d.Size)
+	data := sparse.NewFinder(r, d.Size)
 	buf := make([]byte, vma.ClusterSize)
 	n := d.Clusters()
 	for c := int64(0); c < n; c++ {
 		off := c * vma.ClusterSize
 		size := min(int64(vma.ClusterSize), d.Size-off)
 		var b []byte
-		if data.has(off, size) {
+		if data.Has(off, size) {
 			b = buf[:size]
 			if k, err := r.ReadAt(b, off); k < len(b) && !errors.Is(err, io.EOF) {
 				return err

@@ -1,4 +1,7 @@
-package repack
+// Package sparse finds where a sparse image file holds data, so that
+// readers skip its holes (a terabyte disk with little data is read in time
+// for its data only).
+package sparse
 
 import (
 	"io"
@@ -7,26 +10,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dataFinder tells where a sparse image holds data, asking the host
-// filesystem (SEEK_DATA, SEEK_HOLE) as the write moves forward: O(1)
-// memory, and holes are never read.
-type dataFinder struct {
+// Finder tells where a sparse image holds data, asking the host filesystem
+// (SEEK_DATA, SEEK_HOLE) as the caller moves forward: O(1) memory, and holes
+// are never read. Where that cannot be asked (not a file, no SEEK_DATA),
+// every range may hold data.
+type Finder struct {
 	fd         int
 	size       int64
 	start, end int64 // the current data run [start, end); start == size: none left
 	known      int64 // runs are known up to here
 }
 
-func newDataFinder(r io.ReaderAt, size int64) *dataFinder {
+// NewFinder returns a Finder over r, an image of size bytes.
+func NewFinder(r io.ReaderAt, size int64) *Finder {
 	f, ok := r.(*os.File)
 	if !ok {
-		return &dataFinder{fd: -1, size: size, end: size, known: size}
+		return &Finder{fd: -1, size: size, end: size, known: size}
 	}
-	return &dataFinder{fd: int(f.Fd()), size: size}
+	return &Finder{fd: int(f.Fd()), size: size}
 }
 
-// has reports whether [off, off+n) may hold data; off only grows.
-func (d *dataFinder) has(off, n int64) bool {
+// Has reports whether [off, off+n) may hold data; off must not go back.
+func (d *Finder) Has(off, n int64) bool {
 	if d.fd < 0 {
 		return true
 	}
@@ -37,7 +42,7 @@ func (d *dataFinder) has(off, n int64) bool {
 }
 
 // next finds the data run at or after pos.
-func (d *dataFinder) next(pos int64) {
+func (d *Finder) next(pos int64) {
 	s, err := unix.Seek(d.fd, pos, unix.SEEK_DATA)
 	if err != nil { // ENXIO: no data after pos (or no SEEK_DATA: say data)
 		if err == unix.ENXIO {
