@@ -86,8 +86,8 @@ const (
 	dataHdrV4 = 16 // directory data/block header
 	dataHdrV5 = 64
 
-	daNodeHdrV4 = 16
-	daNodeHdrV5 = 64
+	daNodeHdrV4   = 16
+	daNodeHdrV5   = 64
 	attrLeafHdrV4 = 32
 	attrLeafHdrV5 = 80
 	rmtHdrSize    = 56 // v5 remote attribute value and symlink block header
