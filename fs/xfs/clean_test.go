@@ -163,3 +163,23 @@ func formats(t *testing.T, f *FS) map[string]bool {
 	})
 	return out
 }
+
+// TestDirtyLog: a filesystem shut down without unmounting (xfs_io
+// shutdown) is reported as having a dirty log; a clean one is not.
+func TestDirtyLog(t *testing.T) {
+	src := t.TempDir()
+	img := filepath.Join(t.TempDir(), "img")
+	mkfsMount(t, src, img, 32<<20, func(mnt string) {
+		if err := os.WriteFile(filepath.Join(mnt, "late"), []byte("written just before the crash"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tool(t, "xfs_io", "-x", "-c", "shutdown -f", mnt)
+	})
+	if p := openImage(t, img, Options{}).Info().Problems; len(p) != 1 || !strings.Contains(p[0], "log is dirty") {
+		t.Errorf("problems %q, want a dirty log", p)
+	}
+	tool(t, "xfs_repair", "-L", img) // zeroes the log: clean again
+	if p := openImage(t, img, Options{}).Info().Problems; len(p) != 0 {
+		t.Errorf("problems %q after xfs_repair -L", p)
+	}
+}
