@@ -202,4 +202,3 @@ func repairCount(t *testing.T, img, src string) int {
 	}
 	return n
 }
-

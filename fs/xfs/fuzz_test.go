@@ -258,4 +258,3 @@ func FuzzDirBlock(f *testing.F) {
 		}
 	})
 }
-
