@@ -176,7 +176,8 @@ func fixTimes(root string) {
 	ts := time.Unix(1600000000, 123456789)
 	filepath.WalkDir(root, func(p string, d iofs.DirEntry, err error) error {
 		if err == nil && d.Type()&iofs.ModeSymlink == 0 {
-			os.Chtimes(p, ts, ts.Add(time.Duration(len(p))*time.Second))
+			rel, _ := filepath.Rel(root, p)
+			os.Chtimes(p, ts, ts.Add(time.Duration(len(rel))*time.Second))
 		}
 		return nil
 	})
