@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
@@ -187,9 +188,7 @@ func mkdev(major, minor uint64) uint64 {
 	return major&0xFFFFF000<<32 | major&0xFFF<<8 | minor&0xFFFFFF00<<12 | minor&0xFF
 }
 
-// xfsEnv lets mkfs.xfs make filesystems smaller than 300 MiB (as for
-// xfstests).
-var xfsEnv = []string{"TEST_DIR=/tmp", "TEST_DEV=/dev/null", "QA_CHECK_FS=xfs", "LC_ALL=C"}
+var xfsEnv = testimg.XFSEnv
 
 // tool runs a tool with xfsEnv and fails the test on error.
 func tool(t testing.TB, name string, args ...string) []byte {
@@ -204,73 +203,10 @@ func tool(t testing.TB, name string, args ...string) []byte {
 	return stdout.Bytes()
 }
 
-// mkfsProto makes an XFS image of size bytes from src with mkfs.xfs -p and
-// a protofile written from the tree. extra are mkfs.xfs options.
+// mkfsProto makes an XFS image of size bytes from src with mkfs.xfs -p.
 func mkfsProto(t testing.TB, src, img string, size int64, extra ...string) {
 	t.Helper()
-	var b strings.Builder
-	b.WriteString("vzsalvage\n0 0\n")
-	protoEntry(t, &b, src, "", 0)
-	b.WriteString("$\n")
-	proto := filepath.Join(t.TempDir(), "proto")
-	if err := os.WriteFile(proto, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	makeImage(t, img, size)
-	tool(t, "mkfs.xfs", append(append([]string{"-q", "-f", "-L", "proto"}, extra...), "-p", proto, img)...)
-}
-
-// protoEntry writes the protofile lines of path p (a directory's own line
-// and its entries).
-func protoEntry(t testing.TB, b *strings.Builder, p, name string, depth int) {
-	fi, err := os.Lstat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	m := fi.Mode()
-	typ := "-"
-	switch {
-	case m.IsDir():
-		typ = "d"
-	case m&iofs.ModeSymlink != 0:
-		typ = "l"
-	case m&iofs.ModeNamedPipe != 0:
-		typ = "p"
-	case m&iofs.ModeCharDevice != 0:
-		typ = "c"
-	case m&iofs.ModeDevice != 0:
-		typ = "b"
-	}
-	su, sg := "-", "-"
-	if m&iofs.ModeSetuid != 0 {
-		su = "u"
-	}
-	if m&iofs.ModeSetgid != 0 {
-		sg = "g"
-	}
-	fmt.Fprintf(b, "%s%s %s%s%s%03o %d %d", strings.Repeat(" ", depth), name, typ, su, sg, m.Perm(), st.Uid, st.Gid)
-	switch typ {
-	case "-":
-		fmt.Fprintf(b, " %s\n", p)
-	case "l":
-		target, _ := os.Readlink(p)
-		fmt.Fprintf(b, " %s\n", target)
-	case "c", "b":
-		fmt.Fprintf(b, " %d %d\n", (st.Rdev>>8)&0xfff|(st.Rdev>>32)&^0xfff, st.Rdev&0xff|(st.Rdev>>12)&^0xff)
-	case "d":
-		b.WriteString("\n")
-		ents, err := os.ReadDir(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range ents {
-			protoEntry(t, b, filepath.Join(p, e.Name()), e.Name(), depth+1)
-		}
-		fmt.Fprintf(b, "%s$\n", strings.Repeat(" ", depth))
-	default:
-		b.WriteString("\n")
-	}
+	testimg.XFSFrom(t, img, size, src, append([]string{"-L", "proto"}, extra...)...)
 }
 
 func makeImage(t testing.TB, img string, size int64) {
