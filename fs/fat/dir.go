@@ -75,7 +75,11 @@ func (f *FS) dirContent(n fs.Node) ([]fs.Extent, *chain, []string, error) {
 		if !f.g.exfat && f.g.bits != 32 {
 			return []fs.Extent{{Physical: f.g.rootOff, Length: f.g.rootLen}}, &chain{}, nil, nil
 		}
-		c := f.follow(f.g.rootClus, maxDirBytes, false)
+		limit := int64(maxFATDirBytes)
+		if f.g.exfat {
+			limit = maxDirBytes
+		}
+		c := f.follow(f.g.rootClus, limit, false)
 		return c.data, c, c.problems, nil
 	}
 	e, err := f.lookup(n)
@@ -85,9 +89,9 @@ func (f *FS) dirContent(n fs.Node) ([]fs.Extent, *chain, []string, error) {
 	if !e.isDir() {
 		return nil, nil, nil, fs.ErrNotDir
 	}
-	limit := int64(maxDirBytes)
+	limit := int64(maxFATDirBytes)
 	if f.g.exfat {
-		limit = min(limit, max(e.size, 0))
+		limit = min(maxDirBytes, max(e.size, 0))
 	}
 	c := f.follow(e.first, limit, e.noChain)
 	return c.data, c, append(append([]string(nil), e.problems...), c.problems...), nil

@@ -29,7 +29,8 @@
 //
 // Orphans is always empty: FAT has no inodes to find lost files by.
 //
-// Bounds, whatever the disk says: 64 MiB and 1M entries per directory,
+// Bounds, whatever the disk says: 2 MiB per FAT directory (65536
+// entries, as the format allows), 64 MiB per exFAT directory,
 // chains no longer than the cluster count, 512 MiB of FAT compared at
 // open.
 package fat
@@ -72,8 +73,10 @@ const (
 	pageSize      = 4096
 	maxCachePages = 4096
 	maxEntries    = 1 << 22
-	maxDirBytes   = 64 << 20
-	maxCompare    = 512 << 20
+	maxDirBytes   = 64 << 20 // exFAT
+	// maxFATDirBytes: a FAT directory holds at most 65536 entries.
+	maxFATDirBytes = 2 << 20
+	maxCompare     = 512 << 20
 )
 
 // Open reads the filesystem on r, a volume of size bytes. It fails only
@@ -350,7 +353,7 @@ func (f *FS) follow(first uint32, limit int64, contiguous bool) *chain {
 		if c.bytes >= limit {
 			// What the content needs is mapped: a longer chain (lost
 			// clusters fsck would free) does not change it.
-			if limit >= maxDirBytes {
+			if limit == maxDirBytes || limit == maxFATDirBytes {
 				c.problems = append(c.problems, fmt.Sprintf("directory larger than %d bytes: the rest not read", limit))
 			}
 			return c

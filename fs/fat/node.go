@@ -51,7 +51,7 @@ func (f *FS) lookup(n fs.Node) (*entry, error) {
 func (f *FS) content(e *entry) *chain {
 	limit := e.size
 	if e.isDir() && !f.g.exfat {
-		limit = maxDirBytes
+		limit = maxFATDirBytes
 	}
 	c := f.follow(e.first, limit, e.noChain)
 	if !e.isDir() && c.bytes < e.size {
