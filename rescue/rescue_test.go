@@ -300,3 +300,65 @@ func TestRescueHostileGuest(t *testing.T) {
 		}
 	}
 }
+
+// TestRescueXFSAndEFI: a VM whose root disk has an EFI system partition
+// (FAT16 with files, mkfs.vfat and mcopy) and whose data disk is XFS
+// (mkfs.xfs -p): rescue lists both and copies their files.
+func TestRescueXFSAndEFI(t *testing.T) {
+	dir := t.TempDir()
+	rootSrc := filepath.Join(dir, "root-src")
+	efiSrc := filepath.Join(dir, "efi-src")
+	dataSrc := filepath.Join(dir, "data-src")
+	for _, d := range []string{rootSrc, efiSrc, dataSrc} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testimg.Tree(t, rootSrc, testimg.TreeOptions{Files: 50, Seed: 4})
+	testimg.Tree(t, dataSrc, testimg.TreeOptions{Files: 300, Seed: 5})
+	for p, data := range map[string]string{"EFI/BOOT/BOOTX64.EFI": strings.Repeat("MZ efi loader ", 3000), "EFI/debian/grub.cfg": "search.fs_uuid 1234 root\n"} {
+		full := filepath.Join(efiSrc, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disks := []testimg.Disk{
+		{Name: "drive-scsi0", Path: filepath.Join(dir, "root.raw")},
+		{Name: "drive-scsi1", Path: filepath.Join(dir, "data.raw")},
+	}
+	parts := testimg.GPTExt4(t, disks[0].Path, 64<<20, rootSrc)
+	testimg.FATPartition(t, disks[0].Path, parts[0], efiSrc, "-F", "16", "-s", "1")
+	testimg.XFSFrom(t, disks[1].Path, 48<<20, dataSrc, "-L", "data")
+	arc := testimg.BuildArchive(t, dir, disks, ".zst", 2)
+	out := filepath.Join(dir, "rescue")
+	rep, err := Run(arc, out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Intact() {
+		t.Fatalf("not intact: %s", rep.Summary())
+	}
+	fsOf := map[string]string{}
+	for _, v := range rep.Volumes {
+		fsOf[v.ID] = v.FS
+		for _, n := range v.Notes {
+			if strings.Contains(n, "reader yet") {
+				t.Errorf("%s: %s", v.ID, n)
+			}
+		}
+	}
+	if fsOf["drive-scsi0-p1"] != "vfat" || fsOf["drive-scsi1"] != "xfs" {
+		t.Fatalf("volumes %v", fsOf)
+	}
+	for vol, src := range map[string]string{"drive-scsi0-p1": efiSrc, "drive-scsi1": dataSrc} {
+		want := sums(t, src)
+		got := sums(t, filepath.Join(out, "files", vol))
+		for p, h := range want {
+			if got[p] != h {
+				t.Errorf("%s:%s differs or is missing", vol, p)
+			}
+		}
+		t.Logf("%s: %d files copied, %d in the source", vol, len(got), len(want))
+	}
+}

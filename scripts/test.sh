@@ -12,6 +12,7 @@ declare -A pkg=(
   [mke2fs]=e2fsprogs [debugfs]=e2fsprogs [mkfs.xfs]=xfsprogs [mkfs.btrfs]=btrfs-progs
   [mkfs.vfat]=dosfstools [mcopy]=mtools [mkntfs]=ntfs-3g [sgdisk]=gdisk [sfdisk]=fdisk
   [zstd]=zstd [gzip]=gzip [pigz]=pigz [lzop]=lzop [tsk_recover]=sleuthkit [fls]=sleuthkit
+  [xfs_repair]=xfsprogs [xfs_io]=xfsprogs [mattrib]=mtools [fsck.vfat]=dosfstools [mount.exfat-fuse]=exfat-fuse
   [qemu-img]=qemu-utils [qemu-io]=qemu-utils [pvcreate]=lvm2 [python3]=python3 [blkid]=util-linux
   [setcap]=libcap2-bin [mkswap]=util-linux [losetup]=mount [cryptsetup]=cryptsetup-bin [mkfs.exfat]=exfatprogs [bc]=bc
   [dpkg-deb]=dpkg [man]=man-db [lintian]=lintian [tar]=tar [setfacl]=acl [setfattr]=attr

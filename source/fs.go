@@ -5,6 +5,8 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/fs"
 	"github.com/vzsalvage/vzsalvage/fs/ext4"
+	"github.com/vzsalvage/vzsalvage/fs/fat"
+	"github.com/vzsalvage/vzsalvage/fs/xfs"
 	"github.com/vzsalvage/vzsalvage/volume"
 )
 
@@ -30,10 +32,13 @@ type Reader func(v volume.Volume, opt FSOptions) (fs.FS, error)
 // contract with fs/fstest in its tests, make sure volume.Detect names it,
 // and add it here.
 var Readers = map[string]Reader{
-	"ext2": openExt4,
-	"ext3": openExt4,
-	"ext4": openExt4,
-	"tar":  openTar, // a container backup's root filesystem (container.go)
+	"ext2":  openExt4,
+	"ext3":  openExt4,
+	"ext4":  openExt4,
+	"tar":   openTar, // a container backup's root filesystem (container.go)
+	"xfs":   openXFS,
+	"vfat":  openFAT,
+	"exfat": openFAT,
 }
 
 func openExt4(v volume.Volume, opt FSOptions) (fs.FS, error) {
@@ -42,6 +47,14 @@ func openExt4(v volume.Volume, opt FSOptions) (fs.FS, error) {
 		mode = ext4.OnDisk
 	}
 	return ext4.Open(v.R, v.Size, ext4.Options{Journal: mode, Damage: v.Damage})
+}
+
+func openXFS(v volume.Volume, _ FSOptions) (fs.FS, error) {
+	return xfs.Open(v.R, v.Size, xfs.Options{Damage: v.Damage})
+}
+
+func openFAT(v volume.Volume, _ FSOptions) (fs.FS, error) {
+	return fat.Open(v.R, v.Size, fat.Options{Damage: v.Damage})
 }
 
 // OpenFS opens the filesystem on a volume with its registered reader.
