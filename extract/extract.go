@@ -31,6 +31,11 @@ type Options struct {
 	// Strict stops at the first problem (the archive is then reported
 	// damaged and no image is written).
 	Strict bool
+	// Format is the image format: "raw" (the default: sparse raw files,
+	// disk-<device>.raw) or "qcow2" (disk-<device>.qcow2, as Proxmox's
+	// directory storages keep disks; Compress compresses its clusters).
+	Format   string
+	Compress bool
 	// Unlinked writes the images as unnamed temporary files in the
 	// directory (removed as soon as created): Result.Files holds them open
 	// and nothing is left behind, whatever happens. No config file and no
@@ -113,6 +118,11 @@ func Verify(path string, opt Options) (*Result, error) {
 // Extract reads an archive into dir: disk-<device>.raw (sparse), the config
 // files, and damage.json.
 func Extract(path, dir string, opt Options) (*Result, error) {
+	switch opt.Format {
+	case "", "raw", "qcow2":
+	default:
+		return nil, fmt.Errorf("image format %q: raw or qcow2", opt.Format)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -159,6 +169,7 @@ func run(path, dir string, opt Options) (*Result, error) {
 	if dir != "" {
 		out = newImageSet(dir, opt.Force)
 		out.unlinked = opt.Unlinked
+		out.qcow2, out.qcow2Compress = opt.Format == "qcow2", opt.Compress
 		defer out.abort()
 		if !opt.Unlinked {
 			if err := out.writeConfigs(vr.Header().Configs); err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vzsalvage/vzsalvage/image/qcow2"
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/vma"
 )
@@ -22,7 +23,10 @@ type imageSet struct {
 	// soon as they are created, read through their open descriptors): no
 	// file name, no config, no damage.json is left behind.
 	unlinked bool
-	files    map[uint8]*image
+	// qcow2 writes images as qcow2 (compressed with qcow2Compress) rather
+	// than sparse raw files, where the device's size is known.
+	qcow2, qcow2Compress bool
+	files                map[uint8]*image
 	zero     []byte
 	// names holds every file name given out, so that two devices or
 	// configs whose names map to the same file never overwrite each other.
@@ -37,11 +41,11 @@ func newImageSet(dir string, force bool) *imageSet {
 }
 
 // ourName reports whether a file name is one extract writes itself
-// (damage.json, disk-*.raw, temporary .*.partial files), which a config
-// from the archive must not take.
+// (damage.json, disk-*.raw, disk-*.qcow2, temporary .*.partial files),
+// which a config from the archive must not take.
 func ourName(name string) bool {
 	return name == "damage.json" || strings.HasPrefix(name, ".") ||
-		strings.HasPrefix(name, "disk-") && strings.HasSuffix(name, ".raw")
+		strings.HasPrefix(name, "disk-") && (strings.HasSuffix(name, ".raw") || strings.HasSuffix(name, ".qcow2"))
 }
 
 // unique returns name, or name with a suffix before its extension, so
@@ -63,6 +67,22 @@ type image struct {
 	f     *os.File
 	tmp   string
 	final string
+	q     *qcow2.Writer // writes into f, for qcow2 images
+	size  int64
+}
+
+// writeAt writes p at off of the device (the last block may reach past
+// the device's end: a qcow2 image gets only what lies within it).
+func (im *image) writeAt(p []byte, off int64) error {
+	if im.q == nil {
+		_, err := im.f.WriteAt(p, off)
+		return err
+	}
+	if off >= im.size {
+		return nil
+	}
+	_, err := im.q.WriteAt(p[:min(int64(len(p)), im.size-off)], off)
+	return err
 }
 
 // ImageName returns the file name of a device's image: disk-<device>.raw.
@@ -103,7 +123,12 @@ func (s *imageSet) open(d vma.Device) (*image, error) {
 	if im := s.files[d.ID]; im != nil {
 		return im, nil
 	}
-	final, err := s.target(s.unique(ImageName(d.Name), fmt.Sprint(d.ID)))
+	asQcow2 := s.qcow2 && d.Size > 0 && !s.unlinked
+	name := ImageName(d.Name)
+	if asQcow2 {
+		name = strings.TrimSuffix(name, ".raw") + ".qcow2"
+	}
+	final, err := s.target(s.unique(name, fmt.Sprint(d.ID)))
 	if s.unlinked {
 		final, err = "", nil
 	}
@@ -120,7 +145,7 @@ func (s *imageSet) open(d vma.Device) (*image, error) {
 			return nil, err
 		}
 	}
-	if d.Size > 0 {
+	if d.Size > 0 && !asQcow2 {
 		if err := f.Truncate(d.Size); err != nil {
 			f.Close()
 			os.Remove(f.Name())
@@ -132,7 +157,14 @@ func (s *imageSet) open(d vma.Device) (*image, error) {
 		os.Remove(f.Name())
 		return nil, err
 	}
-	im := &image{f: f, tmp: f.Name(), final: final}
+	im := &image{f: f, tmp: f.Name(), final: final, size: d.Size}
+	if asQcow2 {
+		if im.q, err = qcow2.NewWriter(f, d.Size, qcow2.WriterOptions{Compress: s.qcow2Compress}); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, err
+		}
+	}
 	s.files[d.ID] = im
 	return im, nil
 }
@@ -155,7 +187,7 @@ func (s *imageSet) write(vr *vma.Reader, c *vma.Cluster) error {
 				if s.zero == nil {
 					s.zero = make([]byte, vma.BlockSize)
 				}
-				if _, err := im.f.WriteAt(s.zero, base+int64(j)*vma.BlockSize); err != nil {
+				if err := im.writeAt(s.zero, base+int64(j)*vma.BlockSize); err != nil {
 					return err
 				}
 			}
@@ -166,7 +198,7 @@ func (s *imageSet) write(vr *vma.Reader, c *vma.Cluster) error {
 		for j+n < vma.BlocksPerCluster && c.Mask&(1<<(j+n)) != 0 {
 			n++
 		}
-		if _, err := im.f.WriteAt(c.Data[k*vma.BlockSize:(k+n)*vma.BlockSize], base+int64(j)*vma.BlockSize); err != nil {
+		if err := im.writeAt(c.Data[k*vma.BlockSize:(k+n)*vma.BlockSize], base+int64(j)*vma.BlockSize); err != nil {
 			return err
 		}
 		k += n
@@ -182,8 +214,11 @@ func (s *imageSet) finish(d vma.Device) (string, *os.File, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	// blocks are whole 4 KiB; the device may end inside one
-	if err := im.f.Truncate(d.Size); err != nil {
+	if im.q != nil {
+		if err := im.q.Close(); err != nil {
+			return "", nil, err
+		}
+	} else if err := im.f.Truncate(d.Size); err != nil { // blocks are whole 4 KiB; the device may end inside one
 		return "", nil, err
 	}
 	if s.unlinked {

@@ -52,6 +52,11 @@ type Options struct {
 	Progress Progress
 	// Context, if set, ends the rescue when it is done (an interrupt).
 	Context context.Context
+	// Format of the disk images left in disks/: "raw" (the default) or
+	// "qcow2" (converted once the files are copied; Compress compresses
+	// its clusters).
+	Format   string
+	Compress bool
 }
 
 // Progress is how a rescue reports progress.
@@ -160,6 +165,11 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 	if opt.Context == nil {
 		opt.Context = context.Background()
 	}
+	switch opt.Format {
+	case "", "raw", "qcow2":
+	default:
+		return nil, fmt.Errorf("image format %q: raw or qcow2", opt.Format)
+	}
 	if err := checkGenerations(path, opt.Also, opt.OtherGuest); err != nil {
 		return nil, err
 	}
@@ -256,6 +266,16 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 	}
 	if budget.Stopped != "" {
 		rep.CopyStopped = budgetMessage(budget, opt.MaxOutput)
+	}
+
+	if opt.Format == "qcow2" {
+		for _, f := range files {
+			f.Close()
+		}
+		clear(files)
+		if err := toQcow2(rep, disksDir, opt); err != nil {
+			return nil, err
+		}
 	}
 
 	// 4. the account

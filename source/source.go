@@ -18,6 +18,7 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/extract"
+	"github.com/vzsalvage/vzsalvage/internal/ui"
 	"github.com/vzsalvage/vzsalvage/payload"
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/volume"
@@ -181,9 +182,13 @@ func (s *Source) addImage(path, name string, d report.Device) error {
 		return err
 	}
 	s.closers = append(s.closers, f)
-	disk := volume.Disk{Name: name, R: f, Size: st.Size(), Damage: d.Damage}
-	if d.Size > 0 && d.Size != st.Size() {
-		return fmt.Errorf("%s: %d bytes, but the report says %d", path, st.Size(), d.Size)
+	disk, err := imageDisk(f, st.Size(), name) // raw, or qcow2 (extract --format qcow2)
+	if err != nil {
+		return err
+	}
+	disk.Damage = d.Damage
+	if d.Size > 0 && d.Size != disk.Size {
+		return fmt.Errorf("%s: a %d-byte disk, but the report says %d", path, disk.Size, d.Size)
 	}
 	s.Disks = append(s.Disks, disk)
 	return nil

@@ -13,12 +13,14 @@ import (
 
 func newExtract() *cobra.Command {
 	var out string
-	var asJSON, strict, force, quiet bool
+	var asJSON, quiet bool
+	var opt extract.Options
 	c := &cobra.Command{
 		Use:   "extract ARCHIVE -o DIR",
 		Short: "Write a backup's disks, configs and damage account into a directory",
 		Long: `extract reads a VM backup into DIR:
-  DIR/disk-<device>.raw   each disk as a sparse raw image (e.g. disk-drive-scsi0.raw)
+  DIR/disk-<device>.raw   each disk as a sparse raw image (e.g. disk-drive-scsi0.raw), or
+                          with --format qcow2 as disk-<device>.qcow2
   DIR/qemu-server.conf    the config files stored in the backup
   DIR/damage.json         what was damaged: per archive the problems, per disk every byte
                           range that is lost or tainted (anything not listed is intact)
@@ -33,12 +35,14 @@ Images are written under temporary names and renamed when complete.`,
 			if out == "" {
 				return &exitError{code: ui.ExitFailed, err: errors.New("extract needs -o DIR")}
 			}
-			return runExtract(cmd.OutOrStdout(), args[0], out, extract.Options{Strict: strict, Force: force}, asJSON, quiet)
+			return runExtract(cmd.OutOrStdout(), args[0], out, opt, asJSON, quiet)
 		},
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "directory to write into (created if missing)")
-	c.Flags().BoolVar(&strict, "strict", false, "stop at the first problem instead of salvaging")
-	c.Flags().BoolVar(&force, "force", false, "overwrite existing files in DIR")
+	c.Flags().BoolVar(&opt.Strict, "strict", false, "stop at the first problem instead of salvaging")
+	c.Flags().StringVar(&opt.Format, "format", "raw", "image format: raw (sparse) or qcow2 (as Proxmox's directory storages keep disks)")
+	c.Flags().BoolVar(&opt.Compress, "compress", false, "with --format qcow2: compress the image's clusters (deflate, as qemu-img convert -c)")
+	c.Flags().BoolVar(&opt.Force, "force", false, "overwrite existing files in DIR")
 	c.Flags().BoolVar(&asJSON, "json", false, "print damage.json to stdout as well")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return c

@@ -318,3 +318,50 @@ func TestTruncatedHeadline(t *testing.T) {
 		t.Errorf("report.json lacks ends_early")
 	}
 }
+
+// TestQcow2Output: extract and rescue write qcow2 images that qemu-img
+// accepts and finds identical to the raw ones, compressed or not; ls and
+// cp read the directory back.
+func TestQcow2Output(t *testing.T) {
+	qimg := testutil.RequireTool(t, "qemu-img")
+	raw := t.TempDir()
+	if code, _, errs := vz("extract", "-q", sample(), "-o", raw); code != 1 {
+		t.Fatalf("extract: exit %d %s", code, errs)
+	}
+	for _, compress := range []bool{false, true} {
+		dir := t.TempDir()
+		args := []string{"extract", "-q", "--format", "qcow2", sample(), "-o", dir}
+		if compress {
+			args = append(args, "--compress")
+		}
+		if code, _, errs := vz(args...); code != 1 {
+			t.Fatalf("%v: exit %d %s", args, code, errs)
+		}
+		for _, dev := range []string{"drive-scsi0", "drive-efidisk0"} {
+			q := filepath.Join(dir, "disk-"+dev+".qcow2")
+			if out, err := exec.Command(qimg, "check", q).CombinedOutput(); err != nil {
+				t.Errorf("qemu-img check %s: %v\n%s", q, err, out)
+			}
+			if out, err := exec.Command(qimg, "compare", "-f", "qcow2", "-F", "raw", q, filepath.Join(raw, "disk-"+dev+".raw")).CombinedOutput(); err != nil {
+				t.Errorf("qemu-img compare %s: %v\n%s", q, err, out)
+			}
+		}
+		if code, out, _ := vz("ls", dir, "drive-scsi0-p3:/etc"); code != 0 || !strings.Contains(out, "hostname") {
+			t.Errorf("ls of a qcow2 extract: exit %d\n%s", code, out)
+		}
+	}
+	dir := t.TempDir()
+	if code, _, errs := vz("rescue", "-q", "--format", "qcow2", sample(), "-o", dir); code != 1 {
+		t.Fatalf("rescue --format qcow2: exit %d %s", code, errs)
+	}
+	q := filepath.Join(dir, "disks", "disk-drive-scsi0.qcow2")
+	if out, err := exec.Command(qimg, "compare", "-f", "qcow2", "-F", "raw", q, filepath.Join(raw, "disk-drive-scsi0.raw")).CombinedOutput(); err != nil {
+		t.Errorf("qemu-img compare of the rescue's image: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "disks", "disk-drive-scsi0.raw")); err == nil {
+		t.Error("the raw image is left beside the qcow2 one")
+	}
+	if code, out, _ := vz("ls", dir); code != 1 || !strings.Contains(out, "drive-scsi0-p3") {
+		t.Errorf("ls of a qcow2 rescue: exit %d\n%s", code, out)
+	}
+}

@@ -72,6 +72,8 @@ recovered), 2 could not run.`,
 	c.Flags().BoolVar(&opt.Force, "force", false, "replace an earlier rescue's outputs in DIR (only what vzsalvage wrote there; anything else is kept, and a user's own disks/ or files/ is never deleted)")
 	c.Flags().BoolVar(&opt.NoJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal")
 	c.Flags().BoolVar(&noOwners, "no-owners", false, "do not keep file owners (they are kept only when run as root anyway)")
+	c.Flags().StringVar(&opt.Format, "format", "raw", "format of the disk images in DIR/disks: raw (sparse) or qcow2")
+	c.Flags().BoolVar(&opt.Compress, "compress", false, "with --format qcow2: compress the images' clusters")
 	c.Flags().BoolVar(&opt.Specials, "specials", false, "recreate device nodes and FIFOs, keep setuid/setgid bits")
 	cf.add(c.Flags())
 	c.Flags().BoolVar(&asJSON, "json", false, "print report.json to stdout")

@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/flate"
+
+	"github.com/vzsalvage/vzsalvage/image/sparse"
 )
 
 // WriterCluster is the cluster size of the images Writer makes: 64 KiB,
@@ -395,4 +397,29 @@ func isZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// Convert writes the disk image src (size bytes, raw) into the empty file
+// dst as a qcow2 image, reading only where src holds data (a sparse raw
+// image's holes are skipped without reading).
+func Convert(dst rwAt, src io.ReaderAt, size int64, opt WriterOptions) error {
+	w, err := NewWriter(dst, size, opt)
+	if err != nil {
+		return err
+	}
+	data := sparse.NewFinder(src, size)
+	buf := make([]byte, WriterCluster)
+	for off := int64(0); off < size; off += WriterCluster {
+		n := min(WriterCluster, size-off)
+		if !data.Has(off, n) {
+			continue
+		}
+		if k, err := src.ReadAt(buf[:n], off); k < int(n) && err != nil && err != io.EOF {
+			return err
+		}
+		if err := w.WriteCluster(off/WriterCluster, buf[:n]); err != nil {
+			return err
+		}
+	}
+	return w.Close()
 }
