@@ -91,11 +91,11 @@ func (s *Source) Damaged() string {
 	}
 	for _, a := range s.Report.Archives {
 		if a.Status != report.Intact {
-			return fmt.Sprintf("the backup is damaged: %d bytes of %s lost or not right (see 'vzsalvage verify' or 'vzsalvage rescue')", bad, what)
+			return fmt.Sprintf("the backup is damaged: %s of %s lost or unverified (see 'vzsalvage verify' or 'vzsalvage rescue')", ui.Bytes(bad), what)
 		}
 	}
 	if bad > 0 {
-		return fmt.Sprintf("%d bytes of %s are lost or not right", bad, what)
+		return fmt.Sprintf("%s of %s lost or unverified", ui.Bytes(bad), what)
 	}
 	return ""
 }
