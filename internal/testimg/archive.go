@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,94 +11,22 @@ import (
 	"time"
 
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
+	"github.com/vzsalvage/vzsalvage/internal/vmagen"
 	"github.com/vzsalvage/vzsalvage/vma"
 )
 
 // Disk is a disk image to put into an archive.
-type Disk struct {
-	Name string // "drive-scsi0"
-	Path string
-}
+type Disk = vmagen.Disk
 
 // Config is the qemu-server.conf of the test VM.
-const Config = `boot: order=scsi0
-cores: 2
-efidisk0: local-lvm:vm-100-disk-2,efitype=4m,size=528K
-memory: 2048
-name: rescue-test
-ostype: l26
-scsi0: local-lvm:vm-100-disk-0,size=64M
-scsi1: local-lvm:vm-100-disk-1,size=300M
-scsihw: virtio-scsi-single
-#qmdump#map:efidisk0:drive-efidisk0:local-lvm:raw:
-#qmdump#map:scsi0:drive-scsi0:local-lvm:raw:
-#qmdump#map:scsi1:drive-scsi1:local-lvm:raw:
-`
+const Config = vmagen.Config
 
 // WriteVMA writes a VMA archive of the disks (device ids 1..n in the given
 // order) to w. Clusters go out as QEMU's backup job sends them: devices one
 // after another in descending id, each in runs handled by parallel workers,
 // so runs arrive out of order and the devices mix at their boundary.
 func WriteVMA(w io.Writer, disks []Disk, configs []vma.Config, seed int64) (*vma.Header, error) {
-	return writeVMA(w, disks, configs, seed, time.Unix(1765767603, 0))
-}
-
-func writeVMA(w io.Writer, disks []Disk, configs []vma.Config, seed int64, ctime time.Time) (*vma.Header, error) {
-	rng := rand.New(rand.NewSource(seed))
-	h := &vma.Header{Ctime: ctime, Configs: configs}
-	rng.Read(h.UUID[:])
-	files := make([]*os.File, len(disks))
-	for i, d := range disks {
-		f, err := os.Open(d.Path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			return nil, err
-		}
-		files[i] = f
-		h.Devices = append(h.Devices, vma.Device{ID: uint8(i + 1), Name: d.Name, Size: st.Size()})
-	}
-	type run struct {
-		dev    int
-		lo, hi int64
-	}
-	var runs []run
-	for i := len(disks) - 1; i >= 0; i-- {
-		n := h.Devices[i].Clusters()
-		for c := int64(0); c < n; {
-			l := min(int64(1+rng.Intn(48)), n-c)
-			runs = append(runs, run{i, c, c + l})
-			c += l
-		}
-	}
-	// 16 workers: each run may overtake up to 15 runs before it
-	for i := range runs {
-		j := i + rng.Intn(16)
-		if j < len(runs) {
-			runs[i], runs[j] = runs[j], runs[i]
-		}
-	}
-	vw, err := vma.NewWriter(w, h)
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, vma.ClusterSize)
-	for _, r := range runs {
-		d := h.Devices[r.dev]
-		for c := r.lo; c < r.hi; c++ {
-			n := min(int64(vma.ClusterSize), d.Size-c*vma.ClusterSize)
-			if _, err := files[r.dev].ReadAt(buf[:n], c*vma.ClusterSize); err != nil && err != io.EOF {
-				return nil, err
-			}
-			if err := vw.WriteCluster(d.ID, uint32(c), buf[:n]); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return vw.Header(), vw.Close()
+	return vmagen.Write(w, disks, configs, seed, time.Unix(1765767603, 0))
 }
 
 // Compressors maps an extension to the command vzdump pipes through.
@@ -130,7 +57,7 @@ func BuildArchiveAt(t testing.TB, dir string, disks []Disk, ext string, seed int
 	argv := Compressors[ext]
 	if argv == nil {
 		bw := bufio.NewWriterSize(out, 1<<20)
-		_, err := writeVMA(bw, disks, cfg, seed, when)
+		_, err := vmagen.Write(bw, disks, cfg, seed, when)
 		must(t, err)
 		must(t, bw.Flush())
 		return path
@@ -143,7 +70,7 @@ func BuildArchiveAt(t testing.TB, dir string, disks []Disk, ext string, seed int
 	cmd.Stderr = &stderr
 	must(t, cmd.Start())
 	bw := bufio.NewWriterSize(stdin, 1<<20)
-	_, werr := writeVMA(bw, disks, cfg, seed, when)
+	_, werr := vmagen.Write(bw, disks, cfg, seed, when)
 	if werr == nil {
 		werr = bw.Flush()
 	}

@@ -10,8 +10,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
-	"github.com/vzsalvage/vzsalvage/internal/testimg"
+	"github.com/vzsalvage/vzsalvage/internal/vmagen"
 	"github.com/vzsalvage/vzsalvage/vma"
 )
 
@@ -20,18 +21,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: mkvma IMAGE:DEVNAME... > archive.vma")
 		os.Exit(2)
 	}
-	var disks []testimg.Disk
+	var disks []vmagen.Disk
 	for _, a := range os.Args[1:] {
 		path, name, ok := strings.Cut(a, ":")
 		if !ok {
 			fmt.Fprintln(os.Stderr, "mkvma: argument must be IMAGE:DEVNAME:", a)
 			os.Exit(2)
 		}
-		disks = append(disks, testimg.Disk{Name: name, Path: path})
+		disks = append(disks, vmagen.Disk{Name: name, Path: path})
 	}
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
-	cfg := []vma.Config{{Name: "qemu-server.conf", Data: []byte(testimg.Config)}}
-	if _, err := testimg.WriteVMA(w, disks, cfg, 1); err != nil {
+	cfg := []vma.Config{{Name: "qemu-server.conf", Data: []byte(vmagen.Config)}}
+	if _, err := vmagen.Write(w, disks, cfg, 1, time.Unix(1765767603, 0)); err != nil {
 		fmt.Fprintln(os.Stderr, "mkvma:", err)
 		os.Exit(1)
 	}
