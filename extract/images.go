@@ -27,7 +27,7 @@ type imageSet struct {
 	// than sparse raw files, where the device's size is known.
 	qcow2, qcow2Compress bool
 	files                map[uint8]*image
-	zero     []byte
+	zero                 []byte
 	// names holds every file name given out, so that two devices or
 	// configs whose names map to the same file never overwrite each other.
 	names map[string]bool
