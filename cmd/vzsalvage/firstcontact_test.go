@@ -365,3 +365,44 @@ func TestQcow2Output(t *testing.T) {
 		t.Errorf("ls of a qcow2 rescue: exit %d\n%s", code, out)
 	}
 }
+
+// TestDetectByContent: what a file is comes from its content, and the
+// commands say it: random bytes named .vma.zst are not a backup; a
+// container backup renamed .vma.zst is read as one (and inspect says the
+// name disagrees); a plain .tar is a container, not a raw disk image.
+func TestDetectByContent(t *testing.T) {
+	tarTool := testutil.RequireTool(t, "tar")
+	zstdTool := testutil.RequireTool(t, "zstd")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(filepath.Join(root, "etc", "vzdump"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc", "vzdump", "pct.conf"), []byte("arch: amd64\nhostname: ct\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte("ct\n"), 0o644)
+	plain := filepath.Join(dir, "plain.tar")
+	if out, err := exec.Command(tarTool, "cf", plain, "-C", root, "./etc/vzdump/pct.conf", "./etc/hostname").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	renamed := filepath.Join(dir, "vzdump-qemu-100-2025_01_01-00_00_00.vma.zst")
+	if out, err := exec.Command(zstdTool, "-q", plain, "-o", renamed).CombinedOutput(); err != nil {
+		t.Fatalf("zstd: %v %s", err, out)
+	}
+	random := filepath.Join(dir, "vzdump-qemu-101-2025_01_01-00_00_00.vma.zst")
+	rb := make([]byte, 1<<20)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range rb {
+		rb[i] = byte(rng.Uint32())
+	}
+	os.WriteFile(random, rb, 0o644)
+
+	if code, _, errs := vz("verify", "-q", random); code != 2 || !strings.Contains(errs, "not a vzdump") || !strings.Contains(errs, "neither compressed") {
+		t.Errorf("random bytes: exit %d %q", code, errs)
+	}
+	code, out, _ := vz("inspect", renamed)
+	if code != 0 || !strings.Contains(out, "container backup (tar)") || !strings.Contains(out, "file name says a VM (vma) backup") || !strings.Contains(out, "pct.conf") {
+		t.Errorf("renamed container: exit %d\n%s", code, out)
+	}
+	code, out, _ = vz("ls", "-q", plain)
+	if code != 0 || !strings.Contains(out, "rootfs") || !strings.Contains(out, "tar") {
+		t.Errorf("plain .tar: exit %d\n%s", code, out)
+	}
+}

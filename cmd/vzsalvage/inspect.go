@@ -52,6 +52,9 @@ type inspectOut struct {
 	Problems    []string        `json:"problems,omitempty"`
 }
 
+// payloadWords names the payloads for people.
+var payloadWords = map[string]string{"vma": "VM (vma)", "tar": "container (tar)"}
+
 func inspect(w io.Writer, path string, asJSON bool) error {
 	s, err := payload.Open(path, codec.Options{})
 	if err != nil {
@@ -89,6 +92,10 @@ func inspect(w io.Writer, path string, asJSON bool) error {
 	}
 	if a.Name.Guest != "" {
 		ui.Fprintf(w, "guest        %s %d, backup of %s\n", a.Name.Guest, a.Name.VMID, a.Name.Time.Format("2006-01-02 15:04:05"))
+	}
+	if a.Name.Payload != "" && a.Name.Payload != string(info.Kind) {
+		ui.Fprintf(w, "note         the file name says a %s backup, but its content is a %s backup (read as what it holds)\n",
+			payloadWords[a.Name.Payload], payloadWords[string(info.Kind)])
 	}
 	if h := info.VMA; h != nil {
 		ui.Fprintf(w, "uuid         %s, written %s\n", out.UUID, h.Ctime.Format("2006-01-02 15:04:05 MST"))
