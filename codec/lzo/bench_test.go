@@ -9,12 +9,11 @@ import (
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/codec"
-	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
 func benchStream(b *testing.B) (data, lz []byte) {
-	data = testimg.Corpus(b, 24<<20)
+	data = diskData(32 << 20)
 	return data, lzopStdin(b, data)
 }
 
