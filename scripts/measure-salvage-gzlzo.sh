@@ -45,7 +45,7 @@ run() {
     if [ -f "$dir/stock/disk-drive-scsi0.raw" ]; then "$dir/cmpimg" "$disk" "$dir/stock/disk-drive-scsi0.raw"; else echo "no image"; fi
   fi
   /usr/bin/time -f "%e s, peak RSS %M KB" -o "$dir/time" "$dir/vzsalvage" extract -q "$arc" -o "$dir/ours" >/dev/null || true
-  printf '  %-22s vzsalvage extract (%s): ' "$label" "$(cat "$dir/time")"
+  printf '  %-22s vzsalvage extract (%s): ' "$label" "$(tail -1 "$dir/time")"
   "$dir/cmpimg" "$disk" "$dir/ours/disk-drive-scsi0.raw" "$dir/ours/damage.json" drive-scsi0
 }
 

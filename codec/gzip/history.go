@@ -32,8 +32,10 @@ type extent struct{ start, end int64 }
 // taints short after a cascade of copies.
 const mergeGap = 32
 
-func newHistory(size int) *history {
-	h := &history{buf: make([]byte, size), base: -window, w: window, r: window, max: size}
+// newHistory returns an empty history whose buffer grows up to max bytes
+// (further only to hold output not returned yet).
+func newHistory(max int) *history {
+	h := &history{buf: make([]byte, window+64<<10), base: -window, w: window, r: window, max: max}
 	h.floor = -window
 	return h
 }
@@ -57,6 +59,12 @@ func (h *history) reserve(n int) {
 	if len(h.buf)-h.w >= n {
 		return
 	}
+	if len(h.buf) < h.max {
+		h.grow(min(max(2*len(h.buf), h.w+n), h.max))
+		if len(h.buf)-h.w >= n {
+			return
+		}
+	}
 	keep := max(h.w-h.r, window)
 	drop := h.w - keep
 	copy(h.buf, h.buf[drop:h.w])
@@ -64,9 +72,7 @@ func (h *history) reserve(n int) {
 	h.w -= drop
 	h.r -= min(drop, h.r)
 	if len(h.buf)-h.w < max(n, len(h.buf)/2) {
-		nb := make([]byte, max(len(h.buf), h.max, 2*(h.w+n)))
-		copy(nb, h.buf[:h.w])
-		h.buf = nb
+		h.grow(max(2*len(h.buf), 2*(h.w+n)))
 	}
 	// taints out of the window that were returned are no longer needed
 	i := 0
@@ -76,6 +82,13 @@ func (h *history) reserve(n int) {
 	if i > 0 {
 		h.taints = append(h.taints[:0], h.taints[i:]...)
 	}
+}
+
+// grow makes buf size bytes long.
+func (h *history) grow(size int) {
+	nb := make([]byte, max(size, h.w))
+	copy(nb, h.buf[:h.w])
+	h.buf = nb
 }
 
 // truncate drops the output from absolute offset p on (p ≥ the returned

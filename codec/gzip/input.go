@@ -34,17 +34,19 @@ func (in *input) at(p int64, n int) []byte {
 }
 
 // fill reads until offset end is buffered or the input ends, dropping
-// bytes before keep to make room.
+// bytes before keep to make room. The buffer grows with what is asked of
+// it: a small stream is read with a small one.
 func (in *input) fill(end int64) {
 	for empty := 0; in.end() < end && !in.eof; {
-		if cap(in.buf)-len(in.buf) < readSize {
+		want := int(min(max(end-in.end(), 64<<10), readSize))
+		if cap(in.buf)-len(in.buf) < want {
 			if drop := min(in.keep-in.off, int64(len(in.buf))); drop > 0 {
 				n := copy(in.buf, in.buf[drop:])
 				in.buf = in.buf[:n]
 				in.off += drop
 			}
-			if cap(in.buf)-len(in.buf) < readSize {
-				nb := make([]byte, len(in.buf), max(2*cap(in.buf), len(in.buf)+readSize, 2*readSize))
+			if cap(in.buf)-len(in.buf) < want {
+				nb := make([]byte, len(in.buf), max(2*cap(in.buf), len(in.buf)+want))
 				copy(nb, in.buf)
 				in.buf = nb
 			}

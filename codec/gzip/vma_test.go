@@ -16,7 +16,7 @@ import (
 // measures this on a ~300 MB archive); cut in the middle, every cluster
 // before the cut comes back intact.
 func TestVMA(t *testing.T) {
-	disk := codectest.Disk(21, 48<<20)
+	disk := codectest.Disk(21, 32<<20)
 	arc := codectest.VMA(t, disk)
 	gzs := map[string][]byte{"gzip --rsyncable": rsyncable(t, arc, false)}
 	if _, err := exec.LookPath("pigz"); err == nil {

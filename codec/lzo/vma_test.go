@@ -15,7 +15,7 @@ import (
 // measures this on a ~300 MB archive); cut in the middle, every cluster
 // before the cut comes back intact.
 func TestVMA(t *testing.T) {
-	disk := codectest.Disk(21, 48<<20)
+	disk := codectest.Disk(21, 32<<20)
 	arc := codectest.VMA(t, disk)
 	lz := lzopStdin(t, arc)
 	fh, _ := parseFileHeader(lz)
