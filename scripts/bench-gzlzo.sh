@@ -3,7 +3,7 @@
 # restore them, on the same file, as ratios measured in one run (> 1.0 = vzsalvage is faster):
 #   verify  vs  gzip -dc > /dev/null      (archive by gzip --rsyncable; pigz -dc shown too)
 #   verify  vs  lzop -dc > /dev/null      (archive by lzop)
-# and the peak RSS of verify. The disk is generated from a seed (scripts/gendisk), the same
+# and the peak RSS of verify. The disk is generated from a seed (scripts/mkdisk), the same
 # bytes on every machine. The decoders alone: go test -bench . ./codec/gzip ./codec/lzo
 # (BenchmarkRead against BenchmarkGzipCLI / BenchmarkLzopCLI).
 # Usage: scripts/bench-gzlzo.sh [DISK_MIB]   (default 1000; archives are built once in $BENCH_DIR)
@@ -12,12 +12,12 @@ cd "$(dirname "$0")/.."
 mib=${1:-1000}
 dir=${BENCH_DIR:-/tmp/vzsalvage-bench-gzlzo}
 mkdir -p "$dir"
-for tool in gendisk mkvma; do go build -o "$dir/$tool" "./scripts/$tool"; done
+for tool in mkdisk mkvma; do go build -o "$dir/$tool" "./scripts/$tool"; done
 go build -o "$dir/vzsalvage" ./cmd/vzsalvage
 name=vzdump-qemu-100-2025_12_15-03_00_03.vma
 if [ ! -s "$dir/$name.lzo" ] || [ "$(cat "$dir/size" 2>/dev/null)" != "$mib" ]; then
   echo "building a ${mib} MiB disk and its archives..." >&2
-  "$dir/gendisk" "$mib" > "$dir/disk.raw"
+  "$dir/mkdisk" -size "${mib}M" > "$dir/disk.raw"
   "$dir/mkvma" "$dir/disk.raw:drive-scsi0" > "$dir/raw.vma"
   gzip --rsyncable < "$dir/raw.vma" > "$dir/$name.gz"
   lzop < "$dir/raw.vma" > "$dir/$name.lzo"

@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
 # Measures salvage of .vma.gz and .vma.lzo archives as vzdump writes them (gzip --rsyncable,
 # pigz --rsyncable, lzop), against the stock procedure. The disk is generated from a seed
-# (scripts/gendisk: text, machine-code-like binary, incompressible data and free space; the same
-# bytes on every machine), archived by the real CLIs reading a pipe (about 300 MB compressed with
-# the default 800 MiB disk), then damaged by a 64 KiB run of garbage (seeded too) at 50 % of the
-# file (or at the percentages given), and cut at 50 %:
+# (scripts/mkdisk: text, structured binary, incompressible data and free space; the same bytes on
+# every machine), archived by the real CLIs reading a pipe (about 300 MB compressed with the
+# default 850 MiB disk), then damaged by a 64 KiB run of garbage (seeded too) at 50 % of the file
+# (or at the percentages given), and cut at 50 %:
 #   stock:  gzip -dc | vmacheck.py - -x DIR   (lzop -dc for .lzo; the team's strict checker
 #           standing in for Proxmox's 'vma extract')
 #   ours:   vzsalvage extract
 # both compared with the original disk, 64 KiB cluster by cluster (scripts/cmpimg).
 # Usage: scripts/measure-salvage-gzlzo.sh [PERCENT...]   (default 50)
-# Environment: DISK_MIB (800), SEED (1), COMPRESSORS ("gzip pigz lzop"), MEASURE_DIR.
+# Environment: DISK_MIB (850), SEED (1), COMPRESSORS ("gzip pigz lzop"), MEASURE_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${MEASURE_DIR:-/tmp/vzsalvage-measure-gzlzo}
-mib=${DISK_MIB:-800}
+mib=${DISK_MIB:-850}
 seed=${SEED:-1}
 mkdir -p "$dir"
-for tool in gendisk mkvma cmpimg; do go build -o "$dir/$tool" "./scripts/$tool"; done
+for tool in mkdisk mkvma cmpimg; do go build -o "$dir/$tool" "./scripts/$tool"; done
 go build -o "$dir/vzsalvage" ./cmd/vzsalvage
 checker=
 for c in "${VZSALVAGE_SHARED:-../shared}/tools/vmacheck.py" ../shared/tools/vmacheck.py /work/shared/tools/vmacheck.py; do
@@ -27,7 +27,7 @@ done
 disk="$dir/disk-$mib-$seed.raw"
 raw="$dir/disk-$mib-$seed.vma"
 if [ ! -s "$raw" ]; then
-  "$dir/gendisk" -seed "$seed" "$mib" > "$disk"
+  "$dir/mkdisk" -seed "$seed" -size "${mib}M" > "$disk"
   "$dir/mkvma" "$disk:drive-scsi0" > "$raw"
 fi
 name=vzdump-qemu-100-2025_12_15-03_00_03.vma
@@ -56,8 +56,8 @@ for comp in ${COMPRESSORS:-gzip pigz lzop}; do
     lzop) ext=lzo; dec=lzop; cmd=(lzop) ;;
     *) echo "unknown compressor $comp" >&2; exit 2 ;;
   esac
-  arc="$dir/$comp/$name.$ext"
-  mkdir -p "$dir/$comp" "$dir/bad"
+  arc="$dir/$comp-$mib-$seed/$name.$ext"
+  mkdir -p "$(dirname "$arc")" "$dir/bad"
   if [ ! -s "$arc" ]; then "${cmd[@]}" < "$raw" > "$arc"; fi
   size=$(stat -c %s "$arc")
   echo "--- ${cmd[*]}: archive $((size / 1048576)) MiB, VMA $(( $(stat -c %s "$raw") / 1048576 )) MiB, disk $mib MiB (seed $seed)"

@@ -1,16 +1,12 @@
 package codectest
 
-import (
-	"bufio"
-	"io"
-	"math/rand/v2"
-)
+import "math/rand/v2"
 
 // Disk returns n bytes of a guest disk's content generated from seed: runs
 // of text, machine-code-like binary, incompressible data and free space
 // (zeros), in 4 KiB-aligned extents of 4 KiB to 2 MiB. The same seed and
-// size give the same bytes on any machine, so tests and measurements need
-// no file of this one.
+// size give the same bytes on any machine, so tests need no file of this
+// one. (scripts/mkdisk makes such disks for the measurement scripts.)
 func Disk(seed uint64, n int) []byte {
 	b := make([]byte, 0, n)
 	g := newDiskGen(seed)
@@ -18,22 +14,6 @@ func Disk(seed uint64, n int) []byte {
 		b = g.extent(b, n-len(b))
 	}
 	return b
-}
-
-// WriteDisk writes size bytes of Disk(seed, size) to w, generating them
-// piecewise (a disk of hundreds of MB needs no memory of that size).
-func WriteDisk(w io.Writer, seed uint64, size int64) error {
-	bw := bufio.NewWriterSize(w, 1<<20)
-	g := newDiskGen(seed)
-	var buf []byte
-	for size > 0 {
-		buf = g.extent(buf[:0], int(min(size, 1<<30)))
-		if _, err := bw.Write(buf); err != nil {
-			return err
-		}
-		size -= int64(len(buf))
-	}
-	return bw.Flush()
 }
 
 // diskGen generates a disk's extents.

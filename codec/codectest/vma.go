@@ -149,3 +149,26 @@ func CutVMA(t testing.TB, dec Decoder, comp, arc, disk []byte) (VMAVerdict, int)
 	n, _ := io.Copy(io.Discard, r)
 	return v, PrefixClusters(t, arc, int(n))
 }
+
+// VMADamage reads the VMA stream r (a codec.Reader) with the salvaging VMA
+// reader and returns the clusters it reports damaged (tainted or lost) and
+// the clusters that are not zero, over all devices.
+func VMADamage(t testing.TB, r io.Reader) (damaged, nonZero int64) {
+	t.Helper()
+	vr, err := vma.NewReader(r, vma.Options{Salvage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := vr.Next(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range vr.Result().Devices {
+		damaged += d.Clusters.Tainted + d.Clusters.Lost
+		nonZero += d.Clusters.Total - d.Clusters.Zero
+	}
+	return damaged, nonZero
+}

@@ -53,8 +53,8 @@ func (h *history) reset(at int64) {
 }
 
 // reserve makes room for n more bytes at buf[w:], sliding out output that
-// is returned and outside the window, and growing buf only when what must
-// stay fills half of it.
+// is returned and outside the window before the first byte not returned,
+// and growing buf only when what must stay fills half of it.
 func (h *history) reserve(n int) {
 	if len(h.buf)-h.w >= n {
 		return
@@ -65,12 +65,13 @@ func (h *history) reserve(n int) {
 			return
 		}
 	}
-	keep := max(h.w-h.r, window)
-	drop := h.w - keep
+	// keep the window before the first byte not returned: output may be
+	// dropped back to there (truncate), and decoding go on after it
+	drop := max(h.r-window, 0)
 	copy(h.buf, h.buf[drop:h.w])
 	h.base += int64(drop)
 	h.w -= drop
-	h.r -= min(drop, h.r)
+	h.r -= drop
 	if len(h.buf)-h.w < max(n, len(h.buf)/2) {
 		h.grow(max(2*len(h.buf), 2*(h.w+n)))
 	}
@@ -128,6 +129,15 @@ func (h *history) addTaint(a, b int64) {
 		return
 	}
 	h.taints = append(h.taints, extent{a, b})
+}
+
+// taintAll marks [a, b) tainted, where a may lie before the start of the
+// last taint but no taint reaches past b (the output of one symbol).
+func (h *history) taintAll(a, b int64) {
+	for n := len(h.taints); n > 0 && h.taints[n-1].start >= a; n-- {
+		h.taints = h.taints[:n-1]
+	}
+	h.addTaint(a, b)
 }
 
 // firstAfter returns the index of the first taint ending after p.

@@ -30,6 +30,11 @@ type inflater struct {
 	// blockStart is the bit offset of the current block's header.
 	blockStart int64
 
+	// lose, when set (end > 0), is a range of input bits whose symbols'
+	// output the inflater takes as unknown (tainted) although it decodes
+	// them: the oracle of the package tests (see oracle_test.go).
+	lose extent
+
 	lt      *[litTableSize]uint32
 	dt      *[distTableSize]uint32
 	dynLit  [litTableSize]uint32
@@ -225,16 +230,10 @@ func (f *inflater) dynamic() error {
 	lens := f.lens[:n]
 	for i := 0; i < n; {
 		if !f.need(7 + 7) {
-			if f.nb > 0 || !f.need(1) {
-				return io.ErrUnexpectedEOF
-			}
+			return io.ErrUnexpectedEOF // the block cannot end before the input does
 		}
 		e := pre[f.bits&127]
-		l := uint(e & 15)
-		if l > f.nb {
-			return io.ErrUnexpectedEOF
-		}
-		f.drop(l)
+		f.drop(uint(e & 15))
 		sym := e >> 4
 		if sym < 16 {
 			lens[i] = uint8(sym)
@@ -248,21 +247,12 @@ func (f *inflater) dynamic() error {
 			if i == 0 {
 				return f.corrupt("repeated code length with none before")
 			}
-			if f.nb < 2 {
-				return io.ErrUnexpectedEOF
-			}
 			rep, v = 3+int(f.bits&3), lens[i-1]
 			f.drop(2)
 		case 17:
-			if f.nb < 3 {
-				return io.ErrUnexpectedEOF
-			}
 			rep = 3 + int(f.bits&7)
 			f.drop(3)
 		default:
-			if f.nb < 7 {
-				return io.ErrUnexpectedEOF
-			}
 			rep = 11 + int(f.bits&127)
 			f.drop(7)
 		}
@@ -329,6 +319,9 @@ func (f *inflater) copyStored(limit int64) (event, error) {
 			return evLimit, io.ErrUnexpectedEOF
 		}
 		n := copy(h.buf[h.w:h.w+min(f.stored, room)], b)
+		if a, e := max(f.ip*8, f.lose.start), min((f.ip+int64(n))*8, f.lose.end); a < e {
+			h.taintAll(h.pos()+(a/8-f.ip), h.pos()+((e+7)/8-f.ip)) // the oracle's loss
+		}
 		h.w += n
 		f.ip += int64(n)
 		f.stored -= n
@@ -352,7 +345,7 @@ func (f *inflater) codes(limit int64) (event, error) {
 		if f.in.end()-f.ip < 8 {
 			f.in.fill(f.ip + readSize)
 		}
-		if f.in.end()-f.ip < 8 {
+		if f.in.end()-f.ip < 8 || f.lose.end > 0 {
 			return f.codesSlow(limit)
 		}
 		ev, done, err := f.fast(limit)
@@ -469,6 +462,7 @@ loop:
 func (f *inflater) codesSlow(limit int64) (event, error) {
 	h := f.h
 	for h.pos() < limit {
+		bit, dst := f.bitPos(), h.pos()
 		e, err := f.symbol(f.lt[:], litBits)
 		if err != nil {
 			return evLimit, err
@@ -477,6 +471,7 @@ func (f *inflater) codesSlow(limit int64) (event, error) {
 		case kLiteral:
 			h.buf[h.w] = byte(e >> 16)
 			h.w++
+			f.oracle(bit, dst)
 			continue
 		case kEnd:
 			return f.blockEnd(), nil
@@ -506,8 +501,17 @@ func (f *inflater) codesSlow(limit int64) (event, error) {
 		if err := f.copyMatch(dist, n); err != nil {
 			return evLimit, err
 		}
+		f.oracle(bit, dst)
 	}
 	return evLimit, nil
+}
+
+// oracle taints the output from dst on if the symbol just decoded, from
+// bit on, has a bit in the range lose.
+func (f *inflater) oracle(bit, dst int64) {
+	if f.lose.end > 0 && bit < f.lose.end && f.bitPos() > f.lose.start {
+		f.h.taintAll(dst, f.h.pos())
+	}
 }
 
 // symbol decodes one code with table t (primary bits p).

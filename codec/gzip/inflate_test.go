@@ -51,3 +51,19 @@ func TestInflate(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryKeepsWindow: however much output was returned and slid out,
+// the window before the first byte not returned stays, so that output
+// dropped back to there still has a window behind it.
+func TestHistoryKeepsWindow(t *testing.T) {
+	h := newHistory(1 << 20)
+	for range 20 {
+		h.reserve(300 << 10)
+		h.w += 300 << 10
+		h.r = h.w - 100
+	}
+	h.truncate(h.base + int64(h.r))
+	if h.w < window {
+		t.Fatalf("%d bytes before the write position", h.w)
+	}
+}
