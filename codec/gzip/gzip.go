@@ -87,6 +87,7 @@ type Reader struct {
 	crc    uint32
 	crcAt  int64
 	exact  bool
+	placed int64  // placeholder bytes standing for losses in the member
 	sums   [3]int // members by check: ok, mismatch, unknown
 
 	// Holding back: output before rel may be returned; taints before it
@@ -199,8 +200,8 @@ func (z *Reader) step() {
 	}
 }
 
-func (z *Reader) problem(off int64, format string, args ...any) {
-	z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: fmt.Sprintf(format, args...)})
+func (z *Reader) problem(kind damage.Kind, off int64, format string, args ...any) {
+	z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: fmt.Sprintf(format, args...), Kind: kind})
 }
 
 // fail ends the stream with err, after the output released so far.
@@ -243,7 +244,7 @@ func (z *Reader) readHeader() {
 	}
 	h, err := parseHeader(b)
 	if errors.Is(err, errShortHeader) && len(b) < maxHeaderLen {
-		z.problem(pos, "stream ends inside a member header")
+		z.problem(damage.Truncated, pos, "stream ends inside a member header")
 		if z.opt.Strict {
 			z.strictFail(codec.ErrTruncated, pos, "stream ends inside a member header")
 			return
@@ -255,7 +256,7 @@ func (z *Reader) readHeader() {
 	}
 	if err != nil {
 		msg := "bad member header: " + err.Error()
-		z.problem(pos, "%s", msg)
+		z.problem(damage.Corrupt, pos, "%s", msg)
 		if z.opt.Strict {
 			z.strictFail(codec.ErrCorrupt, pos, msg)
 			return
@@ -265,7 +266,7 @@ func (z *Reader) readHeader() {
 		return
 	}
 	if h.hcrcBad {
-		z.problem(pos, "member header CRC-16 mismatch")
+		z.problem(damage.Corrupt, pos, "member header CRC-16 mismatch")
 		if z.opt.Strict {
 			z.strictFail(codec.ErrCorrupt, pos, "member header CRC-16 mismatch")
 			return
@@ -280,7 +281,7 @@ func (z *Reader) startMember(p int64) {
 	z.f.startAt(p * 8)
 	z.f.low = z.h.pos()
 	z.member = mark{p * 8, z.h.pos()}
-	z.crc, z.crcAt, z.exact = 0, z.h.pos(), true
+	z.crc, z.crcAt, z.exact, z.placed = 0, z.h.pos(), true, 0
 	z.blocks = z.blocks[:0]
 	z.syncEnds, z.ended = -1, 0
 	z.st = stBody
@@ -303,7 +304,7 @@ func (z *Reader) skipZeros() {
 		}
 		z.f.ip += int64(n)
 		if n < len(b) {
-			z.problem(pos, "%d zero bytes between members", z.f.ip-pos)
+			z.problem(damage.Corrupt, pos, "%d zero bytes between members", z.f.ip-pos)
 			return
 		}
 	}
@@ -341,7 +342,7 @@ func (z *Reader) readTrailer() {
 		return
 	}
 	if len(b) < trailerLen {
-		z.problem(pos, "stream ends inside a member trailer: CRC-32 not checked")
+		z.problem(damage.Truncated, pos, "stream ends inside a member trailer: CRC-32 not checked")
 		if z.opt.Strict {
 			z.strictFail(codec.ErrTruncated, pos, "stream ends inside a member trailer")
 			return
@@ -367,13 +368,14 @@ func (z *Reader) readTrailer() {
 		z.sums[sumOK]++
 	case !z.exact:
 		z.sums[sumUnknown]++
-		if lost := int64(size - uint32(n)); size != uint32(n) {
-			z.problem(pos, "member output not checked (a loss of unknown length); its size field says %d bytes are missing", lost)
+		// the placeholders stood for losses whose total the size field gives
+		if diff := int64(int32(size - uint32(n))); diff != 0 {
+			z.problem(damage.Corrupt, pos, "member output not checked (a loss of unknown length); by its size field the losses were %d bytes, not the %d placeholder bytes", z.placed+diff, z.placed)
 		}
 	default:
 		msg := fmt.Sprintf("member output (offset %d, %d bytes) fails its check: CRC-32 %08x, trailer says %08x; size mod 2^32 %d, trailer says %d",
 			z.member.out, n, z.crc, crc, uint32(n), size)
-		z.problem(pos, "%s", msg)
+		z.problem(damage.ChecksumMismatch, pos, "%s", msg)
 		if z.opt.Strict {
 			z.strictFail(codec.ErrCorrupt, pos, msg)
 			return
@@ -485,11 +487,14 @@ func (z *Reader) damaged(err error) {
 	default:
 		pos = z.in.end()
 	}
-	kind, msg := codec.ErrCorrupt, err.Error()
-	if truncated {
-		kind, msg = codec.ErrTruncated, "stream ends inside deflate data"
+	kind, pk, msg := codec.ErrCorrupt, damage.Corrupt, err.Error()
+	if de != nil {
+		msg = "corrupt deflate data: " + de.msg
 	}
-	z.problem(pos, "%s", msg)
+	if truncated {
+		kind, pk, msg = codec.ErrTruncated, damage.Truncated, "stream ends inside deflate data"
+	}
+	z.problem(pk, pos, "%s", msg)
 	if z.opt.Strict {
 		z.strictFail(kind, pos, msg)
 		return
@@ -535,7 +540,7 @@ func (z *Reader) resync(from, at int64) {
 	c, ok := z.search(from)
 	sp := codec.Span{Off: z.rel.out, State: damage.Lost, Resync: true, MaxLen: -1}
 	if !ok {
-		z.problem(at, "no place to resume decoding after the damage: the rest of the stream (%d bytes) is lost", z.in.end()-from/8)
+		z.problem(damage.Corrupt, at, "no place to resume decoding after the damage: the rest of the stream (%d bytes) is lost", z.in.end()-from/8)
 		z.addSpan(sp)
 		z.st = stEnd
 		return
@@ -543,9 +548,10 @@ func (z *Reader) resync(from, at int64) {
 	skipped := c.bit - z.rel.bit
 	sp.Len = min(int64(float64(skipped)/8*z.ratio()), maxPlaceholder) &^ 511
 	sp.MaxLen = max(skipped*maxExpand, sp.Len)
-	z.problem(at, "skipped input up to offset %d (%s) after the damage", c.bit/8, c.kind)
+	z.problem(damage.Corrupt, at, "skipped input up to offset %d (%s) after the damage", c.bit/8, c.kind)
 	z.addSpan(sp)
 	z.pending = sp.Len
+	z.placed += sp.Len
 	z.rel.bit = c.bit
 	z.blocks = z.blocks[:0]
 	z.syncEnds, z.ended = -1, 0

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/codec/codectest"
+	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
@@ -366,6 +367,9 @@ func TestTruncation(t *testing.T) {
 		}
 		if !bytes.HasPrefix(data, out) || r.Checksum() != codec.ChecksumUnknown {
 			t.Errorf("cut at %d: prefix %v, checksum %s", cut, bytes.HasPrefix(data, out), r.Checksum())
+		}
+		if ps := r.Problems(); len(ps) != 1 || ps[0].Kind != damage.Truncated {
+			t.Errorf("cut at %d: problems %v, want one of kind truncated", cut, ps)
 		}
 		for _, s := range r.Spans() {
 			if s.Len > 0 {

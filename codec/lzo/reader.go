@@ -194,7 +194,11 @@ func (z *Reader) end(err error) {
 // and reports true.
 func (z *Reader) report(kind error, off int64, format string, args ...any) bool {
 	msg := fmt.Sprintf(format, args...)
-	z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: msg})
+	k := damage.Corrupt
+	if errors.Is(kind, codec.ErrTruncated) {
+		k = damage.Truncated
+	}
+	z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: msg, Kind: k})
 	if z.opt.Strict {
 		z.end(fmt.Errorf("lzo: %w at input offset %d: %s", kind, off, msg))
 		return true

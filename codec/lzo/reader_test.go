@@ -188,6 +188,9 @@ func TestDamage(t *testing.T) {
 				if r.Checksum() == codec.ChecksumOK && !bytes.Equal(out, data) {
 					t.Errorf("%s seed %d: checksum ok but output differs", what, seed)
 				}
+				if ps := r.Problems(); d.Name == "truncation" && len(bad) > len(magic) && (len(ps) == 0 || ps[len(ps)-1].Kind != damage.Truncated) {
+					t.Errorf("%s seed %d: problems %v, the last not of kind truncated", what, seed, ps)
+				}
 				if !bytes.Equal(bad, lz) && bytes.Equal(out, data) && len(r.Problems()) == 0 && r.Checksum() != codec.ChecksumOK {
 					t.Errorf("%s seed %d: intact output, no problem, checksum %s", what, seed, r.Checksum())
 				}
