@@ -98,7 +98,6 @@ type Reader struct {
 	blocks   []mark
 	sync     mark
 	syncEnds int // block ends since sync was seen (-1: none pending)
-	ended    int // blocks ended since the member or resume started
 
 	// Resync search.
 	th    *history
@@ -283,7 +282,7 @@ func (z *Reader) startMember(p int64) {
 	z.member = mark{p * 8, z.h.pos()}
 	z.crc, z.crcAt, z.exact, z.placed = 0, z.h.pos(), true, 0
 	z.blocks = z.blocks[:0]
-	z.syncEnds, z.ended = -1, 0
+	z.syncEnds = -1
 	z.st = stBody
 }
 
@@ -411,7 +410,6 @@ func (z *Reader) blockStarted() {
 // blockEnded confirms a pending sync point once the block after the stored
 // block has decoded too.
 func (z *Reader) blockEnded() {
-	z.ended++
 	if z.syncEnds >= 0 {
 		z.syncEnds++
 		if z.syncEnds >= 2 {
@@ -554,7 +552,7 @@ func (z *Reader) resync(from, at int64) {
 	z.placed += sp.Len
 	z.rel.bit = c.bit
 	z.blocks = z.blocks[:0]
-	z.syncEnds, z.ended = -1, 0
+	z.syncEnds = -1
 	z.exact = false
 	if c.kind == candMember {
 		z.f.ip = c.bit / 8
