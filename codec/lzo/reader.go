@@ -58,6 +58,7 @@ type Reader struct {
 	r      int
 	dec    []byte // decode buffer
 	rb     []byte // buffer of a block rebuilt from its data
+	ahead  ahead  // blocks decoded ahead
 	zeros  int64  // placeholder zeros queued after out
 	outOff int64  // output offset after out and zeros
 
@@ -274,6 +275,9 @@ func (z *Reader) readAfter() {
 // readBlock reads the block at z.pos. Window indices do not survive a
 // fill, which may move the window: z.pos does.
 func (z *Reader) readBlock() {
+	if z.takeAhead() {
+		return
+	}
 	off := z.at(z.pos)
 	z.fill(maxBlockHeader)
 	if z.err != nil {
