@@ -512,10 +512,11 @@ func (z *Reader) resync() {
 		z.pos++
 	}
 	skipped := z.at(z.pos) - fromOff
-	// Estimate the blocks lost from the mean block seen so far, but never
-	// below what the densest block could take.
+	// Estimate the blocks lost from the mean block seen so far (before
+	// any, half a block: LZO1X's usual ratio), but never below what the
+	// densest block could take.
 	least := int64(z.blockSize/256 + minBlockBytes)
-	mean := max(least, 4*least)
+	mean := max(least, int64(z.blockSize/2))
 	if z.goodN > 0 {
 		mean = max(least, z.goodIn/z.goodN)
 	}
