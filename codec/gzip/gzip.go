@@ -499,11 +499,10 @@ func (z *Reader) damaged(err error) {
 	}
 	z.exact = false
 	if truncated {
-		// A cut leaves what was decoded before it right; damage before the
-		// true end of the data may have made the decoder run on to the end
-		// of the input. The member's size field, in the last bytes, tells
-		// the two apart: after a cut they are compressed data.
-		if z.rel.out < z.h.pos() && z.completeInput() {
+		// A cut leaves what was decoded before it right, but damage that
+		// runs on to the end of the input (over the trailer) looks the
+		// same: the held output is kept, and distrusted.
+		if z.rel.out < z.h.pos() {
 			z.addSpan(codec.Span{Off: z.rel.out, Len: z.h.pos() - z.rel.out, State: damage.Tainted})
 			z.rel.out = z.h.pos()
 		}
@@ -516,19 +515,6 @@ func (z *Reader) damaged(err error) {
 	z.h.truncate(z.rel.out)
 	z.sums[sumUnknown]++
 	z.resync(z.f.blockStart+1, pos)
-}
-
-// completeInput reports whether the input may hold the whole member
-// (damage, not a cut, ended the decoding): its last four bytes read as a
-// size field near the output decoded.
-func (z *Reader) completeInput() bool {
-	b := z.in.at(z.in.end()-4, 4)
-	if len(b) < 4 {
-		return true
-	}
-	size := int64(int32(le32(b) - uint32(z.h.pos()-z.member.out)))
-	held := z.h.pos() - z.rel.out
-	return size >= -held-(1<<20) && size <= held+1<<20
 }
 
 // resync looks for the next place to resume from bit offset from on (the
