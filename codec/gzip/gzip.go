@@ -10,18 +10,22 @@
 // --rsyncable end their chunks with, marks a place where a decoder that
 // has gone wrong is right again: an error after it lies after it), or,
 // without one, until the decoder is a few blocks and holdIn input bytes
-// further on. When an error shows, the held output is dropped and the
-// decoder looks for the next place to resume: a sync point, a stored or
-// dynamic block header that starts a run of blocks that decode, or the next
-// member. The output it skipped is a Lost span with Resync set (its length
-// is an estimate). Decoding then resumes with the 32 KiB window before that
-// place unknown: bytes copied from it, or from bytes copied from it, are
-// Tainted, never guessed.
+// further on. When an error shows (a final block not followed by a
+// member's end is one too), the held output is dropped and the decoder
+// looks for the next place to resume: a member, a stored block, or a
+// dynamic block header at any bit offset, that decodes a run of blocks.
+// The output it skipped is a Lost span with Resync set (its length is an
+// estimate). Decoding then resumes with the 32 KiB window before that place
+// unknown: bytes copied from it, or from bytes copied from it, are Tainted,
+// never guessed. When the input ends inside deflate data, what was decoded
+// is kept but what was held is Tainted: damage that runs on over the end
+// looks like a cut.
 //
 // A member decoded without a loss is checked by its CRC-32 and size; one
 // that fails with no deflate error has Checksum Mismatch and no span
-// (nothing says where the damage is). A member with a loss cannot be
-// checked: its checksum is unknown.
+// (nothing says where the damage is: a small damage usually decodes
+// without error, as Huffman codes fall back into step). A member with a
+// loss cannot be checked: its checksum is unknown.
 package gzip
 
 import (

@@ -2,14 +2,18 @@
 // codec.Reader, with its own LZO1X block decoder (Decompress1X).
 //
 // lzop data is verifiable block by block: every block carries the
-// Adler-32 (or CRC-32) of its output, and blocks are independent. A block
-// that fails to decode or to verify becomes a Lost span of its length (256
-// KiB for every block but the last) and reading goes on with the next
-// block. When a block header itself is damaged, the reader scans forward for
-// the next block whose checksum verifies and reports the gap as a Lost span
-// with Resync set. Every byte outside a span has been verified by its
-// block's checksum (unless the file was written with --no-checksum: then
-// Checksum says Absent).
+// Adler-32 (or CRC-32) of its output, and blocks are independent, so the
+// blocks after the one being read are decoded ahead on the other cores. A
+// block that fails to decode or to verify keeps what its data decodes to as
+// a Tainted span (the VMA reader still finds extent headers in it, by their
+// MD5) and the rest of its length (256 KiB for every block but the last) as
+// a Lost one, and reading goes on with the next block. When a block header
+// itself is damaged, the block is rebuilt from its data if that decodes to
+// a whole block ending where a verified one starts; if not, the reader
+// scans forward for the next block whose checksum verifies and reports the
+// gap as a Lost span with Resync set. Every byte outside a span has been
+// verified by its block's checksum (unless the file was written with
+// --no-checksum: then Checksum says Absent).
 package lzo
 
 import (
