@@ -53,7 +53,7 @@ func TestSalvageNearOracle(t *testing.T) {
 	for _, pct := range []int{40, 70} {
 		ours, oracle, nonZero := oracleCompare(t, gz, len(gz)*pct/100, 64<<10, uint64(pct))
 		t.Logf("garbage at %d%%: salvage %d, oracle %d of %d non-zero clusters damaged", pct, ours, oracle, nonZero)
-		if oracle == 0 || ours < oracle || ours > oracle+4 {
+		if oracle == 0 || ours < oracle || ours > oracle+6 {
 			t.Errorf("garbage at %d%%: salvage %d, oracle %d clusters damaged", pct, ours, oracle)
 		}
 	}

@@ -73,7 +73,9 @@ func (z *Reader) fillAhead() {
 		}
 		i = int(a.next - z.winOff) // fill may move the window
 		h, ok := z.lay.parseBlockHeader(z.win[i:])
-		if !ok || h.dstLen == 0 || h.dstLen > MaxBlockSize || h.srcLen > h.dstLen || h.srcLen == 0 {
+		// (no larger than the blocks seen: a damaged length must not make
+		// a job allocate up to MaxBlockSize)
+		if !ok || h.dstLen == 0 || h.dstLen > z.blockSize || h.srcLen > h.dstLen || h.srcLen == 0 {
 			return
 		}
 		if !z.fill(i - z.pos + h.len + h.srcLen) {
