@@ -441,7 +441,9 @@ func (z *Reader) release() {
 		}
 	}
 	if z.h.pos()-z.rel.out > maxHold {
-		z.setRel(mark{z.f.bitPos(), z.h.pos() - maxHold})
+		// where that output came from is not noted: the last release
+		// point's input offset stays, a bound for a loss's MaxLen
+		z.setRel(mark{z.rel.bit, z.h.pos() - maxHold})
 	}
 }
 
