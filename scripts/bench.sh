@@ -24,14 +24,7 @@ fi
 ls -l "$arc" >&2
 cat "$arc" > /dev/null  # warm the page cache
 
-secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s.%N); echo "$e - $s" | bc; }
-rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
-
-best() { # best of 3 runs
-  local b=999999 t
-  for _ in 1 2 3; do t=$(secs "$@"); if (( $(echo "$t < $b" | bc) )); then b=$t; fi; done
-  echo "$b"
-}
+source scripts/benchlib.sh
 out="$dir/out"
 tz=$(best sh -c "zstd -q -d -c '$arc' > /dev/null")
 tv=$(best "$dir/vzsalvage" verify -q "$arc")

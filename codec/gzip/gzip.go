@@ -1,73 +1,67 @@
 // Package gzip decodes gzip streams (RFC 1952) as vzdump writes them
 // (`gzip --rsyncable` or `pigz --rsyncable`) into a codec.Reader: the output
-// bytes plus an account of which of them are damaged.
+// bytes plus an account of which of them are damaged. The deflate decoder
+// (RFC 1951) is our own, so that it can go on past damage.
 //
-// Every member's CRC-32 and size are checked. gzip's only integrity check is
-// at the end of a member, so a salvaging Reader holds decoded output back
-// until the decoder is holdIn bytes of input further on (or the member's
-// trailer has verified it): when the deflate data turns out to be corrupt,
-// the held output, which a corrupt stream usually decodes wrongly for a
-// while before the error shows, is reported Tainted rather than passed as
-// good. After the error it resumes at the next member header, if any
-// (concatenated streams); what lies in between is a Lost span with Resync
-// set. A stream whose CRC fails without a deflate error has Checksum
-// Mismatch and no span: nothing says where the damage is.
+// gzip's only integrity check is a member's CRC-32 and size, at its end,
+// and corrupt deflate data usually decodes to wrong bytes for a while before
+// an error shows. So output is held back until it is known good: up to a
+// sync point (a stored block, such as the empty one pigz and gzip
+// --rsyncable end their chunks with, marks a place where a decoder that
+// has gone wrong is right again: an error after it lies after it), or,
+// without one, until the decoder is a few blocks and holdIn input bytes
+// further on. When an error shows (a final block not followed by a
+// member's end is one too), the held output is dropped and the decoder
+// looks for the next place to resume: a member, a stored block, or a
+// dynamic block header at any bit offset, that decodes a run of blocks.
+// The output it skipped is a Lost span with Resync set (its length is an
+// estimate). Decoding then resumes with the 32 KiB window before that place
+// unknown: bytes copied from it, or from bytes copied from it, are Tainted,
+// never guessed. When the input ends inside deflate data, what was decoded
+// is kept but what was held is Tainted: damage that runs on over the end
+// looks like a cut.
+//
+// A member decoded without a loss is checked by its CRC-32 and size; one
+// that fails with no deflate error has Checksum Mismatch and no span
+// (nothing says where the damage is: a small damage usually decodes
+// without error, as Huffman codes fall back into step). A member with a
+// loss cannot be checked: its checksum is unknown.
 package gzip
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-
-	"github.com/klauspost/compress/flate"
 
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
 )
 
 const (
-	// bufSize is the input buffer, and the window the resync scan and the
-	// trial decode of a candidate member look at.
-	bufSize = 512 << 10
 	// chunk is the most output decoded per step.
-	chunk = 64 << 10
-	// holdIn: output is held back until the decoder has read this many
-	// bytes of input past the input that produced it. Corrupt deflate data
-	// is detected within ~15 KiB (rsyncable) to ~250 KiB (plain gzip -6) of
-	// compressed input in measurements (see the package tests).
-	holdIn = 1 << 20
+	chunk = 256 << 10
+	// historySize is the output buffer's usual size.
+	historySize = 4 << 20
+	// holdBlocks and holdIn: without a sync point, output is released once
+	// the decoder is holdBlocks blocks and holdIn input bytes past the
+	// block that produced it (corrupt deflate data shows as an error within
+	// that, measured: see the package tests).
+	holdBlocks = 4
+	holdIn     = 64 << 10
 	// maxHold caps the held output (highly compressible data).
 	maxHold = 16 << 20
-	// trialOut is how much a candidate member must decode cleanly before
-	// the resync scan accepts it (or verify its own trailer first).
-	trialOut = 64 << 10
+	// maxKeep caps the input kept behind the decoder to look for a place
+	// to resume.
+	maxKeep = 4 << 20
 	// maxPlaceholder caps the zeros standing in for a skipped region.
 	maxPlaceholder = 64 << 20
+	// maxExpand bounds the output of one bit of deflate data: a match of
+	// 258 bytes takes at least 2 bits.
+	maxExpand = 129
 )
 
 const layer = "gzip"
-
-// counter counts the bytes read from the input and remembers a read error.
-type counter struct {
-	r   io.Reader
-	n   int64
-	err error
-}
-
-func (c *counter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if err != nil && err != io.EOF {
-		c.err = err
-	}
-	return n, err
-}
-
-// checkpoint: after Read, output up to out had come from input before in.
-type checkpoint struct{ in, out int64 }
 
 type state uint8
 
@@ -78,72 +72,95 @@ const (
 	stEnd
 )
 
+// mark is a place in the stream: a bit offset of the input and the output
+// offset of what it decodes to.
+type mark struct{ bit, out int64 }
+
 // Reader is a salvaging gzip decoder. Create it with NewReader.
 type Reader struct {
 	opt codec.Options
-	src counter
-	br  *bufio.Reader
-	fr  io.ReadCloser // flate decoder, reset per member
+	in  input
+	h   *history
+	f   inflater
+	st  state
 
-	trialSrc bytes.Reader
-	trial    io.ReadCloser
-	trialBuf []byte
+	// The member being decoded: where its deflate data starts, where its
+	// output starts, its running CRC-32 (over output up to crcAt) and
+	// whether it was decoded without a loss.
+	member mark
+	crc    uint32
+	crcAt  int64
+	exact  bool
+	placed int64  // placeholder bytes standing for losses in the member
+	sums   [3]int // members by check: ok, mismatch, unknown
 
-	st      state
-	members int // members verified by their trailer
-	// The member being decoded: where its deflate data starts (input) and
-	// its output starts, its running CRC-32 and size.
-	memberIn, memberOut int64
-	crc                 uint32
-	size                uint32
+	// Holding back: output before rel may be returned; taints before it
+	// were reported as spans. blocks holds the starts of recent blocks,
+	// sync a stored block whose output offset becomes a release point once
+	// the block after it has decoded too.
+	rel      mark
+	blocks   []mark
+	sync     mark
+	syncEnds int // block ends since sync was seen (-1: none pending)
 
-	// Output: buf[r:rel] may be returned, buf[rel:w] is held back.
-	buf       []byte
-	r, rel, w int
-	base      int64 // output offset of buf[0]
-	cps       []checkpoint
-	zeros     int64 // placeholder zeros to return once buf is drained
+	// Resync search.
+	th    *history
+	trial inflater
+
+	// pending placeholder bytes of a loss still to write; afterPending:
+	// decoding resumed inside a stored block, a sync point once written.
+	pending      int64
+	afterPending bool
 
 	spans    []codec.Span
+	frozen   int // spans[:frozen] were handed out
 	problems []damage.Problem
-	mismatch bool  // a member failed its CRC or size
-	unknown  bool  // damage made a check impossible
-	err      error // returned once buf and zeros are drained
+	err      error
 }
+
+const (
+	sumOK = iota
+	sumMismatch
+	sumUnknown
+)
 
 // NewReader returns a Reader decoding the gzip stream r. It fails only when
 // r does not start with the gzip magic; damage anywhere else is reported by
 // the Reader (or, with opt.Strict, returned by Read).
 func NewReader(r io.Reader, opt codec.Options) (codec.Reader, error) {
-	z := &Reader{opt: opt}
-	z.src.r = r
-	z.br = bufio.NewReaderSize(&z.src, bufSize)
-	b, err := z.br.Peek(2)
+	z := &Reader{opt: opt, syncEnds: -1}
+	z.in.src = r
+	b := z.in.at(0, 2)
 	if len(b) < 2 || b[0] != id1 || b[1] != id2 {
-		if z.src.err != nil {
-			return nil, fmt.Errorf("gzip: %w", z.src.err)
+		if z.in.err != nil {
+			return nil, fmt.Errorf("gzip: %w", z.in.err)
 		}
-		if len(b) < 2 && (len(b) == 0 || b[0] == id1) && (err == io.EOF || err == nil) {
+		if len(b) == 0 || len(b) == 1 && b[0] == id1 {
 			return nil, fmt.Errorf("gzip: %w: no complete header", codec.ErrTruncated)
 		}
 		return nil, fmt.Errorf("gzip: %w", errNotGzip)
 	}
-	z.buf = make([]byte, 4*chunk)
+	z.h = newHistory(historySize)
+	z.f.in, z.f.h = &z.in, z.h
+	z.rel = mark{0, 0}
 	return z, nil
 }
 
 // Spans returns the damaged output ranges found so far.
-func (z *Reader) Spans() []codec.Span { return z.spans }
+func (z *Reader) Spans() []codec.Span {
+	z.frozen = len(z.spans)
+	return z.spans[:len(z.spans):len(z.spans)]
+}
 
 // Problems returns what was found wrong so far, at input offsets.
-func (z *Reader) Problems() []damage.Problem { return z.problems }
+func (z *Reader) Problems() []damage.Problem { return z.problems[:len(z.problems):len(z.problems)] }
 
 // Checksum reports whether every member's CRC-32 and size matched.
 func (z *Reader) Checksum() codec.Checksum {
 	switch {
-	case z.mismatch:
+	case z.sums[sumMismatch] > 0:
 		return codec.ChecksumMismatch
-	case z.st != stEnd || z.unknown || z.members == 0:
+	case z.st != stEnd || z.sums[sumUnknown] > 0 || z.sums[sumOK] == 0:
 		return codec.ChecksumUnknown
 	}
 	return codec.ChecksumOK
@@ -156,16 +173,9 @@ func (z *Reader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	for {
-		if z.r < z.rel {
-			n := copy(p, z.buf[z.r:z.rel])
-			z.r += n
-			return n, nil
-		}
-		if z.zeros > 0 {
-			n := int(min(int64(len(p)), z.zeros))
-			clear(p[:n])
-			z.zeros -= int64(n)
-			z.base += int64(n) // placeholder bytes occupy output offsets too
+		if rel := int(z.rel.out - z.h.base); z.h.r < rel {
+			n := copy(p, z.h.buf[z.h.r:rel])
+			z.h.r += n
 			return n, nil
 		}
 		if z.st == stEnd {
@@ -178,13 +188,11 @@ func (z *Reader) Read(p []byte) (int, error) {
 	}
 }
 
-// out returns the output offset of the next decoded byte.
-func (z *Reader) out() int64 { return z.base + int64(z.w) }
-
-// inPos returns the input offset of the next byte the decoder would read.
-func (z *Reader) inPos() int64 { return z.src.n - int64(z.br.Buffered()) }
-
 func (z *Reader) step() {
+	if z.pending > 0 {
+		z.writePending()
+		return
+	}
 	switch z.st {
 	case stHeader:
 		z.readHeader()
@@ -195,13 +203,12 @@ func (z *Reader) step() {
 	}
 }
 
-func (z *Reader) problem(off int64, format string, args ...any) {
-	z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: fmt.Sprintf(format, args...)})
+func (z *Reader) problem(kind damage.Kind, off int64, format string, args ...any) {
+	z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: fmt.Sprintf(format, args...), Kind: kind})
 }
 
-// fail ends the stream with err, after the output decoded so far.
+// fail ends the stream with err, after the output released so far.
 func (z *Reader) fail(err error) {
-	z.releaseAll()
 	z.err = err
 	z.st = stEnd
 }
@@ -211,11 +218,23 @@ func (z *Reader) strictFail(kind error, off int64, msg string) {
 	z.fail(fmt.Errorf("gzip: %w at input offset %d: %s", kind, off, msg))
 }
 
+// readErr ends the stream at a read error.
+func (z *Reader) readErr() bool {
+	if z.in.err == nil {
+		return false
+	}
+	z.releaseAll()
+	z.fail(fmt.Errorf("gzip: %w", z.in.err))
+	return true
+}
+
+// ---- members ----
+
 func (z *Reader) readHeader() {
-	pos := z.inPos()
-	b, _ := z.br.Peek(maxHeaderLen)
-	if z.src.err != nil {
-		z.fail(fmt.Errorf("gzip: %w", z.src.err))
+	pos := z.f.ip
+	z.in.keep = pos
+	b := z.in.at(pos, maxHeaderLen)
+	if z.readErr() {
 		return
 	}
 	if len(b) == 0 {
@@ -223,61 +242,61 @@ func (z *Reader) readHeader() {
 		return
 	}
 	if b[0] == 0 {
-		z.skipZeros() // then parse what follows, at the next step
+		z.skipZeros()
 		return
 	}
 	h, err := parseHeader(b)
 	if errors.Is(err, errShortHeader) && len(b) < maxHeaderLen {
-		z.unknown = true
-		z.problem(pos, "stream ends inside a member header")
+		z.problem(damage.Truncated, pos, "stream ends inside a member header")
 		if z.opt.Strict {
 			z.strictFail(codec.ErrTruncated, pos, "stream ends inside a member header")
 			return
 		}
-		z.addSpan(codec.Span{Off: z.out(), State: damage.Lost, Resync: true, MaxLen: -1})
-		z.br.Discard(len(b))
+		z.sums[sumUnknown]++
+		z.addSpan(codec.Span{Off: z.h.pos(), State: damage.Lost, Resync: true, MaxLen: -1})
 		z.st = stEnd
 		return
 	}
 	if err != nil {
 		msg := "bad member header: " + err.Error()
-		if z.members == 0 && z.out() == 0 && pos == 0 {
-			msg = "bad first member header: " + err.Error()
-		}
-		z.problem(pos, "%s", msg)
+		z.problem(damage.Corrupt, pos, "%s", msg)
 		if z.opt.Strict {
 			z.strictFail(codec.ErrCorrupt, pos, msg)
 			return
 		}
-		z.unknown = true
-		z.br.Discard(1)
-		z.resync(pos, 1)
+		z.sums[sumUnknown]++
+		z.resync(pos*8+1, pos)
 		return
 	}
 	if h.hcrcBad {
-		z.problem(pos, "member header CRC-16 mismatch")
+		z.problem(damage.Corrupt, pos, "member header CRC-16 mismatch")
 		if z.opt.Strict {
 			z.strictFail(codec.ErrCorrupt, pos, "member header CRC-16 mismatch")
 			return
 		}
 	}
-	z.br.Discard(h.len)
-	if z.fr == nil {
-		z.fr = flate.NewReader(z.br)
-	} else {
-		z.fr.(flate.Resetter).Reset(z.br, nil)
-	}
-	z.memberIn, z.memberOut = z.inPos(), z.out()
-	z.crc, z.size = 0, 0
+	z.startMember(pos + int64(h.len))
+}
+
+// startMember starts decoding a member whose deflate data starts at input
+// offset p, with an empty window.
+func (z *Reader) startMember(p int64) {
+	z.f.startAt(p * 8)
+	z.f.low = z.h.pos()
+	z.member = mark{p * 8, z.h.pos()}
+	z.crc, z.crcAt, z.exact, z.placed = 0, z.h.pos(), true, 0
+	z.blocks = z.blocks[:0]
+	z.syncEnds = -1
 	z.st = stBody
 }
 
 // skipZeros consumes a run of zero bytes after a member: padding, which
 // gzip ignores too.
 func (z *Reader) skipZeros() {
-	pos := z.inPos()
+	pos := z.f.ip
 	for {
-		b, _ := z.br.Peek(bufSize)
+		z.in.keep = z.f.ip
+		b := z.in.at(z.f.ip, readSize)
 		if len(b) == 0 {
 			z.st = stEnd
 			return
@@ -286,236 +305,292 @@ func (z *Reader) skipZeros() {
 		for n < len(b) && b[n] == 0 {
 			n++
 		}
-		z.br.Discard(n)
+		z.f.ip += int64(n)
 		if n < len(b) {
-			z.problem(pos, "%d zero bytes between members", z.inPos()-pos)
+			z.problem(damage.Corrupt, pos, "%d zero bytes between members", z.f.ip-pos)
 			return
 		}
 	}
 }
 
 func (z *Reader) readBody() {
-	z.room()
-	n, err := z.fr.Read(z.buf[z.w : z.w+chunk])
-	if n > 0 {
-		z.crc = crc32.Update(z.crc, crc32.IEEETable, z.buf[z.w:z.w+n])
-		z.size += uint32(n)
-		z.w += n
-		z.cps = append(z.cps, checkpoint{z.inPos(), z.out()})
-		z.release()
+	z.h.reserve(chunk + maxMatch)
+	ev, err := z.f.step(z.h.pos() + chunk)
+	if z.exact {
+		z.crc = crc32.Update(z.crc, crc32.IEEETable, z.h.buf[z.crcAt-z.h.base:z.h.w])
+		z.crcAt = z.h.pos()
 	}
-	switch {
-	case err == nil:
-	case err == io.EOF:
+	if err != nil {
+		if !z.readErr() {
+			z.damaged(err)
+		}
+		return
+	}
+	switch ev {
+	case evHeader:
+		z.blockStarted()
+	case evBlock:
+		z.blockEnded()
+	case evEnd:
+		z.blockEnded()
 		z.st = stTrailer
-	case z.src.err != nil:
-		z.fail(fmt.Errorf("gzip: %w", z.src.err))
-	default:
-		z.corrupt(err)
 	}
+	z.release()
 }
 
 func (z *Reader) readTrailer() {
-	pos := z.inPos()
-	b, _ := z.br.Peek(trailerLen)
+	pos := z.f.ip
+	b := z.in.at(pos, trailerLen)
+	if z.readErr() {
+		return
+	}
 	if len(b) < trailerLen {
-		if z.src.err != nil {
-			z.fail(fmt.Errorf("gzip: %w", z.src.err))
-			return
-		}
-		z.problem(pos, "stream ends inside a member trailer: CRC-32 not checked")
+		z.problem(damage.Truncated, pos, "stream ends inside a member trailer: CRC-32 not checked")
 		if z.opt.Strict {
 			z.strictFail(codec.ErrTruncated, pos, "stream ends inside a member trailer")
 			return
 		}
-		z.unknown = true
+		z.sums[sumUnknown]++
 		z.releaseAll()
-		z.br.Discard(len(b))
 		z.st = stEnd
 		return
 	}
-	crc := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
-	size := uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24
-	z.br.Discard(trailerLen)
-	if crc != z.crc || size != z.size {
+	crc := le32(b)
+	size := le32(b[4:])
+	n := z.h.pos() - z.member.out
+	verified := z.exact && crc == z.crc && size == uint32(n)
+	if !verified && !z.membersEnd(pos) {
+		// Not followed by the end, padding or a member: the last block was
+		// not the member's last one, but damage decoded as one.
+		z.damaged(&errDeflate{pos * 8, "a final block not followed by a member's end"})
+		return
+	}
+	z.f.ip += trailerLen
+	switch {
+	case verified:
+		z.sums[sumOK]++
+	case !z.exact:
+		z.sums[sumUnknown]++
+		// the placeholders stood for losses whose total the size field gives
+		if diff := int64(int32(size - uint32(n))); diff != 0 {
+			z.problem(damage.Corrupt, pos, "member output not checked (a loss of unknown length); by its size field the losses were %d bytes, not the %d placeholder bytes", z.placed+diff, z.placed)
+		}
+	default:
 		msg := fmt.Sprintf("member output (offset %d, %d bytes) fails its check: CRC-32 %08x, trailer says %08x; size mod 2^32 %d, trailer says %d",
-			z.memberOut, z.out()-z.memberOut, z.crc, crc, z.size, size)
-		z.problem(pos, "%s", msg)
+			z.member.out, n, z.crc, crc, uint32(n), size)
+		z.problem(damage.ChecksumMismatch, pos, "%s", msg)
 		if z.opt.Strict {
 			z.strictFail(codec.ErrCorrupt, pos, msg)
 			return
 		}
-		z.mismatch = true
-	} else {
-		z.members++
+		z.sums[sumMismatch]++
 	}
 	z.releaseAll()
 	z.st = stHeader
 }
 
-// corrupt handles a deflate error: the held output is tainted, and reading
-// resumes at the next member, if one can be found.
-func (z *Reader) corrupt(err error) {
-	pos := z.inPos()
-	truncated := errors.Is(err, io.ErrUnexpectedEOF)
-	kind, msg := codec.ErrCorrupt, "corrupt deflate data"
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// ---- holding output back ----
+
+// blockStarted notes a block header: a release point for later, and a sync
+// point if it is a stored block.
+func (z *Reader) blockStarted() {
+	m := mark{z.f.blockStart, z.h.pos()}
+	if len(z.blocks) == holdBlocks+4 {
+		copy(z.blocks, z.blocks[1:])
+		z.blocks = z.blocks[:len(z.blocks)-1]
+	}
+	z.blocks = append(z.blocks, m)
+	z.in.keep = max(m.bit/8, z.f.ip-maxKeep)
+	if z.f.st == bsStored {
+		z.confirmSync()
+		z.sync, z.syncEnds = m, 0
+	}
+}
+
+// blockEnded confirms a pending sync point once the block after the stored
+// block has decoded too.
+func (z *Reader) blockEnded() {
+	if z.syncEnds >= 0 {
+		z.syncEnds++
+		if z.syncEnds >= 2 {
+			z.confirmSync()
+		}
+	}
+}
+
+func (z *Reader) confirmSync() {
+	if z.syncEnds > 0 {
+		z.setRel(z.sync)
+	}
+	z.syncEnds = -1
+}
+
+// release moves the release point as far as the rules allow (see the
+// package documentation).
+func (z *Reader) release() {
+	if n := len(z.blocks) - holdBlocks; n > 0 {
+		for i := n - 1; i >= 0; i-- {
+			if z.f.bitPos()-z.blocks[i].bit >= holdIn*8 {
+				z.setRel(z.blocks[i])
+				break
+			}
+		}
+	}
+	if z.h.pos()-z.rel.out > maxHold {
+		// where that output came from is not noted: the last release
+		// point's input offset stays, a bound for a loss's MaxLen
+		z.setRel(mark{z.rel.bit, z.h.pos() - maxHold})
+	}
+}
+
+func (z *Reader) releaseAll() { z.setRel(mark{z.f.bitPos(), z.h.pos()}) }
+
+// setRel moves the release point to m (if it is further on) and reports
+// the taints before it as spans.
+func (z *Reader) setRel(m mark) {
+	if m.out <= z.rel.out {
+		return
+	}
+	ts := z.h.taints
+	for i := z.h.firstAfter(z.rel.out); i < len(ts) && ts[i].start < m.out; i++ {
+		a, b := max(ts[i].start, z.rel.out), min(ts[i].end, m.out)
+		z.addSpan(codec.Span{Off: a, Len: b - a, State: damage.Tainted})
+	}
+	z.rel = m
+}
+
+// addSpan appends a span, merging it into the last one when that was not
+// handed out yet and they touch with the same state.
+func (z *Reader) addSpan(s codec.Span) {
+	if n := len(z.spans); n > z.frozen && !s.Resync {
+		l := &z.spans[n-1]
+		if !l.Resync && l.State == s.State && l.End() == s.Off {
+			l.Len += s.Len
+			return
+		}
+	}
+	z.spans = append(z.spans, s)
+}
+
+// ---- damage ----
+
+// damaged handles a deflate error: the held output is dropped (or, when
+// the input ends, tainted), and decoding resumes where the data decodes
+// again.
+func (z *Reader) damaged(err error) {
+	truncated := isTruncation(err)
+	var pos int64
+	var de *errDeflate
+	switch {
+	case errors.As(err, &de):
+		pos = de.bit / 8
+	default:
+		pos = z.in.end()
+	}
+	kind, pk, msg := codec.ErrCorrupt, damage.Corrupt, err.Error()
+	if de != nil {
+		msg = "corrupt deflate data: " + de.msg
+	}
 	if truncated {
-		kind, msg = codec.ErrTruncated, "stream ends inside deflate data"
+		kind, pk, msg = codec.ErrTruncated, damage.Truncated, "stream ends inside deflate data"
 	}
-	var ce flate.CorruptInputError
-	if errors.As(err, &ce) {
-		msg = fmt.Sprintf("corrupt deflate data (%d bytes into the member)", int64(ce))
-	}
-	z.problem(pos, "%s", msg)
+	z.problem(pk, pos, "%s", msg)
 	if z.opt.Strict {
 		z.strictFail(kind, pos, msg)
 		return
 	}
-	z.unknown = true
-	if z.rel < z.w {
-		// A corrupt deflate stream usually decodes to wrong bytes for a
-		// while before an error shows: distrust what was held back. An
-		// early end is no different: damage can make the decoder run past
-		// the member's true end into the end of the input.
-		z.addSpan(codec.Span{Off: z.base + int64(z.rel), Len: int64(z.w - z.rel), State: damage.Tainted})
+	z.exact = false
+	if truncated {
+		// A cut leaves what was decoded before it right, but damage that
+		// runs on to the end of the input (over the trailer) looks the
+		// same: the held output is kept, and distrusted.
+		if z.rel.out < z.h.pos() {
+			z.addSpan(codec.Span{Off: z.rel.out, Len: z.h.pos() - z.rel.out, State: damage.Tainted})
+			z.rel.out = z.h.pos()
+		}
+		z.releaseAll()
+		z.sums[sumUnknown]++
+		z.addSpan(codec.Span{Off: z.h.pos(), State: damage.Lost, Resync: true, MaxLen: -1})
+		z.st = stEnd
+		return
 	}
-	z.releaseAll()
-	ratio := 1.0
-	if in := pos - z.memberIn; in > 0 {
-		ratio = float64(z.out()-z.memberOut) / float64(in)
-	}
-	z.resync(pos, ratio)
+	z.h.truncate(z.rel.out)
+	z.sums[sumUnknown]++
+	z.resync(z.f.blockStart+1, pos)
 }
 
-// resync scans the input for the next member and reports what lies before
-// it as lost. ratio (output bytes per input byte) sizes the placeholder.
-func (z *Reader) resync(from int64, ratio float64) {
-	found := z.scan()
-	skipped := z.inPos() - from
-	sp := codec.Span{Off: z.out(), State: damage.Lost, Resync: true, MaxLen: -1}
-	if !found {
-		z.problem(from, "no further gzip member in the remaining %d bytes: the rest of the stream is lost", skipped)
+// resync looks for the next place to resume from bit offset from on (the
+// damage showed at input offset at), reports what lies between the release
+// point and there as a Lost span with Resync set, and resumes.
+func (z *Reader) resync(from, at int64) {
+	c, ok := z.search(from)
+	sp := codec.Span{Off: z.rel.out, State: damage.Lost, Resync: true, MaxLen: -1}
+	if !ok {
+		z.problem(damage.Corrupt, at, "no place to resume decoding after the damage: the rest of the stream (%d bytes) is lost", z.in.end()-from/8)
 		z.addSpan(sp)
 		z.st = stEnd
 		return
 	}
-	est := float64(skipped) * ratio
-	if est > maxPlaceholder {
-		est = maxPlaceholder
-	}
-	sp.Len = int64(est) &^ 511
-	z.problem(from, "skipped %d bytes to the next gzip member at input offset %d", skipped, z.inPos())
+	skipped := c.bit - z.rel.bit
+	sp.Len = min(int64(float64(skipped)/8*z.ratio()), maxPlaceholder) &^ 511
+	sp.MaxLen = max(skipped*maxExpand, sp.Len)
+	z.problem(damage.Corrupt, at, "skipped input up to offset %d (%s) after the damage", c.bit/8, c.kind)
 	z.addSpan(sp)
-	z.zeros = sp.Len
-	z.st = stHeader
-}
-
-// scan advances the input to the next plausible member header that decodes
-// cleanly, reporting false at the end of the input.
-func (z *Reader) scan() bool {
-	magic := []byte{id1, id2, cmDeflate}
-	for {
-		b, _ := z.br.Peek(bufSize)
-		if z.src.err != nil || len(b) < fixedHeaderLen {
-			z.br.Discard(len(b))
-			return false
-		}
-		i := bytes.Index(b, magic)
-		if i < 0 {
-			z.br.Discard(len(b) - len(magic) + 1)
-			continue
-		}
-		if i > 0 {
-			z.br.Discard(i)
-			continue // peek again: the candidate gets a full window
-		}
-		if plausibleStart(b) && z.trialOK(b, len(b) < bufSize) {
-			return true
-		}
-		z.br.Discard(1)
-	}
-}
-
-// trialOK decodes the start of the candidate member at b. atEOF says b
-// holds the rest of the input.
-func (z *Reader) trialOK(b []byte, atEOF bool) bool {
-	h, err := parseHeader(b)
-	if err != nil {
-		return false
-	}
-	body := b[h.len:]
-	z.trialSrc.Reset(body)
-	if z.trial == nil {
-		z.trial = flate.NewReader(&z.trialSrc)
-		z.trialBuf = make([]byte, trialOut)
-	} else {
-		z.trial.(flate.Resetter).Reset(&z.trialSrc, nil)
-	}
-	n := 0
-	for n < len(z.trialBuf) {
-		m, err := z.trial.Read(z.trialBuf[n:])
-		n += m
-		switch {
-		case err == nil:
-			continue
-		case err == io.EOF:
-			used := len(body) - z.trialSrc.Len()
-			if used+trailerLen > len(body) {
-				return atEOF && n >= 1024
-			}
-			t := body[used:]
-			crc := uint32(t[0]) | uint32(t[1])<<8 | uint32(t[2])<<16 | uint32(t[3])<<24
-			size := uint32(t[4]) | uint32(t[5])<<8 | uint32(t[6])<<16 | uint32(t[7])<<24
-			return crc == crc32.ChecksumIEEE(z.trialBuf[:n]) && size == uint32(n)
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			// The input ended (a window of bufSize always holds more
-			// than trialOut of output): a truncated member is still worth
-			// reading.
-			return n >= 1024
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func (z *Reader) addSpan(s codec.Span) { z.spans = append(z.spans, s) }
-
-// release makes the output available that came from input at least holdIn
-// bytes behind the decoder, or all but maxHold bytes of it.
-func (z *Reader) release() {
-	limit := z.inPos() - holdIn
-	k := 0
-	for k < len(z.cps) && z.cps[k].in <= limit {
-		k++
-	}
-	if k > 0 {
-		z.rel = max(z.rel, int(z.cps[k-1].out-z.base))
-		z.cps = append(z.cps[:0], z.cps[k:]...)
-	}
-	if z.w-z.rel > maxHold {
-		z.rel = z.w - maxHold
-	}
-}
-
-func (z *Reader) releaseAll() {
-	z.rel = z.w
-	z.cps = z.cps[:0]
-}
-
-// room makes space for a chunk of output at buf[w:], moving the bytes not
-// yet returned to the front and growing buf when they fill half of it.
-func (z *Reader) room() {
-	if len(z.buf)-z.w >= chunk {
+	z.pending = sp.Len
+	z.placed += sp.Len
+	z.rel.bit = c.bit
+	z.blocks = z.blocks[:0]
+	z.syncEnds = -1
+	z.exact = false
+	if c.kind == candMember {
+		z.f.ip = c.bit / 8
+		z.st = stHeader
 		return
 	}
-	n := copy(z.buf, z.buf[z.r:z.w])
-	z.base += int64(z.r)
-	z.rel -= z.r
-	z.w, z.r = n, 0
-	if len(z.buf)-z.w < max(chunk, len(z.buf)/2) {
-		nb := make([]byte, max(2*len(z.buf), z.w+chunk))
-		copy(nb, z.buf[:z.w])
-		z.buf = nb
+	// the window before the place is unknown: copies from it are tainted
+	z.h.floor = z.h.pos() + z.pending
+	if c.kind == candStored {
+		z.f.startStored(c.bit/8, c.stored)
+		if z.pending == 0 {
+			z.blockStarted()
+		} else {
+			z.afterPending = true
+		}
+	} else {
+		z.f.startAt(c.bit)
 	}
+	z.f.low = noLimit
+	z.st = stBody
+}
+
+// writePending writes placeholder bytes of a loss (a chunk at a time, as
+// they are read) and releases them.
+func (z *Reader) writePending() {
+	k := int(min(z.pending, chunk))
+	z.h.reserve(k)
+	clear(z.h.buf[z.h.w : z.h.w+k])
+	z.h.w += k
+	z.pending -= int64(k)
+	z.rel.out = z.h.pos()
+	if z.pending == 0 && z.afterPending {
+		z.afterPending = false
+		z.blockStarted() // the stored block resumed in
+	}
+}
+
+// ratio returns output bytes per input byte decoded lately, for sizing a
+// loss.
+func (z *Reader) ratio() float64 {
+	a, b := z.member, mark{z.f.bitPos(), z.h.pos()}
+	if len(z.blocks) > 1 {
+		a, b = z.blocks[0], z.blocks[len(z.blocks)-1]
+	}
+	if b.bit-a.bit < 8<<10 {
+		return 3
+	}
+	return min(max(float64(b.out-a.out)/float64(b.bit-a.bit)*8, 0.5), maxExpand*8)
 }

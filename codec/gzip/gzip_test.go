@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"math/rand/v2"
@@ -15,13 +16,13 @@ import (
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/codec/codectest"
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
-// decode reads a whole stream; it fails the test on a panic or a Read that
-// returns more than the input could hold.
+// decode reads a whole stream.
 func decode(t testing.TB, in []byte, opt codec.Options) (codec.Reader, []byte, error) {
 	t.Helper()
 	r, err := NewReader(bytes.NewReader(in), opt)
@@ -32,11 +33,37 @@ func decode(t testing.TB, in []byte, opt codec.Options) (codec.Reader, []byte, e
 	return r, out, err
 }
 
-// streams returns the test corpus compressed the ways vzdump does it, and
-// a few more shapes (names, multiple members).
+// diskData is test data like a guest disk's, generated from a seed (the
+// same on every machine).
+func diskData(n int) []byte { return codectest.Disk(7, n) }
+
+// rsyncable returns data compressed as vzdump does: gzip --rsyncable, or
+// pigz --rsyncable when pig is set (skipping the test without pigz).
+func rsyncable(t testing.TB, data []byte, pig bool) []byte {
+	if pig {
+		return testimg.Compress(t, data, "pigz", "--rsyncable", "-n")
+	}
+	return testimg.Compress(t, data, "gzip", "--rsyncable", "-n")
+}
+
+// vzdumpStreams returns data compressed as vzdump does (gzip --rsyncable,
+// pigz --rsyncable when installed) and by gzip without sync points.
+func vzdumpStreams(t testing.TB, data []byte) map[string][]byte {
+	s := map[string][]byte{
+		"gzip --rsyncable": rsyncable(t, data, false),
+		"gzip -6":          testimg.Compress(t, data, "gzip", "-n"),
+	}
+	if _, err := exec.LookPath("pigz"); err == nil {
+		s["pigz --rsyncable"] = rsyncable(t, data, true)
+	}
+	return s
+}
+
+// streams returns data compressed the ways vzdump does it, and a few more
+// shapes (no --rsyncable, names, multiple members).
 func streams(t *testing.T, data []byte) map[string][]byte {
 	s := map[string][]byte{
-		"gzip --rsyncable":  testimg.Compress(t, data, "gzip", "--rsyncable", "-n"),
+		"gzip --rsyncable":  rsyncable(t, data, false),
 		"gzip -6 with name": testimg.Compress(t, data, "gzip"),
 		"gzip -1":           testimg.Compress(t, data, "gzip", "-1"),
 	}
@@ -44,7 +71,7 @@ func streams(t *testing.T, data []byte) map[string][]byte {
 	s["three members"] = append(append(testimg.Compress(t, data[:third], "gzip", "--rsyncable"),
 		testimg.Compress(t, data[third:2*third], "gzip", "-9")...), testimg.Compress(t, data[2*third:], "gzip")...)
 	if _, err := exec.LookPath("pigz"); err == nil {
-		s["pigz --rsyncable"] = testimg.Compress(t, data, "pigz", "--rsyncable")
+		s["pigz --rsyncable"] = rsyncable(t, data, true)
 		s["pigz -p 2 with comment"] = testimg.Compress(t, data, "pigz", "-p", "2", "-C", "a comment")
 	} else {
 		t.Log("pigz not installed: its streams are not tested")
@@ -53,7 +80,7 @@ func streams(t *testing.T, data []byte) map[string][]byte {
 }
 
 func TestCleanStreams(t *testing.T) {
-	data := testimg.Corpus(t, 2<<20)
+	data := diskData(3 << 20)
 	for name, gz := range streams(t, data) {
 		for _, strict := range []bool{false, true} {
 			r, out, err := decode(t, gz, codec.Options{Strict: strict})
@@ -126,63 +153,93 @@ func TestRealVMA(t *testing.T) {
 	}
 }
 
-// damager changes a copy of a compressed stream the ways disks and RAM do.
-// check verifies the Reader's promise on damaged input: before the first
-// Resync span, every byte outside the spans equals the original, unless
-// only the checksum failed (then no span can say where); truncated output
-// is an exact prefix. It returns how many bytes were recovered intact.
-func check(t *testing.T, what string, orig, out []byte, r codec.Reader) int64 {
+// verdict is what check found of a salvaged stream.
+type verdict struct {
+	good      int64 // bytes outside the spans, checked equal to the original
+	unchecked int64 // bytes outside the spans between two Resync spans: their true offset is unknown
+	wrong     int64 // bytes outside the spans that differ
+}
+
+// check verifies the Reader's promise on damaged input, for a single damage:
+// every byte outside the spans equals the original, before the first
+// Resync span at the same offset, after the last one at the offset the
+// stream's end gives (whole says the input was not cut short), unless a
+// member's CRC failed with no span (silent damage: nothing could say
+// where). It reports the first wrong byte as a test error.
+func check(t testing.TB, what string, orig, out []byte, r codec.Reader, whole bool) verdict {
 	t.Helper()
+	var v verdict
 	sp := r.Spans()
 	for i := 1; i < len(sp); i++ {
 		if sp[i].Off < sp[i-1].End() {
 			t.Errorf("%s: spans overlap or out of order: %v", what, sp)
 		}
 	}
-	if r.Checksum() == codec.ChecksumMismatch {
-		// A member failed its CRC: its damage has no place, and the
-		// interface lets its bytes stand outside every span.
-		return 0
+	if r.Checksum() == codec.ChecksumMismatch && len(sp) == 0 {
+		return v
 	}
-	if len(sp) == 0 && !bytes.Equal(out, orig) {
-		t.Errorf("%s: no span, checksum %s, but output differs (problems %v)", what, r.Checksum(), r.Problems())
-		return 0
-	}
-	var good int64
-	pos := int64(0)
-	limit := int64(len(out))
-	for _, s := range sp {
-		end := min(s.Off, limit)
-		if pos < end {
-			if end > int64(len(orig)) || !bytes.Equal(out[pos:end], orig[pos:end]) {
-				t.Errorf("%s: wrong bytes outside spans in [%d,%d) (spans %v, problems %v)", what, pos, end, sp, r.Problems())
-				return good
-			}
-			good += end - pos
-		}
+	first, last := -1, -1
+	for i, s := range sp {
 		if s.Resync {
-			return good
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	shift, after := int64(0), false
+	segment := func(a, b int64) {
+		if a >= b {
+			return
+		}
+		if after && !whole {
+			v.unchecked += b - a
+			return
+		}
+		o := a + shift
+		if o < 0 || o+(b-a) > int64(len(orig)) || !bytes.Equal(out[a:b], orig[o:o+b-a]) {
+			if v.wrong == 0 {
+				t.Errorf("%s: wrong bytes outside the spans in [%d,%d) (shift %d, spans %v, problems %v)", what, a, b, shift, short(sp), r.Problems())
+			}
+			v.wrong += b - a
+			return
+		}
+		v.good += b - a
+	}
+	pos := int64(0)
+	for i, s := range sp {
+		end := min(s.Off, int64(len(out)))
+		if first >= 0 && i > first && i <= last {
+			v.unchecked += max(end-pos, 0)
+		} else {
+			segment(pos, end)
 		}
 		pos = s.End()
-	}
-	if pos < limit {
-		if limit > int64(len(orig)) || !bytes.Equal(out[pos:], orig[pos:limit]) {
-			t.Errorf("%s: wrong bytes after the last span from %d (spans %v, problems %v)", what, pos, sp, r.Problems())
-			return good
+		if i == last {
+			shift, after = int64(len(orig))-int64(len(out)), true
 		}
-		good += limit - pos
 	}
-	return good
+	segment(pos, int64(len(out)))
+	return v
+}
+
+// short abbreviates a long list of spans for a message.
+func short(sp []codec.Span) []codec.Span {
+	if len(sp) > 8 {
+		return sp[:8]
+	}
+	return sp
 }
 
 func TestDamage(t *testing.T) {
-	data := testimg.Corpus(t, 3<<20)
+	data := diskData(2 << 20)
 	gzs := streams(t, data)
 	var stats = map[string][3]int{} // cases, with spans, silent
 	for name, gz := range gzs {
 		for _, d := range testimg.Damagers {
-			var recovered, total int64
-			for seed := range uint64(8) {
+			var v verdict
+			const seeds = 6
+			for seed := range uint64(seeds) {
 				rng := rand.New(rand.NewPCG(seed, 7))
 				bad := d.Do(append([]byte(nil), gz...), rng)
 				what := name + "/" + d.Name
@@ -194,8 +251,9 @@ func TestDamage(t *testing.T) {
 					t.Errorf("%s seed %d: %v", what, seed, err)
 					continue
 				}
-				recovered += check(t, what, data, out, r)
-				total += int64(len(data))
+				c := check(t, what, data, out, r, d.Name != "truncation")
+				v.good += c.good
+				v.unchecked += c.unchecked
 				st := stats[d.Name]
 				st[0]++
 				if len(r.Spans()) > 0 {
@@ -222,18 +280,18 @@ func TestDamage(t *testing.T) {
 					t.Errorf("%s seed %d: strict error %v wraps neither ErrCorrupt nor ErrTruncated", what, seed, serr)
 				}
 			}
-			t.Logf("%-24s %-18s recovered %5.1f%% intact", name, d.Name, 100*float64(recovered)/float64(max(total, 1)))
+			t.Logf("%-24s %-18s recovered %5.1f%% intact, %d bytes between losses", name, d.Name, 100*float64(v.good)/float64(seeds*len(data)), v.unchecked)
 		}
 	}
 	for k, v := range stats {
-		t.Logf("%-18s cases %d, with spans %d, checksum mismatch %d", k, v[0], v[1], v[2])
+		t.Logf("%-18s cases %d, with spans %d, checksum mismatch (silent) %d", k, v[0], v[1], v[2])
 	}
 }
 
 // TestResyncNextMember damages the second of three members: the first and
 // third must come out intact, the third after a Resync span.
 func TestResyncNextMember(t *testing.T) {
-	data := testimg.Corpus(t, 1<<20)
+	data := diskData(1 << 20)
 	third := len(data) / 3
 	m1 := testimg.Compress(t, data[:third], "gzip")
 	m2 := testimg.Compress(t, data[third:2*third], "gzip")
@@ -256,41 +314,85 @@ func TestResyncNextMember(t *testing.T) {
 		if r.Checksum() == codec.ChecksumOK || len(r.Problems()) == 0 {
 			t.Errorf("%s: checksum %s, problems %v", at.name, r.Checksum(), r.Problems())
 		}
-		check(t, at.name, data, out, r)
+		check(t, at.name, data, out, r, true)
 		for _, s := range r.Spans() {
 			if s.Off < int64(third) {
 				t.Errorf("%s: span %v inside the intact first member", at.name, s)
 			}
 		}
-		t.Logf("%s: spans %v problems %v", at.name, r.Spans(), r.Problems())
+		t.Logf("%s: spans %v problems %v", at.name, short(r.Spans()), r.Problems())
 	}
 }
 
-// TestHeldOutputTainted: after a deflate error the output decoded shortly
-// before it is reported Tainted, and bytes from well before are not.
-func TestHeldOutputTainted(t *testing.T) {
-	data := testimg.Corpus(t, 8<<20)
-	gz := testimg.Compress(t, data, "gzip", "--rsyncable", "-n")
-	bad := append([]byte(nil), gz...)
-	p := len(bad) * 3 / 4 &^ 4095
-	clear(bad[p : p+4096])
-	r, out, err := decode(t, bad, codec.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tainted bool
-	for _, s := range r.Spans() {
-		if s.State == damage.Tainted {
-			tainted = true
-			if s.Off == 0 || s.Len > maxHold {
-				t.Errorf("taint %v reaches far back", s)
+// TestResume puts a 64 KiB garbage run in the middle of streams as vzdump
+// writes them (and one without --rsyncable): the decoder must resume after
+// it, lose only around it, and leave no wrong byte outside the spans.
+func TestResume(t *testing.T) {
+	data := diskData(8 << 20)
+	for name, gz := range vzdumpStreams(t, data) {
+		for _, pct := range []int{35, 65} {
+			bad := append([]byte(nil), gz...)
+			codectest.Garbage(bad, len(bad)*pct/100, 64<<10, uint64(pct))
+			r, out, err := decode(t, bad, codec.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			what := fmt.Sprintf("%s %d%%", name, pct)
+			v := check(t, what, data, out, r, true)
+			resyncs := 0
+			for _, s := range r.Spans() {
+				if s.Resync {
+					resyncs++
+				}
+			}
+			frac := float64(v.good) / float64(len(data))
+			t.Logf("%s: %.2f%% intact, %d spans, %d resyncs", what, 100*frac, len(r.Spans()), resyncs)
+			if resyncs != 1 || v.unchecked != 0 || frac < 0.6 || r.Checksum() != codec.ChecksumUnknown {
+				t.Errorf("%s: %d resyncs, %d bytes unchecked, %.2f%% intact, checksum %s (problems %v)", what, resyncs, v.unchecked, 100*frac, r.Checksum(), r.Problems())
 			}
 		}
 	}
-	if !tainted {
-		t.Errorf("no tainted span: %v", r.Spans())
+}
+
+// TestTruncation: a stream cut anywhere gives back every byte before the
+// cut; those since the last sync point are reported tainted (garbage that
+// runs on over the trailer would look the same), none before. Garbage
+// over the last blocks and the trailer leaves no wrong byte outside the
+// spans.
+func TestTruncation(t *testing.T) {
+	data := diskData(2 << 20)
+	gz := rsyncable(t, data, false)
+	for _, cut := range []int{len(gz) / 3, len(gz) / 2, len(gz) - 100, len(gz) - 9} {
+		r, out, err := decode(t, gz[:cut], codec.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(data, out) || r.Checksum() != codec.ChecksumUnknown {
+			t.Errorf("cut at %d: prefix %v, checksum %s", cut, bytes.HasPrefix(data, out), r.Checksum())
+		}
+		if ps := r.Problems(); len(ps) != 1 || ps[0].Kind != damage.Truncated {
+			t.Errorf("cut at %d: problems %v, want one of kind truncated", cut, ps)
+		}
+		for _, s := range r.Spans() {
+			if s.Len > 0 && (s.State != damage.Tainted || s.End() != int64(len(out)) || s.Len > 64<<10) {
+				t.Errorf("cut at %d (%d bytes out): span %v, want only a short taint at the end", cut, len(out), s)
+			}
+		}
+		if int64(len(out)) < int64(len(data))*int64(cut)/int64(len(gz))/2 {
+			t.Errorf("cut at %d: only %d bytes", cut, len(out))
+		}
 	}
-	check(t, "zeroed page", data, out, r)
+	for seed := range uint64(20) {
+		bad := append([]byte(nil), gz...)
+		rng := rand.New(rand.NewPCG(seed, 1))
+		end := len(bad) - 8*rng.IntN(2) // over the trailer, or not
+		codectest.Garbage(bad, end-1-rng.IntN(3000), end, seed)
+		r, out, err := decode(t, bad, codec.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, "garbage at the end", data, out, r, true)
+	}
 }
 
 // fullHeader builds a member with every optional header field (FEXTRA,

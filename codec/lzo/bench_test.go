@@ -9,20 +9,35 @@ import (
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/codec"
-	"github.com/vzsalvage/vzsalvage/internal/testimg"
+	"github.com/vzsalvage/vzsalvage/codec/codectest"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
 func benchStream(b *testing.B) (data, lz []byte) {
-	data = testimg.Corpus(b, 24<<20)
+	data = diskData(32 << 20)
 	return data, lzopStdin(b, data)
 }
 
 // BenchmarkRead measures the lzop reader on a clean file (MB/s of output).
 func BenchmarkRead(b *testing.B) {
 	data, lz := benchStream(b)
+	benchRead(b, lz, int64(len(data)))
+}
+
+// BenchmarkSalvage measures the reader on a file with a 64 KiB garbage run
+// every 4 MiB of input (MB/s of output).
+func BenchmarkSalvage(b *testing.B) {
+	data, lz := benchStream(b)
+	bad := append([]byte(nil), lz...)
+	for at := 1 << 20; at+64<<10 < len(bad); at += 4 << 20 {
+		codectest.Garbage(bad, at, 64<<10, uint64(at))
+	}
+	benchRead(b, bad, int64(len(data)))
+}
+
+func benchRead(b *testing.B, lz []byte, n int64) {
 	buf := make([]byte, 128<<10)
-	b.SetBytes(int64(len(data)))
+	b.SetBytes(n)
 	b.ResetTimer()
 	for b.Loop() {
 		r, err := NewReader(bytes.NewReader(lz), codec.Options{})

@@ -22,7 +22,9 @@ import (
 //	             data (only when it is shorter: equal lengths mean a stored
 //	             block), then the data.
 //
-// All integers are big-endian.
+// All integers are big-endian. vzdump runs `lzop` on a pipe: its files have
+// flags 0x0300000d (Unix, stdin, stdout, Adler-32 of each block's output):
+// no checksum of the compressed data.
 var magic = [9]byte{0x89, 'L', 'Z', 'O', 0, '\r', '\n', 0x1a, '\n'}
 
 // Header flags.

@@ -159,9 +159,18 @@ func decompress1X(dst, src []byte) (out []byte, used int, err error) {
 			return buf[:op], ip, ErrOutputOverrun
 		}
 		from := op - dist
-		if dist >= length {
+		switch {
+		case dist >= 8 && length <= 32 && op+40 <= len(buf):
+			// Short and far enough back: eight bytes at a time, each
+			// chunk read before it is overwritten; what is written past
+			// the match lies inside buf and is overwritten next.
+			for i := 0; i < length; i += 8 {
+				binary.LittleEndian.PutUint64(buf[op+i:], binary.LittleEndian.Uint64(buf[from+i:]))
+			}
+			op += length
+		case dist >= length:
 			op += copy(buf[op:op+length], buf[from:from+length])
-		} else {
+		default:
 			// Overlapping: the copied pattern repeats every dist bytes, so
 			// each copy may take everything written since from.
 			end := op + length
@@ -178,7 +187,12 @@ func decompress1X(dst, src []byte) (out []byte, used int, err error) {
 			if state > len(buf)-op {
 				return buf[:op], ip, ErrOutputOverrun
 			}
-			op += copy(buf[op:op+state], src[ip:ip+state])
+			if ip+4 <= n && op+4 <= len(buf) {
+				binary.LittleEndian.PutUint32(buf[op:], binary.LittleEndian.Uint32(src[ip:]))
+			} else {
+				copy(buf[op:op+state], src[ip:ip+state])
+			}
+			op += state
 			ip += state
 		}
 	}

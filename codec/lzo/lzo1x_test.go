@@ -34,7 +34,7 @@ func blocks(t testing.TB, f []byte) (lay layout, hs []blockHeader, datas [][]byt
 // TestDecompress1X decodes every block lzop wrote, at every level, and
 // compares it with the original.
 func TestDecompress1X(t *testing.T) {
-	data := testimg.Corpus(t, 1<<20)
+	data := diskData(1 << 20)
 	for _, level := range []string{"-1", "-3", "-7", "-9"} {
 		lay, hs, datas := blocks(t, testimg.Compress(t, data, "lzop", level))
 		off := 0

@@ -2,14 +2,18 @@
 // codec.Reader, with its own LZO1X block decoder (Decompress1X).
 //
 // lzop data is verifiable block by block: every block carries the
-// Adler-32 (or CRC-32) of its output, and blocks are independent. A block
-// that fails to decode or to verify becomes a Lost span of its length (256
-// KiB for every block but the last) and reading goes on with the next
-// block. When a block header itself is damaged, the reader scans forward for
-// the next block whose checksum verifies and reports the gap as a Lost span
-// with Resync set. Every byte outside a span has been verified by its
-// block's checksum (unless the file was written with --no-checksum: then
-// Checksum says Absent).
+// Adler-32 (or CRC-32) of its output, and blocks are independent, so the
+// blocks after the one being read are decoded ahead on the other cores. A
+// block that fails to decode or to verify keeps what its data decodes to as
+// a Tainted span (the VMA reader still finds extent headers in it, by their
+// MD5) and the rest of its length (256 KiB for every block but the last) as
+// a Lost one, and reading goes on with the next block. When a block header
+// itself is damaged, the block is rebuilt from its data if that decodes to
+// a whole block ending where a verified one starts; if not, the reader
+// scans forward for the next block whose checksum verifies and reports the
+// gap as a Lost span with Resync set. Every byte outside a span has been
+// verified by its block's checksum (unless the file was written with
+// --no-checksum: then Checksum says Absent).
 package lzo
 
 import (
@@ -57,6 +61,8 @@ type Reader struct {
 	out    []byte // the block being returned: out[r:] is left
 	r      int
 	dec    []byte // decode buffer
+	rb     []byte // buffer of a block rebuilt from its data
+	ahead  ahead  // blocks decoded ahead
 	zeros  int64  // placeholder zeros queued after out
 	outOff int64  // output offset after out and zeros
 
@@ -193,7 +199,11 @@ func (z *Reader) end(err error) {
 // and reports true.
 func (z *Reader) report(kind error, off int64, format string, args ...any) bool {
 	msg := fmt.Sprintf(format, args...)
-	z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: msg})
+	k := damage.Corrupt
+	if errors.Is(kind, codec.ErrTruncated) {
+		k = damage.Truncated
+	}
+	z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: msg, Kind: k})
 	if z.opt.Strict {
 		z.end(fmt.Errorf("lzo: %w at input offset %d: %s", kind, off, msg))
 		return true
@@ -269,6 +279,9 @@ func (z *Reader) readAfter() {
 // readBlock reads the block at z.pos. Window indices do not survive a
 // fill, which may move the window: z.pos does.
 func (z *Reader) readBlock() {
+	if z.takeAhead() {
+		return
+	}
 	off := z.at(z.pos)
 	z.fill(maxBlockHeader)
 	if z.err != nil {
@@ -332,10 +345,20 @@ func (z *Reader) readBlock() {
 	next := z.pos + h.len + h.srcLen
 	nh, ok := z.lay.parseBlockHeader(z.win[next:])
 	if !ok || !z.plausible(&nh) {
+		// The damage runs on into the next block's header. This block's
+		// own header is read right (its data sits where its lengths say)
+		// when its output length is that of every full block: keep its
+		// best guess, and look for the next block from where it ends.
 		if z.report(codec.ErrCorrupt, off, "damaged block (header or data)") {
 			return
 		}
-		z.resync()
+		z.bad = true
+		if h.dstLen != z.blockSize {
+			z.resync()
+			return
+		}
+		z.taint(data, &h, h.dstLen, false)
+		z.pos = next // the next step finds the damaged header there
 		return
 	}
 	n := h.dstLen
@@ -345,16 +368,41 @@ func (z *Reader) readBlock() {
 	} else if n > z.blockSize {
 		n, resync = z.blockSize, true // a last block longer than the others: damaged too
 	}
-	if z.report(codec.ErrCorrupt, off, "block of %d bytes fails to decode or verify: lost", n) {
+	if z.report(codec.ErrCorrupt, off, "block of %d bytes fails to decode or verify: its output is not to be trusted", n) {
 		return
 	}
 	z.bad = true
+	z.taint(data, &h, n, resync)
 	z.pos = next
-	sp := codec.Span{Off: z.outOff, Len: int64(n), State: damage.Lost}
-	if resync {
-		sp.Resync, sp.MaxLen = true, int64(z.blockSize)
+}
+
+// taint queues the best guess at a block that failed to decode or to
+// verify (what its data decodes to, up to where decoding fails) as a
+// Tainted span, and the rest of its n bytes as a Lost one (with Resync set
+// when n is not sure). data must not lie in the window's part that a fill
+// may move before the output is read: it is decoded (or copied) here.
+func (z *Reader) taint(data []byte, h *blockHeader, n int, resync bool) {
+	if cap(z.dec) < n {
+		z.dec = make([]byte, 0, max(n, z.blockSize))
 	}
-	z.lose(sp)
+	var out []byte
+	if h.srcLen >= h.dstLen {
+		out = append(z.dec[:0], data[:min(len(data), n)]...) // stored
+	} else {
+		out, _, _ = decompress1X(z.dec[:0:n], data)
+	}
+	z.out, z.r = out, 0
+	if len(out) > 0 {
+		z.spans = append(z.spans, codec.Span{Off: z.outOff, Len: int64(len(out)), State: damage.Tainted})
+	}
+	z.outOff += int64(len(out))
+	if rest := n - len(out); rest > 0 || resync {
+		sp := codec.Span{Off: z.outOff, Len: int64(rest), State: damage.Lost}
+		if resync {
+			sp.Resync, sp.MaxLen = true, int64(z.blockSize)
+		}
+		z.lose(sp)
+	}
 }
 
 // tryLonger decodes the compressed block at z.pos as if its compressed
@@ -446,6 +494,9 @@ func (z *Reader) lose(sp codec.Span) {
 func (z *Reader) resync() {
 	fromOff := z.at(z.pos)
 	z.bad = true
+	if z.rebuild() {
+		return
+	}
 	z.pos++
 	for {
 		if !z.fill(maxBlockHeader + z.blockSize + 4) {
@@ -465,10 +516,11 @@ func (z *Reader) resync() {
 		z.pos++
 	}
 	skipped := z.at(z.pos) - fromOff
-	// Estimate the blocks lost from the mean block seen so far, but never
-	// below what the densest block could take.
+	// Estimate the blocks lost from the mean block seen so far (before
+	// any, half a block: LZO1X's usual ratio), but never below what the
+	// densest block could take.
 	least := int64(z.blockSize/256 + minBlockBytes)
-	mean := max(least, 4*least)
+	mean := max(least, int64(z.blockSize/2))
 	if z.goodN > 0 {
 		mean = max(least, z.goodIn/z.goodN)
 	}
@@ -479,6 +531,72 @@ func (z *Reader) resync() {
 		MaxLen: (skipped/least + 1) * int64(z.blockSize)}
 	z.report(codec.ErrCorrupt, fromOff, "skipped %d bytes to the next verified block at input offset %d", skipped, z.at(z.pos))
 	z.lose(sp)
+}
+
+// rebuild decodes the block whose header at z.pos is damaged from where
+// its data starts, as a compressed or a stored block of the file's layout:
+// if it decodes to a full block (or a last one) that ends exactly where a
+// block that verifies (or the end-of-file marker) starts, the header's
+// length fields were what was damaged. The block is delivered if the
+// header's checksum verifies it, or queued Tainted if not; rebuild reports
+// whether it did either.
+func (z *Reader) rebuild() bool {
+	if z.lay.adlerC || z.lay.crcC {
+		return false // the compressed checksums make a compressed header's length uncertain; rare
+	}
+	hl := z.lay.compressedHeaderLen()
+	z.fill(hl + z.blockSize + z.blockSize/16 + 64 + 3 + maxBlockHeader + len(magic))
+	start := z.pos
+	b := z.win[start:]
+	if cap(z.rb) < z.blockSize {
+		z.rb = make([]byte, 0, z.blockSize)
+	}
+	var out []byte
+	end := -1
+	if len(b) > hl {
+		o, used, err := decompress1X(z.rb[:0:z.blockSize], b[hl:])
+		if err == nil && z.endsAt(start+hl+used, len(o)) {
+			out, end = o, start+hl+used
+		}
+	}
+	if end < 0 && len(b) >= hl+z.blockSize && z.endsAt(start+hl+z.blockSize, z.blockSize) {
+		out, end = append(z.rb[:0], b[hl:hl+z.blockSize]...), start+hl+z.blockSize // stored
+	}
+	z.pos = start
+	if end < 0 {
+		return false
+	}
+	h, _ := z.lay.parseBlockHeader(b)
+	off := z.at(start)
+	if z.lay.hasDataSum() && z.lay.verifyData(&h, out) {
+		z.report(codec.ErrCorrupt, off, "block header's lengths damaged: the block, rebuilt from its data, verifies")
+		z.pos = end
+		z.deliver(out, end-start)
+		return true
+	}
+	z.report(codec.ErrCorrupt, off, "block header damaged: its data decodes to a whole block, which nothing verifies")
+	z.pos = end
+	z.out, z.r = out, 0
+	z.spans = append(z.spans, codec.Span{Off: z.outOff, Len: int64(len(out)), State: damage.Tainted})
+	z.outOff += int64(len(out))
+	return true
+}
+
+// endsAt reports whether a block of n output bytes can end at window
+// index i: a full block followed by one that verifies, or a block no
+// longer than full followed by the end-of-file marker.
+func (z *Reader) endsAt(i, n int) bool {
+	if n == 0 || n > z.blockSize || i+4 > len(z.win) {
+		return false
+	}
+	if n < z.blockSize && binary.BigEndian.Uint32(z.win[i:]) != 0 {
+		return false
+	}
+	p := z.pos
+	z.pos = i
+	ok := z.candidate()
+	z.pos = p
+	return ok
 }
 
 // candidate reports whether a block that verifies, or the end-of-file
