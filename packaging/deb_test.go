@@ -22,7 +22,7 @@ func sh(t *testing.T, name string, args ...string) string {
 }
 
 // TestDebInstalls builds the .deb from this checkout, installs it with
-// dpkg, uses what it installed (the binary's version, a man page, bash
+// apt, uses what it installed (the binary's version, a man page, bash
 // completion, the sample rescue) and removes it again, leaving nothing.
 // It needs root and dpkg, and is skipped where vzsalvage is installed
 // already (it will not touch an admin's own installation).
@@ -51,9 +51,12 @@ func TestDebInstalls(t *testing.T) {
 			t.Errorf("lintian: %v\n%s", err, out)
 		}
 	}
-	sh(t, "dpkg", "-i", debs[0])
+	// apt as the README says, waiting for the dpkg lock if another
+	// installation holds it
+	lock := "-oDPkg::Lock::Timeout=300"
+	sh(t, "apt-get", "install", "-y", "-q", lock, debs[0])
 	defer func() {
-		sh(t, "dpkg", "--purge", "vzsalvage")
+		sh(t, "apt-get", "purge", "-y", "-q", lock, "vzsalvage")
 		for _, p := range []string{"/usr/bin/vzsalvage", "/usr/share/doc/vzsalvage", "/usr/lib/vzsalvage", "/usr/share/man/man1/vzsalvage.1.gz",
 			"/usr/share/bash-completion/completions/vzsalvage"} {
 			if _, err := os.Lstat(p); err == nil {
