@@ -104,7 +104,7 @@ func (z *Reader) stepBlock() error {
 			if err := z.problem(z.pos, codec.ErrCorrupt, res.err.Error()); err != nil {
 				return err
 			}
-			z.retaintSoft(z.pos)
+			z.retaintSoft(z.pos, start)
 		} else if z.strict && (res.lost || res.tainted) {
 			return z.problem(z.pos, codec.ErrCorrupt, "block needs decoder state that could not be rebuilt")
 		}
