@@ -80,6 +80,7 @@ func (z *Reader) stepBlock() error {
 		if !z.strict {
 			z.pre.save(&z.d)
 		}
+		z.d.lossBefore = !z.strict && z.h.floor > z.h.frameStart
 		res := z.d.decodeCompressed(content, modeFull)
 		if res.err != nil && !z.strict && z.prevSuspect(content) {
 			// The block before probably decoded wrongly without an error
