@@ -8,16 +8,15 @@ import (
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
-// stressStream is the stream the stress trials damage: 3 MiB of disk-like
-// data compressed by the zstd CLI as vzdump runs it.
+// stressStream is the stream the stress trials damage: the pinned
+// archiveST (3 MiB of data).
 type stressStream struct {
 	orig, c []byte
 	ref     refMap
 }
 
 func newStressStream(t *testing.T) *stressStream {
-	orig := diskLike()[:3<<20]
-	c := zstdCLI(t, orig, "--threads=1")
+	orig, c := vmaData(t)[:stPrefix], archiveST(t)
 	return &stressStream{orig: orig, c: c, ref: newRefMap(t, c, orig)}
 }
 
