@@ -66,6 +66,12 @@ func TestSalvageRealZstd(t *testing.T) {
 	}
 	blocks := zstdBlocks(t, clean)
 	at := func(frac float64) int { return blocks[int(frac*float64(len(blocks)))] }
+	// The floors were measured on the bytes Debian 12's tools make; the
+	// images and archive are the same on every run with those.
+	floors, why := testimg.SameTools(t)
+	if !floors {
+		t.Logf("recovery floors not checked: %s", why)
+	}
 	cases := []damageCase{
 		{"bit flip in a block", func(b []byte, bl []int, rng *rand.Rand) []byte {
 			p := at(0.3) + 200 + rng.Intn(1000)
@@ -126,7 +132,7 @@ func TestSalvageRealZstd(t *testing.T) {
 			if wrong > 0 && (located || a.Checksum != "mismatch") {
 				t.Errorf("%d clusters differ outside the reported damage", wrong)
 			}
-			if frac < tc.minGood {
+			if floors && frac < tc.minGood {
 				t.Errorf("recovered %.4f, want ≥ %.2f", frac, tc.minGood)
 			}
 		})

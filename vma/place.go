@@ -80,7 +80,10 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 			end = last + room + ExtentHeaderSize
 		}
 		win := r.at(from, end-from)
-		if i, valid := r.findBoundary(win, from); i >= 0 {
+		r.cur = eh
+		i, valid := r.findBoundary(win, from)
+		r.cur = nil
+		if i >= 0 {
 			q := from + int64(i)
 			next = q
 			if !valid {

@@ -128,6 +128,7 @@ type Reader struct {
 	pending   []pendingCluster
 	pendingAt int
 	ext       extentPlace
+	cur       *ExtentHeader // the extent whose tail is being placed, or nil
 	cl        Cluster
 
 	// confirmed holds the offsets of losses of unknown length whose true

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/vzsalvage/vzsalvage/damage"
 )
@@ -147,11 +148,14 @@ func (r *Reader) findBoundary(win []byte, base int64) (int, bool) {
 			return i, true
 		}
 		if b[4] == 0 && b[5] == 0 && bytes.Equal(b[extOffUUID:extOffUUID+16], r.hdr.UUID[:]) {
-			// Tainted bytes may stand here: what they hold comes from
-			// placeholders (zeros) or from copies at the true distance, and
-			// neither forms the archive's uuid by chance. Cond bytes may
-			// have been copied from the wrong distance, from another header.
-			if _, cond := r.worst(base+int64(i), base+int64(i)+extOffMD5); !cond {
+			// The bytes up to the MD5 must be clean: Cond bytes may have
+			// been copied from the wrong distance, from another header, and
+			// so may tainted ones while a loss before them is not sized
+			// (a copy of tainted bytes from before the loss: seen, the next
+			// extent's header copied whole ahead of its place). Placeholders
+			// and copies of them (zeros) never form the archive's uuid.
+			st, cond := r.worst(base+int64(i), base+int64(i)+extOffMD5)
+			if !cond && (st == damage.OK || r.condTrusted(base+int64(i))) {
 				return i, false
 			}
 		}
@@ -179,13 +183,20 @@ func (r *Reader) acceptHeader(b []byte, p int64) (*ExtentHeader, bool) {
 // trusted yet (copied from before a loss of unknown length at an assumed
 // distance; with a wrong estimate such a copy can reproduce an earlier,
 // real header at the wrong place: seen, a header of an extent of zero
-// clusters copied whole), and it lists a cluster already read.
+// clusters copied whole, and the header of the very extent a loss broke
+// copied into that extent's tail), and it lists a cluster already read or
+// one of the extent whose tail is being placed.
 func (r *Reader) copiedAcrossLoss(p int64, eh *ExtentHeader) bool {
 	if _, cond := r.worst(p, p+ExtentHeaderSize); !cond || r.condTrusted(p) {
 		return false
 	}
 	for _, e := range eh.Entries {
 		if d := r.devs[e.Dev()]; d != nil && d.m.get(e.Cluster()) != cUnseen {
+			return true
+		}
+		if r.cur != nil && slices.ContainsFunc(r.cur.Entries, func(c BlockInfo) bool {
+			return c.Dev() == e.Dev() && c.Cluster() == e.Cluster()
+		}) {
 			return true
 		}
 	}

@@ -32,6 +32,24 @@ func VMA(t testing.TB, disk []byte) []byte {
 	return b.Bytes()
 }
 
+// PutCluster writes a cluster a VMA reader delivered into the disk image
+// img, as extract does.
+func PutCluster(img []byte, c *vma.Cluster) {
+	base := c.Offset()
+	k := 0
+	for j := range vma.BlocksPerCluster {
+		dst := img[min(base+int64(j)*vma.BlockSize, int64(len(img))):min(base+int64(j+1)*vma.BlockSize, int64(len(img)))]
+		if c.Mask&(1<<j) == 0 {
+			if c.Rewrite {
+				clear(dst)
+			}
+			continue
+		}
+		copy(dst, c.Data[k*vma.BlockSize:])
+		k++
+	}
+}
+
 // VMAVerdict is what a salvaging read of a VMA archive gave back of its
 // disk, cluster by cluster (64 KiB) against the original.
 type VMAVerdict struct {
@@ -58,19 +76,7 @@ func CheckVMA(t testing.TB, r io.Reader, disk []byte) VMAVerdict {
 		if err != nil {
 			t.Fatal(err)
 		}
-		base := c.Offset()
-		k := 0
-		for j := range vma.BlocksPerCluster {
-			dst := img[min(base+int64(j)*vma.BlockSize, int64(len(img))):min(base+int64(j+1)*vma.BlockSize, int64(len(img)))]
-			if c.Mask&(1<<j) == 0 {
-				if c.Rewrite {
-					clear(dst)
-				}
-				continue
-			}
-			copy(dst, c.Data[k*vma.BlockSize:])
-			k++
-		}
+		PutCluster(img, c)
 	}
 	var dm *damage.Map
 	for _, d := range vr.Result().Devices {

@@ -12,8 +12,7 @@ import (
 )
 
 func benchDecode(b *testing.B, cfg config) {
-	orig := diskLike()
-	c := zstdCLI(b, orig)
+	orig, c := vmaData(b), archive(b)
 	b.SetBytes(int64(len(orig)))
 	b.ReportAllocs()
 	for b.Loop() {

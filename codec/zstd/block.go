@@ -30,6 +30,12 @@ type decoder struct {
 	// hufDefined: a Huffman table was (or, for a lost block, may have
 	// been) defined earlier in the frame.
 	hufDefined bool
+	// lossBefore: a loss of unknown length lies between the frame's start
+	// and the output (set by the Reader before each block). A match that
+	// then reaches before the frame's start shows that the loss was
+	// longer than assumed, not that the block is corrupt: its bytes are
+	// unknown.
+	lossBefore bool
 
 	lits []byte
 	seqs []seq
@@ -382,6 +388,12 @@ func (d *decoder) execute(lits []byte) error {
 		}
 		off := int(s.off)
 		p := h.base + int64(w)
+		if d.lossBefore && off <= h.window && p-int64(off) < h.frameStart {
+			clear(out[w : w+ml])
+			h.addTaint(p, p+int64(ml), lvLost)
+			w += ml
+			continue
+		}
 		if off > w || off > h.window || p-int64(off) < h.frameStart {
 			h.truncateTaints(h.base + int64(start))
 			return fmt.Errorf("zstd: match offset %d beyond the window", off)

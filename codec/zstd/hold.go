@@ -199,15 +199,19 @@ func mergeable(l, s codec.Span) bool {
 // tainted (lost bytes stay lost, Cond bytes become plainly tainted), but
 // for a full compressed block where the walk back stops (see mark.full)
 // unless force is set.
-func (z *Reader) retaint(x int64, force bool) { z.retaintFrom(x, force, false) }
+func (z *Reader) retaint(x int64, force bool) { z.retaintFrom(x, z.h.pos()+z.pending, force, false) }
 
 // retaintSoft taints only the raw and RLE blocks just before input offset
 // x, where a compressed block failed to decode: a garbage run that began
 // inside a raw block passes silently there, and may have reached x with the
-// header there still plausible.
-func (z *Reader) retaintSoft(x int64) { z.retaintFrom(x, false, true) }
+// header there still plausible. end is where the failed block's output
+// starts: that output is the caller's to account for (tainted, or dropped
+// as lost), and tainting it here too would report it twice.
+func (z *Reader) retaintSoft(x, end int64) { z.retaintFrom(x, end, false, true) }
 
-func (z *Reader) retaintFrom(x int64, force, softOnly bool) {
+// retaintFrom taints the held output from where the walk back from x
+// stops (only raw and RLE blocks with softOnly) up to cur.
+func (z *Reader) retaintFrom(x, cur int64, force, softOnly bool) {
 	z.releaseHeld()
 	hd := &z.hold
 	if len(hd.marks) == hd.head {
@@ -224,7 +228,6 @@ func (z *Reader) retaintFrom(x int64, force, softOnly bool) {
 	if m := hd.marks[i]; m.full && m.in <= x && !force || softOnly && !m.soft {
 		a = max(a, m.out)
 	}
-	cur := z.h.pos() + z.pending
 	if a >= cur {
 		return
 	}

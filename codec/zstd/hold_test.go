@@ -2,25 +2,10 @@ package zstd
 
 import (
 	"math/rand/v2"
-	"sync"
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/codec"
 )
-
-// withRawBlocks is 8 MiB of disk-like data with a 640 KiB incompressible
-// stretch in the middle, which zstd stores as raw blocks.
-var withRawBlocks = sync.OnceValue(func() []byte {
-	d := diskLike()
-	r := rand.New(rand.NewPCG(11, 12))
-	noise := make([]byte, 640<<10)
-	for i := range noise {
-		noise[i] = byte(r.Uint32())
-	}
-	out := append([]byte(nil), d[:4<<20]...)
-	out = append(out, noise...)
-	return append(out, d[4<<20:8<<20]...)
-})
 
 // TestGarbageBeforeHeader: a 64 KiB garbage run that starts inside block B
 // and covers the next block's header H, on real zstd output. B may decode
@@ -28,9 +13,8 @@ var withRawBlocks = sync.OnceValue(func() []byte {
 // spans all the same (the chain-break rule), and so must everything else
 // that differs from the original.
 func TestGarbageBeforeHeader(t *testing.T) {
-	orig := withRawBlocks()
-	for _, args := range [][]string{{"--threads=1"}, {"--single-thread"}} {
-		c := zstdCLI(t, orig, args...)
+	for _, variant := range streamVariants(t) {
+		orig, c, args := variant.orig, variant.c, variant.name
 		ref := newRefMap(t, c, orig)
 		type trial struct {
 			b  int
@@ -92,8 +76,7 @@ func TestGarbageInFullBlockTail(t *testing.T) {
 	if testing.Short() {
 		t.Skip("many decodes")
 	}
-	orig := diskLike()[:3<<20]
-	c := zstdCLI(t, orig, "--threads=1")
+	orig, c := vmaData(t)[:stPrefix], archiveST(t)
 	ref := newRefMap(t, c, orig)
 	r := rand.New(rand.NewPCG(21, 22))
 	trials, clean := 0, 0
@@ -129,8 +112,7 @@ func TestGarbageInFullBlockTail(t *testing.T) {
 // there: a last block not followed by the checksum and the end of the
 // input or another frame breaks the chain, and decoding goes on after it.
 func TestFakeLastBlock(t *testing.T) {
-	orig := diskLike()[:2<<20]
-	c := zstdCLI(t, orig, "--threads=1")
+	orig, c := vmaData(t)[:stPrefix], archiveST(t)
 	ref := newRefMap(t, c, orig)
 	for _, frac := range []float64{0.3, 0.6} {
 		i := pickCompressed(t, c, ref, frac)
@@ -153,12 +135,23 @@ func TestFakeLastBlock(t *testing.T) {
 			t.Errorf("fake last block at %d: %d wrong bytes outside spans", x, verdict.wrong)
 		}
 		// Close to the oracle, which loses only the blocks the damage touched
-		// (without a VMA layer to size the loss, Cond bytes count as lost).
+		// and knows their length: once the loss has its true length (as the
+		// VMA layer finds it), Cond bytes count.
+		rr := readResizing(t, d, 1<<20, trueLength(ref, int64(len(orig))))
+		wrong, recovered, _ := exactVerdict(orig, ref, rr.out, rr.spans, damaged, true)
 		lose := blocksTouching(t, c, x, x+64<<10)
-		bound := judge(orig, ref, decode(c, codec.Options{}, config{salvageOnly: true, loseBlocks: lose}), damaged)
-		t.Logf("block %d: recovered %d bytes, the oracle %d", i, verdict.recovered, bound.recovered)
-		if verdict.recovered < bound.recovered-bound.recovered/10 {
-			t.Errorf("fake last block at %d: %d bytes recovered, the oracle %d", x, verdict.recovered, bound.recovered)
+		o := decode(c, codec.Options{}, config{salvageOnly: true, loseBlocks: lose})
+		_, bound, _ := exactVerdict(orig, ref, o.out, o.spans, damaged, true)
+		t.Logf("block %d: recovered %d bytes, %d with the loss resized; the oracle %d", i, verdict.recovered, recovered, bound)
+		if wrong != 0 {
+			t.Errorf("fake last block at %d, loss resized: %d wrong bytes outside non-Cond spans", x, wrong)
+		}
+		// Salvage pays for not knowing where the damage began (the blocks
+		// just before a chain break are tainted); the oracle for reporting
+		// coarser spans (without Cond bytes, taints 64 bytes apart merge).
+		// Measured: 0.975 and 1.035 of the oracle.
+		if recovered < bound-bound/10 {
+			t.Errorf("fake last block at %d: %d bytes recovered, the oracle %d", x, recovered, bound)
 		}
 	}
 }
@@ -169,13 +162,12 @@ func TestFakeLastBlock(t *testing.T) {
 // 6,000 random runs). Raw blocks prove nothing: the scan must go on to the
 // true next block, and no wrong byte may be reported clean.
 func TestFakeRawChainAtEnd(t *testing.T) {
-	orig := diskLike()[:3<<20]
-	c := zstdCLI(t, orig, "--threads=1")
+	orig, c := vmaData(t)[:stPrefix], archiveST(t)
 	ref := newRefMap(t, c, orig)
 	n := len(ref.blocks)
 	k := n - 3 // garbage over the header of block n-2; fakes inside that block
 	if ref.end[k+1]-ref.end[k] < 8000 {
-		t.Skip("block too short for the fakes")
+		t.Fatal("block too short for the fakes")
 	}
 	d := append([]byte(nil), c...)
 	g := rand.New(rand.NewPCG(3, 4))
@@ -209,8 +201,7 @@ func TestFakeRawChainAtEnd(t *testing.T) {
 // still reads right, so that block fails on its content with the chain
 // intact. The raw block's garbage must be in the spans.
 func TestGarbageFromRawBlock(t *testing.T) {
-	orig := withRawBlocks()
-	c := zstdCLI(t, orig, "--threads=1")
+	orig, c := vmaData(t), archive(t)
 	ref := newRefMap(t, c, orig)
 	tried := 0
 	for i := 0; i+1 < len(ref.blocks) && tried < 3; i++ {

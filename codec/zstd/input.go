@@ -17,9 +17,10 @@ type input struct {
 	err  error // a read error other than io.EOF
 
 	// pin, when ≥ 0, keeps bytes from pin on although released (a resume
-	// point Resize may decode from again), as long as no more than pinMax
-	// bytes from it are buffered; past that the pin is dropped and pinLost
-	// set.
+	// point Resize may decode from again), as long as the decoder asks for
+	// no byte more than pinMax past it; past that the pin is dropped and
+	// pinLost set, whether or not the bytes happen to be buffered still (a
+	// short input is read whole at once).
 	pin     int64
 	pinMax  int64
 	pinLost bool
@@ -38,6 +39,9 @@ func (in *input) at(p int64, n int) []byte {
 		return nil
 	}
 	end := p + int64(n)
+	if in.pin >= 0 && end-in.pin > in.pinMax {
+		in.pin, in.pinLost = -1, true
+	}
 	for in.off+int64(len(in.buf)) < end && !in.eof {
 		in.fill(end)
 	}
@@ -53,11 +57,7 @@ func (in *input) at(p int64, n int) []byte {
 func (in *input) fill(end int64) {
 	keep := in.keep
 	if in.pin >= 0 {
-		if end-in.pin > in.pinMax {
-			in.pin, in.pinLost = -1, true
-		} else {
-			keep = min(keep, in.pin)
-		}
+		keep = min(keep, in.pin)
 	}
 	if drop := keep - in.off; drop > 0 && drop >= int64(len(in.buf))/2 {
 		drop = min(drop, int64(len(in.buf)))

@@ -80,6 +80,10 @@ type run struct {
 
 	afterResync bool // no block was decoded since the last Resync loss
 	notFull     bool // a block of the frame decoded to less than Block_Maximum_Size
+	// distrust: the block at pos is a raw block a resync scan resumed at
+	// because its header leads to a chain that passed: its output is kept
+	// but tainted, its content being unproven.
+	distrust bool
 
 	sums [4]int // frames by checksum outcome: ok, mismatch, absent, unknown
 	done bool
@@ -91,9 +95,11 @@ type config struct {
 	trace       func(blockRecord) // called for each block our decoder handles
 	pinMax      int64             // compressed input kept for Resize (0: defaultPinMax)
 	// loseBlocks holds input offsets of blocks whose output is taken as
-	// unknown although they decode: the damage an oracle that knows all
-	// decoder state but the content of those blocks cannot avoid.
+	// unknown although they decode (reported lost): the damage an oracle
+	// that knows all decoder state and every block's length and type, but
+	// not the content of those blocks, cannot avoid.
 	loseBlocks map[int64]bool
+	seen       []byte // the damaged input, whose raw blocks loseBlocks show
 }
 
 // blockRecord describes one block handled by our decoder.

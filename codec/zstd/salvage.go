@@ -80,6 +80,7 @@ func (z *Reader) stepBlock() error {
 		if !z.strict {
 			z.pre.save(&z.d)
 		}
+		z.d.lossBefore = !z.strict && z.h.floor > z.h.frameStart
 		res := z.d.decodeCompressed(content, modeFull)
 		if res.err != nil && !z.strict && z.prevSuspect(content) {
 			// The block before probably decoded wrongly without an error
@@ -104,7 +105,7 @@ func (z *Reader) stepBlock() error {
 			if err := z.problem(z.pos, codec.ErrCorrupt, res.err.Error()); err != nil {
 				return err
 			}
-			z.retaintSoft(z.pos)
+			z.retaintSoft(z.pos, start)
 		} else if z.strict && (res.lost || res.tainted) {
 			return z.problem(z.pos, codec.ErrCorrupt, "block needs decoder state that could not be rebuilt")
 		}
@@ -125,11 +126,25 @@ func (z *Reader) stepBlock() error {
 			z.donateBlock(start, w0)
 		}
 	}
-	if z.cfg.loseBlocks[z.pos] {
-		// An oracle measurement: the block is decoded and its state kept,
-		// but its output counts as unknown.
+	if z.distrust {
+		// The raw block the resync scan resumed at.
 		z.h.truncateTaints(start)
 		z.h.addTaint(start, z.h.pos(), lvTainted)
+		z.distrust = false
+	}
+	if z.cfg.loseBlocks[z.pos] {
+		// An oracle measurement: the block is decoded and its state kept
+		// (its length too), but its output is unknown: placeholder zeros,
+		// as for a lost block, so that neither later copies of it nor the
+		// layer above (an extent header in it) learn its content; a raw
+		// block shows what the damaged input holds there, as it would to
+		// any decoder.
+		clear(z.h.buf[w0:z.h.w])
+		if seen := z.cfg.seen; bh.typ == blockRaw && z.pos+3 < int64(len(seen)) {
+			copy(z.h.buf[w0:z.h.w], seen[z.pos+3:])
+		}
+		z.h.truncateTaints(start)
+		z.h.addTaint(start, z.h.pos(), lvLost)
 	}
 	if z.afterResync && z.resumeKnown(start, w0) {
 		return nil
@@ -309,6 +324,7 @@ func (z *Reader) resync(off int64) error {
 	z.retaint(off, z.distrustPrev)
 	z.distrustPrev = false
 	z.in.unpin()
+	z.distrust = false
 	c, newFrame := z.scan(off + 1)
 	at, grow := z.lose(c-off, false)
 	if z.cfg.trace != nil {
@@ -358,9 +374,22 @@ func (z *Reader) scan(from int64) (int64, bool) {
 				}
 				// A raw or RLE block's content proves nothing, and some
 				// 3 bytes before a true block start read as one that lands
-				// on it about once in 32: resume at the block it leads to
-				// (its own output joins the loss).
+				// on it about once in 32: resume at the block it leads to.
+				// An RLE block's output joins the loss; a raw block's
+				// (an intact one right after the damage is common, and an
+				// extent header in it can still be checked by its MD5) is
+				// kept but tainted (see run.distrust).
 				if q := p + 3 + int64(bh.clen); !bh.last && z.chainOK(q, z.fh.blockMax) {
+					// A true compressed block inside what it spans wins (a
+					// raw header read in the garbage may span the first
+					// intact block).
+					if c, ok := z.compressedChainIn(p+1, q); ok {
+						return c, false
+					}
+					if bh.typ == blockRaw {
+						z.distrust = true
+						return p, false
+					}
 					return q, false
 				}
 			}
@@ -368,6 +397,21 @@ func (z *Reader) scan(from int64) (int64, bool) {
 		z.in.release(c + win - 64)
 		c += win
 	}
+}
+
+// compressedChainIn returns the first offset in [lo, hi) where a
+// compressed block starts a chain (see chainOK).
+func (z *Reader) compressedChainIn(lo, hi int64) (int64, bool) {
+	for c := lo; c < hi; c++ {
+		b := z.in.at(c, 3)
+		if len(b) < 3 {
+			return 0, false
+		}
+		if bh := parseBlockHeader(b); bh.typ == blockCompressed && plausible(bh, z.fh.blockMax) && z.chainOK(c, z.fh.blockMax) {
+			return c, true
+		}
+	}
+	return 0, false
 }
 
 // chainOK reports whether p starts a chain of plausible block headers whose
