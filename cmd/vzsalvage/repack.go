@@ -17,7 +17,7 @@ import (
 func newRepack() *cobra.Command {
 	var out, compression string
 	var devices []string
-	var asJSON, quiet bool
+	var asJSON, quiet, force bool
 	c := &cobra.Command{
 		Use:   "repack DIR -o vzdump-qemu-VMID-YYYY_MM_DD-HH_MM_SS.vma.zst",
 		Short: "Write a rescued VM back into an archive that Proxmox restores",
@@ -32,7 +32,8 @@ and how much of each disk was zero-filled, unverified or taken from another nigh
 (the byte ranges stay in the directory's damage.json / report.json). Name the archive
 as vzdump does, so that Proxmox lists it on the storage.
 
-The archive is written under a temporary name and renamed when complete.`,
+The archive is written under a temporary name and renamed when complete; an existing
+file is replaced only with --force.`,
 		Example: `  vzsalvage repack /srv/rescue/100 -o /var/lib/vz/dump/vzdump-qemu-100-2025_12_16-09_00_00.vma.zst
   qmrestore /var/lib/vz/dump/vzdump-qemu-100-2025_12_16-09_00_00.vma.zst 900 --storage local-lvm
   vzsalvage repack /srv/rescue/100 --disk drive-scsi0 -o vzdump-qemu-100-2025_12_16-09_00_00.vma.gz`,
@@ -40,6 +41,9 @@ The archive is written under a temporary name and renamed when complete.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return &exitError{code: ui.ExitFailed, err: errors.New("repack needs -o ARCHIVE")}
+			}
+			if err := checkOutputFile(out, force); err != nil {
+				return err
 			}
 			kind := codec.Kind(compression)
 			if compression == "" {
@@ -51,6 +55,7 @@ The archive is written under a temporary name and renamed when complete.`,
 	c.Flags().StringVarP(&out, "output", "o", "", "the archive to write")
 	c.Flags().StringVar(&compression, "compress", "", "zstd, gzip, lzo or none (default: by the output's name)")
 	c.Flags().StringArrayVar(&devices, "disk", nil, "a disk to include, e.g. drive-scsi0 (repeatable; default: all)")
+	c.Flags().BoolVarP(&force, "force", "f", false, "replace an existing archive at -o")
 	c.Flags().BoolVar(&asJSON, "json", false, "print what was written as JSON")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return c

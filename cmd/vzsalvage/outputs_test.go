@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vzsalvage/vzsalvage/vma"
+)
+
+// protectedArchive writes a small uncompressed VM archive in dir, protects
+// it and damages one 4 KiB chunk that its parity rebuilds; it returns the
+// archive's path and its original bytes.
+func protectedArchive(t *testing.T, dir string) (string, []byte) {
+	t.Helper()
+	arc := filepath.Join(dir, "vzdump-qemu-100-2025_12_15-03_00_03.vma")
+	writeVMA(t, arc, "name: a\n", vma.Device{ID: 1, Name: "drive-scsi0", Size: 8 << 16})
+	if code, out, errs := vz("protect", "-q", arc); code != 0 {
+		t.Fatalf("protect: exit %d %s%s", code, out, errs)
+	}
+	orig, err := os.ReadFile(arc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bytes.Clone(orig)
+	copy(b[len(b)/2:], bytes.Repeat([]byte("X"), 100))
+	if err := os.WriteFile(arc, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return arc, orig
+}
+
+// TestRepairOutputLosesNothing: repair -o never replaces the archive it
+// repairs, its sidecar or any other existing file (unless --force), and
+// says so in one line; a directory or a missing parent is refused before
+// any work, naming the path given (not a temporary name).
+func TestRepairOutputLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	arc, orig := protectedArchive(t, dir)
+	damaged, _ := os.ReadFile(arc)
+	sidecar, _ := os.ReadFile(arc + ".vzsalvage")
+	other := filepath.Join(dir, "mine.vma")
+	os.WriteFile(other, []byte("mine"), 0o644)
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	for _, tc := range []struct {
+		out, want string
+	}{
+		{arc, "--in-place"},
+		{arc + ".vzsalvage", "sidecar"},
+		{filepath.Join(dir, ".", filepath.Base(arc)), "--in-place"},
+		{other, "--force"},
+		{filepath.Join(dir, "sub"), "is a directory"},
+		{filepath.Join(dir, "nope", "x.vma"), "does not exist"},
+	} {
+		code, _, errs := vz("repair", "-q", arc, "-o", tc.out)
+		lines := strings.Split(strings.TrimSpace(errs), "\n")
+		if code != 2 || len(lines) != 1 || !strings.HasPrefix(errs, "vzsalvage: ") || !strings.Contains(errs, tc.want) || strings.Contains(errs, ".tmp") {
+			t.Errorf("repair -o %s: exit %d, stderr %q (want %q)", tc.out, code, errs, tc.want)
+		}
+	}
+	for p, want := range map[string][]byte{arc: damaged, arc + ".vzsalvage": sidecar, other: []byte("mine")} {
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
+			t.Errorf("%s was changed", p)
+		}
+	}
+	if code, _, errs := vz("repair", "-q", "--force", arc, "-o", other); code != 0 {
+		t.Fatalf("repair --force -o: exit %d %s", code, errs)
+	}
+	if got, _ := os.ReadFile(other); !bytes.Equal(got, orig) {
+		t.Error("repair --force -o: not the original")
+	}
+}
+
+// TestRepackOutputLosesNothing: repack -o never replaces an existing file
+// (the damaged original in the dump directory, say) unless --force.
+func TestRepackOutputLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	arc := filepath.Join(dir, "vzdump-qemu-100-2025_12_15-03_00_03.vma")
+	writeVMA(t, arc, "name: a\n", vma.Device{ID: 1, Name: "drive-scsi0", Size: 2 << 16})
+	ex := filepath.Join(dir, "ex")
+	if code, _, errs := vz("extract", "-q", arc, "-o", ex); code != 0 {
+		t.Fatalf("extract: exit %d %s", code, errs)
+	}
+	before, _ := os.ReadFile(arc)
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	for _, tc := range []struct {
+		out, want string
+	}{
+		{arc, "--force"},
+		{filepath.Join(dir, "sub"), "is a directory"},
+		{filepath.Join(dir, "nope", filepath.Base(arc)), "does not exist"},
+	} {
+		code, _, errs := vz("repack", "-q", ex, "-o", tc.out)
+		lines := strings.Split(strings.TrimSpace(errs), "\n")
+		if code != 2 || len(lines) != 1 || !strings.Contains(errs, tc.want) || strings.Contains(errs, ".partial") || strings.Contains(errs, ".tmp") {
+			t.Errorf("repack -o %s: exit %d, stderr %q (want %q)", tc.out, code, errs, tc.want)
+		}
+	}
+	if got, _ := os.ReadFile(arc); !bytes.Equal(got, before) {
+		t.Fatal("repack replaced the existing archive")
+	}
+	if code, _, errs := vz("repack", "-q", "--force", ex, "-o", arc); code != 0 {
+		t.Fatalf("repack --force: exit %d %s", code, errs)
+	}
+}
