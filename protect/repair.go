@@ -2,6 +2,7 @@ package protect
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -35,6 +36,9 @@ type RepairOptions struct {
 	// NoLocate skips reading the archive to locate damaged clusters when
 	// the damage exceeds the parity (scrub only counts).
 	NoLocate bool
+	// Context, if set, stops the repair when done (an interrupt): the
+	// archive is left as it was and a partial output is removed.
+	Context context.Context
 }
 
 // RepairResult is what Repair found and did.
@@ -110,7 +114,10 @@ func Repair(path string, opt RepairOptions) (*RepairResult, error) {
 		if rr.Output != "" {
 			best = rr.Output
 		}
-		res, err := extract.Verify(best, extract.Options{Checker: NewChecker(sc), Progress: opt.Progress})
+		res, err := extract.Verify(best, extract.Options{Checker: NewChecker(sc), Progress: opt.Progress, Context: opt.Context})
+		if errors.Is(err, context.Canceled) {
+			return nil, err
+		}
 		if err != nil {
 			rr.Notes = append(rr.Notes, fmt.Sprintf("locating the damaged clusters failed: %v", err))
 		} else {
@@ -275,6 +282,11 @@ func (r *repairer) rebuild() error {
 // them the file had (fewer past a truncated end).
 func (r *repairer) eachBlock(s segment, buf []byte, fn func(off int64, b []byte, got int) error) error {
 	for off := int64(0); off < s.length; off += int64(len(buf)) {
+		if r.opt.Context != nil {
+			if err := r.opt.Context.Err(); err != nil {
+				return err
+			}
+		}
 		b := buf[:min(int64(len(buf)), s.length-off)]
 		got, err := r.f.ReadAt(b, s.start+off)
 		if err != nil && err != io.EOF {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -76,8 +78,14 @@ func runRepair(w io.Writer, path string, opt protect.RepairOptions, asJSON, quie
 	prog := ui.NewProgress(!quiet && !asJSON)
 	prog.Start("repair "+filepath.Base(path), 0)
 	opt.Progress = prog.Set
+	ctx, stop := interruptible()
+	defer stop()
+	opt.Context = ctx
 	rr, err := protect.Repair(path, opt)
 	prog.Done()
+	if errors.Is(err, context.Canceled) {
+		return &exitError{code: ui.ExitFailed, err: fmt.Errorf("interrupted: %s is as it was, nothing else was written", path)}
+	}
 	if err != nil {
 		return &exitError{code: ui.ExitFailed, err: err}
 	}
