@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/reedsolomon"
@@ -201,7 +200,7 @@ func (r *repairer) rebuild() error {
 		target = r.rr.Archive
 	}
 	if target != "" {
-		out, err = os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp*")
+		out, err = report.CreateTemp(target)
 		if err != nil {
 			return err
 		}
@@ -233,7 +232,7 @@ func (r *repairer) rebuild() error {
 			}
 			outSum.Write(b)
 			_, err := out.Write(b)
-			return err
+			return report.TargetError(err, out.Name(), target)
 		})
 		if err != nil {
 			return err
@@ -252,20 +251,20 @@ func (r *repairer) rebuild() error {
 		r.rr.Notes = append(r.rr.Notes, "the repair is not complete: the archive was left as it was")
 		return nil
 	}
+	name := out.Name()
 	if err := out.Chmod(0o644); err != nil {
-		return err
+		return report.TargetError(err, name, target)
 	}
 	if err := out.Sync(); err != nil {
-		return err
+		return report.TargetError(err, name, target)
 	}
 	if err := out.Close(); err != nil {
-		return err
+		return report.TargetError(err, name, target)
 	}
-	name := out.Name()
 	out = nil
 	if err := os.Rename(name, target); err != nil {
 		os.Remove(name)
-		return err
+		return report.TargetError(err, name, target)
 	}
 	r.rr.Output = target
 	if !r.opt.InPlace {

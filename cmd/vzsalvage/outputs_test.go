@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,5 +104,52 @@ func TestRepackOutputLosesNothing(t *testing.T) {
 	}
 	if code, _, errs := vz("repack", "-q", "--force", ex, "-o", arc); code != 0 {
 		t.Fatalf("repack --force: exit %d %s", code, errs)
+	}
+}
+
+// TestOutputErrorsNameTheTarget: an output that cannot be written is named
+// as the user gave it, never by its temporary name; on a full filesystem
+// nothing is left behind.
+func TestOutputErrorsNameTheTarget(t *testing.T) {
+	dir := t.TempDir()
+	arc := filepath.Join(dir, "vzdump-qemu-100-2025_12_15-03_00_03.vma")
+	writeVMA(t, arc, "name: a\n", vma.Device{ID: 1, Name: "drive-scsi0", Size: 4 << 16})
+	nope := filepath.Join(dir, "nope")
+	for _, args := range [][]string{
+		{"protect", "-q", "--sidecar-dir", nope, arc},
+		{"scrub", "-q", "--state", filepath.Join(nope, "state"), dir},
+		{"scrub", "-q", "--metrics", filepath.Join(nope, "m.prom"), dir},
+	} {
+		code, _, errs := vz(args...)
+		lines := strings.Split(strings.TrimSpace(errs), "\n")
+		if code != 2 || len(lines) != 1 || !strings.Contains(errs, "cannot write "+nope) || strings.Contains(errs, ".tmp") {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errs)
+		}
+	}
+
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+	}
+	defer exec.Command("umount", mnt).Run()
+	ex := filepath.Join(dir, "ex")
+	if code, _, errs := vz("extract", "-q", arc, "-o", ex); code != 0 {
+		t.Fatalf("extract: exit %d %s", code, errs)
+	}
+	out := filepath.Join(mnt, filepath.Base(arc))
+	for _, args := range [][]string{
+		{"repack", "-q", ex, "-o", out},
+		{"protect", "-q", "--sidecar-dir", mnt, arc},
+	} {
+		code, _, errs := vz(args...)
+		if code != 2 || !strings.Contains(errs, "cannot write "+mnt) || !strings.Contains(errs, "no space left") || strings.Contains(errs, ".tmp") {
+			t.Errorf("%q on a full filesystem: exit %d, stderr %q", args, code, errs)
+		}
+		if ents, _ := os.ReadDir(mnt); len(ents) != 0 {
+			t.Errorf("%q left %d entries on the full filesystem", args, len(ents))
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +89,9 @@ func runRepack(w, errw io.Writer, dir, out string, opt repack.Options, asJSON, q
 	opt.Context = ctx
 	res, err := repack.Repack(dir, out, opt)
 	prog.Done()
+	if errors.Is(err, context.Canceled) {
+		return &exitError{code: ui.ExitFailed, err: fmt.Errorf("interrupted: %s was not written", out)}
+	}
 	if err != nil {
 		return err
 	}
