@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,5 +152,20 @@ func TestOutputErrorsNameTheTarget(t *testing.T) {
 		if ents, _ := os.ReadDir(mnt); len(ents) != 0 {
 			t.Errorf("%q left %d entries on the full filesystem", args, len(ents))
 		}
+	}
+}
+
+// TestScrubJSONStaysJSON: with --json, stdout holds only the JSON, also
+// when an alert cannot be delivered (that is said on stderr).
+func TestScrubJSONStaysJSON(t *testing.T) {
+	dir := t.TempDir()
+	protectedArchive(t, dir) // damaged: scrub alerts
+	code, out, errs := vz("scrub", "-q", "--json", "--webhook", "http://127.0.0.1:1/", dir)
+	var checks []map[string]any
+	if err := json.Unmarshal([]byte(out), &checks); err != nil || len(checks) != 1 {
+		t.Errorf("stdout is not the checks as JSON (%v):\n%s", err, out)
+	}
+	if code != 2 || !strings.HasPrefix(errs, "vzsalvage: alert not delivered") {
+		t.Errorf("exit %d, stderr %q", code, errs)
 	}
 }
