@@ -42,31 +42,31 @@ type RepairOptions struct {
 
 // RepairResult is what Repair found and did.
 type RepairResult struct {
-	Archive string
-	Sidecar string
+	Archive string `json:"archive"`
+	Sidecar string `json:"sidecar"`
 	// Size is the archive's size now; Header.Archive.Size its size when
 	// protected.
-	Size   int64
-	Header Header
+	Size   int64  `json:"size"`
+	Header Header `json:"header"`
 	// Intact: the archive is bit for bit what was protected.
-	Intact bool
+	Intact bool `json:"intact"`
 	// Damage lists the archive file's byte ranges found damaged (whole
 	// chunks; lost past a truncated end).
-	Damage *damage.Map
+	Damage *damage.Map `json:"damage"`
 	// Rebuilt counts the bytes rebuilt from parity; Unrepairable lists what
 	// the parity could not rebuild.
-	Rebuilt      int64
-	Unrepairable *damage.Map
+	Rebuilt      int64       `json:"rebuilt"`
+	Unrepairable *damage.Map `json:"unrepairable"`
 	// Complete: the output is bit for bit the original (SHA-256 equal).
-	Complete bool
+	Complete bool `json:"complete"`
 	// Output is the file written (empty when none).
-	Output string
+	Output string `json:"output,omitempty"`
 	// Located is, when the repair is not complete, the read of the best
 	// archive there is with the sidecar: every damaged cluster of every
 	// device is in its devices' damage.
-	Located *report.Report
+	Located *report.Report `json:"located,omitempty"`
 	// Notes are things worth saying (extra bytes after the end, ...).
-	Notes []string
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Repair checks an archive against its sidecar, rebuilds damaged chunks

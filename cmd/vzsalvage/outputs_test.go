@@ -169,3 +169,39 @@ func TestScrubJSONStaysJSON(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errs)
 	}
 }
+
+// TestJSONKeys: repair --json and repack --json name their fields as every
+// other --json output does (lower case, words joined by _).
+func TestJSONKeys(t *testing.T) {
+	dir := t.TempDir()
+	arc, _ := protectedArchive(t, dir)
+	ex := filepath.Join(dir, "ex")
+	vz("extract", "-q", "--no-sidecar", arc, "-o", ex)
+	for _, args := range [][]string{
+		{"repair", "--json", arc},
+		{"repack", "--json", ex, "-o", filepath.Join(dir, "vzdump-qemu-100-2025_12_16-03_00_03.vma.zst")},
+	} {
+		_, out, errs := vz(args...)
+		var v any
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("%q: %v %s", args, err, errs)
+		}
+		var walk func(v any)
+		walk = func(v any) {
+			switch v := v.(type) {
+			case map[string]any:
+				for k, x := range v {
+					if k != strings.ToLower(k) {
+						t.Errorf("%s --json: key %q", args[0], k)
+					}
+					walk(x)
+				}
+			case []any:
+				for _, x := range v {
+					walk(x)
+				}
+			}
+		}
+		walk(v)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -77,6 +78,21 @@ func byName(path string) codec.Kind {
 	return codec.Zstd
 }
 
+// repackOutput is repack --json.
+type repackOutput struct {
+	Path    string         `json:"path"`
+	Size    int64          `json:"size"`
+	Devices []repackDevice `json:"devices"`
+	Configs []string       `json:"configs"`
+	Note    string         `json:"note"`
+}
+
+type repackDevice struct {
+	Name string `json:"name"`
+	ID   int    `json:"id"`
+	Size int64  `json:"size"`
+}
+
 func runRepack(w, errw io.Writer, dir, out string, opt repack.Options, asJSON, quiet bool) error {
 	if n := archive.ParseName(out); n.Guest != "qemu" {
 		fmt.Fprintf(errw, "vzsalvage: note: %s is not named like a vzdump VM backup (vzdump-qemu-VMID-YYYY_MM_DD-HH_MM_SS.vma...): Proxmox will not list it on a storage\n", filepath.Base(out))
@@ -96,9 +112,13 @@ func runRepack(w, errw io.Writer, dir, out string, opt repack.Options, asJSON, q
 		return err
 	}
 	if asJSON {
-		return printJSON(w, res)
+		o := repackOutput{Path: res.Path, Size: res.Size, Configs: res.Configs, Note: res.Note}
+		for _, d := range res.Devices {
+			o.Devices = append(o.Devices, repackDevice{Name: d.Name, ID: int(d.ID), Size: d.Size})
+		}
+		return printJSON(w, o)
 	}
-	ui.Fprintf(w, "wrote %s (%s): %d disk(s), configs %v\n", res.Path, ui.Bytes(res.Size), len(res.Devices), res.Configs)
+	ui.Fprintf(w, "wrote %s (%s): %d disk(s), configs %s\n", res.Path, ui.Bytes(res.Size), len(res.Devices), strings.Join(res.Configs, ", "))
 	ui.Fprintf(w, "note added to the VM config:\n%s\n", res.Note)
 	return nil
 }
