@@ -205,3 +205,36 @@ func TestJSONKeys(t *testing.T) {
 		walk(v)
 	}
 }
+
+// TestJSONSaysWhyItFailed: with --json, a command that could not run
+// still prints JSON holding the reason (exit 2), and the one line on
+// stderr.
+func TestJSONSaysWhyItFailed(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.vma")
+	os.WriteFile(junk, bytes.Repeat([]byte("not a backup "), 1000), 0o644)
+	nope := filepath.Join(dir, "nope")
+	for _, args := range [][]string{
+		{"inspect", "--json", junk},
+		{"verify", "--json", junk},
+		{"extract", "--json", junk, "-o", filepath.Join(dir, "x")},
+		{"rescue", "--json", junk, "-o", filepath.Join(dir, "r")},
+		{"ls", "--json", nope},
+		{"repair", "--json", junk},
+		{"protect", "--json", junk},
+		{"repack", "--json", nope, "-o", filepath.Join(dir, "vzdump-qemu-100-2025_12_16-03_00_03.vma.zst")},
+		{"scrub", "--json", nope},
+		{"doctor", "--json", "--root", nope},
+	} {
+		code, out, errs := vz(args...)
+		var v any
+		if err := json.Unmarshal([]byte(out), &v); err != nil || code != 2 || !strings.HasPrefix(errs, "vzsalvage: ") {
+			t.Errorf("%q: exit %d, stdout %q (%v), stderr %q", args, code, out, err, errs)
+			continue
+		}
+		reason := strings.TrimSpace(strings.TrimPrefix(errs, "vzsalvage: "))
+		if !strings.Contains(out, reason[:min(len(reason), 20)]) {
+			t.Errorf("%q: the JSON does not hold the reason %q:\n%s", args, reason, out)
+		}
+	}
+}
