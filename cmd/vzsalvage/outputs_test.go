@@ -238,3 +238,24 @@ func TestJSONSaysWhyItFailed(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedStartLeavesNothing: extract and rescue of an archive that is
+// missing, a directory or junk leave no output directory behind, and a
+// rescue that never started does not say it removed one.
+func TestFailedStartLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.vma")
+	os.WriteFile(junk, bytes.Repeat([]byte("junk"), 1000), 0o644)
+	for _, in := range []string{filepath.Join(dir, "nope.vma"), t.TempDir(), junk} {
+		for _, cmd := range []string{"extract", "rescue"} {
+			out := filepath.Join(dir, "out")
+			code, _, errs := vz(cmd, "-q", in, "-o", out)
+			if _, err := os.Stat(out); code != 2 || !os.IsNotExist(err) {
+				t.Errorf("%s %s: exit %d, %s left: %v", cmd, in, code, out, err)
+			}
+			if in != junk && strings.Contains(errs, "removed") {
+				t.Errorf("%s %s: %q", cmd, in, errs)
+			}
+		}
+	}
+}
