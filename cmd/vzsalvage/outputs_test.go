@@ -259,3 +259,23 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestLsBackupNameJunkContent: a file named like a backup whose content is
+// no backup (damaged at its start, or random) is not listed as a raw disk
+// with exit 0.
+func TestLsBackupNameJunkContent(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "vzdump-qemu-100-2025_12_15-03_00_03.vma.zst")
+	b := make([]byte, 1<<20)
+	for i := range b {
+		b[i] = byte(i*7 + i>>8)
+	}
+	os.WriteFile(junk, b, 0o644)
+	for _, args := range [][]string{{"ls", junk}, {"cp", junk, "drive-scsi0:/etc/fstab", dir}} {
+		code, _, errs := vz(args...)
+		lines := strings.Split(strings.TrimSpace(errs), "\n")
+		if code != 2 || len(lines) != 1 || !strings.Contains(errs, "named like a vzdump backup") {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errs)
+		}
+	}
+}
