@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/vzsalvage/vzsalvage/archive"
@@ -123,10 +124,35 @@ func Extract(path, dir string, opt Options) (*Result, error) {
 	default:
 		return nil, fmt.Errorf("image format %q: raw or qcow2", opt.Format)
 	}
+	made, err := mkdirs(dir)
+	if err != nil {
+		return nil, err
+	}
+	res, err := run(path, dir, opt)
+	if err != nil {
+		// what run wrote is gone; so are the directories made for it
+		for i := len(made) - 1; i >= 0; i-- {
+			os.Remove(made[i]) // only if empty
+		}
+	}
+	return res, err
+}
+
+// mkdirs makes dir and its missing parents, as os.MkdirAll, and returns
+// the directories it made, outermost first.
+func mkdirs(dir string) ([]string, error) {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || filepath.Dir(d) == d {
+			break
+		}
+		missing = append(missing, d)
+	}
+	slices.Reverse(missing)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	return run(path, dir, opt)
+	return missing, nil
 }
 
 func run(path, dir string, opt Options) (*Result, error) {
@@ -229,6 +255,9 @@ func run(path, dir string, opt Options) (*Result, error) {
 	res.Report.Archives = append(res.Report.Archives, arc)
 	if readErr != nil && opt.Strict {
 		// strict: the first problem ends the read; no device account
+		if out != nil {
+			out.done = true
+		}
 		return res, nil
 	}
 	if chk != nil {
@@ -260,6 +289,9 @@ func run(path, dir string, opt Options) (*Result, error) {
 		if err := res.Report.WriteFile(filepath.Join(dir, "damage.json")); err != nil {
 			return nil, err
 		}
+	}
+	if out != nil {
+		out.done = true
 	}
 	return res, nil
 }

@@ -34,6 +34,10 @@ type imageSet struct {
 	// configFiles maps each config's name in the archive to the file it
 	// was written to.
 	configFiles map[string]string
+	// newConfigs are the config files written that did not exist before:
+	// abort removes them unless the read is done.
+	newConfigs []string
+	done       bool
 }
 
 func newImageSet(dir string, force bool) *imageSet {
@@ -111,8 +115,12 @@ func (s *imageSet) writeConfigs(cfgs []vma.Config) error {
 		if err != nil {
 			return err
 		}
+		_, existed := os.Lstat(p)
 		if err := report.WriteFileAtomic(p, c.Data, 0o644); err != nil {
 			return err
+		}
+		if existed != nil {
+			s.newConfigs = append(s.newConfigs, p)
 		}
 	}
 	return nil
@@ -236,10 +244,15 @@ func (s *imageSet) finish(d vma.Device) (string, *os.File, error) {
 	return filepath.Base(im.final), nil, nil
 }
 
-// abort closes and removes the images not finished, so that a failed read
-// (no space left, an unreadable archive, an interrupt) leaves no partial
-// file behind.
+// abort closes and removes the images not finished and, unless the read
+// is done, the configs it wrote, so that a failed read (no space left, an
+// unreadable archive, an interrupt) leaves no partial output behind.
 func (s *imageSet) abort() {
+	if !s.done {
+		for _, p := range s.newConfigs {
+			os.Remove(p)
+		}
+	}
 	for _, im := range s.files {
 		if im.f != nil {
 			im.f.Close()

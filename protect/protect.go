@@ -1,6 +1,7 @@
 package protect
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -27,6 +28,9 @@ type Options struct {
 	Progress func(done, total int64)
 	// Tool names the program in the sidecar's header.
 	Tool string
+	// Context, if set, stops the read when done (an interrupt): no
+	// sidecar is written and its temporary file is removed.
+	Context context.Context
 }
 
 // Result is what Protect did.
@@ -122,7 +126,7 @@ func Protect(path string, opt Options) (*Result, error) {
 		obsErr = table.set(c.Dev, c.Num, hasher.hash(d.Size, c))
 	}
 
-	vres, err := extract.Verify(path, extract.Options{Progress: opt.Progress, Tap: tap, Observe: observe, NoSidecar: true})
+	vres, err := extract.Verify(path, extract.Options{Progress: opt.Progress, Tap: tap, Observe: observe, NoSidecar: true, Context: opt.Context})
 	if err != nil {
 		return nil, err
 	}

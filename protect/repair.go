@@ -2,6 +2,7 @@ package protect
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/reedsolomon"
@@ -35,35 +35,38 @@ type RepairOptions struct {
 	// NoLocate skips reading the archive to locate damaged clusters when
 	// the damage exceeds the parity (scrub only counts).
 	NoLocate bool
+	// Context, if set, stops the repair when done (an interrupt): the
+	// archive is left as it was and a partial output is removed.
+	Context context.Context
 }
 
 // RepairResult is what Repair found and did.
 type RepairResult struct {
-	Archive string
-	Sidecar string
+	Archive string `json:"archive"`
+	Sidecar string `json:"sidecar"`
 	// Size is the archive's size now; Header.Archive.Size its size when
 	// protected.
-	Size   int64
-	Header Header
+	Size   int64  `json:"size"`
+	Header Header `json:"header"`
 	// Intact: the archive is bit for bit what was protected.
-	Intact bool
+	Intact bool `json:"intact"`
 	// Damage lists the archive file's byte ranges found damaged (whole
 	// chunks; lost past a truncated end).
-	Damage *damage.Map
+	Damage *damage.Map `json:"damage"`
 	// Rebuilt counts the bytes rebuilt from parity; Unrepairable lists what
 	// the parity could not rebuild.
-	Rebuilt      int64
-	Unrepairable *damage.Map
+	Rebuilt      int64       `json:"rebuilt"`
+	Unrepairable *damage.Map `json:"unrepairable"`
 	// Complete: the output is bit for bit the original (SHA-256 equal).
-	Complete bool
+	Complete bool `json:"complete"`
 	// Output is the file written (empty when none).
-	Output string
+	Output string `json:"output,omitempty"`
 	// Located is, when the repair is not complete, the read of the best
 	// archive there is with the sidecar: every damaged cluster of every
 	// device is in its devices' damage.
-	Located *report.Report
+	Located *report.Report `json:"located,omitempty"`
 	// Notes are things worth saying (extra bytes after the end, ...).
-	Notes []string
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Repair checks an archive against its sidecar, rebuilds damaged chunks
@@ -110,7 +113,10 @@ func Repair(path string, opt RepairOptions) (*RepairResult, error) {
 		if rr.Output != "" {
 			best = rr.Output
 		}
-		res, err := extract.Verify(best, extract.Options{Checker: NewChecker(sc), Progress: opt.Progress})
+		res, err := extract.Verify(best, extract.Options{Checker: NewChecker(sc), Progress: opt.Progress, Context: opt.Context})
+		if errors.Is(err, context.Canceled) {
+			return nil, err
+		}
 		if err != nil {
 			rr.Notes = append(rr.Notes, fmt.Sprintf("locating the damaged clusters failed: %v", err))
 		} else {
@@ -194,7 +200,7 @@ func (r *repairer) rebuild() error {
 		target = r.rr.Archive
 	}
 	if target != "" {
-		out, err = os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp*")
+		out, err = report.CreateTemp(target)
 		if err != nil {
 			return err
 		}
@@ -226,7 +232,7 @@ func (r *repairer) rebuild() error {
 			}
 			outSum.Write(b)
 			_, err := out.Write(b)
-			return err
+			return report.TargetError(err, out.Name(), target)
 		})
 		if err != nil {
 			return err
@@ -245,20 +251,20 @@ func (r *repairer) rebuild() error {
 		r.rr.Notes = append(r.rr.Notes, "the repair is not complete: the archive was left as it was")
 		return nil
 	}
+	name := out.Name()
 	if err := out.Chmod(0o644); err != nil {
-		return err
+		return report.TargetError(err, name, target)
 	}
 	if err := out.Sync(); err != nil {
-		return err
+		return report.TargetError(err, name, target)
 	}
 	if err := out.Close(); err != nil {
-		return err
+		return report.TargetError(err, name, target)
 	}
-	name := out.Name()
 	out = nil
 	if err := os.Rename(name, target); err != nil {
 		os.Remove(name)
-		return err
+		return report.TargetError(err, name, target)
 	}
 	r.rr.Output = target
 	if !r.opt.InPlace {
@@ -275,6 +281,11 @@ func (r *repairer) rebuild() error {
 // them the file had (fewer past a truncated end).
 func (r *repairer) eachBlock(s segment, buf []byte, fn func(off int64, b []byte, got int) error) error {
 	for off := int64(0); off < s.length; off += int64(len(buf)) {
+		if r.opt.Context != nil {
+			if err := r.opt.Context.Err(); err != nil {
+				return err
+			}
+		}
 		b := buf[:min(int64(len(buf)), s.length-off)]
 		got, err := r.f.ReadAt(b, s.start+off)
 		if err != nil && err != io.EOF {

@@ -1,9 +1,12 @@
 package protect
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -60,5 +63,56 @@ func TestRepairPutsTheOriginalBack(t *testing.T) {
 		if rr, err := Repair(arc, RepairOptions{}); err != nil || !rr.Intact {
 			t.Fatalf("after the repair: %v %+v", err, rr)
 		}
+	}
+}
+
+// TestInterruptLeavesNothing: protect and repair stopped by their context
+// (an interrupt) say so and leave no temporary sidecar or archive behind,
+// and the archive as it was.
+func TestInterruptLeavesNothing(t *testing.T) {
+	arc := testArchive(t)
+	dir := filepath.Dir(arc)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Protect(arc, Options{Context: ctx}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("protect: %v, want context.Canceled", err)
+	}
+	onlyThese(t, dir, filepath.Base(arc))
+
+	protectOK(t, arc, Options{})
+	damageFile(t, arc, 1)
+	damaged := fileSHA(t, arc)
+	for _, opt := range []RepairOptions{{Output: filepath.Join(dir, "fixed.vma.zst")}, {InPlace: true}} {
+		// interrupted once the check is done, while the output is written
+		ctx, cancel := context.WithCancel(context.Background())
+		opt.Context = ctx
+		opt.Progress = func(done, total int64) {
+			if done == total {
+				cancel()
+			}
+		}
+		if _, err := Repair(arc, opt); !errors.Is(err, context.Canceled) {
+			t.Fatalf("repair %+v: %v, want context.Canceled", opt, err)
+		}
+		onlyThese(t, dir, filepath.Base(arc), filepath.Base(arc)+".vzsalvage")
+		if fileSHA(t, arc) != damaged {
+			t.Fatal("the interrupted repair changed the archive")
+		}
+	}
+}
+
+// onlyThese fails unless dir holds exactly the named files.
+func onlyThese(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	if !slices.Equal(got, slices.Sorted(slices.Values(names))) {
+		t.Fatalf("%s holds %q, want %q", dir, got, names)
 	}
 }

@@ -5,10 +5,11 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/vzsalvage/vzsalvage/report"
 )
 
 // sidecarWriter appends records to a temporary file beside the final
@@ -31,7 +32,7 @@ type indexed struct {
 
 // createSidecar starts the sidecar that will be at path.
 func createSidecar(path string) (*sidecarWriter, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := report.CreateTemp(path)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +110,7 @@ func (sw *sidecarWriter) finish(h *Header) error {
 	}
 	if sw.err != nil {
 		os.Remove(sw.f.Name())
+		sw.err = report.TargetError(sw.err, sw.f.Name(), sw.path)
 	}
 	return sw.err
 }

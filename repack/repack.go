@@ -61,7 +61,7 @@ type Result struct {
 // Repack writes the disks and configs of dir (an extract or rescue
 // directory) into the archive out, atomically: under a temporary name,
 // renamed when complete.
-func Repack(dir, out string, opt Options) (*Result, error) {
+func Repack(dir, out string, opt Options) (_ *Result, err error) {
 	if opt.Now.IsZero() {
 		opt.Now = time.Now()
 	}
@@ -104,7 +104,7 @@ func Repack(dir, out string, opt Options) (*Result, error) {
 	if _, err := rand.Read(h.UUID[:]); err != nil {
 		return nil, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial*")
+	tmp, err := report.CreateTemp(out)
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +113,7 @@ func Repack(dir, out string, opt Options) (*Result, error) {
 		if !done {
 			tmp.Close()
 			os.Remove(tmp.Name())
+			err = report.TargetError(err, tmp.Name(), out)
 		}
 	}()
 	comp, err := compressor(tmp, opt.Compression, opt.Now)

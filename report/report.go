@@ -5,6 +5,8 @@ package report
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -259,25 +261,59 @@ func (r *Report) WriteFile(path string) error {
 // WriteFileAtomic writes data to a temporary file next to path and renames
 // it into place.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	tmp, err := CreateTemp(path)
 	if err != nil {
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
+	fail := func(err error) error {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return err
+		return TargetError(err, tmp.Name(), path)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
 	}
 	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
+		return fail(err)
 	}
 	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
+		return fail(err)
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// CreateTemp creates the hidden temporary file (".NAME.tmp*", beside path:
+// on the same filesystem) that becomes path once complete and renamed. Its
+// error names path, not the temporary name.
+func CreateTemp(path string) (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return nil, fmt.Errorf("cannot write %s: %w", path, pe.Err)
+	}
+	return f, err
+}
+
+// TargetError turns an error on the temporary file tmp (its creation, a
+// write, the rename) into one that names path, the file the user asked for:
+// "cannot write /srv/x.vma.zst: no space left on device". Other errors are
+// returned as they are.
+func TargetError(err error, tmp, path string) error {
+	var pe *os.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe) && pe.Path == tmp:
+		return fmt.Errorf("cannot write %s: %w", path, pe.Err)
+	case errors.As(err, &le) && le.Old == tmp:
+		if st, serr := os.Stat(path); serr == nil && st.IsDir() {
+			return fmt.Errorf("cannot write %s: it is a directory", path)
+		}
+		return fmt.Errorf("cannot write %s: %w", path, le.Err)
+	}
+	return err
 }
 
 // ReadFile reads a report written by WriteFile.

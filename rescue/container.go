@@ -52,8 +52,12 @@ func runContainer(path, dir string, opt Options) (*Report, error) {
 		rep.Archives = append(rep.Archives, res.Report.Archives...)
 	}
 	for _, c := range results[0].Tar.Configs {
-		if err := report.WriteFileAtomic(filepath.Join(dir, extract.SafeFileName(c.Name)), c.Data, 0o644); err != nil {
+		name := extract.SafeFileName(c.Name)
+		if err := report.WriteFileAtomic(filepath.Join(dir, name), c.Data, 0o644); err != nil {
 			return nil, err
+		}
+		if c.Name == "pct.conf" {
+			rep.Config = name
 		}
 	}
 	cv := ctar.NewVolume(gens)

@@ -58,9 +58,19 @@ func writeInShort(p printer, r *Report) {
 		places += int64(d.Damage.Len())
 	}
 	p("## In short\n\n")
-	if bad == 0 {
+	switch {
+	case container(rep):
+		for _, v := range rep.Volumes {
+			bad += v.DamagedBytes
+		}
+		if bad == 0 && r.Intact() {
+			p("- **Lost:** nothing; the backup was read intact.\n")
+		} else {
+			p("- **Lost or unverified:** %s of the backup's data (see *Backups read* for what the damage took).\n", ui.Bytes(bad))
+		}
+	case bad == 0:
 		p("- **Lost:** nothing; every disk was read intact.\n")
-	} else {
+	default:
 		p("- **Lost or unverified:** %s of disk data, in %d place(s) (see *Disks*).\n", ui.Bytes(bad), places)
 	}
 	if len(rep.Archives) > 0 && rep.Archives[0].Redecode != nil {
@@ -79,9 +89,14 @@ func writeInShort(p printer, r *Report) {
 		}
 		p(".\n")
 	}
-	if rep.Config != "" {
+	switch {
+	case container(rep) && rep.Config != "":
+		p("- **Container config:** %s (Proxmox's pct.conf from the backup: what you need to recreate the container).\n", code(rep.Config))
+	case container(rep):
+		p("- **Container config:** not in the backup (or not readable).\n")
+	case rep.Config != "":
 		p("- **VM config:** %s (Proxmox's qemu-server.conf from the backup: what you need to recreate the VM).\n", code(rep.Config))
-	} else {
+	default:
 		p("- **VM config:** not in the backup (or not readable).\n")
 	}
 	for _, a := range rep.AbsentDisks {
@@ -120,6 +135,10 @@ func (r *Report) endsEarly() string {
 	return s
 }
 
+// maxProblemsShown bounds the problems of a container backup listed in the
+// human report (report.json has them all).
+const maxProblemsShown = 10
+
 func writeBackups(p printer, rep *report.Report) {
 	p("## Backups read\n\n")
 	for i, a := range rep.Archives {
@@ -128,7 +147,20 @@ func writeBackups(p printer, rep *report.Report) {
 			role = "older, used to fill gaps"
 		}
 		p("- %s (%s): **%s**; its own checksum: %s", code(filepath.Base(a.Path)), role, a.Status, checksumWords(a))
-		if a.ProblemCount > 0 {
+		switch {
+		case a.ProblemCount > 1 && a.Payload == "tar":
+			// they say which members the damage took whole, whose names
+			// are lost with their headers
+			p("; %d problem(s):\n", a.ProblemCount)
+			for j, pr := range a.Problems {
+				if j == maxProblemsShown {
+					p("  - ... %d more in report.json\n", a.ProblemCount-j)
+					break
+				}
+				p("  - %s\n", md(pr.String()))
+			}
+			continue
+		case a.ProblemCount > 0:
 			p("; %d problem(s), the first: %s", a.ProblemCount, md(a.Problems[0].String()))
 		}
 		p(".\n")
@@ -236,6 +268,8 @@ func holds(v report.Volume) string {
 		return name + "LVM physical volume (its logical volumes follow)"
 	case v.FS == "crypto_LUKS":
 		return name + "encrypted (LUKS): not readable without its key"
+	case v.Kind == "tar":
+		return name + "the container's files (tar)"
 	}
 	return name + v.FS + " filesystem"
 }
@@ -321,6 +355,38 @@ func writeNext(p printer, r *Report) {
 		step("Copy the files not listed as damaged back first: they are under `files/<volume>/`.")
 		step("For damaged files, look for another copy: an older backup (`vzsalvage rescue NEWEST --also OLDER...`\n   fills gaps from it), the application's own dumps, or replicas.")
 	}
+	if container(rep) {
+		step("%s", containerBack(r))
+	} else {
+		step("%s", vmBack(r))
+	}
+	if r.Intact() {
+		step("Keep checking new backups the day they are written: `vzsalvage verify`.")
+	} else {
+		step("Find out why the backup was damaged (disk, RAM, NFS) before trusting the next one: run\n   `vzsalvage verify` on new backups, and keep more than one night.")
+	}
+}
+
+// container reports whether the rescue is of a container backup.
+func container(rep *report.Report) bool {
+	return len(rep.Archives) > 0 && rep.Archives[0].Payload == "tar"
+}
+
+// containerBack says how to bring a rescued container back into Proxmox.
+func containerBack(r *Report) string {
+	if r.Intact() {
+		return fmt.Sprintf("To bring the container back into Proxmox as it was, restore the backup itself: %s.",
+			code("pct restore 900 "+r.Archives[0].Path+" --storage local-lvm"))
+	}
+	return fmt.Sprintf("To bring the container back into Proxmox: create a container (say 900) with the settings of %s\n"+
+		"   (or %s an older backup of it), stop it, and copy the files in: %s, then\n   %s, then %s.",
+		orText(code(r.Config), "the old config"), code("pct restore 900"), code("pct mount 900"),
+		code("rsync -aHAX --numeric-ids files/rootfs/ /var/lib/lxc/900/rootfs/"), code("pct unmount 900"))
+}
+
+// vmBack says how to bring a rescued VM back into Proxmox.
+func vmBack(r *Report) string {
+	rep := r.Report
 	disk, key := "disks/disk-drive-scsi0.raw", "scsi0"
 	for _, d := range rep.Devices {
 		k := strings.TrimPrefix(d.Name, "drive-")
@@ -335,12 +401,7 @@ func writeNext(p printer, r *Report) {
 	if !r.Intact() {
 		back += " The images hold zeros where data was lost:\n   boot such a VM as a test first, and run the guest's fsck."
 	}
-	step("%s", back)
-	if r.Intact() {
-		step("Keep checking new backups the day they are written: `vzsalvage verify`.")
-	} else {
-		step("Find out why the backup was damaged (disk, RAM, NFS) before trusting the next one: run\n   `vzsalvage verify` on new backups, and keep more than one night.")
-	}
+	return back
 }
 
 func orText(s, alt string) string {

@@ -109,3 +109,34 @@ func withoutCode(s string) string {
 	}
 	return b.String()
 }
+
+// TestMarkdownContainer: the report of a damaged container backup says
+// what it lost (there are no disks), where its config (pct.conf) is, which
+// members the damage took whole (from the archive's problems), and how to
+// bring a container back: nothing about VM disks.
+func TestMarkdownContainer(t *testing.T) {
+	rep := &Report{Report: report.New("vzsalvage")}
+	rep.Archives = []report.Archive{{Path: "/dump/vzdump-lxc-203-2025_12_15-03_00_03.tar.zst", Payload: "tar", Status: report.Damaged,
+		Checksum: "unknown", ProblemCount: 3, Problems: []damage.Problem{
+			{Layer: "zstd", Offset: 1972031, Message: "block header does not lead to a valid block"},
+			{Layer: "tar", Offset: 2621440, Message: "./data/f18.txt: cut by damage at byte 40960 of 135091"},
+			{Layer: "tar", Offset: 3122688, Message: "resynchronised after 239104 bytes: members stored after ./data/f18.txt and before this one are lost"},
+		}}}
+	rep.Volumes = []report.Volume{{ID: "rootfs", Kind: "tar", FS: "tar", Size: 5 << 20, DamagedBytes: 278982, Dir: "files/rootfs", Files: 28, DamagedFiles: 1}}
+	rep.DamagedFiles = []report.DamagedFile{{Volume: "rootfs", Path: "/data/f18.txt", State: "partial", Size: 135091, BadBytes: 94131}}
+	rep.Config = "pct.conf"
+	var b strings.Builder
+	WriteMarkdown(&b, rep)
+	out := b.String()
+	for _, bad := range []string{"Lost:** nothing", "every disk", "VM config", "qm disk import", "tar filesystem"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("report.md says %q:\n%s", bad, out)
+		}
+	}
+	for _, want := range []string{"272.4 KiB", "**Container config:** `pct.conf`", "members stored after ./data/f18.txt and before this one are lost",
+		"pct restore", "pct mount", "files/rootfs/"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report.md lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -170,6 +170,13 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 	default:
 		return nil, fmt.Errorf("image format %q: raw or qcow2", opt.Format)
 	}
+	for _, p := range append([]string{path}, opt.Also...) {
+		if st, err := os.Stat(p); err != nil {
+			return nil, err
+		} else if !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s: not a backup file", p)
+		}
+	}
 	if err := checkGenerations(path, opt.Also, opt.OtherGuest); err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/vzsalvage/vzsalvage/archive"
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/extract"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
@@ -124,6 +125,10 @@ func Open(path string, opt Options) (*Source, error) {
 		return nil, err
 	case backup:
 		return openArchive(path, st, opt)
+	}
+	if n := archive.ParseName(path); n.Payload != "" || n.Ext != "" {
+		// not read as a raw disk: its start is damaged, or it is no backup
+		return nil, fmt.Errorf("%s: named like a vzdump backup, but neither compressed (zstd, gzip, lzo) nor a VMA or tar stream (damaged at its start, or not a backup)", path)
 	}
 	return openImage(path)
 }

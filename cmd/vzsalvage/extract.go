@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 
@@ -57,6 +59,9 @@ func runExtract(w io.Writer, path, dir string, opt extract.Options, asJSON, quie
 	opt.Context = ctx
 	res, err := extract.Extract(path, dir, opt)
 	prog.Done()
+	if errors.Is(err, context.Canceled) {
+		return &exitError{code: ui.ExitFailed, err: fmt.Errorf("interrupted; what the extract had written into %s was removed", dir)}
+	}
 	if err != nil {
 		return err
 	}

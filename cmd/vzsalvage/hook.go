@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -81,8 +83,12 @@ func runHook(w io.Writer, ev protect.HookEvent, ac *alert.Config, overhead float
 		ui.Fprintf(w, "vzsalvage: INFO: %s\n", ui.Safe(why))
 		return nil
 	}
-	res, err := protect.Protect(ev.Target, protect.Options{SidecarDir: sidecarDir, Overhead: overhead, Tool: "vzsalvage " + version})
+	ctx, stop := interruptible()
+	defer stop()
+	res, err := protect.Protect(ev.Target, protect.Options{SidecarDir: sidecarDir, Overhead: overhead, Tool: "vzsalvage " + version, Context: ctx})
 	switch {
+	case errors.Is(err, context.Canceled):
+		return &exitError{code: ui.ExitFailed, err: fmt.Errorf("interrupted: no sidecar written for %s", ev.Target)}
 	case err != nil:
 		ui.Fprintf(w, "vzsalvage: ERROR: could not protect the new backup: %s\n", ui.Safe(err.Error()))
 		msg.Status, msg.What = "failed", "vzsalvage could not check the new backup: "+err.Error()

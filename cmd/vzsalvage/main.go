@@ -43,24 +43,54 @@ func main() {
 // run executes the command line and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
 	// Everything printed may carry guest-provided strings: escape controls.
-	stdout, stderr = ui.SafeWriter{W: stdout}, ui.SafeWriter{W: stderr}
+	out := &countingWriter{W: ui.SafeWriter{W: stdout}}
+	stderr = ui.SafeWriter{W: stderr}
 	root := newRoot()
 	root.SetArgs(args)
-	root.SetOut(stdout)
+	root.SetOut(out)
 	root.SetErr(stderr)
 	err := root.Execute()
 	if err == nil {
 		return ui.ExitIntact
 	}
+	code := ui.ExitFailed
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(stderr, "vzsalvage: %v\n", ee.err)
-		}
-		return ee.code
+		code, err = ee.code, ee.err
+	}
+	if err == nil {
+		return code
 	}
 	fmt.Fprintf(stderr, "vzsalvage: %v\n", err)
-	return ui.ExitFailed
+	if out.n == 0 && code == ui.ExitFailed && jsonAsked(root, args) {
+		// scripts reading --json get the reason too
+		printJSON(out, struct {
+			Error string `json:"error"`
+		}{err.Error()})
+	}
+	return code
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	W io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.W.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// jsonAsked reports whether the command line asks for --json output.
+func jsonAsked(root *cobra.Command, args []string) bool {
+	c, _, err := root.Find(args)
+	if err != nil {
+		return false
+	}
+	f := c.Flags().Lookup("json")
+	return f != nil && f.Value.String() == "true"
 }
 
 // interruptible returns a context that ends at the first SIGINT or SIGTERM,
@@ -102,7 +132,8 @@ func newRoot() *cobra.Command {
 past damage, says exactly what was lost, and gets files out of them without root.
 
 Exit status: 0 intact, 1 damaged (the work was still done as far as possible),
-2 could not run (usage, unreadable input, no space).`,
+2 could not run (usage, unreadable input, no space). With --json, a command
+that could not run prints {"error": "..."} when it had printed nothing else.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

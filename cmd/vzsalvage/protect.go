@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -54,11 +56,16 @@ type protectOutput struct {
 func runProtect(w, errw io.Writer, paths []string, overhead float64, asJSON, quiet bool) error {
 	var outs []protectOutput
 	damaged, failed := false, false
+	ctx, stop := interruptible()
+	defer stop()
 	for _, p := range paths {
 		prog := ui.NewProgress(!quiet && !asJSON)
 		prog.Start("protect "+filepath.Base(p), 0)
-		res, err := protect.Protect(p, protect.Options{SidecarDir: sidecarDir, Overhead: overhead, Progress: prog.Set, Tool: "vzsalvage " + version})
+		res, err := protect.Protect(p, protect.Options{SidecarDir: sidecarDir, Overhead: overhead, Progress: prog.Set, Tool: "vzsalvage " + version, Context: ctx})
 		prog.Done()
+		if errors.Is(err, context.Canceled) {
+			return &exitError{code: ui.ExitFailed, err: fmt.Errorf("interrupted: no sidecar written for %s", p)}
+		}
 		o := protectOutput{Archive: p}
 		switch {
 		case err != nil:

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -14,7 +17,7 @@ import (
 
 func newRepair() *cobra.Command {
 	var out string
-	var inPlace, asJSON, quiet bool
+	var inPlace, force, asJSON, quiet bool
 	c := &cobra.Command{
 		Use:   "repair ARCHIVE [-o FIXED | --in-place]",
 		Short: "Put a damaged archive back bit for bit from its sidecar",
@@ -24,7 +27,8 @@ the sidecar's Reed-Solomon parity when the damage fits it (many small hits sprea
 the file, or one run of several MiB).
 
   -o FIXED     writes the repaired archive to FIXED (also a partial repair, which leaves
-               less damage for rescue; the sidecar is copied beside it)
+               less damage for rescue; the sidecar is copied beside it); an existing
+               FIXED is replaced only with --force, the archive itself only by --in-place
   --in-place   replaces the archive, only when the repair is complete
   neither      only checks and says what a repair would do
 
@@ -42,11 +46,23 @@ Exit status: 0 intact or completely repaired, 1 damaged (not or partly repaired)
 			if out != "" && inPlace {
 				return &exitError{code: ui.ExitFailed, err: errors.New("-o and --in-place exclude each other")}
 			}
+			if _, err := os.Stat(args[0]); err != nil {
+				return &exitError{code: ui.ExitFailed, err: err}
+			}
+			if out != "" {
+				err := checkOutputFile(out, force,
+					input{args[0], "is the archive being repaired: --in-place replaces it (only when the repair is complete)"},
+					input{protect.SidecarPath(args[0], sidecarDir), "is the archive's sidecar, which the repair reads"})
+				if err != nil {
+					return err
+				}
+			}
 			return runRepair(cmd.OutOrStdout(), args[0], protect.RepairOptions{SidecarDir: sidecarDir, Output: out, InPlace: inPlace}, asJSON, quiet)
 		},
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "write the repaired archive to this file")
 	c.Flags().BoolVar(&inPlace, "in-place", false, "replace the archive when the repair is complete")
+	c.Flags().BoolVarP(&force, "force", "f", false, "replace an existing FIXED (never the archive or its sidecar)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return c
@@ -62,8 +78,14 @@ func runRepair(w io.Writer, path string, opt protect.RepairOptions, asJSON, quie
 	prog := ui.NewProgress(!quiet && !asJSON)
 	prog.Start("repair "+filepath.Base(path), 0)
 	opt.Progress = prog.Set
+	ctx, stop := interruptible()
+	defer stop()
+	opt.Context = ctx
 	rr, err := protect.Repair(path, opt)
 	prog.Done()
+	if errors.Is(err, context.Canceled) {
+		return &exitError{code: ui.ExitFailed, err: fmt.Errorf("interrupted: %s is as it was, nothing else was written", path)}
+	}
 	if err != nil {
 		return &exitError{code: ui.ExitFailed, err: err}
 	}

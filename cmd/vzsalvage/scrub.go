@@ -53,7 +53,7 @@ could not be delivered.`,
       --metrics /var/lib/prometheus/node-exporter/vzsalvage.prom /var/lib/vz/dump`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runScrub(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, o)
+			return runScrub(cmd.OutOrStdout(), args, o)
 		},
 	}
 	c.Flags().StringVar(&o.state, "state", "", "state file (resumes an interrupted run)")
@@ -67,7 +67,7 @@ could not be delivered.`,
 	return c
 }
 
-func runScrub(w, errw io.Writer, dirs []string, o scrubOptions) error {
+func runScrub(w io.Writer, dirs []string, o scrubOptions) error {
 	start := time.Now()
 	sub, err := protect.ParseSubset(o.subset)
 	if err != nil {
@@ -155,11 +155,12 @@ func runScrub(w, errw io.Writer, dirs []string, o scrubOptions) error {
 	} else if stopped {
 		ui.Fprintf(w, "stopped after %d archives (--limit); the next run with the same --state goes on\n", o.limit)
 	}
-	return scrubVerdict(w, ac, checks)
+	return scrubVerdict(ac, checks)
 }
 
-// scrubVerdict alerts on what the run found and returns the exit status.
-func scrubVerdict(w io.Writer, ac *alert.Config, checks []protect.Check) error {
+// scrubVerdict alerts on what the run found and returns the exit status
+// (an alert that could not be delivered is an error: exit 2, on stderr).
+func scrubVerdict(ac *alert.Config, checks []protect.Check) error {
 	var bad []protect.Check
 	failed := false
 	for _, c := range checks {
@@ -191,8 +192,7 @@ func scrubVerdict(w io.Writer, ac *alert.Config, checks []protect.Check) error {
 	}
 	if ac.Enabled() && (msg.Status != "ok" || ac.OnSuccess) {
 		if err := alert.Send(ac, msg); err != nil {
-			ui.Fprintf(w, "vzsalvage: alert not delivered: %s\n", ui.Safe(err.Error()))
-			return &exitError{code: ui.ExitFailed}
+			return &exitError{code: ui.ExitFailed, err: fmt.Errorf("alert not delivered: %s", ui.Safe(err.Error()))}
 		}
 	}
 	switch {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vzsalvage/vzsalvage/internal/ui"
 )
 
 // DefaultConfigPath is where the alert configuration is read from unless
@@ -144,17 +146,24 @@ type Message struct {
 	Severity string `json:"severity,omitempty"` // "error" or "info"
 }
 
-// Subject is the one-line summary (the mail's subject).
+// Subject is the one-line summary (the mail's subject), with every
+// control character shown as an escape (ui.Safe): a guest's or a file's
+// name cannot break it into more lines.
 func (m *Message) Subject() string {
 	s := fmt.Sprintf("vzsalvage %s on %s: %s", m.Event, m.Host, m.Status)
 	if m.Guest != "" {
 		s += " (" + m.Guest + ")"
 	}
-	return oneLine(s)
+	return ui.Safe(s)
 }
 
-// Text is the body of the mail.
+// Text is the body of the mail: lines ended by \n, every other control
+// character shown as an escape (ui.SafeText).
 func (m *Message) Text() string {
+	return ui.SafeText(m.text())
+}
+
+func (m *Message) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", m.What)
 	if m.Archive != "" {

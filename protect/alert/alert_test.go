@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,11 +13,14 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	netmail "net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -262,5 +266,44 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := LoadConfig(p); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestMailOfHostileStrings: guest names, archive names and problem texts
+// with CR, LF, NUL, escapes and non-ASCII letters cannot add a header,
+// end the DATA early (SMTP smuggling with a bare CR) or put raw controls
+// into the mail; the subject is RFC 2047 encoded and reads back as sent.
+func TestMailOfHostileStrings(t *testing.T) {
+	m := &Message{Status: "damaged", Event: "vzdump-hook", Host: "pve1\r\nBcc: evil@example.org",
+		Guest: "qemu 100 (wéb\r\nBcc: evil@example.org\x00\x1b[31m)", VMID: 100,
+		Archive: "/dump/a\r.\rb\n.\nMAIL FROM:<evil@example.org>", What: "damaged\r\n.\r\nRSET", Details: "x\ry\x07"}
+	b := mailBytes("pve1@example.org", []string{"admin@example.org"}, m)
+	for i, c := range b {
+		if c == '\r' && (i+1 == len(b) || b[i+1] != '\n') || c == '\n' && (i == 0 || b[i-1] != '\r') {
+			t.Fatalf("a bare CR or LF at %d: %q", i, b)
+		}
+		if c < 0x20 && c != '\r' && c != '\n' && c != '\t' || c == 0x7f {
+			t.Fatalf("a raw control %#x at %d: %q", c, i, b)
+		}
+	}
+	msg, err := netmail.ReadMessage(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range msg.Header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"Content-Transfer-Encoding", "Content-Type", "Date", "From", "Mime-Version", "Subject", "To", "X-Vzsalvage-Status"}; !slices.Equal(keys, want) {
+		t.Fatalf("headers %q, want %q", keys, want)
+	}
+	subj, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil || !strings.Contains(subj, "wéb") || strings.ContainsAny(subj, "\r\n\x00\x1b") {
+		t.Fatalf("subject %q (%v)", subj, err)
+	}
+	body, _ := io.ReadAll(msg.Body)
+	if !bytes.Contains(body, []byte("wéb")) || !bytes.Contains(body, []byte(`evil@example.org\x00\x1b[31m`)) {
+		t.Fatalf("body %q", body)
 	}
 }

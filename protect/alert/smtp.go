@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"mime"
 	"net"
 	"net/smtp"
 	"os"
@@ -100,13 +101,14 @@ func mailBytes(from string, to []string, m *Message) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "From: %s\r\n", oneLine(from))
 	fmt.Fprintf(&b, "To: %s\r\n", oneLine(strings.Join(to, ", ")))
-	fmt.Fprintf(&b, "Subject: %s\r\n", m.Subject())
+	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", m.Subject()))
 	fmt.Fprintf(&b, "Date: %s\r\n", time.Now().Format(time.RFC1123Z))
 	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n")
 	fmt.Fprintf(&b, "X-Vzsalvage-Status: %s\r\n\r\n", oneLine(m.Status))
-	// net/smtp's DATA writer does the dot-stuffing
+	// Text has no CR and no other control but LF and tab; net/smtp's DATA
+	// writer does the dot-stuffing
 	for _, line := range strings.Split(m.Text(), "\n") {
-		b.WriteString(strings.TrimRight(line, "\r") + "\r\n")
+		b.WriteString(line + "\r\n")
 	}
 	return []byte(b.String())
 }
