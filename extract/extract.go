@@ -149,7 +149,7 @@ func mkdirs(dir string) ([]string, error) {
 		missing = append(missing, d)
 	}
 	slices.Reverse(missing)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := report.MkdirAll(dir); err != nil {
 		return nil, err
 	}
 	return missing, nil

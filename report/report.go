@@ -334,3 +334,24 @@ func Parse(b []byte) (*Report, error) {
 	}
 	return r, nil
 }
+
+// MkdirAll makes an output directory and its parents, as os.MkdirAll, with
+// an error in words when something in the way is not a directory.
+func MkdirAll(dir string) error {
+	err := os.MkdirAll(dir, 0o755)
+	if err == nil {
+		return nil
+	}
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if st, serr := os.Stat(d); serr == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("cannot make the output directory %s: %s exists and is not a directory (choose another -o)", dir, d)
+			}
+			break
+		}
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	return fmt.Errorf("cannot make the output directory: %w", err)
+}

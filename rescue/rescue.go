@@ -322,7 +322,7 @@ func prepareDir(dir string, force bool) (created bool, err error) {
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
 		created = true
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := report.MkdirAll(dir); err != nil {
 		return false, err
 	}
 	ents, err := os.ReadDir(dir)
