@@ -128,8 +128,12 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "vzsalvage",
 		Short: "Rescue data from damaged Proxmox VE backups",
-		Long: `vzsalvage reads Proxmox VE vzdump backups (.vma, .vma.zst, .vma.gz, .vma.lzo)
-past damage, says exactly what was lost, and gets files out of them without root.
+		Long: `vzsalvage reads Proxmox VE vzdump backups of VMs (.vma) and containers (.tar),
+uncompressed or .zst, .gz, .lzo, past damage, says exactly what was lost, and gets
+files out of them without root. It also protects new backups (protect, vzdump-hook,
+scrub) so that later damage is found early and repaired.
+
+Start with: vzsalvage rescue BACKUP -o DIR   (everything, and a report.md to read)
 
 Exit status: 0 intact, 1 damaged (the work was still done as far as possible),
 2 could not run (usage, unreadable input, no space). With --json, a command
