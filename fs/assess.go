@@ -89,7 +89,20 @@ func Assess(st *Stat, lay *Layout, entry *DirEntry, dmg *damage.Map) Assessment 
 	if lay != nil && !lay.Inline {
 		for _, e := range lay.Data {
 			l := min(e.Length, size-e.Logical)
-			if l > 0 && e.Physical >= 0 {
+			switch {
+			case l <= 0 || e.Physical < 0:
+			case e.Stored > 0:
+				// Encoded: one damaged stored byte spoils the whole extent.
+				if dmg.Any(e.Physical, e.Stored, damage.Tainted) {
+					state := damage.Tainted
+					a.BadBytes += l
+					if dmg.Any(e.Physical, e.Stored, damage.Lost) {
+						a.MissingBytes += l
+						state = damage.Lost
+					}
+					rs = append(rs, damage.Range{Off: e.Logical, Len: l, State: state})
+				}
+			default:
 				a.BadBytes += dmg.Count(e.Physical, l, damage.Tainted)
 				a.MissingBytes += dmg.Count(e.Physical, l, damage.Lost)
 				if !whole {

@@ -59,3 +59,23 @@ func TestAssessRanges(t *testing.T) {
 		t.Errorf("%d ranges %+v", len(b.Ranges), b.Ranges)
 	}
 }
+
+// TestAssessStored: damage to any stored byte of an encoded (compressed)
+// extent spoils all of its file bytes, however few stored bytes it hits.
+func TestAssessStored(t *testing.T) {
+	dmg := &damage.Map{}
+	dmg.Add(10000, 1, damage.Lost)
+	st := &Stat{Size: 300000, Mode: 0o644}
+	lay := &Layout{Data: []Extent{
+		{Logical: 0, Physical: 0, Length: 131072, Stored: 8192},
+		{Logical: 131072, Physical: 8192, Length: 131072, Stored: 4096}, // holds byte 10000
+		{Logical: 262144, Physical: 12288, Length: 131072, Stored: 4096},
+	}}
+	a := Assess(st, lay, nil, dmg)
+	if a.State != StatePartial || a.BadBytes != 131072 || a.MissingBytes != 131072 {
+		t.Errorf("got %+v", a)
+	}
+	if len(a.Ranges) != 1 || a.Ranges[0] != (damage.Range{Off: 131072, Len: 131072, State: damage.Lost}) {
+		t.Errorf("ranges %+v", a.Ranges)
+	}
+}

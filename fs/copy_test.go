@@ -106,7 +106,7 @@ func TestCopyMetadata(t *testing.T) {
 	sparse := m.add(2, "sparse", &memNode{st: Stat{Mode: 0o600, Size: 8 << 30}})
 	data := bytes.Repeat([]byte("x"), 8192)
 	m.nodes[sparse].data = append(append(data, make([]byte, 1<<20)...), data...)
-	m.nodes[sparse].layout = &Layout{Data: []Extent{{0, 4096, 8192}, {8192 + 1<<20, 1 << 30, 8192}}}
+	m.nodes[sparse].layout = &Layout{Data: []Extent{{Logical: 0, Physical: 4096, Length: 8192}, {Logical: 8192 + 1<<20, Physical: 1 << 30, Length: 8192}}}
 	fifo := m.add(2, "fifo", &memNode{st: Stat{Mode: iofs.ModeNamedPipe | 0o644}})
 	m.add(2, "tty", &memNode{st: Stat{Mode: iofs.ModeDevice | iofs.ModeCharDevice | 0o620, Rdev: 0x0400}})
 	dmg := m.file(2, "damaged", "part")
@@ -209,7 +209,7 @@ func TestCopyBudget(t *testing.T) {
 	m := newMem()
 	m.file(2, "small", "ok")
 	huge := m.add(2, "huge", &memNode{st: Stat{Mode: 0o644, Size: 1 << 60}, data: []byte("claims 2^60 bytes")})
-	m.nodes[huge].layout = &Layout{Data: []Extent{{0, 0, 1 << 60}}}
+	m.nodes[huge].layout = &Layout{Data: []Extent{{Logical: 0, Physical: 0, Length: 1 << 60}}}
 	dest := filepath.Join(t.TempDir(), "out")
 	var calls int
 	stats, err := Copy(m, 2, "/", dest, CopyOptions{Recursive: true, Budget: &Budget{MaxRead: 8 << 20}, Progress: func(b, f int64) { calls++ }})

@@ -107,10 +107,25 @@ type File interface {
 // Extent maps bytes of a file to the volume: file bytes [Logical,
 // Logical+Length) are at volume bytes [Physical, Physical+Length). Physical
 // is -1 for a hole (reads as zeros) and for unwritten (preallocated) extents.
+//
+// Stored, when not 0, says the extent is stored encoded (compressed: btrfs
+// extents, NTFS compression units): its Length file bytes come from the
+// Stored volume bytes at Physical, and damage to any of those makes all of
+// them bad.
 type Extent struct {
 	Logical  int64
 	Physical int64
 	Length   int64
+	Stored   int64
+}
+
+// Span returns the volume byte range [Physical, Physical+n) the extent's
+// content depends on: Stored bytes for an encoded extent, else Length.
+func (e Extent) Span() int64 {
+	if e.Stored > 0 {
+		return e.Stored
+	}
+	return e.Length
 }
 
 // Layout says which volume bytes a node depends on.

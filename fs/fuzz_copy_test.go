@@ -46,7 +46,7 @@ func fuzzTree(b []byte, outside string) *memFS {
 			if c := next(); c&1 != 0 {
 				nd := m.nodes[n]
 				nd.st.Size = int64(c) << (c % 48) // a size that lies
-				nd.layout = &Layout{Data: []Extent{{0, int64(c), nd.st.Size}}}
+				nd.layout = &Layout{Data: []Extent{{Logical: 0, Physical: int64(c), Length: nd.st.Size}}}
 			}
 			nodes = append(nodes, n)
 		case 3:

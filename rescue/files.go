@@ -166,7 +166,7 @@ func onlyFilled(st *fs.Stat, lay *fs.Layout, e *fs.DirEntry, dmg, filled *damage
 		return true
 	}
 	for _, x := range lay.Data {
-		if x.Physical >= 0 && !check(x.Physical, x.Length) {
+		if x.Physical >= 0 && !check(x.Physical, x.Span()) {
 			return false
 		}
 	}

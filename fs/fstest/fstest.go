@@ -357,7 +357,7 @@ func checkLayout(r *reporter, p string, g *Got, volSize int64) {
 			r.fail("%s: layout extent %+v out of order or empty", p, x)
 			return
 		}
-		if x.Physical >= 0 && volSize > 0 && x.Physical+x.Length > volSize {
+		if x.Physical >= 0 && volSize > 0 && x.Physical+x.Span() > volSize {
 			r.fail("%s: layout extent %+v beyond the volume (%d bytes)", p, x, volSize)
 		}
 		end = x.Logical + x.Length
