@@ -271,19 +271,7 @@ func (in *inode) time(lo, extra int) time.Time {
 }
 
 // fileMode converts an ext4 i_mode to an io/fs FileMode.
-func fileMode(m uint16) iofs.FileMode {
-	mode := iofs.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		mode |= iofs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= iofs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= iofs.ModeSticky
-	}
-	return mode | typeMode(m&sIFMT)
-}
+func fileMode(m uint16) iofs.FileMode { return fs.UnixMode(uint32(m)) }
 
 // typeMode converts the type bits of an i_mode to io/fs type bits.
 func typeMode(t uint16) iofs.FileMode {
