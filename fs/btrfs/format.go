@@ -68,26 +68,26 @@ const (
 
 // Item types.
 const (
-	typeInodeItem  = 1
-	typeInodeRef   = 12
+	typeInodeItem   = 1
+	typeInodeRef    = 12
 	typeInodeExtref = 13
-	typeXattr      = 24
-	typeOrphan     = 48
-	typeDirItem    = 84
-	typeDirIndex   = 96
-	typeExtentData = 108
-	typeExtentCsum = 128
-	typeRootItem   = 132
-	typeRootRef    = 156
-	typeChunkItem  = 228
+	typeXattr       = 24
+	typeOrphan      = 48
+	typeDirItem     = 84
+	typeDirIndex    = 96
+	typeExtentData  = 108
+	typeExtentCsum  = 128
+	typeRootItem    = 132
+	typeRootRef     = 156
+	typeChunkItem   = 228
 )
 
 // Chunk (block group) profile bits.
 const (
-	bgRAID0  = 1 << 3
-	bgRAID10 = 1 << 6
-	bgRAID5  = 1 << 7
-	bgRAID6  = 1 << 8
+	bgRAID0   = 1 << 3
+	bgRAID10  = 1 << 6
+	bgRAID5   = 1 << 7
+	bgRAID6   = 1 << 8
 	bgStriped = bgRAID0 | bgRAID10 | bgRAID5 | bgRAID6
 )
 
@@ -235,17 +235,17 @@ func (sb *superblock) backups() []backupRoot {
 
 // inodeItem is a parsed btrfs_inode_item (160 bytes).
 type inodeItem struct {
-	size   int64
-	nlink  uint32
-	uid    uint32
-	gid    uint32
-	mode   uint32
-	rdev   uint64
-	flags  uint64
-	atime  time.Time
-	ctime  time.Time
-	mtime  time.Time
-	otime  time.Time
+	size  int64
+	nlink uint32
+	uid   uint32
+	gid   uint32
+	mode  uint32
+	rdev  uint64
+	flags uint64
+	atime time.Time
+	ctime time.Time
+	mtime time.Time
+	otime time.Time
 }
 
 const inodeItemSize = 160
