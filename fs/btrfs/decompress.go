@@ -2,6 +2,7 @@ package btrfs
 
 import (
 	"bytes"
+	"errors"
 	"compress/zlib"
 	"io"
 	"sync"
@@ -12,8 +13,8 @@ import (
 )
 
 // decompress decodes an extent's stored bytes (compression type comp) to
-// ram bytes, at most limit. A stream that ends early returns what it gave
-// with an error.
+// at most ram bytes (at most limit). A stream that ends cleanly early
+// returns what it gave; a damaged one returns it with an error.
 func decompress(comp uint8, src []byte, ram, limit, sectorSize int64) ([]byte, error) {
 	if ram < 0 || ram > limit {
 		return nil, errDamaged("extent decodes to %d bytes", ram)
@@ -49,13 +50,18 @@ var zstdPool = sync.Pool{New: func() any {
 	return d
 }}
 
+// readFull decodes up to n bytes. A stream that ends cleanly before n
+// bytes is no error: the caller checks it holds the bytes it needs (the
+// last extent of a file decodes to its size, not to the whole sectors
+// ram_bytes may count). btrfs writes one zstd frame and pads it with
+// zeros to a whole sector: the zeros are not a next frame.
 func readFull(r io.Reader, n int64, name string) ([]byte, error) {
 	out := make([]byte, n)
 	got, err := io.ReadFull(r, out)
-	if err != nil {
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF && !(got > 0 && errors.Is(err, zstd.ErrMagicMismatch)) {
 		return out[:got], errDamaged("%s: decoded %d of %d bytes: %v", name, got, n, err)
 	}
-	return out, nil
+	return out[:got], nil
 }
 
 // unlzo decodes btrfs's LZO framing: a 4-byte total length, then segments
@@ -94,9 +100,6 @@ func unlzo(src []byte, ram, ss int64) ([]byte, error) {
 		}
 		out = out[:len(out)+len(seg)]
 		pos += n
-	}
-	if int64(len(out)) < ram {
-		return out, errDamaged("lzo: decoded %d of %d bytes", len(out), ram)
 	}
 	return out, nil
 }
