@@ -40,6 +40,7 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/internal/ringcache"
 )
 
 // Options configure Open.
@@ -64,7 +65,7 @@ type FS struct {
 	csumTree treeRoot // zero when absent
 	info     fs.Info
 
-	cache blockCache
+	cache *ringcache.Cache[uint64, *block] // tree blocks by logical address
 
 	mu      sync.Mutex
 	subvols []subvol          // by index
@@ -113,7 +114,7 @@ func Probe(r io.ReaderAt) bool {
 // damaged is reported on the objects concerned.
 func Open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	f := &FS{r: r, size: size, opt: opt, byID: map[uint64]int{}, bad: map[fs.Node][]run{}}
-	f.cache.init(512)
+	f.cache = ringcache.New[uint64, *block](512)
 	var problems []string
 	if err := f.findSuperblock(&problems); err != nil {
 		return nil, err

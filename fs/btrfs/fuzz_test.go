@@ -104,7 +104,7 @@ func loadBase(t testing.TB) *fuzzBase {
 		b := &fuzzBase{img: img, ns: f.ns, cs: f.cs}
 		visit(t, f, f.Root(), map[fs.Node]bool{}, make([]byte, 64<<10)) // fills the block cache
 		f.dataCsums(0, 1)
-		for _, blk := range f.cache.m {
+		for _, blk := range f.cache.Values() {
 			b.blocks = append(b.blocks, blk.phys)
 		}
 		slices.Sort(b.blocks)

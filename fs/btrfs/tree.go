@@ -3,7 +3,6 @@ package btrfs
 import (
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/vzsalvage/vzsalvage/fs"
 )
@@ -27,7 +26,7 @@ type item struct {
 // treeBlock returns the tree block at logical address l, from the first
 // copy whose checksum, address, fsid and level hold (level < 0: any).
 func (f *FS) treeBlock(l uint64, level int) (*block, error) {
-	if b := f.cache.get(l); b != nil {
+	if b, ok := f.cache.Get(l); ok {
 		if level >= 0 && b.level != level {
 			return nil, errDamaged("tree block %d: level %d, want %d", l, b.level, level)
 		}
@@ -53,7 +52,7 @@ func (f *FS) treeBlock(l uint64, level int) (*block, error) {
 			continue
 		}
 		b.phys = p
-		f.cache.put(l, b)
+		f.cache.Put(l, b)
 		return b, nil
 	}
 	return nil, errDamaged("tree block %d: %s", l, strings.Join(why, "; "))
@@ -231,41 +230,4 @@ func minOf(a, b key) key {
 		return a
 	}
 	return b
-}
-
-// blockCache keeps recently read tree blocks, evicting the oldest.
-type blockCache struct {
-	mu   sync.Mutex
-	m    map[uint64]*block
-	ring []uint64
-	next int
-	full bool
-}
-
-func (c *blockCache) init(n int) {
-	c.m = make(map[uint64]*block, n)
-	c.ring = make([]uint64, n)
-}
-
-func (c *blockCache) get(l uint64) *block {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[l]
-}
-
-func (c *blockCache) put(l uint64, b *block) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[l]; ok {
-		return
-	}
-	if c.full {
-		delete(c.m, c.ring[c.next])
-	}
-	c.ring[c.next] = l
-	c.m[l] = b
-	c.next++
-	if c.next == len(c.ring) {
-		c.next, c.full = 0, true
-	}
 }
