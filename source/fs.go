@@ -4,8 +4,10 @@ import (
 	"fmt"
 
 	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/fs/btrfs"
 	"github.com/vzsalvage/vzsalvage/fs/ext4"
 	"github.com/vzsalvage/vzsalvage/fs/fat"
+	"github.com/vzsalvage/vzsalvage/fs/ntfs"
 	"github.com/vzsalvage/vzsalvage/fs/xfs"
 	"github.com/vzsalvage/vzsalvage/volume"
 )
@@ -39,6 +41,8 @@ var Readers = map[string]Reader{
 	"xfs":   openXFS,
 	"vfat":  openFAT,
 	"exfat": openFAT,
+	"btrfs": openBtrfs,
+	"ntfs":  openNTFS,
 }
 
 func openExt4(v volume.Volume, opt FSOptions) (fs.FS, error) {
@@ -55,6 +59,14 @@ func openXFS(v volume.Volume, _ FSOptions) (fs.FS, error) {
 
 func openFAT(v volume.Volume, _ FSOptions) (fs.FS, error) {
 	return fat.Open(v.R, v.Size, fat.Options{Damage: v.Damage})
+}
+
+func openBtrfs(v volume.Volume, _ FSOptions) (fs.FS, error) {
+	return btrfs.Open(v.R, v.Size, btrfs.Options{Damage: v.Damage})
+}
+
+func openNTFS(v volume.Volume, _ FSOptions) (fs.FS, error) {
+	return ntfs.Open(v.R, v.Size, ntfs.Options{Damage: v.Damage})
 }
 
 // OpenFS opens the filesystem on a volume with its registered reader.

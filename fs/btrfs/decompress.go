@@ -2,8 +2,8 @@ package btrfs
 
 import (
 	"bytes"
-	"errors"
 	"compress/zlib"
+	"errors"
 	"io"
 	"sync"
 
