@@ -71,6 +71,9 @@ func TestMain(m *testing.M) {
 	if source.dir != "" {
 		os.RemoveAll(source.dir)
 	}
+	for _, d := range extraDirs {
+		os.RemoveAll(d)
+	}
 	os.Exit(code)
 }
 
