@@ -256,6 +256,8 @@ func holds(v report.Volume) string {
 		return "UEFI variables (firmware settings, no files)"
 	case v.Kind == "disk" && strings.HasPrefix(v.Device, "drive-tpmstate"):
 		return "TPM state (no files)"
+	case v.FS == "" && strings.HasPrefix(v.PartType, "E3C9E316"):
+		return name + "Microsoft reserved partition (Windows keeps no files there)"
 	case v.FS == "" && v.Empty:
 		return name + "empty (all zeros in the backup: never written)"
 	case v.FS == "" && v.DamagedBytes > 0:

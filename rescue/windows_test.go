@@ -1,0 +1,122 @@
+//go:build linux
+
+package rescue
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
+)
+
+// TestRescueWindowsAndBtrfs: a VM whose first disk is laid out as Windows
+// installs itself (GPT: EFI system partition, Microsoft reserved, the
+// NTFS Windows partition, an NTFS recovery partition; mkntfs and ntfscp,
+// with alternate data streams) and whose second disk is btrfs (mkfs.btrfs
+// --rootdir), backed up in a VMA: rescue identifies every partition and
+// copies every file of both NTFS partitions and of the btrfs disk,
+// byte-identical, big streams as files "FILE:STREAM" beside their file and
+// small ones as user.* xattrs.
+func TestRescueWindowsAndBtrfs(t *testing.T) {
+	dir := t.TempDir()
+	efiSrc := filepath.Join(dir, "efi-src")
+	btrfsSrc := filepath.Join(dir, "btrfs-src")
+	for _, d := range []string{efiSrc, btrfsSrc} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	efi := filepath.Join(efiSrc, "EFI", "Microsoft", "Boot", "bootmgfw.efi")
+	os.MkdirAll(filepath.Dir(efi), 0o755)
+	if err := os.WriteFile(efi, bytes.Repeat([]byte("MZ windows boot manager "), 4000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	win := map[string][]byte{
+		"pagefile.sys":              testimg.DiskData(3<<20, 1),
+		"report.docx":               testimg.DiskData(150<<10, 2),
+		"desktop.ini":               []byte("[.ShellClassInfo]\r\n"), // resident
+		"empty.txt":                 nil,
+		"setup.exe":                 testimg.DiskData(400<<10, 3),
+		"setup.exe:Zone.Identifier": []byte("[ZoneTransfer]\r\nZoneId=3\r\n"),
+		"setup.exe:thumbs":          testimg.DiskData(100<<10, 4), // over 64 KiB: a file of its own
+		"Windows-is-not-here.log":   bytes.Repeat([]byte("a line of a log\r\n"), 5000),
+	}
+	rec := map[string][]byte{"Winre.wim": testimg.DiskData(2<<20, 5), "ReAgent.xml": []byte("<?xml version='1.0'?>\r\n")}
+	testimg.Tree(t, btrfsSrc, testimg.TreeOptions{Files: 120, Seed: 6, Big: true})
+
+	disks := []testimg.Disk{
+		{Name: "drive-scsi0", Path: filepath.Join(dir, "windows.raw")},
+		{Name: "drive-scsi1", Path: filepath.Join(dir, "btrfs.raw")},
+	}
+	testimg.WindowsDisk(t, disks[0].Path, 96<<20, efiSrc, win, rec)
+	testimg.BtrfsFrom(t, disks[1].Path, 128<<20, btrfsSrc)
+	arc := testimg.BuildArchive(t, dir, disks, ".zst", 7)
+	out := filepath.Join(dir, "rescue")
+	rep, err := Run(arc, out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Intact() {
+		t.Fatalf("not intact: %s", rep.Summary())
+	}
+
+	type seen struct{ fs, partType, label string }
+	got := map[string]seen{}
+	for _, v := range rep.Volumes {
+		got[v.ID] = seen{v.FS, v.PartType, v.Label}
+		if v.Error != "" {
+			t.Errorf("%s: %s", v.ID, v.Error)
+		}
+	}
+	for id, w := range map[string]seen{
+		"drive-scsi0-p1": {"vfat", "EFI System", ""},
+		"drive-scsi0-p2": {"", "Microsoft reserved", ""},
+		"drive-scsi0-p3": {"ntfs", "Microsoft basic data", "Windows"},
+		"drive-scsi0-p4": {"ntfs", "Windows recovery environment", "Recovery"},
+		"drive-scsi1":    {"btrfs", "", ""},
+	} {
+		g := got[id]
+		if g.fs != w.fs || !strings.Contains(g.partType, w.partType) || w.label != "" && g.label != w.label {
+			t.Errorf("%s: got %+v, want %+v", id, g, w)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil || !bytes.Contains(md, []byte("Microsoft reserved partition")) {
+		t.Errorf("report.md does not name the Microsoft reserved partition (%v)", err)
+	}
+
+	ntfsWant := func(files map[string][]byte) map[string][32]byte {
+		want := map[string][32]byte{}
+		for n, b := range files {
+			if strings.Contains(n, ":") && len(b) <= 64<<10 {
+				continue // a small stream is an xattr: checked below
+			}
+			want["/"+n] = sha256.Sum256(b)
+		}
+		return want
+	}
+	for vol, want := range map[string]map[string][32]byte{
+		"drive-scsi0-p1": sums(t, efiSrc),
+		"drive-scsi0-p3": ntfsWant(win),
+		"drive-scsi0-p4": ntfsWant(rec),
+		"drive-scsi1":    sums(t, btrfsSrc),
+	} {
+		have := sums(t, filepath.Join(out, "files", vol))
+		for p, h := range want {
+			if have[p] != h {
+				t.Errorf("%s:%s differs or is missing", vol, p)
+			}
+		}
+		t.Logf("%s: %d files copied, %d in the source", vol, len(have), len(want))
+	}
+	x := make([]byte, 256)
+	n, err := syscall.Getxattr(filepath.Join(out, "files", "drive-scsi0-p3", "setup.exe"), "user.Zone.Identifier", x)
+	if err != nil || string(x[:n]) != string(win["setup.exe:Zone.Identifier"]) {
+		t.Errorf("setup.exe: stream Zone.Identifier as xattr: %q, %v", x[:max(n, 0)], err)
+	}
+}
