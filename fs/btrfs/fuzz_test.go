@@ -7,7 +7,6 @@ import (
 	"compress/gzip"
 	"flag"
 	"io"
-	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,7 +15,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/fs/fstest"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
@@ -102,7 +101,7 @@ func loadBase(t testing.TB) *fuzzBase {
 			t.Fatal(err)
 		}
 		b := &fuzzBase{img: img, ns: f.ns, cs: f.cs}
-		visit(t, f, f.Root(), map[fs.Node]bool{}, make([]byte, 64<<10)) // fills the block cache
+		fstest.Visit(t, f, 10000) // fills the block cache
 		f.dataCsums(0, 1)
 		for _, blk := range f.cache.Values() {
 			b.blocks = append(b.blocks, blk.phys)
@@ -119,55 +118,7 @@ func readAll(t testing.TB, img []byte) {
 	if err != nil {
 		return
 	}
-	_ = f.Info()
-	seen := map[fs.Node]bool{}
-	buf := make([]byte, 64<<10)
-	visit(t, f, f.Root(), seen, buf)
-	orphans, _ := f.Orphans()
-	for _, n := range orphans {
-		visit(t, f, n, seen, buf)
-	}
-}
-
-// visit reads node n and everything under it once, checking what callers
-// rely on.
-func visit(t testing.TB, f *FS, n fs.Node, seen map[fs.Node]bool, buf []byte) {
-	if seen[n] || len(seen) > 10000 {
-		return
-	}
-	seen[n] = true
-	st, err := f.Stat(n)
-	if err != nil {
-		return
-	}
-	if lay, err := f.Layout(n); err == nil {
-		for _, e := range append(append(lay.Data, lay.Meta...), lay.Lost...) {
-			if e.Length <= 0 || e.Logical < 0 {
-				t.Fatalf("node %d: bad extent %+v", n, e)
-			}
-		}
-	}
-	switch {
-	case st.Mode.IsDir():
-		ents, _ := f.ReadDir(n)
-		for _, e := range ents {
-			visit(t, f, e.Node, seen, buf)
-		}
-	case st.Mode.IsRegular():
-		fl, err := f.Open(n)
-		if err != nil {
-			return
-		}
-		for _, off := range []int64{0, fl.Size() / 2, fl.Size() - int64(len(buf))} {
-			if off >= 0 {
-				if k, _ := fl.ReadAt(buf, off); k > len(buf) {
-					t.Fatalf("node %d: read %d bytes into %d", n, k, len(buf))
-				}
-			}
-		}
-	case st.Mode&iofs.ModeSymlink != 0:
-		f.ReadLink(n)
-	}
+	fstest.Visit(t, f, 10000)
 }
 
 // patchBlock writes p at off in the block at blk and, when fix, puts a

@@ -83,11 +83,17 @@ func TestMain(m *testing.M) {
 // windows. It skips the test where FUSE mounts are not possible.
 func build(t testing.TB, src, img string, args ...string) {
 	t.Helper()
+	buildSize(t, src, img, imgSize, args...)
+}
+
+// buildSize is build for an image of size bytes.
+func buildSize(t testing.TB, src, img string, size int64, args ...string) {
+	t.Helper()
 	fh, err := os.Create(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fh.Truncate(imgSize)
+	fh.Truncate(size)
 	fh.Close()
 	testutil.Run(t, "mkntfs", append(append([]string{"-F", "-Q", "-q", "-L", "vzs-test"}, args...), img)...)
 	if os.Geteuid() != 0 {
