@@ -1,0 +1,133 @@
+//go:build linux
+
+package btrfs
+
+import (
+	"bytes"
+	"compress/gzip"
+	"flag"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
+	"github.com/vzsalvage/vzsalvage/internal/testutil"
+)
+
+// testdata/compressed.img.gz is a 32 MiB mixed-block-group image (mkfs.btrfs
+// -M) whose directories zstd/, zlib/ and lzo/ the kernel wrote, each
+// mounted with compress-force= that algorithm (btrfs-progs 6.2 cannot
+// compress with --rootdir), holding pinnedFiles. Pinned so that the
+// kernel's compressed bytes are read on every machine, loop mounts or not;
+// rebuild (as root) with go test -run TestMakePinned -make-pinned.
+
+var makePinned = flag.Bool("make-pinned", false, "rebuild testdata/compressed.img.gz through a kernel mount")
+
+// pinnedFiles is the content of each directory of the pinned image: made
+// here, from seeds, so that it is the same on every machine.
+func pinnedFiles() map[string][]byte {
+	return map[string][]byte{
+		"text.log": bytes.Repeat([]byte("a compressible line of a log file\n"), 6000),
+		"data.bin": testimg.DiskData(16<<10, 11),
+		"small":    bytes.Repeat([]byte("inline "), 300), // an inline extent, compressed
+	}
+}
+
+var pinnedAlgs = map[string]uint8{"zstd": compZstd, "zlib": compZlib, "lzo": compLZO}
+
+func TestMakePinned(t *testing.T) {
+	if !*makePinned {
+		t.Skip("run with -make-pinned to rebuild testdata/compressed.img.gz")
+	}
+	img := filepath.Join(t.TempDir(), "img")
+	fh, _ := os.Create(img)
+	fh.Truncate(32 << 20)
+	fh.Close()
+	testutil.Run(t, "mkfs.btrfs", "-q", "-f", "-M", "-U", "3c1b6a4e-2d5f-4e8a-9b7c-1d2e3f4a5b6d", img)
+	mnt := t.TempDir()
+	mount := func(opts ...string) {
+		if out, err := exec.Command("mount", append(opts, img, mnt)...).CombinedOutput(); err != nil {
+			t.Fatalf("mount %v: %v: %s", opts, err, out)
+		}
+	}
+	for i, alg := range []string{"zstd", "zlib", "lzo"} {
+		if i == 0 {
+			mount("-t", "btrfs", "-o", "loop,compress-force="+alg)
+		} else {
+			mount("-o", "remount,compress-force="+alg)
+		}
+		for name, b := range pinnedFiles() {
+			os.MkdirAll(filepath.Join(mnt, alg), 0o755)
+			if err := os.WriteFile(filepath.Join(mnt, alg, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		exec.Command("sync").Run()
+	}
+	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v: %s", err, out)
+	}
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zw.Write(raw)
+	zw.Close()
+	if err := os.WriteFile(filepath.Join("testdata", "compressed.img.gz"), gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPinned reads the pinned kernel-compressed image: every file
+// identical, each directory's extents compressed with its algorithm and
+// listed with their stored size.
+func TestPinned(t *testing.T) {
+	fh, err := os.Open(filepath.Join("testdata", "compressed.img.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	zr, err := gzip.NewReader(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := io.ReadAll(io.LimitReader(zr, 64<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(bytes.NewReader(img), int64(len(img)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for alg, comp := range pinnedAlgs {
+		for name, want := range pinnedFiles() {
+			p := "/" + alg + "/" + name
+			n := lookup(t, f, p)
+			fl, err := f.Open(n)
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			got, err := io.ReadAll(io.NewSectionReader(fl, 0, fl.Size()))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s: %d bytes, %v: differs from the original", p, len(got), err)
+			}
+			exts := fl.(*file).m.exts
+			if len(exts) == 0 {
+				t.Fatalf("%s: no extents", p)
+			}
+			for _, e := range exts {
+				if e.comp != comp {
+					t.Errorf("%s: extent at %d compressed with %d, want %d (%s)", p, e.fileOff, e.comp, comp, alg)
+				}
+			}
+		}
+		lay, err := f.Layout(lookup(t, f, "/"+alg+"/text.log"))
+		if err != nil || len(lay.Data) == 0 || lay.Data[0].Stored == 0 || lay.Data[0].Stored >= lay.Data[0].Length {
+			t.Errorf("%s/text.log: layout %+v, %v: want compressed extents with their stored size", alg, lay, err)
+		}
+	}
+}
