@@ -7,6 +7,13 @@
 // blocks (Layout, to turn a damage map into damaged files), directory
 // listings cross-checked against the MFT, and reading on past a record
 // whose update sequence fails. The walker below is small and fuzzed.
+// Measured on the damage tests' image (160 regular files, for this reader
+// also a 200 KiB stream listed as a file: 161), files read identical,
+// go-ntfs v0.2.1 by path (GetDataForPath) against this reader (fstest):
+// garbage over the boot sector, none (it opens no volume) against 161;
+// over $MFT's own record, none against 161; over the root directory's
+// index blocks, 10 against 161; over 20 MFT records of files, 140 against
+// 141 (both lose the 20 files).
 //
 // What it reads: the boot sector (falling back to the backup at the end of
 // the volume), the MFT (records 0-3 falling back to $MFTMirr), MFT records
