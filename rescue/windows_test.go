@@ -5,8 +5,10 @@ package rescue
 import (
 	"bytes"
 	"crypto/sha256"
+	"math/rand"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -202,4 +204,91 @@ func TestRescueBtrfsChecksum(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d files identical; %s: %+v", same, len(srcSums), victim, d)
+}
+
+// TestRescueWindowsDamaged: 4 KiB of garbage at three and at seven places
+// of a .vma.lzo of the Windows disk: every file of the NTFS partitions that
+// differs from its original is listed in damaged_files (or lies on a
+// volume that could not be read, which the report says).
+//
+// The same damage to a .vma.zst is a known failure below the filesystems,
+// kept to reproduce it (VZSALVAGE_REPRO=1): the disk that extract and
+// rescue rebuild from that archive differs from the original outside its
+// damage map (at 4 places with three runs of garbage, 12 with seven; disk
+// offset 43912753 the first of the three), so files there are wrong yet
+// called intact.
+func TestRescueWindowsDamaged(t *testing.T) {
+	dir := t.TempDir()
+	efiSrc := filepath.Join(dir, "efi-src")
+	if err := os.Mkdir(efiSrc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	win, rec := map[string][]byte{}, map[string][]byte{}
+	for i := range 60 {
+		win["file"+strconv.Itoa(i)+".dat"] = testimg.DiskData(1<<10+i*i*200, uint64(100+i))
+	}
+	for i := range 10 {
+		rec["rec"+strconv.Itoa(i)+".bin"] = testimg.DiskData(100<<10+i*5000, uint64(200+i))
+	}
+	disk := testimg.Disk{Name: "drive-scsi0", Path: filepath.Join(dir, "windows.raw")}
+	testimg.WindowsDisk(t, disk.Path, 96<<20, efiSrc, win, rec)
+	for _, c := range []struct {
+		name, ext string
+		pcts      []int
+	}{
+		{"lzo-three", ".lzo", []int{30, 50, 70}},
+		{"lzo-seven", ".lzo", []int{20, 30, 40, 50, 60, 70, 80}},
+		{"zst-three", ".zst", []int{30, 50, 70}},
+		{"zst-seven", ".zst", []int{20, 30, 40, 50, 60, 70, 80}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.ext == ".zst" && os.Getenv("VZSALVAGE_REPRO") == "" {
+				t.Skip("a known failure below the filesystems: VZSALVAGE_REPRO=1 to run it")
+			}
+			arc := testimg.BuildArchive(t, t.TempDir(), []testimg.Disk{disk}, c.ext, 10)
+			b, err := os.ReadFile(arc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewSource(17))
+			for _, pct := range c.pcts {
+				p := len(b) * pct / 100
+				rng.Read(b[p : p+4<<10])
+			}
+			if err := os.WriteFile(arc, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "rescue")
+			rep, err := Run(arc, out, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Intact() {
+				t.Fatal("intact after garbage")
+			}
+			listed := map[string]bool{}
+			for _, f := range rep.DamagedFiles {
+				listed[f.Volume+":"+f.Path] = true
+			}
+			for _, v := range rep.Volumes {
+				if v.Error != "" {
+					listed[v.ID+":/"] = true // a volume that could not be read: its files are lost with it
+				}
+				t.Logf("%s: %q %d files, %d damaged, %d damaged bytes %s", v.ID, v.FS, v.Files, v.DamagedFiles, v.DamagedBytes, v.Error)
+			}
+			for vol, files := range map[string]map[string][]byte{"drive-scsi0-p3": win, "drive-scsi0-p4": rec} {
+				same := 0
+				for name, want := range files {
+					got, err := os.ReadFile(filepath.Join(out, "files", vol, name))
+					switch {
+					case err == nil && bytes.Equal(got, want):
+						same++
+					case !listed[vol+":/"+name] && !listed[vol+":/"]:
+						t.Errorf("%s:/%s differs from the original (or is missing) but is not listed as damaged", vol, name)
+					}
+				}
+				t.Logf("%s: %d of %d files identical", vol, same, len(files))
+			}
+		})
+	}
 }
