@@ -14,6 +14,7 @@ package fs
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	iofs "io/fs"
 	"time"
@@ -160,3 +161,27 @@ var (
 	ErrNotFile = errors.New("not a regular file")
 	ErrNotLink = errors.New("not a symlink")
 )
+
+// ReadVolume reads len(p) bytes at offset off of a volume of size bytes
+// read through r, for readers whose on-disk pointers may point anywhere:
+// bytes outside the volume read as zeros, and a short read returns an
+// error wrapping ErrDamaged, prefixed with who ("ntfs").
+func ReadVolume(r io.ReaderAt, size int64, p []byte, off int64, who string) error {
+	if off < 0 || off >= size {
+		clear(p)
+		return fmt.Errorf("%s: offset %d outside the volume: %w", who, off, ErrDamaged)
+	}
+	n := len(p)
+	if int64(n) > size-off {
+		n = int(size - off)
+	}
+	got, err := r.ReadAt(p[:n], off)
+	clear(p[got:])
+	if got < len(p) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%s: reading at %d: %v: %w", who, off, err, ErrDamaged)
+	}
+	return nil
+}

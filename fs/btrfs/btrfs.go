@@ -368,26 +368,9 @@ func (f *FS) tree(idx int) (subvol, error) {
 	return f.subvols[idx], f.subvols[idx].err
 }
 
-// readAt reads len(p) bytes at device offset off; bytes past the end of
-// the volume read as zeros and give an error.
+// readAt reads len(p) bytes at device offset off (see fs.ReadVolume).
 func (f *FS) readAt(p []byte, off int64) error {
-	if off < 0 || off >= f.size {
-		clear(p)
-		return fmt.Errorf("btrfs: offset %d outside the volume: %w", off, fs.ErrDamaged)
-	}
-	n := len(p)
-	if int64(n) > f.size-off {
-		n = int(f.size - off)
-	}
-	got, err := f.r.ReadAt(p[:n], off)
-	clear(p[got:])
-	if got < len(p) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("btrfs: reading at %d: %v: %w", off, err, fs.ErrDamaged)
-	}
-	return nil
+	return fs.ReadVolume(f.r, f.size, p, off, "btrfs")
 }
 
 // suspect reports whether any byte of [off, off+n) is in the damage map.

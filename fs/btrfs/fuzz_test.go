@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/fs/fstest"
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
@@ -83,19 +83,7 @@ var (
 
 func loadBase(t testing.TB) *fuzzBase {
 	baseOnce.Do(func() {
-		fh, err := os.Open(filepath.Join("testdata", "base-mixed.img.gz"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer fh.Close()
-		zr, err := gzip.NewReader(fh)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := io.ReadAll(io.LimitReader(zr, 64<<20))
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := testimg.Gunzip(t, filepath.Join("testdata", "base-mixed.img.gz"), 64<<20)
 		f, err := Open(bytes.NewReader(img), int64(len(img)), Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -86,19 +86,7 @@ func TestMakePinned(t *testing.T) {
 // identical, each directory's extents compressed with its algorithm and
 // listed with their stored size.
 func TestPinned(t *testing.T) {
-	fh, err := os.Open(filepath.Join("testdata", "compressed.img.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	zr, err := gzip.NewReader(fh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := io.ReadAll(io.LimitReader(zr, 64<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testimg.Gunzip(t, filepath.Join("testdata", "compressed.img.gz"), 64<<20)
 	f, err := Open(bytes.NewReader(img), int64(len(img)), Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/fs"
 	"github.com/vzsalvage/vzsalvage/fs/fstest"
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
 )
 
 // The fuzz targets patch a small real image made by mkntfs -C and written
@@ -92,19 +92,7 @@ var (
 
 func loadBase(t testing.TB) *fuzzBase {
 	baseOnce.Do(func() {
-		fh, err := os.Open(filepath.Join("testdata", "base.img.gz"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer fh.Close()
-		zr, err := gzip.NewReader(fh)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := io.ReadAll(io.LimitReader(zr, 64<<20))
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := testimg.Gunzip(t, filepath.Join("testdata", "base.img.gz"), 64<<20)
 		f, err := Open(bytes.NewReader(img), int64(len(img)), Options{})
 		if err != nil {
 			t.Fatal(err)

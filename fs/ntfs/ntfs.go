@@ -235,26 +235,9 @@ func (f *FS) Info() fs.Info {
 // Root returns the root directory's node (MFT record 5).
 func (f *FS) Root() fs.Node { return recRoot }
 
-// readAt reads len(p) bytes at volume offset off; bytes outside the volume
-// read as zeros and give an error.
+// readAt reads len(p) bytes at volume offset off (see fs.ReadVolume).
 func (f *FS) readAt(p []byte, off int64) error {
-	if off < 0 || off >= f.size {
-		clear(p)
-		return fmt.Errorf("ntfs: offset %d outside the volume: %w", off, fs.ErrDamaged)
-	}
-	n := len(p)
-	if int64(n) > f.size-off {
-		n = int(f.size - off)
-	}
-	got, err := f.r.ReadAt(p[:n], off)
-	clear(p[got:])
-	if got < len(p) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("ntfs: reading at %d: %v: %w", off, err, fs.ErrDamaged)
-	}
-	return nil
+	return fs.ReadVolume(f.r, f.size, p, off, "ntfs")
 }
 
 // errDamaged returns an error wrapping fs.ErrDamaged.

@@ -1,6 +1,8 @@
 package testimg
 
 import (
+	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,4 +24,24 @@ func Compress(t testing.TB, data []byte, name string, args ...string) []byte {
 		t.Fatal(err)
 	}
 	return testutil.Run(t, name, append(args, "-c", f)...)
+}
+
+// Gunzip returns the content of the gzip file at path (a pinned image in
+// testdata), at most limit bytes; it fails the test when it cannot.
+func Gunzip(t testing.TB, path string, limit int64) []byte {
+	t.Helper()
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	zr, err := gzip.NewReader(fh)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(zr, limit))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b
 }
