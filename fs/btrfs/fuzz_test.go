@@ -4,7 +4,6 @@ package btrfs
 
 import (
 	"bytes"
-	"compress/gzip"
 	"flag"
 	"os"
 	"path/filepath"
@@ -59,13 +58,7 @@ func TestMakeFuzzBases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
-	zw.Write(raw)
-	zw.Close()
-	if err := os.WriteFile(filepath.Join("testdata", "base-mixed.img.gz"), gz.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testimg.WriteGzip(t, filepath.Join("testdata", "base-mixed.img.gz"), raw)
 }
 
 // fuzzBase is the base image and its tree blocks (device offsets).

@@ -4,7 +4,6 @@ package btrfs
 
 import (
 	"bytes"
-	"compress/gzip"
 	"flag"
 	"io"
 	"os"
@@ -73,13 +72,7 @@ func TestMakePinned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
-	zw.Write(raw)
-	zw.Close()
-	if err := os.WriteFile(filepath.Join("testdata", "compressed.img.gz"), gz.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testimg.WriteGzip(t, filepath.Join("testdata", "compressed.img.gz"), raw)
 }
 
 // TestPinned reads the pinned kernel-compressed image: every file

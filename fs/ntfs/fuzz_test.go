@@ -4,7 +4,6 @@ package ntfs
 
 import (
 	"bytes"
-	"compress/gzip"
 	"flag"
 	"os"
 	"path/filepath"
@@ -69,13 +68,7 @@ func TestMakeFuzzBase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
-	zw.Write(raw)
-	zw.Close()
-	if err := os.WriteFile(filepath.Join("testdata", "base.img.gz"), gz.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testimg.WriteGzip(t, filepath.Join("testdata", "base.img.gz"), raw)
 }
 
 // fuzzBase is the base image and the multi-sector blocks (MFT records and

@@ -1,6 +1,7 @@
 package testimg
 
 import (
+	"bytes"
 	"compress/gzip"
 	"io"
 	"os"
@@ -44,4 +45,19 @@ func Gunzip(t testing.TB, path string, limit int64) []byte {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return b
+}
+
+// WriteGzip writes data gzipped (best compression) to path: how a test
+// that rebuilds a pinned image stores it in testdata.
+func WriteGzip(t testing.TB, path string, data []byte) {
+	t.Helper()
+	var b bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	zw.Write(data)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
