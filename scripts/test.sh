@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # tool -> Debian package
 declare -A pkg=(
-  [mke2fs]=e2fsprogs [debugfs]=e2fsprogs [mkfs.xfs]=xfsprogs [xfs_db]=xfsprogs [mkfs.btrfs]=btrfs-progs
+  [mke2fs]=e2fsprogs [debugfs]=e2fsprogs [mkfs.xfs]=xfsprogs [xfs_db]=xfsprogs [mkfs.btrfs]=btrfs-progs [btrfs]=btrfs-progs
   [mkfs.vfat]=dosfstools [mcopy]=mtools [mkntfs]=ntfs-3g [ntfscp]=ntfs-3g [ntfs-3g]=ntfs-3g [sgdisk]=gdisk [sfdisk]=fdisk
   [zstd]=zstd [gzip]=gzip [pigz]=pigz [lzop]=lzop [tsk_recover]=sleuthkit [fls]=sleuthkit
   [xfs_repair]=xfsprogs [xfs_io]=xfsprogs [mattrib]=mtools [fsck.vfat]=dosfstools [mount.exfat-fuse]=exfat-fuse

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vzsalvage/vzsalvage/fs"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
@@ -20,7 +21,9 @@ import (
 // mounted with compress-force= that algorithm (btrfs-progs 6.2 cannot
 // compress with --rootdir), holding pinnedFiles. Pinned so that the
 // kernel's compressed bytes are read on every machine, loop mounts or not;
-// rebuild (as root) with go test -run TestMakePinned -make-pinned.
+// rebuild (as root) with go test -run TestMakePinned -make-pinned. It also
+// holds a subvolume and a snapshot of it (btrfs subvolume create,
+// snapshot).
 
 var makePinned = flag.Bool("make-pinned", false, "rebuild testdata/compressed.img.gz through a kernel mount")
 
@@ -33,6 +36,10 @@ func pinnedFiles() map[string][]byte {
 		"small":    bytes.Repeat([]byte("inline "), 300), // an inline extent, compressed
 	}
 }
+
+// The subvolume @home holds doc.txt (snapAfter) and new.txt; its snapshot
+// @home-snap, taken before, only doc.txt (snapBefore).
+const snapBefore, snapAfter = "written before the snapshot\n", "changed after the snapshot\n"
 
 var pinnedAlgs = map[string]uint8{"zstd": compZstd, "zlib": compZlib, "lzo": compLZO}
 
@@ -65,6 +72,18 @@ func TestMakePinned(t *testing.T) {
 		}
 		exec.Command("sync").Run()
 	}
+	// A subvolume, a snapshot of it, then changes the snapshot must not see.
+	testutil.Run(t, "btrfs", "-q", "subvolume", "create", filepath.Join(mnt, "@home"))
+	write := func(p, s string) {
+		if err := os.WriteFile(filepath.Join(mnt, p), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("@home/doc.txt", snapBefore)
+	testutil.Run(t, "btrfs", "-q", "subvolume", "snapshot", filepath.Join(mnt, "@home"), filepath.Join(mnt, "@home-snap"))
+	write("@home/doc.txt", snapAfter)
+	write("@home/new.txt", snapAfter)
+	exec.Command("sync").Run()
 	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("umount: %v: %s", err, out)
 	}
@@ -77,7 +96,8 @@ func TestMakePinned(t *testing.T) {
 
 // TestPinned reads the pinned kernel-compressed image: every file
 // identical, each directory's extents compressed with its algorithm and
-// listed with their stored size.
+// listed with their stored size; the subvolume and its snapshot listed as
+// directories, each with its own content.
 func TestPinned(t *testing.T) {
 	img := testimg.Gunzip(t, filepath.Join("testdata", "compressed.img.gz"), 64<<20)
 	f, err := Open(bytes.NewReader(img), int64(len(img)), Options{})
@@ -110,5 +130,18 @@ func TestPinned(t *testing.T) {
 		if err != nil || len(lay.Data) == 0 || lay.Data[0].Stored == 0 || lay.Data[0].Stored >= lay.Data[0].Length {
 			t.Errorf("%s/text.log: layout %+v, %v: want compressed extents with their stored size", alg, lay, err)
 		}
+	}
+	for p, want := range map[string]string{"/@home/doc.txt": snapAfter, "/@home/new.txt": snapAfter, "/@home-snap/doc.txt": snapBefore} {
+		fl, err := f.Open(lookup(t, f, p))
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		got, err := io.ReadAll(io.NewSectionReader(fl, 0, fl.Size()))
+		if err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v: want %q", p, got, err, want)
+		}
+	}
+	if _, err := fs.Lookup(f, "/@home-snap/new.txt"); err == nil {
+		t.Errorf("/@home-snap/new.txt: in the snapshot, which was taken before it was written")
 	}
 }
