@@ -82,6 +82,26 @@ const (
 	modeCheck        // decode everything but write nothing (trial decoding)
 )
 
+// decodeBlock decodes one block's content (header bh) into the history,
+// which must have room for blockMax bytes: a raw block's content is copied,
+// an RLE block's byte repeated, a compressed block decoded (decodeCompressed).
+func (d *decoder) decodeBlock(bh blockHeader, content []byte) blockResult {
+	h := d.h
+	switch bh.typ {
+	case blockRaw:
+		h.w += copy(h.buf[h.w:], content)
+	case blockRLE:
+		b := h.buf[h.w : h.w+bh.size]
+		for i := range b {
+			b[i] = content[0]
+		}
+		h.w += bh.size
+	case blockCompressed:
+		return d.decodeCompressed(content, modeFull)
+	}
+	return blockResult{}
+}
+
 // decodeCompressed decodes a compressed block's content into the history
 // (which must have room for blockMax bytes), or, by mode, only checks it
 // or only updates the carried state.

@@ -121,6 +121,77 @@ func (f *feeder) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// stepClean lets klauspost decode the next piece of the frame.
+func (z *Reader) stepClean() error {
+	const chunk = 1 << 20
+	z.h.reserve(chunk)
+	w0 := z.h.w
+	// With concurrency 1, klauspost returns at most one block's output per
+	// call, and has read exactly that block's input: each call is a mark.
+	n, err := z.kd.Read(z.h.buf[w0 : w0+chunk])
+	z.h.w += n
+	z.frameN += int64(n)
+	z.hashOut(z.h.buf[w0:z.h.w])
+	if n > 0 {
+		z.markDecoded(z.feed.pos, z.softBlock(z.feed.lastBlock()), int64(n))
+	}
+	switch {
+	case err == nil:
+		return nil
+	case err == io.EOF && z.feed.next == itemEnd && z.feed.pos == z.feed.limit && !z.feed.bad:
+		z.pos = z.feed.pos
+		z.state = stFrame
+		z.markBlock(z.pos, false)
+		z.in.release(z.pos)
+		if !z.fh.checksum {
+			z.sums[sumAbsent]++
+			return nil
+		}
+		if !z.feed.hasSum {
+			return z.truncated(z.pos, "input ends inside the frame checksum")
+		}
+		return z.checkSum(z.pos-4, z.feed.sum)
+	}
+	return z.handover()
+}
+
+// handover moves from klauspost to our decoder at the failing block:
+// it rebuilds the carried state from the retained blocks before it.
+func (z *Reader) handover() error {
+	at := z.feed.lastBlock()
+	if at < 0 {
+		z.pos = z.frameIn + int64(z.fh.size)
+	} else {
+		z.pos = at
+		prev, fromStart := z.feed.retained()
+		if !fromStart {
+			z.d.forget()
+		}
+		for _, p := range prev {
+			b := z.in.at(p, 3)
+			if len(b) < 3 {
+				z.d.forget()
+				continue
+			}
+			bh := parseBlockHeader(b)
+			if bh.typ != blockCompressed {
+				continue
+			}
+			c := z.in.at(p+3, bh.clen)
+			if len(c) < bh.clen {
+				z.d.forget()
+				continue
+			}
+			z.d.decodeCompressed(c, modeState)
+		}
+		z.nblocks = int64(z.feed.nblk - 1)
+		z.blkIn = at - z.frameIn - int64(z.fh.size)
+		z.decN, z.decIn, z.decOut = z.nblocks, z.blkIn, z.frameN
+	}
+	z.state = stBlocks
+	return nil
+}
+
 func newKlauspost() (*kzstd.Decoder, error) {
 	return kzstd.NewReader(nil,
 		kzstd.WithDecoderConcurrency(1),

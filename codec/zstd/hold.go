@@ -30,6 +30,9 @@ import (
 // the input; if more than history.holdMax bytes are held (highly
 // compressible data, where holdIn of input holds dozens of block headers
 // that any garbage run would have broken), the oldest is released anyway.
+//
+// The rule of what a break taints is the salvage policy's (salvage.retaint);
+// this file keeps the account: the marks, the held output and its spans.
 
 // holdIn is how far past a block the chain must be read before the
 // block's output is released.
@@ -194,40 +197,11 @@ func mergeable(l, s codec.Span) bool {
 	return !l.Resync && !s.Resync && l.State == s.State && l.Cond == s.Cond && l.Donor == s.Donor && l.End() == s.Off
 }
 
-// retaint applies the chain-break rule for a break at input offset x: the
-// held output of the blocks whose input meets [x-holdIn, x) becomes
-// tainted (lost bytes stay lost, Cond bytes become plainly tainted), but
-// for a full compressed block where the walk back stops (see mark.full)
-// unless force is set.
-func (z *Reader) retaint(x int64, force bool) { z.retaintFrom(x, z.h.pos()+z.pending, force, false) }
-
-// retaintSoft taints only the raw and RLE blocks just before input offset
-// x, where a compressed block failed to decode: a garbage run that began
-// inside a raw block passes silently there, and may have reached x with the
-// header there still plausible. end is where the failed block's output
-// starts: that output is the caller's to account for (tainted, or dropped
-// as lost), and tainting it here too would report it twice.
-func (z *Reader) retaintSoft(x, end int64) { z.retaintFrom(x, end, false, true) }
-
-// retaintFrom taints the held output from where the walk back from x
-// stops (only raw and RLE blocks with softOnly) up to cur.
-func (z *Reader) retaintFrom(x, cur int64, force, softOnly bool) {
-	z.releaseHeld()
+// taintHeld taints the held output from output offset a up to cur (lost
+// bytes stay lost, Cond bytes become plainly tainted), in the history and
+// in the held spans, and lets a donor replace it (donateHeld).
+func (z *Reader) taintHeld(a, cur int64) {
 	hd := &z.hold
-	if len(hd.marks) == hd.head {
-		return
-	}
-	i := len(hd.marks) - 1
-	for i > hd.head && hd.marks[i].soft && hd.marks[i-1].in > x-holdIn {
-		i--
-	}
-	a := hd.rel
-	if i > hd.head {
-		a = hd.marks[i-1].out
-	}
-	if m := hd.marks[i]; m.full && m.in <= x && !force || softOnly && !m.soft {
-		a = max(a, m.out)
-	}
 	if a >= cur {
 		return
 	}
@@ -265,4 +239,39 @@ func (z *Reader) retaintFrom(x, cur int64, force, softOnly bool) {
 	z.scratch = old[:0]
 	hd.spans = out
 	z.donateHeld(a, z.h.pos())
+}
+
+// emitSpans turns the taints of [start, end) into spans and reports
+// whether there were any. A block with many small taints becomes one span.
+func (z *Reader) emitSpans(start, end int64) bool {
+	ts := z.h.taints
+	i := len(ts)
+	for i > 0 && ts[i-1].end > start {
+		i--
+	}
+	ts = ts[i:]
+	if len(ts) == 0 {
+		return false
+	}
+	// Taints of one kind (Cond, or not) closer than mergeGap become one
+	// span: thousands of tiny spans help nobody. Cond and plain taints are
+	// never merged, or Cond bytes would be lost to the worse state (this
+	// costs spans: measured, up to ~300 000 per 26 MB after one loss).
+	const mergeGap = 64
+	a, b, st := max(ts[0].start, start), min(ts[0].end, end), ts[0].state
+	for _, t := range ts[1:] {
+		if t.start-b < mergeGap && t.state.class() == st.class() {
+			b, st = min(t.end, end), max(st, t.state)
+			continue
+		}
+		z.holdSpan(levelSpan(a, b, st))
+		a, b, st = t.start, min(t.end, end), t.state
+	}
+	z.holdSpan(levelSpan(a, b, st))
+	return true
+}
+
+func levelSpan(a, b int64, lv level) codec.Span {
+	st, cond := lv.span()
+	return codec.Span{Off: a, Len: b - a, State: st, Cond: cond, Donor: lv == lvDonor}
 }

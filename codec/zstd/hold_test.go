@@ -140,7 +140,7 @@ func TestFakeLastBlock(t *testing.T) {
 		rr := readResizing(t, d, 1<<20, trueLength(ref, int64(len(orig))))
 		wrong, recovered, _ := exactVerdict(orig, ref, rr.out, rr.spans, damaged, true)
 		lose := blocksTouching(t, c, x, x+64<<10)
-		o := decode(c, codec.Options{}, config{salvageOnly: true, loseBlocks: lose})
+		o := decode(c, codec.Options{}, oracleConfig(lose, nil))
 		_, bound, _ := exactVerdict(orig, ref, o.out, o.spans, damaged, true)
 		t.Logf("block %d: recovered %d bytes, %d with the loss resized; the oracle %d", i, verdict.recovered, recovered, bound)
 		if wrong != 0 {

@@ -22,8 +22,8 @@ import (
 // tables, repeat offsets, every block's length and type) but not the
 // content of the blocks the damage touched would still have to distrust
 // what those blocks produced and everything later copied from it. The
-// config field loseBlocks gives that oracle: it decodes the clean archive
-// and replaces the touched blocks' output by what a decoder sees of it
+// oracleConfig gives that oracle: it decodes the clean archive with our
+// decoder and replaces the touched blocks' output by what a decoder sees of it
 // (placeholder zeros; for a raw block, the damaged bytes), reported lost.
 // These tests read the damaged archive with our salvage and the clean one
 // with the oracle, both through the VMA reader, and compare the clusters
@@ -35,6 +35,27 @@ import (
 // salvage seemed to lose more than the bound (clusters of an extent whose
 // header lay in the lost blocks, zero ones included: more "non-zero"
 // clusters than the disk has).
+
+// oracleConfig returns the config of a Reader that decodes a clean stream
+// as the oracle does: the blocks at the input offsets in lose are decoded
+// and their state kept (their length too), but their output is unknown:
+// placeholder zeros, as for a lost block, so that neither later copies of
+// it nor the layer above (an extent header in it) learn its content; a raw
+// block shows what the damaged input seen holds there, as it would to any
+// decoder.
+func oracleConfig(lose map[int64]bool, seen []byte) config {
+	return config{salvageOnly: true, decoded: func(z *Reader, b *block) {
+		if !lose[b.rec.In] {
+			return
+		}
+		clear(z.h.buf[b.w0:z.h.w])
+		if in := b.rec.In + 3; b.bh.typ == blockRaw && in < int64(len(seen)) {
+			copy(z.h.buf[b.w0:z.h.w], seen[in:])
+		}
+		z.h.truncateTaints(b.start)
+		z.h.addTaint(b.start, z.h.pos(), lvLost)
+	}}
+}
 
 // oracleCount is what a VMA read reports, over all devices.
 type oracleCount struct {
@@ -210,7 +231,7 @@ func oracleCompare(t testing.TB, clean []byte, off, n int64, seed uint64, images
 	z = newReader(bytes.NewReader(bad), codec.Options{}, config{})
 	ours = readVMA(t, z, images)
 	lose := blocksTouching(t, clean, off, off+n)
-	oracle = readVMA(t, newReader(bytes.NewReader(clean), codec.Options{}, config{salvageOnly: true, loseBlocks: lose, seen: bad}), false)
+	oracle = readVMA(t, newReader(bytes.NewReader(clean), codec.Options{}, oracleConfig(lose, bad)), false)
 	return z, ours, oracle
 }
 

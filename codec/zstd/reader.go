@@ -8,6 +8,15 @@
 // guessed, and lost blocks become Lost spans. Frames without a content
 // checksum are decoded by our decoder from the start, since nothing else
 // would verify them.
+//
+// The parts: the Reader (reader.go) reads frames and hands out output,
+// spans and problems; clean.go is the clean path; blocks.go is our block
+// loop, where the plain block decoder (block.go, with huffman.go, fse.go)
+// writes output into the history (history.go: the window and which bytes
+// are tainted) and the salvage policy (salvage.go) decides what damaged
+// input means; hold.go holds output back until the chain after it is
+// checked; resize.go keeps losses of unknown length and decodes again
+// when one's true length is known; donor.go is the second pass.
 package zstd
 
 import (
@@ -30,8 +39,8 @@ type Reader struct {
 	cfg    config
 	in     input
 	h      history
-	d      decoder
-	trial  decoder // scratch decoder for trial decoding during a scan
+	d      decoder // the plain block decoder
+	sv     salvage // the salvage policy
 
 	spans    []codec.Span // released spans
 	frozen   int          // spans[:frozen] were handed out: they must not change
@@ -43,9 +52,6 @@ type Reader struct {
 
 	gap gap        // the latest Resync loss
 	cp  checkpoint // what Resize needs to decode again after it
-
-	pre, post    decState // decoder state before and after a block that failed (prevSuspect)
-	distrustPrev bool     // the next resync taints the block before it, full or not
 
 	kd   *kzstd.Decoder
 	feed feeder
@@ -94,12 +100,10 @@ type config struct {
 	salvageOnly bool              // never use the clean path
 	trace       func(blockRecord) // called for each block our decoder handles
 	pinMax      int64             // compressed input kept for Resize (0: defaultPinMax)
-	// loseBlocks holds input offsets of blocks whose output is taken as
-	// unknown although they decode (reported lost): the damage an oracle
-	// that knows all decoder state and every block's length and type, but
-	// not the content of those blocks, cannot avoid.
-	loseBlocks map[int64]bool
-	seen       []byte // the damaged input, whose raw blocks loseBlocks show
+	// decoded, when set, is called for each block our decoder decoded
+	// and kept, before its output is accounted for: tests change what the
+	// block's output counts as (the oracle in oracle_test.go).
+	decoded func(z *Reader, b *block)
 }
 
 // blockRecord describes one block handled by our decoder.
@@ -137,7 +141,7 @@ func newReader(r io.Reader, opt codec.Options, cfg config) *Reader {
 	z.in.src = r
 	z.in.pin, z.in.pinMax = -1, cmp.Or(cfg.pinMax, defaultPinMax)
 	z.d.h = &z.h
-	z.trial.h = &z.h
+	z.sv.init(z)
 	z.donor, z.h.donor = opt.Donor, opt.Donor
 	return z
 }
@@ -316,7 +320,7 @@ func (z *Reader) stepFrame() error {
 		// largest common window.
 		z.startFrame(frameHeader{window: 8 << 20, blockMax: maxBlockSize, contentSize: -1, size: 4})
 		z.fhDamaged = true
-		return z.resync(z.pos + 4)
+		return z.sv.resync(z.pos + 4)
 	}
 	z.startFrame(fh)
 	if fh.checksum && !z.cfg.salvageOnly {
@@ -353,77 +357,6 @@ func (z *Reader) startFrame(fh frameHeader) {
 	z.hashed = z.h.pos()
 	z.h.setWindow(fh.window)
 	z.d.resetFrame(fh.blockMax)
-}
-
-// stepClean lets klauspost decode the next piece of the frame.
-func (z *Reader) stepClean() error {
-	const chunk = 1 << 20
-	z.h.reserve(chunk)
-	w0 := z.h.w
-	// With concurrency 1, klauspost returns at most one block's output per
-	// call, and has read exactly that block's input: each call is a mark.
-	n, err := z.kd.Read(z.h.buf[w0 : w0+chunk])
-	z.h.w += n
-	z.frameN += int64(n)
-	z.hashOut(z.h.buf[w0:z.h.w])
-	if n > 0 {
-		z.markDecoded(z.feed.pos, z.softBlock(z.feed.lastBlock()), int64(n))
-	}
-	switch {
-	case err == nil:
-		return nil
-	case err == io.EOF && z.feed.next == itemEnd && z.feed.pos == z.feed.limit && !z.feed.bad:
-		z.pos = z.feed.pos
-		z.state = stFrame
-		z.markBlock(z.pos, false)
-		z.in.release(z.pos)
-		if !z.fh.checksum {
-			z.sums[sumAbsent]++
-			return nil
-		}
-		if !z.feed.hasSum {
-			return z.truncated(z.pos, "input ends inside the frame checksum")
-		}
-		return z.checkSum(z.pos-4, z.feed.sum)
-	}
-	return z.handover()
-}
-
-// handover moves from klauspost to our decoder at the failing block:
-// it rebuilds the carried state from the retained blocks before it.
-func (z *Reader) handover() error {
-	at := z.feed.lastBlock()
-	if at < 0 {
-		z.pos = z.frameIn + int64(z.fh.size)
-	} else {
-		z.pos = at
-		prev, fromStart := z.feed.retained()
-		if !fromStart {
-			z.d.forget()
-		}
-		for _, p := range prev {
-			b := z.in.at(p, 3)
-			if len(b) < 3 {
-				z.d.forget()
-				continue
-			}
-			bh := parseBlockHeader(b)
-			if bh.typ != blockCompressed {
-				continue
-			}
-			c := z.in.at(p+3, bh.clen)
-			if len(c) < bh.clen {
-				z.d.forget()
-				continue
-			}
-			z.d.decodeCompressed(c, modeState)
-		}
-		z.nblocks = int64(z.feed.nblk - 1)
-		z.blkIn = at - z.frameIn - int64(z.fh.size)
-		z.decN, z.decIn, z.decOut = z.nblocks, z.blkIn, z.frameN
-	}
-	z.state = stBlocks
-	return nil
 }
 
 // errChecksum marks a frame checksum that does not match (a corruption

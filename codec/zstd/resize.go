@@ -117,7 +117,7 @@ func (z *Reader) lose(skipped int64, lostBlock bool) (int64, int64) {
 	if lostBlock {
 		g.lost++
 	}
-	est, maxLen := z.estimate(g.skipped, g.lost)
+	est, maxLen := z.sv.estimate(g.skipped, g.lost)
 	est = max(est, g.est)
 	at, grow := g.off+g.est, est-g.est
 	g.est, g.maxLen = est, maxLen
@@ -134,38 +134,6 @@ func (z *Reader) lose(skipped int64, lostBlock bool) (int64, int64) {
 	z.afterResync = true
 	z.d.reps = [3]uint32{}
 	return at, grow
-}
-
-// estimate returns the likely and the largest output length of a loss of
-// skipped compressed bytes and lost blocks.
-//
-// zstd up to 1.5.6 makes every block but a frame's last exactly
-// Block_Maximum_Size: when every block decoded so far was, the estimate is
-// a whole number of blocks, guessed from the average compressed block
-// size. Otherwise (zstd 1.5.7 sizes blocks by content) it is the frame's
-// compression ratio applied to the skipped bytes, in 8 KiB units.
-func (z *Reader) estimate(skipped, lost int64) (est, maxLen int64) {
-	bm := int64(z.fh.blockMax)
-	est, maxLen = lost*bm, lost*bm
-	if skipped <= 0 {
-		return est, maxLen
-	}
-	maxLen += (skipped/4 + 1) * bm // every block takes at least 4 bytes
-	switch {
-	case z.decN > 0 && z.decOut != z.decN*bm && z.decIn > 0:
-		const unit = 8 << 10
-		e := int64(float64(skipped)*float64(z.decOut)/float64(z.decIn)/unit+0.5) * unit
-		est += max(e, unit)
-	default:
-		avg := int64(32 << 10)
-		if z.decN > 0 {
-			avg = max(z.decIn/z.decN, 64)
-		} else if z.nblocks > 0 {
-			avg = max(z.blkIn/z.nblocks, 64)
-		}
-		est += max(1, (skipped+avg/2)/avg) * bm
-	}
-	return min(est, maxLen), maxLen
 }
 
 // saveBefore starts a checkpoint for a loss at the current output

@@ -6,6 +6,30 @@ import (
 	"github.com/vzsalvage/vzsalvage/codec"
 )
 
+// The salvage policy.
+//
+// The Reader's block loop (blocks.go) decodes with a plain block decoder
+// (decoder) and asks the policy what to make of the input: whether a block
+// header can be right, whether the chain of headers holds, what a
+// compressed block that failed (or decoded suspiciously) means for it and
+// for the blocks before it, and, where the chain broke, where to resume
+// and what the skipped input cost. The output account (hold.go) and the
+// losses (resize.go) record what the policy decides.
+
+// salvage is the salvage policy of one Reader, with its scratch state.
+type salvage struct {
+	z     *Reader
+	trial decoder // scratch decoder for trial decoding during a scan
+
+	pre, post    decState // decoder state before and after a block that failed (prevSuspect)
+	distrustPrev bool     // the next resync taints the block before it, full or not
+}
+
+func (s *salvage) init(z *Reader) {
+	s.z = z
+	s.trial.h = &z.h
+}
+
 // chainLen is how many consecutive plausible block headers a resync
 // candidate needs (fewer when the frame or the input ends first).
 const chainLen = 4
@@ -31,211 +55,126 @@ func plausible(bh blockHeader, blockMax int) bool {
 	return bh.size >= 2 // a literals and a sequences section header
 }
 
-// stepBlock decodes the block at pos with our decoder.
-func (z *Reader) stepBlock() error {
-	hb := z.in.at(z.pos, 3)
-	if len(hb) < 3 {
-		return z.truncated(z.pos, "input ends inside a block header")
+// headerProblem returns why a block header cannot be where a block is
+// expected, or "": in strict mode only what RFC 8878 forbids (it allows
+// empty raw blocks), when salvaging whatever is not plausible.
+func (s *salvage) headerProblem(bh blockHeader) string {
+	msg := bh.check(s.z.fh.blockMax)
+	if msg == "" && !s.z.strict && !plausible(bh, s.z.fh.blockMax) {
+		msg = "empty raw block"
 	}
-	bh := parseBlockHeader(hb)
-	ok := plausible(bh, z.fh.blockMax)
-	if z.strict {
-		ok = bh.check(z.fh.blockMax) == "" // RFC 8878 allows empty raw blocks
+	return msg
+}
+
+// beforeCompressed is called before a compressed block is decoded: it
+// keeps the decoder state the block starts from (see prevSuspect).
+func (s *salvage) beforeCompressed() {
+	if !s.z.strict {
+		s.pre.save(&s.z.d)
 	}
-	if !ok {
-		msg := bh.check(z.fh.blockMax)
-		if msg == "" {
-			msg = "empty raw block"
+	s.z.d.lossBefore = !s.z.strict && s.z.h.floor > s.z.h.frameStart
+}
+
+// compressed judges a compressed block just decoded (b.res): a failure,
+// output that depends on lost state, or a run of zero bytes in its
+// entropy-coded part. It reports true when it has dealt with the block
+// (rolled back and resynchronised, or made it a lost block), and the
+// error to stop with.
+func (s *salvage) compressed(b *block) (bool, error) {
+	z := s.z
+	res := &b.res
+	if res.err != nil && !z.strict && s.prevSuspect(b.content) {
+		// The block before probably decoded wrongly without an error
+		// (a bit flip in its sequences), leaving state this block
+		// cannot use: distrust it too, its length included.
+		if err := z.problem(z.pos, codec.ErrCorrupt, res.err.Error()+" (the block before left wrong state)"); err != nil {
+			return true, err
 		}
-		if err := z.problem(z.pos, codec.ErrCorrupt, "bad block header: "+msg); err != nil {
-			return err
-		}
-		return z.resync(z.pos)
+		b.rollback(&z.h)
+		s.distrustPrev = true
+		return true, s.resync(z.pos)
 	}
-	if len(z.in.at(z.pos+3, bh.clen)) < bh.clen {
-		return z.truncated(z.pos, "input ends inside a block")
-	}
-	if !z.strict && z.chainBroken(z.pos, bh) {
-		// The header looks valid but the next one does not: the size (or
-		// the header) is damaged.
-		z.problem(z.pos, codec.ErrCorrupt, "block header does not lead to a valid block")
-		return z.resync(z.pos)
-	}
-	content := z.in.at(z.pos+3, bh.clen) // after chainBroken's reads (see input.at)
-	z.h.reserve(z.fh.blockMax)
-	start := z.h.pos()
-	w0 := z.h.w
-	rec := blockRecord{In: z.pos, Out: start}
-	switch bh.typ {
-	case blockRaw:
-		copy(z.h.buf[w0:], content)
-		z.h.w += len(content)
-	case blockRLE:
-		b := z.h.buf[w0 : w0+bh.size]
-		for i := range b {
-			b[i] = content[0]
-		}
-		z.h.w += bh.size
-	case blockCompressed:
-		if !z.strict {
-			z.pre.save(&z.d)
-		}
-		z.d.lossBefore = !z.strict && z.h.floor > z.h.frameStart
-		res := z.d.decodeCompressed(content, modeFull)
-		if res.err != nil && !z.strict && z.prevSuspect(content) {
-			// The block before probably decoded wrongly without an error
-			// (a bit flip in its sequences), leaving state this block
-			// cannot use: distrust it too, its length included.
-			if err := z.problem(z.pos, codec.ErrCorrupt, res.err.Error()+" (the block before left wrong state)"); err != nil {
-				return err
-			}
-			z.h.truncateTaints(start)
-			z.h.w = w0
-			z.distrustPrev = true
-			return z.resync(z.pos)
-		}
-		if res.err == nil && !res.lost && !res.tainted {
-			if n := zeroRun(entropyPart(content)); n > 0 {
-				res.err = fmt.Errorf("run of %d zero or 0xFF bytes in entropy-coded data", n)
-				res.tainted = true
-				z.d.forget()
-			}
-		}
-		if res.err != nil {
-			if err := z.problem(z.pos, codec.ErrCorrupt, res.err.Error()); err != nil {
-				return err
-			}
-			z.retaintSoft(z.pos, start)
-		} else if z.strict && (res.lost || res.tainted) {
-			return z.problem(z.pos, codec.ErrCorrupt, "block needs decoder state that could not be rebuilt")
-		}
-		if res.lost {
-			// The output length is unknown: a Resync loss of one block.
-			z.h.truncateTaints(start)
-			z.h.w = w0
-			rec.Out, rec.N = z.lose(0, true)
-			rec.Placeholder = true
-			z.endBlock(bh, rec)
-			z.markBlock(z.pos, bh.typ != blockCompressed)
-			z.saveResume()
-			return nil
-		}
-		if res.tainted {
-			z.h.truncateTaints(start)
-			z.h.addTaint(start, z.h.pos(), lvTainted)
-			z.donateBlock(start, w0)
+	if res.err == nil && !res.lost && !res.tainted {
+		if n := zeroRun(entropyPart(b.content)); n > 0 {
+			res.err = fmt.Errorf("run of %d zero or 0xFF bytes in entropy-coded data", n)
+			res.tainted = true
+			z.d.forget()
 		}
 	}
+	if res.err != nil {
+		if err := z.problem(z.pos, codec.ErrCorrupt, res.err.Error()); err != nil {
+			return true, err
+		}
+		s.retaintSoft(z.pos, b.start)
+	} else if z.strict && (res.lost || res.tainted) {
+		return true, z.problem(z.pos, codec.ErrCorrupt, "block needs decoder state that could not be rebuilt")
+	}
+	if res.lost {
+		// The output length is unknown: a Resync loss of one block.
+		b.rollback(&z.h)
+		b.rec.Out, b.rec.N = z.lose(0, true)
+		b.rec.Placeholder = true
+		z.endBlock(b.bh, b.rec)
+		z.markBlock(z.pos, false)
+		z.saveResume()
+		return true, nil
+	}
+	if res.tainted {
+		z.h.truncateTaints(b.start)
+		z.h.addTaint(b.start, z.h.pos(), lvTainted)
+		z.donateBlock(b.start, b.w0)
+	}
+	return false, nil
+}
+
+// kept is called for each block decoded and kept: the raw block a resync
+// scan resumed at (run.distrust) is kept but tainted.
+func (s *salvage) kept(b *block) {
+	z := s.z
 	if z.distrust {
-		// The raw block the resync scan resumed at.
-		z.h.truncateTaints(start)
-		z.h.addTaint(start, z.h.pos(), lvTainted)
+		z.h.truncateTaints(b.start)
+		z.h.addTaint(b.start, z.h.pos(), lvTainted)
 		z.distrust = false
 	}
-	if z.cfg.loseBlocks[z.pos] {
-		// An oracle measurement: the block is decoded and its state kept
-		// (its length too), but its output is unknown: placeholder zeros,
-		// as for a lost block, so that neither later copies of it nor the
-		// layer above (an extent header in it) learn its content; a raw
-		// block shows what the damaged input holds there, as it would to
-		// any decoder.
-		clear(z.h.buf[w0:z.h.w])
-		if seen := z.cfg.seen; bh.typ == blockRaw && z.pos+3 < int64(len(seen)) {
-			copy(z.h.buf[w0:z.h.w], seen[z.pos+3:])
-		}
-		z.h.truncateTaints(start)
-		z.h.addTaint(start, z.h.pos(), lvLost)
-	}
-	if z.afterResync && z.resumeKnown(start, w0) {
-		return nil
-	}
-	rec.N = z.h.pos() - start
-	z.afterResync = false
-	z.decN++
-	z.decIn += int64(3 + bh.clen)
-	z.decOut += rec.N
-	z.emitSpans(start, z.h.pos())
-	z.frameN += rec.N
-	z.hashOut(z.h.buf[w0:z.h.w])
-	z.endBlock(bh, rec)
-	z.markDecoded(z.pos, bh.typ != blockCompressed, rec.N)
-	return nil
 }
 
-// endBlock moves past a block and, after the last one, checks the frame.
-func (z *Reader) endBlock(bh blockHeader, rec blockRecord) {
-	if z.cfg.trace != nil {
-		z.cfg.trace(rec)
-	}
-	z.nblocks++
-	z.blkIn += int64(3 + bh.clen)
-	z.pos += int64(3 + bh.clen)
-	z.in.release(z.pos - retainBlocks*int64(z.fh.blockMax))
-	if !bh.last {
-		return
-	}
-	z.flushPending()
-	z.state = stFrame
-	if z.exact && z.fh.contentSize >= 0 && z.frameN != z.fh.contentSize {
-		if err := z.problem(z.pos, codec.ErrCorrupt, fmt.Sprintf("frame content size %d, decoded %d", z.fh.contentSize, z.frameN)); err != nil {
-			z.err = err
-			return
-		}
-	}
-	if z.fhDamaged {
-		z.sums[sumUnknown]++
-		return
-	}
-	if !z.fh.checksum {
-		z.sums[sumAbsent]++
-		return
-	}
-	b := z.in.at(z.pos, 4)
-	if len(b) < 4 {
-		if err := z.truncated(z.pos, "input ends inside the frame checksum"); err != nil {
-			z.err = err
-		}
-		return
-	}
-	z.pos += 4
-	if err := z.checkSum(z.pos-4, le32(b)); err != nil {
-		z.err = err
-	}
+// retaint applies the chain-break rule (see hold.go) for a break at input
+// offset x: the held output of the blocks whose input meets [x-holdIn, x)
+// becomes tainted, but for a full compressed block where the walk back
+// stops (see mark.full) unless force is set.
+func (s *salvage) retaint(x int64, force bool) {
+	s.retaintFrom(x, s.z.h.pos()+s.z.pending, force, false)
 }
 
-// emitSpans turns the taints of [start, end) into spans and reports
-// whether there were any. A block with many small taints becomes one span.
-func (z *Reader) emitSpans(start, end int64) bool {
-	ts := z.h.taints
-	i := len(ts)
-	for i > 0 && ts[i-1].end > start {
+// retaintSoft taints only the raw and RLE blocks just before input offset
+// x, where a compressed block failed to decode: a garbage run that began
+// inside a raw block passes silently there, and may have reached x with the
+// header there still plausible. end is where the failed block's output
+// starts: that output is the caller's to account for (tainted, or dropped
+// as lost), and tainting it here too would report it twice.
+func (s *salvage) retaintSoft(x, end int64) { s.retaintFrom(x, end, false, true) }
+
+// retaintFrom taints the held output from where the walk back from x
+// stops (only raw and RLE blocks with softOnly) up to cur.
+func (s *salvage) retaintFrom(x, cur int64, force, softOnly bool) {
+	z := s.z
+	z.releaseHeld()
+	hd := &z.hold
+	if len(hd.marks) == hd.head {
+		return
+	}
+	i := len(hd.marks) - 1
+	for i > hd.head && hd.marks[i].soft && hd.marks[i-1].in > x-holdIn {
 		i--
 	}
-	ts = ts[i:]
-	if len(ts) == 0 {
-		return false
+	a := hd.rel
+	if i > hd.head {
+		a = hd.marks[i-1].out
 	}
-	// Taints of one kind (Cond, or not) closer than mergeGap become one
-	// span: thousands of tiny spans help nobody. Cond and plain taints are
-	// never merged, or Cond bytes would be lost to the worse state (this
-	// costs spans: measured, up to ~300 000 per 26 MB after one loss).
-	const mergeGap = 64
-	a, b, st := max(ts[0].start, start), min(ts[0].end, end), ts[0].state
-	for _, t := range ts[1:] {
-		if t.start-b < mergeGap && t.state.class() == st.class() {
-			b, st = min(t.end, end), max(st, t.state)
-			continue
-		}
-		z.holdSpan(levelSpan(a, b, st))
-		a, b, st = t.start, min(t.end, end), t.state
+	if m := hd.marks[i]; m.full && m.in <= x && !force || softOnly && !m.soft {
+		a = max(a, m.out)
 	}
-	z.holdSpan(levelSpan(a, b, st))
-	return true
-}
-
-func levelSpan(a, b int64, lv level) codec.Span {
-	st, cond := lv.span()
-	return codec.Span{Off: a, Len: b - a, State: st, Cond: cond, Donor: lv == lvDonor}
+	z.taintHeld(a, cur)
 }
 
 // prevSuspect reports, for a compressed block that failed to decode,
@@ -243,19 +182,20 @@ func levelSpan(a, b int64, lv level) codec.Span {
 // the first of the frame to decode to less than Block_Maximum_Size, or this
 // block decodes when the repeat offsets are taken as unknown. The decoder
 // state is as the failed decode left it.
-func (z *Reader) prevSuspect(content []byte) bool {
+func (s *salvage) prevSuspect(content []byte) bool {
+	z := s.z
 	if n := len(z.hold.marks); n > z.hold.head && z.hold.marks[n-1].deviant {
 		return true
 	}
-	z.post.save(&z.d)
-	z.pre.restore(&z.d)
+	s.post.save(&z.d)
+	s.pre.restore(&z.d)
 	if z.d.reps == [3]uint32{} {
-		z.post.restore(&z.d)
+		s.post.restore(&z.d)
 		return false // unknown already: the failure is this block's own
 	}
 	z.d.reps = [3]uint32{}
 	res := z.d.decodeCompressed(content, modeCheck)
-	z.post.restore(&z.d)
+	s.post.restore(&z.d)
 	return res.err == nil
 }
 
@@ -265,10 +205,11 @@ func (z *Reader) prevSuspect(content []byte) bool {
 // a garbage run often holds a plausible header with the last-block flag,
 // which would end the frame early. The end of the input is not a broken
 // chain.
-func (z *Reader) chainBroken(p int64, bh blockHeader) bool {
+func (s *salvage) chainBroken(p int64, bh blockHeader) bool {
+	z := s.z
 	next := p + 3 + int64(bh.clen)
 	if bh.last {
-		return !z.frameEndOK(next)
+		return !s.frameEndOK(next)
 	}
 	b := z.in.at(next, 3)
 	if len(b) < 3 {
@@ -278,13 +219,14 @@ func (z *Reader) chainBroken(p int64, bh blockHeader) bool {
 	if !plausible(nh, z.fh.blockMax) {
 		return true
 	}
-	return nh.last && !z.frameEndOK(next+3+int64(nh.clen))
+	return nh.last && !s.frameEndOK(next+3+int64(nh.clen))
 }
 
 // frameEndOK reports whether a frame whose last block ends at p is followed
 // by its checksum and then the end of the input or a frame's magic. After a
 // damaged frame header, whether there is a checksum is not known.
-func (z *Reader) frameEndOK(p int64) bool {
+func (s *salvage) frameEndOK(p int64) bool {
+	z := s.z
 	if z.fhDamaged {
 		return frameEndsAt(&z.in, p, false) || frameEndsAt(&z.in, p, true)
 	}
@@ -317,15 +259,16 @@ func frameEndsAt(in *input, p int64, checksum bool) bool {
 // holdIn), scans for the next place where a plausible chain of block
 // headers (or a new frame) starts and survives trial decoding, and emits a
 // Resync loss for what the skipped input held.
-func (z *Reader) resync(off int64) error {
+func (s *salvage) resync(off int64) error {
+	z := s.z
 	if z.strict {
 		return fmt.Errorf("zstd: cannot resynchronise in strict mode: %w", codec.ErrCorrupt)
 	}
-	z.retaint(off, z.distrustPrev)
-	z.distrustPrev = false
+	s.retaint(off, s.distrustPrev)
+	s.distrustPrev = false
 	z.in.unpin()
 	z.distrust = false
-	c, newFrame := z.scan(off + 1)
+	c, newFrame := s.scan(off + 1)
 	at, grow := z.lose(c-off, false)
 	if z.cfg.trace != nil {
 		z.cfg.trace(blockRecord{In: off, Out: at, N: grow, Placeholder: true})
@@ -346,7 +289,8 @@ func (z *Reader) resync(off int64) error {
 
 // scan returns the first offset at or after from where a block chain or a
 // frame starts, and whether it is a frame; the input's end if none.
-func (z *Reader) scan(from int64) (int64, bool) {
+func (s *salvage) scan(from int64) (int64, bool) {
+	z := s.z
 	const win = 64 << 10
 	for c := from; ; {
 		b := z.in.at(c, win+3)
@@ -359,7 +303,7 @@ func (z *Reader) scan(from int64) (int64, bool) {
 			p := c + int64(i)
 			if i+4 <= len(b) && le32(b[i:]) == frameMagic {
 				if fb := z.in.at(p, 18); len(fb) >= 5 {
-					if fh, err := parseFrameHeader(fb); err == nil && z.chainOK(p+int64(fh.size), fh.blockMax) {
+					if fh, err := parseFrameHeader(fb); err == nil && s.chainOK(p+int64(fh.size), fh.blockMax) {
 						return p, true
 					}
 				}
@@ -368,7 +312,7 @@ func (z *Reader) scan(from int64) (int64, bool) {
 			if !plausible(bh, z.fh.blockMax) {
 				continue
 			}
-			if z.chainOK(p, z.fh.blockMax) {
+			if s.chainOK(p, z.fh.blockMax) {
 				if bh.typ == blockCompressed {
 					return p, false
 				}
@@ -379,11 +323,11 @@ func (z *Reader) scan(from int64) (int64, bool) {
 				// (an intact one right after the damage is common, and an
 				// extent header in it can still be checked by its MD5) is
 				// kept but tainted (see run.distrust).
-				if q := p + 3 + int64(bh.clen); !bh.last && z.chainOK(q, z.fh.blockMax) {
+				if q := p + 3 + int64(bh.clen); !bh.last && s.chainOK(q, z.fh.blockMax) {
 					// A true compressed block inside what it spans wins (a
 					// raw header read in the garbage may span the first
 					// intact block).
-					if c, ok := z.compressedChainIn(p+1, q); ok {
+					if c, ok := s.compressedChainIn(p+1, q); ok {
 						return c, false
 					}
 					if bh.typ == blockRaw {
@@ -401,13 +345,14 @@ func (z *Reader) scan(from int64) (int64, bool) {
 
 // compressedChainIn returns the first offset in [lo, hi) where a
 // compressed block starts a chain (see chainOK).
-func (z *Reader) compressedChainIn(lo, hi int64) (int64, bool) {
+func (s *salvage) compressedChainIn(lo, hi int64) (int64, bool) {
+	z := s.z
 	for c := lo; c < hi; c++ {
 		b := z.in.at(c, 3)
 		if len(b) < 3 {
 			return 0, false
 		}
-		if bh := parseBlockHeader(b); bh.typ == blockCompressed && plausible(bh, z.fh.blockMax) && z.chainOK(c, z.fh.blockMax) {
+		if bh := parseBlockHeader(b); bh.typ == blockCompressed && plausible(bh, z.fh.blockMax) && s.chainOK(c, z.fh.blockMax) {
 			return c, true
 		}
 	}
@@ -423,9 +368,10 @@ func (z *Reader) compressedChainIn(lo, hi int64) (int64, bool) {
 // block that passed: raw and RLE blocks prove nothing, and among the
 // offsets a scan tries, some read as a raw last block that ends just where
 // the checksum does (measured: once in 6,000 garbage runs near the end).
-func (z *Reader) chainOK(p int64, blockMax int) bool {
-	z.trial.resetFrame(blockMax)
-	z.trial.forget()
+func (s *salvage) chainOK(p int64, blockMax int) bool {
+	z := s.z
+	s.trial.resetFrame(blockMax)
+	s.trial.forget()
 	decoded := false
 	for k := 0; k < chainLen; k++ {
 		hb := z.in.at(p, 3)
@@ -446,7 +392,7 @@ func (z *Reader) chainOK(p int64, blockMax int) bool {
 			if !litSane(c, bh.clen, blockMax) {
 				return false
 			}
-			if res := z.trial.decodeCompressed(c, modeCheck); res.err != nil {
+			if res := s.trial.decodeCompressed(c, modeCheck); res.err != nil {
 				return false
 			}
 			decoded = true
@@ -468,6 +414,39 @@ func (z *Reader) chainOK(p int64, blockMax int) bool {
 		}
 	}
 	return true
+}
+
+// estimate returns the likely and the largest output length of a loss of
+// skipped compressed bytes and lost blocks.
+//
+// zstd up to 1.5.6 makes every block but a frame's last exactly
+// Block_Maximum_Size: when every block decoded so far was, the estimate is
+// a whole number of blocks, guessed from the average compressed block
+// size. Otherwise (zstd 1.5.7 sizes blocks by content) it is the frame's
+// compression ratio applied to the skipped bytes, in 8 KiB units.
+func (s *salvage) estimate(skipped, lost int64) (est, maxLen int64) {
+	z := s.z
+	bm := int64(z.fh.blockMax)
+	est, maxLen = lost*bm, lost*bm
+	if skipped <= 0 {
+		return est, maxLen
+	}
+	maxLen += (skipped/4 + 1) * bm // every block takes at least 4 bytes
+	switch {
+	case z.decN > 0 && z.decOut != z.decN*bm && z.decIn > 0:
+		const unit = 8 << 10
+		e := int64(float64(skipped)*float64(z.decOut)/float64(z.decIn)/unit+0.5) * unit
+		est += max(e, unit)
+	default:
+		avg := int64(32 << 10)
+		if z.decN > 0 {
+			avg = max(z.decIn/z.decN, 64)
+		} else if z.nblocks > 0 {
+			avg = max(z.blkIn/z.nblocks, 64)
+		}
+		est += max(1, (skipped+avg/2)/avg) * bm
+	}
+	return min(est, maxLen), maxLen
 }
 
 // litSane checks a compressed block's literals section header.
