@@ -400,6 +400,10 @@ const (
 	// Bomb: the decompressed stream goes on far past what the archive can
 	// hold (a decompression bomb); reading stopped there.
 	Bomb Kind = "bomb"
+	// Repaired: damaged data that was repaired where it lies (a rebuilt
+	// header, a flipped bit found and flipped back); the message says what
+	// was changed. The data is damaged; what it holds is known again.
+	Repaired Kind = "repaired"
 )
 
 // String formats the problem as "layer at offset: message" (a negative

@@ -18,20 +18,23 @@ func (z *Reader) stepBlock() error {
 		return z.truncated(z.pos, "input ends inside a block header")
 	}
 	bh := parseBlockHeader(hb)
-	if msg := z.sv.headerProblem(bh); msg != "" {
-		if err := z.problem(z.pos, codec.ErrCorrupt, "bad block header: "+msg); err != nil {
-			return err
+	fixed, taint := false, false
+	if z.sv.fix.at == z.pos {
+		fixed = true
+		bh, taint = z.sv.useFix()
+	} else if msg := z.sv.headerProblem(bh); msg != "" {
+		if z.strict {
+			return z.problem(z.pos, codec.ErrCorrupt, "bad block header: "+msg)
 		}
-		return z.sv.resync(z.pos)
+		return z.sv.chainBreak(z.pos, "bad block header: "+msg)
 	}
 	if len(z.in.at(z.pos+3, bh.clen)) < bh.clen {
 		return z.truncated(z.pos, "input ends inside a block")
 	}
-	if !z.strict && z.sv.chainBroken(z.pos, bh) {
+	if !z.strict && !fixed && z.sv.chainBroken(z.pos, bh) {
 		// The header looks valid but the next one does not: the size (or
 		// the header) is damaged.
-		z.problem(z.pos, codec.ErrCorrupt, "block header does not lead to a valid block")
-		return z.sv.resync(z.pos)
+		return z.sv.chainBreak(z.pos, "block header does not lead to a valid block")
 	}
 	content := z.in.at(z.pos+3, bh.clen) // after chainBroken's reads (see input.at)
 	z.h.reserve(z.fh.blockMax)
@@ -41,6 +44,10 @@ func (z *Reader) stepBlock() error {
 		z.sv.beforeCompressed()
 	}
 	b.res = z.d.decodeBlock(bh, content)
+	if taint {
+		z.h.addTaint(b.start, z.h.pos(), lvTainted)
+		z.donateBlock(b.start, b.w0)
+	}
 	if bh.typ == blockCompressed {
 		if done, err := z.sv.compressed(&b); done || err != nil {
 			return err

@@ -100,6 +100,7 @@ type config struct {
 	salvageOnly bool              // never use the clean path
 	trace       func(blockRecord) // called for each block our decoder handles
 	pinMax      int64             // compressed input kept for Resize (0: defaultPinMax)
+	noRepair    bool              // never repair damaged input (repair.go)
 	// decoded, when set, is called for each block our decoder decoded
 	// and kept, before its output is accounted for: tests change what the
 	// block's output counts as (the oracle in oracle_test.go).
@@ -233,11 +234,17 @@ func (z *Reader) problem(off int64, kind error, msg string) error {
 	case errors.Is(kind, errChecksum):
 		k, kind = damage.ChecksumMismatch, codec.ErrCorrupt
 	}
-	z.problems = append(z.problems, damage.Problem{Layer: "zstd", Offset: off, Message: msg, Kind: k})
+	z.problemKind(off, k, msg)
 	if z.strict {
 		return fmt.Errorf("zstd: at input offset %d: %s: %w", off, msg, kind)
 	}
 	return nil
+}
+
+// problemKind records a problem of the given kind at input offset off
+// (one that never stops a strict reader: a repair).
+func (z *Reader) problemKind(off int64, kind damage.Kind, msg string) {
+	z.problems = append(z.problems, damage.Problem{Layer: "zstd", Offset: off, Message: msg, Kind: kind})
 }
 
 // addSpan appends a released span, merging it into the last one when that

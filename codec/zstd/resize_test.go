@@ -272,7 +272,8 @@ func TestResizeRefused(t *testing.T) {
 	ref := newRefMap(t, c, orig)
 	b := append([]byte(nil), c...)
 	h := ref.blocks[pickCompressed(t, c, ref, 0.3)].In
-	b[h] |= 6 // a broken header: a Resync loss
+	b[h] |= 6 // a broken header and the block's start: a Resync loss
+	clear(b[h+3 : h+64])
 	open := func(pinMax int64) (*Reader, codec.Span) {
 		z := newReader(bytes.NewReader(b), codec.Options{}, config{pinMax: pinMax})
 		buf := make([]byte, 64<<10)

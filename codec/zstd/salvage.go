@@ -23,11 +23,16 @@ type salvage struct {
 
 	pre, post    decState // decoder state before and after a block that failed (prevSuspect)
 	distrustPrev bool     // the next resync taints the block before it, full or not
+
+	fix         headerFix // a rebuilt block header ahead (repair.go)
+	skipped     int64     // the raw or RLE block the latest scan resumed after, or -1
+	save, save2 decState  // decoder states kept during a trial
 }
 
 func (s *salvage) init(z *Reader) {
 	s.z = z
 	s.trial.h = &z.h
+	s.fix.at = -1
 }
 
 // chainLen is how many consecutive plausible block headers a resync
@@ -216,6 +221,9 @@ func (s *salvage) chainBroken(p int64, bh blockHeader) bool {
 		return false
 	}
 	nh := parseBlockHeader(b)
+	if next == s.fix.at {
+		nh = s.fix.bh
+	}
 	if !plausible(nh, z.fh.blockMax) {
 		return true
 	}
@@ -267,8 +275,15 @@ func (s *salvage) resync(off int64) error {
 	s.retaint(off, s.distrustPrev)
 	s.distrustPrev = false
 	z.in.unpin()
-	z.distrust = false
 	c, newFrame := s.scan(off + 1)
+	return s.resume(off, c, newFrame)
+}
+
+// resume ends a resync from off: decoding resumes at c (a frame there if
+// newFrame), and what lies between is a Resync loss.
+func (s *salvage) resume(off, c int64, newFrame bool) error {
+	z := s.z
+	s.fix.at = -1
 	at, grow := z.lose(c-off, false)
 	if z.cfg.trace != nil {
 		z.cfg.trace(blockRecord{In: off, Out: at, N: grow, Placeholder: true})
@@ -291,6 +306,8 @@ func (s *salvage) resync(off int64) error {
 // frame starts, and whether it is a frame; the input's end if none.
 func (s *salvage) scan(from int64) (int64, bool) {
 	z := s.z
+	s.skipped = -1
+	z.distrust = false
 	const win = 64 << 10
 	for c := from; ; {
 		b := z.in.at(c, win+3)
@@ -334,11 +351,14 @@ func (s *salvage) scan(from int64) (int64, bool) {
 						z.distrust = true
 						return p, false
 					}
+					s.skipped = p
 					return q, false
 				}
 			}
 		}
-		z.in.release(c + win - 64)
+		if c+win-from > repairReach {
+			z.in.release(c + win - 64)
+		}
 		c += win
 	}
 }
@@ -369,9 +389,15 @@ func (s *salvage) compressedChainIn(lo, hi int64) (int64, bool) {
 // offsets a scan tries, some read as a raw last block that ends just where
 // the checksum does (measured: once in 6,000 garbage runs near the end).
 func (s *salvage) chainOK(p int64, blockMax int) bool {
-	z := s.z
 	s.trial.resetFrame(blockMax)
 	s.trial.forget()
+	return s.chainFrom(p, blockMax)
+}
+
+// chainFrom is chainOK with the trial decoder's state as it is: unknown
+// for a scan, the state a block left for a repair (see repair.go).
+func (s *salvage) chainFrom(p int64, blockMax int) bool {
+	z := s.z
 	decoded := false
 	for k := 0; k < chainLen; k++ {
 		hb := z.in.at(p, 3)
