@@ -265,9 +265,9 @@ func TestSalvageNearOracle(t *testing.T) {
 		}
 	}
 	// Positions: 2 %, 6 %, ... 98 % (grid index i at 2+2i %, garbage seed
-	// i), the ones the notes are about, and three where salvage is known
-	// to stay above the bound (gaps: see the notes; over is how many
-	// clusters above it, measured).
+	// i), the ones the notes are about, and three where salvage was found
+	// above the bound (gaps: see the notes; over is how many clusters
+	// above it, measured; one is closed by rebuilt block headers).
 	type position struct {
 		permille int
 		seed     uint64
@@ -291,7 +291,7 @@ func TestSalvageNearOracle(t *testing.T) {
 	}
 	positions = append(positions,
 		position{290, 56, "gap: the loss is sized right but the extent header that would confirm it was lost with it: the Cond bytes after it stay damaged", 11},
-		position{604, 121, "gap: the damage destroyed a raw block's header; its content, intact and holding an extent header, is lost with it (the oracle knows where the block lies)", 57},
+		position{604, 121, "the damage destroyed a raw block's header and part of its content: the header is rebuilt (repair.go) and the block kept tainted: at the bound (57 clusters above it before)", 0},
 		position{826, 167, "gap: the chain broke after a raw block, which may hold the start of the garbage: tainted (the oracle knows it does not)", 2},
 	)
 	var silent, located int
