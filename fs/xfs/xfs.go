@@ -61,6 +61,9 @@ type Options struct {
 	// nil): secondary superblocks are preferred over a damaged primary, and
 	// objects read from damaged metadata carry a Problem.
 	Damage *damage.Map
+	// Log selects the view of a filesystem whose log is dirty: replayed
+	// in memory (the default) or as on disk.
+	Log LogMode
 }
 
 // FS is an open XFS filesystem. It implements fs.FS and is safe for
@@ -70,6 +73,7 @@ type FS struct {
 	size int64
 	opt  Options
 
+	ov        *overlay // blocks replayed from the log (nil: none)
 	sb        *superblock
 	bs        int64 // block size
 	dirBlk    int64 // directory block size
@@ -120,11 +124,8 @@ func Open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	if need := int64(sb.dblocks) * f.bs; need > size {
 		problems = append(problems, fmt.Sprintf("the volume (%d bytes) is smaller than the filesystem (%d bytes)", size, need))
 	}
-	if sb.logStart != 0 {
-		problems = append(problems, f.checkLog()...)
-	} else {
-		problems = append(problems, "external log: its state is unknown")
-	}
+	view, lp := f.openLog()
+	problems = append(problems, lp...)
 	if c := sb.versionNum & versionNumMask; c == 5 && sb.incompat&^(incompatFtype|incompatSpinodes|incompatMetaUUID|incompatBigtime|1<<4|incompatNrext64) != 0 {
 		problems = append(problems, fmt.Sprintf("unknown incompatible features 0x%x: some files may read wrongly", sb.incompat))
 	}
@@ -134,6 +135,7 @@ func Open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 		Label:     cString(sb.fname[:]),
 		BlockSize: int(f.bs),
 		Size:      int64(sb.dblocks) * f.bs,
+		View:      view,
 		Problems:  problems,
 	}
 	return f, nil
@@ -149,10 +151,20 @@ func (f *FS) Info() fs.Info {
 // Root returns the root directory's node.
 func (f *FS) Root() fs.Node { return fs.Node(f.sb.rootIno) }
 
-// readAt reads len(p) bytes at volume offset off. Bytes past the end of
-// the volume read as zeros and make it return an error wrapping
-// fs.ErrDamaged.
+// readAt reads len(p) bytes at volume offset off, as replayed from the
+// log where it was. Bytes past the end of the volume read as zeros and
+// make it return an error wrapping fs.ErrDamaged.
 func (f *FS) readAt(p []byte, off int64) error {
+	err := f.readRaw(p, off)
+	if f.ov != nil {
+		f.ov.apply(p, off)
+	}
+	return err
+}
+
+// readRaw reads len(p) bytes at volume offset off as they are on the
+// volume.
+func (f *FS) readRaw(p []byte, off int64) error {
 	if off < 0 {
 		return errDamaged("negative offset")
 	}
