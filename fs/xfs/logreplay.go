@@ -164,22 +164,19 @@ func (l *logGeom) readRecord(blk int64, cycle uint32) (*logRecord, error) {
 // record without one.
 func recordCRCOK(hdrs, data []byte) bool {
 	want := le.Uint32(hdrs[32:])
-	if want == 0 {
-		return true
-	}
+	return want == 0 || recordCRC(hdrs, data, logRecHdrSize) == want || recordCRC(hdrs, data, logRecHdrSizeOld) == want
+}
+
+// recordCRC computes a record's checksum with a header of n bytes.
+func recordCRC(hdrs, data []byte, n int) uint32 {
 	xheads := (len(data) + logCycleSize - 1) / logCycleSize
-	for _, n := range []int{logRecHdrSize, logRecHdrSizeOld} {
-		c := crc32.Update(0, castagnoli, hdrs[:32])
-		c = crc32.Update(c, castagnoli, []byte{0, 0, 0, 0})
-		c = crc32.Update(c, castagnoli, hdrs[36:n])
-		for i := 1; i < xheads && (i+1)*logBB <= len(hdrs); i++ {
-			c = crc32.Update(c, castagnoli, hdrs[i*logBB:i*logBB+logExtHdrCsum])
-		}
-		if crc32.Update(c, castagnoli, data) == want {
-			return true
-		}
+	c := crc32.Update(0, castagnoli, hdrs[:32])
+	c = crc32.Update(c, castagnoli, []byte{0, 0, 0, 0})
+	c = crc32.Update(c, castagnoli, hdrs[36:n])
+	for i := 1; i < xheads && (i+1)*logBB <= len(hdrs); i++ {
+		c = crc32.Update(c, castagnoli, hdrs[i*logBB:i*logBB+logExtHdrCsum])
 	}
-	return false
+	return crc32.Update(c, castagnoli, data)
 }
 
 // findHead returns the log's newest whole record: the valid header with

@@ -10,7 +10,9 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,4 +171,239 @@ func compareTrees(t testing.TB, got, want map[string]manifestEntry) {
 			t.Errorf("%s: not in the kernel's tree", p)
 		}
 	}
+}
+
+func TestLogOnDiskView(t *testing.T) {
+	img := loadDirtyImage(t, "v5")
+	f, err := Open(bytes.NewReader(img), int64(len(img)), Options{Log: LogOnDisk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := f.Info()
+	if info.View != ViewOnDisk || len(info.Problems) != 1 || !strings.HasPrefix(info.Problems[0], "log is dirty, not replayed") {
+		t.Fatalf("view %q, problems %q", info.View, info.Problems)
+	}
+	got, bad := readTree(t, f)
+	for p, msg := range bad {
+		t.Errorf("%s: %s", p, msg)
+	}
+	compareTrees(t, got, loadManifest(t, "dirty-log-v5.ondisk"))
+}
+
+// logSpan returns the volume offset of the log and the blocks of its
+// tail and head records in a dirty image.
+func logSpan(t testing.TB, img []byte) (start, tail, head int64) {
+	t.Helper()
+	f, err := Open(bytes.NewReader(img), int64(len(img)), Options{Log: LogOnDisk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &logGeom{f: f, start: f.fsbPos(f.sb.logStart), bbs: int64(f.sb.logBlocks) * f.bs / logBB}
+	h, err := l.findHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.start, int64(uint32(h.tail)), h.blk
+}
+
+// TestLogDamaged damages the log of the pinned image: the replay stops
+// at the last whole record before the damage, never panics, and every
+// file read without a problem is the kernel's replayed or on-disk copy.
+func TestLogDamaged(t *testing.T) {
+	clean := loadDirtyImage(t, "v5")
+	replayed := loadManifest(t, "dirty-log-v5.replayed")
+	ondisk := loadManifest(t, "dirty-log-v5.ondisk")
+	start, tail, head := logSpan(t, clean)
+	t.Logf("log at %d, tail block %d, head block %d", start, tail, head)
+	garbage := func(img []byte, blk, n int64) {
+		for i := range n * logBB {
+			img[start+blk*logBB+i] = byte(i*7 + i>>9)
+		}
+	}
+	cases := []struct {
+		name   string
+		damage func([]byte) []byte
+		msg    string
+		pin    string // the kernel's recovery of this image, pinned
+	}{
+		{"garbage mid-log", func(b []byte) []byte { garbage(b, (tail+head)/2, 8); return b }, "log damaged", ""},
+		{"garbage at the tail", func(b []byte) []byte { garbage(b, tail, 1); return b }, "log damaged", ""},
+		{"torn head", func(b []byte) []byte { garbage(b, head+1, 1); return b }, "log replayed", "dirty-log-v5.tornhead"},
+		{"bit flip mid-log", func(b []byte) []byte { b[start+(tail+head)/2*logBB+100] ^= 1; return b }, "log damaged", ""},
+		{"truncated mid-log", func(b []byte) []byte { return b[:start+(tail+head)/2*logBB] }, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			img := c.damage(bytes.Clone(clean))
+			f, err := Open(bytes.NewReader(img), int64(len(img)), Options{})
+			if err != nil {
+				t.Logf("open: %v", err)
+				return
+			}
+			info := f.Info()
+			if c.msg != "" && !strings.Contains(strings.Join(info.Problems, "\n"), c.msg) {
+				t.Errorf("problems %q do not say %q", info.Problems, c.msg)
+			}
+			got, bad := readTree(t, f)
+			// Where the kernel recovers the damaged image too, its
+			// view is a third tree (a replay of the log's prefix may
+			// show states neither pinned tree has).
+			kernel := kernelTree(t, img)
+			if c.pin != "" {
+				if kernel != nil && os.Getenv("VZSALVAGE_PIN_XFSLOG") != "" {
+					writeManifest(t, c.pin, kernel)
+				}
+				if kernel == nil {
+					kernel = loadManifest(t, c.pin)
+				}
+				compareTrees(t, got, kernel)
+			}
+			var asReplayed, asOnDisk, asKernel, neither, damaged int
+			for p, g := range got {
+				if _, ok := bad[p]; ok {
+					damaged++
+					continue
+				}
+				switch k, ok := kernel[p]; {
+				case g == replayed[p]:
+					asReplayed++
+				case g == ondisk[p]:
+					asOnDisk++
+				case ok && g == k:
+					asKernel++
+				default:
+					neither++
+					t.Errorf("%s: read without a problem, but neither the kernel's replayed nor on-disk copy: %v", p, g)
+				}
+			}
+			t.Logf("problems %q; kernel mounts it: %v; intact: %d as replayed, %d as on disk, %d as the kernel recovers this image, %d neither; %d with problems",
+				info.Problems, kernel != nil, asReplayed, asOnDisk, asKernel, neither, damaged)
+		})
+	}
+}
+
+// kernelTree returns the tree the kernel sees after mounting (and
+// recovering) a copy of img, or nil where that is impossible (not root,
+// no loop devices, or the kernel refuses the image).
+func kernelTree(t *testing.T, img []byte) map[string]manifestEntry {
+	t.Helper()
+	if !mountOK() {
+		return nil
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "img")
+	if err := os.WriteFile(p, img, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Size() < 48<<20 {
+		return nil // a truncated image: the kernel refuses it
+	}
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	if out, err := exec.Command("mount", "-o", "loop", p, mnt).CombinedOutput(); err != nil {
+		t.Logf("the kernel does not mount it: %s", bytes.TrimSpace(out))
+		return nil
+	}
+	defer exec.Command("umount", mnt).Run()
+	tree := map[string]manifestEntry{}
+	filepath.WalkDir(mnt, func(path string, d iofs.DirEntry, err error) error {
+		if err != nil || path == mnt {
+			return nil
+		}
+		rel, _ := filepath.Rel(mnt, path)
+		switch {
+		case d.Type()&iofs.ModeSymlink != 0:
+			target, _ := os.Readlink(path)
+			tree[rel] = manifestEntry{"l", 0, target}
+		case d.IsDir():
+			tree[rel] = manifestEntry{"d", 0, "-"}
+		default:
+			b, _ := os.ReadFile(path)
+			h := sha256.Sum256(b)
+			tree[rel] = manifestEntry{"f", int64(len(b)), hex.EncodeToString(h[:])}
+		}
+		return nil
+	})
+	return tree
+}
+
+// writeManifest pins a tree in testdata (VZSALVAGE_PIN_XFSLOG=1, as root).
+func writeManifest(t *testing.T, name string, tree map[string]manifestEntry) {
+	var lines []string
+	for p, e := range tree {
+		lines = append(lines, fmt.Sprintf("%s %d %s %s", e.typ, e.size, e.sum, p))
+	}
+	slices.Sort(lines)
+	if err := os.WriteFile(filepath.Join("testdata", name), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// patchedReader reads base with patch over it at off.
+type patchedReader struct {
+	base  []byte
+	patch []byte
+	off   int64
+}
+
+func (r *patchedReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(r.base)) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.base[off:])
+	if lo, hi := max(off, r.off), min(off+int64(n), r.off+int64(len(r.patch))); lo < hi {
+		copy(p[lo-off:hi-off], r.patch[lo-r.off:hi-r.off])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// FuzzLogReplay patches p over the pinned dirty image's log at off (in
+// its first records, up to the head) and reads the top of the tree. With
+// fix, every record header gets the checksum of what follows it, so that
+// what lies behind the checksums is fuzzed too.
+func FuzzLogReplay(f *testing.F) {
+	img := loadDirtyImage(f, "v5")
+	start, tail, head := logSpan(f, img)
+	active := img[start : start+(head+2)*logBB]
+	f.Add(false, uint32(0), []byte{})
+	f.Add(true, uint32(tail*logBB+logBB+12+9), []byte{0xff})
+	f.Add(true, uint32(tail*logBB+12), []byte{0, 0, 0, 0})
+	f.Add(true, uint32(head*logBB+40), []byte{0, 0, 0, 99})
+	f.Fuzz(func(t *testing.T, fix bool, off uint32, p []byte) {
+		log := bytes.Clone(active)
+		at := int(off % uint32(len(log)))
+		copy(log[at:], p)
+		if fix {
+			fixRecordCRCs(log)
+		}
+		fsys, err := Open(&patchedReader{base: img, patch: log, off: start}, int64(len(img)), Options{})
+		if err != nil {
+			return
+		}
+		ents, _ := fsys.ReadDir(fsys.Root())
+		for _, e := range ents {
+			fsys.Stat(e.Node)
+			fsys.ReadDir(e.Node)
+		}
+	})
+}
+
+// fixRecordCRCs gives every record header in log (unwrapped, v2 single
+// header records) the checksum of what follows it.
+func fixRecordCRCs(log []byte) []byte {
+	for blk := 0; (blk+1)*logBB <= len(log); blk++ {
+		h := log[blk*logBB:]
+		if !headerOK(h, int64(blk)) || be.Uint32(h[320:]) > logCycleSize {
+			continue
+		}
+		n := int(be.Uint32(h[12:]))
+		if (blk+1)*logBB+n > len(log) {
+			continue
+		}
+		le.PutUint32(h[32:], recordCRC(h[:logBB], log[(blk+1)*logBB:(blk+1)*logBB+n], logRecHdrSize))
+	}
+	return log
 }

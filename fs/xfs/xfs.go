@@ -27,9 +27,11 @@
 // the Linux xattr format (version 2, as getfattr shows them). Parent
 // pointers and attributes left incomplete by a crash are not listed.
 //
-// The log is not replayed: a log that does not end with an unmount record
-// (a crash, or a dirty image) is reported in Info().Problems, and the
-// filesystem is read as it is on disk (like mount -o norecovery).
+// A dirty log (one that does not end with an unmount record: a crash, or
+// a backup of a running guest) is replayed in memory by default, as a
+// mount would, and never written (logreplay.go, logitems.go); with
+// Options.Log LogOnDisk the filesystem is read as on disk (like mount -o
+// norecovery). Info().View and Info().Problems say which was done.
 //
 // Orphans returns valid, in-use inodes (allocated according to the inode
 // B+trees, or found by scanning for inode chunks where a B+tree is lost)
