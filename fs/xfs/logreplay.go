@@ -1,6 +1,7 @@
 package xfs
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -202,23 +203,13 @@ func (l *logGeom) findHead() (*logRecord, error) {
 			}
 		}
 	}
-	slices.SortFunc(cands, func(a, b cand) int { return -cmpU64(a.lsn, b.lsn) })
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(b.lsn, a.lsn) })
 	for _, c := range cands {
 		if r, err := l.readRecord(c.blk, uint32(c.lsn>>32)); err == nil {
 			return r, nil
 		}
 	}
 	return nil, errors.New("log holds no valid record")
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // logTrans is a transaction being put together from its ops.
