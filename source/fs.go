@@ -54,7 +54,7 @@ func openExt4(v volume.Volume, opt FSOptions) (fs.FS, error) {
 }
 
 func openXFS(v volume.Volume, opt FSOptions) (fs.FS, error) {
-	mode := xfs.LogReplay
+	mode := xfs.LogAuto
 	if opt.NoJournal {
 		mode = xfs.LogOnDisk
 	}

@@ -10,7 +10,7 @@ const logMaxScan = 2 << 30
 
 // openLog finds the internal log's head. A log that ends with an unmount
 // record is clean: nothing to say. A dirty one is replayed in memory into
-// f.ov (unless Options.Log is LogOnDisk), up to its last whole record.
+// f.ov as Options.Log says.
 // It returns the view read (empty for a clean log) and the problems.
 func (f *FS) openLog() (string, []string) {
 	s := f.sb
@@ -43,12 +43,19 @@ func (f *FS) openLog() (string, []string) {
 		blocks:  map[int64]bool{},
 	}
 	p.pass = 1
-	l.walkLog(head, p.commit)
+	if _, err := l.walkLog(head, p.commit); err != nil && f.opt.Log == LogAuto {
+		return ViewOnDisk, []string{fmt.Sprintf("log is dirty and damaged (%v): not replayed, read as on disk (a partial replay would pair older metadata with newer file data); recent changes may be missing", err)}
+	}
 	p.pass = 2
 	f.ov = p.ov
 	_, werr := l.walkLog(head, p.commit)
 	if err := p.flush(); err != nil && werr == nil {
 		werr = err
+	}
+	if werr != nil && f.opt.Log == LogAuto { // the overlay's bound
+		f.ov = nil
+		f.cache.init(256)
+		return ViewOnDisk, []string{fmt.Sprintf("log is dirty (%v): not replayed, read as on disk; recent changes may be missing", werr)}
 	}
 	f.ov.seal()
 	f.cache.init(256) // blocks read before the replay are stale

@@ -13,12 +13,20 @@ import (
 type LogMode int
 
 const (
-	// LogReplay (the default) replays the committed transactions of a
-	// dirty log in memory, as a mount would, up to the last whole record
-	// with a valid checksum. The image is never written.
-	LogReplay LogMode = iota
+	// LogAuto (the default) replays the committed transactions of a
+	// dirty log in memory, as a mount would, when the log reads whole
+	// from its tail to its head (a torn last write is passed over, as
+	// the kernel does). A log damaged before its head is not replayed:
+	// the filesystem is read as on disk and the damage reported, since
+	// replaying part of it would pair metadata of one moment with file
+	// data written later (the kernel refuses to mount such a log).
+	LogAuto LogMode = iota
+	// LogReplay replays every committed transaction up to the damage of
+	// a damaged log. Files changed after that point may read with data
+	// their blocks received later: nothing checks it.
+	LogReplay
 	// LogOnDisk reads the filesystem as it is on disk, like
-	// mount -o norecovery.
+	// mount -o norecovery. The image is never written in any mode.
 	LogOnDisk
 )
 

@@ -136,23 +136,31 @@ func readFile(f *FS, n fs.Node, size int64) ([]byte, error) {
 	return b[:k], err
 }
 
+// TestLogReplayMatchesKernel: the replayed view is the tree the kernel
+// sees after its own log recovery, every file byte-identical. v5wrap's
+// log has wrapped (its tail lies after its head) and holds inode chunks
+// created and freed again (icreate items, cancelled buffers).
 func TestLogReplayMatchesKernel(t *testing.T) {
-	img := loadDirtyImage(t, "v5")
-	want := loadManifest(t, "dirty-log-v5.replayed")
-	f, err := Open(bytes.NewReader(img), int64(len(img)), Options{})
-	if err != nil {
-		t.Fatal(err)
+	for _, v := range []string{"v5", "v5wrap"} {
+		t.Run(v, func(t *testing.T) {
+			img := loadDirtyImage(t, v)
+			want := loadManifest(t, "dirty-log-"+v+".replayed")
+			f, err := Open(bytes.NewReader(img), int64(len(img)), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			info := f.Info()
+			t.Logf("view %q, problems %q", info.View, info.Problems)
+			if info.View != ViewReplayed || len(info.Problems) != 1 || !strings.HasPrefix(info.Problems[0], "log replayed: ") {
+				t.Fatalf("view %q, problems %q", info.View, info.Problems)
+			}
+			got, bad := readTree(t, f)
+			for p, msg := range bad {
+				t.Errorf("%s: %s", p, msg)
+			}
+			compareTrees(t, got, want)
+		})
 	}
-	info := f.Info()
-	t.Logf("view %q, problems %q", info.View, info.Problems)
-	if info.View != ViewReplayed || !strings.HasPrefix(info.Problems[0], "log replayed: ") {
-		t.Fatalf("view %q, problems %q", info.View, info.Problems)
-	}
-	got, bad := readTree(t, f)
-	for p, msg := range bad {
-		t.Errorf("%s: %s", p, msg)
-	}
-	compareTrees(t, got, want)
 }
 
 func compareTrees(t testing.TB, got, want map[string]manifestEntry) {
@@ -191,8 +199,8 @@ func TestLogOnDiskView(t *testing.T) {
 }
 
 // logSpan returns the volume offset of the log and the blocks of its
-// tail and head records in a dirty image.
-func logSpan(t testing.TB, img []byte) (start, tail, head int64) {
+// tail and head records in a dirty image, and the block halfway between.
+func logSpan(t testing.TB, img []byte) (start, tail, head, mid int64) {
 	t.Helper()
 	f, err := Open(bytes.NewReader(img), int64(len(img)), Options{Log: LogOnDisk})
 	if err != nil {
@@ -203,17 +211,26 @@ func logSpan(t testing.TB, img []byte) (start, tail, head int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return l.start, int64(uint32(h.tail)), h.blk
+	tail = int64(uint32(h.tail))
+	return l.start, tail, h.blk, (tail + (h.blk-tail+l.bbs)%l.bbs/2) % l.bbs
 }
 
-// TestLogDamaged damages the log of the pinned image: the replay stops
-// at the last whole record before the damage, never panics, and every
-// file read without a problem is the kernel's replayed or on-disk copy.
+// TestLogDamaged damages the log of the pinned images: a log damaged
+// before its head is not replayed (the on-disk view), a torn head record
+// is passed over as the kernel does; nothing panics, and every file read
+// without a problem is the kernel's replayed or on-disk copy, or the
+// kernel's own recovery of the damaged image where it mounts it.
 func TestLogDamaged(t *testing.T) {
-	clean := loadDirtyImage(t, "v5")
-	replayed := loadManifest(t, "dirty-log-v5.replayed")
-	ondisk := loadManifest(t, "dirty-log-v5.ondisk")
-	start, tail, head := logSpan(t, clean)
+	for _, v := range []string{"v5", "v5wrap"} {
+		t.Run(v, func(t *testing.T) { testLogDamaged(t, v) })
+	}
+}
+
+func testLogDamaged(t *testing.T, v string) {
+	clean := loadDirtyImage(t, v)
+	replayed := loadManifest(t, "dirty-log-"+v+".replayed")
+	ondisk := loadManifest(t, "dirty-log-"+v+".ondisk")
+	start, tail, head, mid := logSpan(t, clean)
 	t.Logf("log at %d, tail block %d, head block %d", start, tail, head)
 	garbage := func(img []byte, blk, n int64) {
 		for i := range n * logBB {
@@ -226,11 +243,11 @@ func TestLogDamaged(t *testing.T) {
 		msg    string
 		pin    string // the kernel's recovery of this image, pinned
 	}{
-		{"garbage mid-log", func(b []byte) []byte { garbage(b, (tail+head)/2, 8); return b }, "log damaged", ""},
-		{"garbage at the tail", func(b []byte) []byte { garbage(b, tail, 1); return b }, "log damaged", ""},
-		{"torn head", func(b []byte) []byte { garbage(b, head+1, 1); return b }, "log replayed", "dirty-log-v5.tornhead"},
-		{"bit flip mid-log", func(b []byte) []byte { b[start+(tail+head)/2*logBB+100] ^= 1; return b }, "log damaged", ""},
-		{"truncated mid-log", func(b []byte) []byte { return b[:start+(tail+head)/2*logBB] }, "", ""},
+		{"garbage mid-log", func(b []byte) []byte { garbage(b, mid, 8); return b }, "log is dirty and damaged", ""},
+		{"garbage at the tail", func(b []byte) []byte { garbage(b, tail, 1); return b }, "log is dirty and damaged", ""},
+		{"torn head", func(b []byte) []byte { garbage(b, head+1, 1); return b }, "log replayed", "dirty-log-" + v + ".tornhead"},
+		{"bit flip mid-log", func(b []byte) []byte { b[start+mid*logBB+100] ^= 1; return b }, "log is dirty and damaged", ""},
+		{"truncated mid-log", func(b []byte) []byte { return b[:start+mid*logBB] }, "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -366,7 +383,7 @@ func (r *patchedReader) ReadAt(p []byte, off int64) (int, error) {
 // what lies behind the checksums is fuzzed too.
 func FuzzLogReplay(f *testing.F) {
 	img := loadDirtyImage(f, "v5")
-	start, tail, head := logSpan(f, img)
+	start, tail, head, _ := logSpan(f, img)
 	active := img[start : start+(head+2)*logBB]
 	f.Add(false, uint32(0), []byte{})
 	f.Add(true, uint32(tail*logBB+logBB+12+9), []byte{0xff})
@@ -406,4 +423,20 @@ func fixRecordCRCs(log []byte) []byte {
 		le.PutUint32(h[32:], recordCRC(h[:logBB], log[(blk+1)*logBB:(blk+1)*logBB+n], logRecHdrSize))
 	}
 	return log
+}
+
+// TestLogReplayPartial: LogReplay replays a damaged log up to the damage
+// and says so.
+func TestLogReplayPartial(t *testing.T) {
+	img := loadDirtyImage(t, "v5wrap")
+	start, _, _, mid := logSpan(t, img)
+	img[start+mid*logBB+100] ^= 1
+	f, err := Open(bytes.NewReader(img), int64(len(img)), Options{Log: LogReplay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.Info().Problems
+	if f.Info().View != ViewReplayed || len(p) != 2 || !strings.HasPrefix(p[0], "log replayed: ") || !strings.Contains(p[1], "replayed up to the last whole record") {
+		t.Errorf("view %q, problems %q", f.Info().View, p)
+	}
 }

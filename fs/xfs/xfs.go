@@ -29,9 +29,16 @@
 //
 // A dirty log (one that does not end with an unmount record: a crash, or
 // a backup of a running guest) is replayed in memory by default, as a
-// mount would, and never written (logreplay.go, logitems.go); with
-// Options.Log LogOnDisk the filesystem is read as on disk (like mount -o
-// norecovery). Info().View and Info().Problems say which was done.
+// mount would, and never written (logreplay.go, logitems.go): buffer,
+// inode and inode chunk (icreate) items, with cancelled buffers skipped
+// and v5 blocks newer than a transaction left alone. Intents (extent
+// frees, rmap, refcount, bmap, attribute and mapping exchange updates)
+// are not carried out: an unfinished one is reported. Quota buffers are
+// not replayed. Replayed v5 blocks get the transaction's LSN and a fresh
+// checksum, as the kernel writes them back. A log damaged before its head
+// is not replayed (see LogAuto). With Options.Log LogOnDisk the
+// filesystem is read as on disk (like mount -o norecovery). Info().View
+// and Info().Problems say which was done.
 //
 // Orphans returns valid, in-use inodes (allocated according to the inode
 // B+trees, or found by scanning for inode chunks where a B+tree is lost)
