@@ -45,6 +45,7 @@ const (
 	logRecHdrSize    = 328       // bytes of the record header under its checksum
 	logRecHdrSizeOld = 324       // the same on i386
 	logExtHdrCsum    = 260       // bytes of an extended header under the checksum
+	logMaxTorn       = 64        // newest record headers tried for the head
 
 	logClientTrans = 0x69
 	logClientLog   = 0xaa
@@ -212,7 +213,10 @@ func (l *logGeom) findHead() (*logRecord, error) {
 		}
 	}
 	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(b.lsn, a.lsn) })
-	for _, c := range cands {
+	// Only the last few records can be torn (the kernel has at most 8
+	// writes in flight); trying more would let a log full of bad headers
+	// cost a read of up to 256 KiB each.
+	for _, c := range cands[:min(len(cands), logMaxTorn)] {
 		if r, err := l.readRecord(c.blk, uint32(c.lsn>>32)); err == nil {
 			return r, nil
 		}
