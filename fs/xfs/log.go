@@ -31,12 +31,12 @@ func (f *FS) openLog() (string, []string) {
 	if f.opt.Log == LogOnDisk {
 		return ViewOnDisk, []string{"log is dirty, not replayed (read as on disk, like mount -o norecovery): recent changes may be missing"}
 	}
-	// The overlay may hold 16 times the log's size, and 64 MiB more:
+	// The overlay may hold 16 times the log's size and 64 MiB more, 1 GiB at most:
 	// every replayed sector comes from the log (inode chunks from items
 	// of a few bytes, hence the factor).
 	p := &replayer{
 		f:       f,
-		ov:      newOverlay(int(min(16*l.bbs+(64<<20)/logBB, 8<<20))),
+		ov:      newOverlay(int(min(16*l.bbs+(64<<20)/logBB, 2<<20))),
 		cancel:  map[[2]int64]int{},
 		pending: map[[2]int64]uint64{},
 		intents: map[uint16]int{},
