@@ -41,6 +41,9 @@ func (f *FS) openLog() (string, []string) {
 		pending: map[[2]int64]uint64{},
 		intents: map[uint16]int{},
 		blocks:  map[int64]bool{},
+		// Reads and writes: 64 times the log's size and 1 GiB more (a
+		// real log needs a fraction of it; a forged one may not stall).
+		maxWork: 64*l.bbs*logBB + 1<<30,
 	}
 	p.pass = 1
 	if _, err := l.walkLog(head, p.commit); err != nil && f.opt.Log == LogAuto {

@@ -30,8 +30,13 @@ const (
 	ilogAFork  = ilogAData | ilogAExt | ilogABroot
 )
 
-// errOverlayFull stops a replay whose changes outgrow the memory bound.
-var errOverlayFull = errors.New("the replayed blocks outgrow the memory bound")
+// errReplayBound stops a replay whose changes outgrow the memory bound,
+// or whose reads and writes outgrow the work bound.
+var errReplayBound = errors.New("the replay outgrows its memory or work bound")
+
+// maxBufSectors bounds a buffer replay reads: the largest metadata block
+// (64 KiB) or inode cluster (128 KiB).
+const maxBufSectors = 256
 
 // replayer applies committed transactions to an overlay, in two passes
 // over the log as the kernel does: the first finds cancelled buffers
@@ -48,6 +53,7 @@ type replayer struct {
 	trans, items, skipped int
 	intents               map[uint16]int // intent and done items by type
 	blocks                map[int64]bool // sectors replayed
+	work, maxWork         int64          // bytes read and written, and their bound
 }
 
 // commit handles one committed transaction in the current pass.
@@ -126,7 +132,7 @@ func (p *replayer) item(t *logTrans, it *logItem) error {
 		}
 		return nil
 	}
-	if errors.Is(err, errOverlayFull) {
+	if errors.Is(err, errReplayBound) {
 		return err
 	}
 	if err != nil {
@@ -184,8 +190,11 @@ func (b *bufFormat) runs() [][2]int {
 
 // readBuf reads a buffer as replay sees it (the image under the overlay).
 func (p *replayer) readBuf(daddr, sectors int64) ([]byte, error) {
-	if daddr < 0 || sectors <= 0 || sectors > 1<<17 || (daddr+sectors)*logBB > int64(p.f.sb.dblocks)*p.f.bs {
+	if daddr < 0 || sectors <= 0 || sectors > maxBufSectors || (daddr+sectors)*logBB > int64(p.f.sb.dblocks)*p.f.bs {
 		return nil, fmt.Errorf("buffer at sector %d (+%d) outside the filesystem", daddr, sectors)
+	}
+	if p.work += sectors * logBB; p.work > p.maxWork {
+		return nil, errReplayBound
 	}
 	b := make([]byte, sectors*logBB)
 	if err := p.f.readAt(b, daddr*logBB); err != nil {
@@ -196,7 +205,7 @@ func (p *replayer) readBuf(daddr, sectors int64) ([]byte, error) {
 
 func (p *replayer) write(daddr int64, b []byte) error {
 	if !p.ov.put(daddr, b) {
-		return errOverlayFull
+		return errReplayBound
 	}
 	for i := range int64(len(b) / logBB) {
 		p.blocks[daddr+i] = true
@@ -281,7 +290,9 @@ func (p *replayer) inodeBuffer(buf []byte, it *logItem, runs [][2]int) {
 func (p *replayer) flush() error {
 	for key, lsn := range p.pending {
 		buf, err := p.readBuf(key[0], key[1])
-		if err != nil {
+		if errors.Is(err, errReplayBound) {
+			return err
+		} else if err != nil {
 			continue
 		}
 		if p.f.v5 {
@@ -483,7 +494,7 @@ func (p *replayer) icreate(t *logTrans, it *logItem) error {
 	isize, length, gen := be.Uint32(r[16:]), be.Uint32(r[20:]), be.Uint32(r[24:])
 	perBlock := uint32(p.f.bs) / uint32(sb.inodeSize)
 	if ag >= sb.agCount || length == 0 || uint64(agbno)+uint64(length) > uint64(sb.agBlocks) ||
-		isize != uint32(sb.inodeSize) || uint64(count) != uint64(length)*uint64(perBlock) || length > 1024 {
+		isize != uint32(sb.inodeSize) || uint64(count) != uint64(length)*uint64(perBlock) || count > 64 {
 		return errors.New("icreate item out of range")
 	}
 	cluster := max(1, int64(8192*max(1, int64(sb.inodeSize)/256))/p.f.bs)
@@ -501,6 +512,9 @@ func (p *replayer) icreate(t *logTrans, it *logItem) error {
 	version := byte(2)
 	if p.f.v5 {
 		version = 3
+	}
+	if p.work += int64(length) * p.f.bs; p.work > p.maxWork {
+		return errReplayBound
 	}
 	buf := make([]byte, int64(length)*p.f.bs)
 	isz := int(isize)
@@ -532,7 +546,7 @@ type bufKind struct{ lsn, uuid, crc int }
 
 // kindOf recognises a v5 metadata block by its magic number.
 func kindOf(b []byte) (bufKind, bool) {
-	if len(b) < 64 {
+	if len(b) < logBB {
 		return bufKind{}, false
 	}
 	switch be.Uint32(b) {
