@@ -62,6 +62,9 @@ func (f *FS) openLog() (string, []string) {
 	}
 	f.ov.seal()
 	f.cache.init(256) // blocks read before the replay are stale
+	if p.blocks[0] {
+		f.replayedSuperblock()
+	}
 	blocks := map[int64]bool{}
 	for d := range p.blocks {
 		blocks[d*logBB/f.bs] = true
@@ -81,6 +84,23 @@ func (f *FS) openLog() (string, []string) {
 		problems = append(problems, fmt.Sprintf("%d unfinished intents (extent frees, mapping or attribute updates) not carried out: a mount would finish them", unfinished))
 	}
 	return ViewReplayed, problems
+}
+
+// replayedSuperblock takes the size of the filesystem (its block and AG
+// counts, which growfs changes) from the primary superblock as replayed,
+// when it is valid and has the same geometry.
+func (f *FS) replayedSuperblock() {
+	b := make([]byte, 512)
+	if f.readAt(b, 0) != nil {
+		return
+	}
+	n := parseSuperblock(b)
+	o := f.sb
+	if n.validate(be.Uint32(b)) != nil || n.blockSize != o.blockSize || n.agBlocks != o.agBlocks ||
+		n.inodeSize != o.inodeSize || n.agBlkLog != o.agBlkLog || n.inoPBLog != o.inoPBLog || n.uuid != o.uuid {
+		return
+	}
+	o.dblocks, o.agCount = n.dblocks, n.agCount
 }
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

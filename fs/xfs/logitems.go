@@ -190,8 +190,10 @@ func (b *bufFormat) runs() [][2]int {
 
 // readBuf reads a buffer as replay sees it (the image under the overlay).
 func (p *replayer) readBuf(daddr, sectors int64) ([]byte, error) {
-	if daddr < 0 || sectors <= 0 || sectors > maxBufSectors || (daddr+sectors)*logBB > int64(p.f.sb.dblocks)*p.f.bs {
-		return nil, fmt.Errorf("buffer at sector %d (+%d) outside the filesystem", daddr, sectors)
+	// Bounded by the volume, not the superblock: a growfs in the log
+	// writes past the old size.
+	if daddr < 0 || sectors <= 0 || sectors > maxBufSectors || (daddr+sectors)*logBB > p.f.size {
+		return nil, fmt.Errorf("buffer at sector %d (+%d) outside the volume", daddr, sectors)
 	}
 	if p.work += sectors * logBB; p.work > p.maxWork {
 		return nil, errReplayBound

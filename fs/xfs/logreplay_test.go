@@ -139,9 +139,10 @@ func readFile(f *FS, n fs.Node, size int64) ([]byte, error) {
 // TestLogReplayMatchesKernel: the replayed view is the tree the kernel
 // sees after its own log recovery, every file byte-identical. v5wrap's
 // log has wrapped (its tail lies after its head) and holds inode chunks
-// created and freed again (icreate items, cancelled buffers).
+// created and freed again (icreate items, cancelled buffers). v5grow's
+// log holds a growfs: the new size and AG are only in the log.
 func TestLogReplayMatchesKernel(t *testing.T) {
-	for _, v := range []string{"v5", "v5wrap"} {
+	for _, v := range []string{"v5", "v5wrap", "v5grow"} {
 		t.Run(v, func(t *testing.T) {
 			img := loadDirtyImage(t, v)
 			want := loadManifest(t, "dirty-log-"+v+".replayed")

@@ -2,7 +2,11 @@
 # mklog.sh makes the pinned dirty-log images of logreplay_test.go with the
 # real kernel (needs root, loop devices and the xfs module):
 #
-#   sh mklog.sh v5 && sh mklog.sh v5wrap
+#   sh mklog.sh v5 && sh mklog.sh v5wrap && sh mklog.sh v5grow
+#
+# v5grow is different: a 24 MiB filesystem on a 40 MiB image grown with
+# xfs_growfs, then files that fill the new space, sync, shutdown: the
+# grown superblock is only in the log.
 #
 # (v4 is no longer possible: this machine's kernel does not mount v4.)
 #
@@ -25,6 +29,7 @@ CHURN=0
 case $V in
 v5) MKFS="-m crc=1" ;;
 v5wrap) MKFS="-m crc=1" CHURN=1 ;; # churn: the log wraps, chunks are freed
+v5grow) MKFS="-m crc=1 -d size=24m" ;;
 v4) MKFS="-m crc=0" ;;
 esac
 export TEST_DIR=/tmp TEST_DEV=/dev/null QA_CHECK_FS=xfs LC_ALL=C
@@ -34,6 +39,7 @@ trap 'umount "$W/mnt" 2>/dev/null || true; rm -rf "$W"' EXIT
 mkdir "$W/mnt"
 IMG=$W/img
 truncate -s 48M "$IMG"
+[ $V = v5grow ] && truncate -s 40M "$IMG"
 # shellcheck disable=SC2086
 mkfs.xfs -q -f $MKFS -L dirtylog "$IMG"
 M=$W/mnt
@@ -45,6 +51,13 @@ text() {
 	awk -v p="$1" -v n="$2" 'BEGIN { s = ""; i = 0; while (length(s) < n) { s = s sprintf("%s line %d\n", p, i++) } printf "%s", substr(s, 1, n) }' >"$M/$1"
 }
 
+if [ $V = v5grow ]; then
+	xfs_growfs "$M" >/dev/null
+	for i in $(seq 1 40); do head -c 600000 /dev/zero | tr '\0' "$((i % 10))" >"$M/f$i"; done
+	sync
+	xfs_io -x -c "shutdown -f" "$M"
+	umount "$M"
+else
 # Phase 1: reaches the disk (sync, then freeze writes the metadata back).
 mkdir -p "$M/keep/sub" "$M/gone" "$M/moved"
 for i in $(seq 1 20); do text "keep/f$i" $((i * 700)); done
@@ -103,6 +116,7 @@ touch "$M/late/empty"
 sync -f "$M/late/l1"
 xfs_io -x -c "shutdown -f" "$M"
 umount "$M"
+fi
 
 # manifest DIR: one line per path under DIR, sorted. A path the kernel
 # cannot read (the norecovery view may be inconsistent) is "? 0 - PATH".
