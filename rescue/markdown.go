@@ -285,7 +285,7 @@ func volumeNotes(v report.Volume) []string {
 	for _, n := range v.Notes {
 		switch n {
 		case "read as: replayed":
-			n = "its ext3/ext4 journal held unfinished writes: they were applied in memory, as a mount would (the disk image is unchanged)"
+			n = "its journal (ext3/ext4) or log (XFS) held unfinished writes: they were applied in memory, as a mount would (the disk image is unchanged)"
 		case "read as: on-disk":
 			continue // the plain case: nothing to say
 		}

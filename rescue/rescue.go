@@ -34,8 +34,8 @@ type Options struct {
 	OtherGuest bool
 	// Force lets rescue write into a non-empty output directory.
 	Force bool
-	// NoJournal reads ext3/ext4 as on disk instead of replaying a dirty
-	// journal.
+	// NoJournal reads ext3/ext4 and XFS as on disk instead of replaying
+	// a dirty journal or log.
 	NoJournal bool
 	// Owners keeps file owners (only effective as root).
 	Owners bool

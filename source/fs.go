@@ -14,8 +14,8 @@ import (
 
 // FSOptions control how a filesystem is opened.
 type FSOptions struct {
-	// NoJournal reads ext3/ext4 as on disk (like mount -o norecovery)
-	// instead of replaying a dirty journal in memory.
+	// NoJournal reads ext3/ext4 and XFS as on disk (like mount -o
+	// norecovery) instead of replaying a dirty journal or log in memory.
 	NoJournal bool
 }
 
@@ -53,8 +53,12 @@ func openExt4(v volume.Volume, opt FSOptions) (fs.FS, error) {
 	return ext4.Open(v.R, v.Size, ext4.Options{Journal: mode, Damage: v.Damage})
 }
 
-func openXFS(v volume.Volume, _ FSOptions) (fs.FS, error) {
-	return xfs.Open(v.R, v.Size, xfs.Options{Damage: v.Damage})
+func openXFS(v volume.Volume, opt FSOptions) (fs.FS, error) {
+	mode := xfs.LogAuto
+	if opt.NoJournal {
+		mode = xfs.LogOnDisk
+	}
+	return xfs.Open(v.R, v.Size, xfs.Options{Damage: v.Damage, Log: mode})
 }
 
 func openFAT(v volume.Volume, _ FSOptions) (fs.FS, error) {

@@ -89,7 +89,7 @@ the exit status is then 1.`,
 	}
 	c.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy directories recursively")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
-	c.Flags().BoolVar(&noJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal")
+	c.Flags().BoolVar(&noJournal, "no-journal", false, "read ext3/ext4 and XFS as on disk, without replaying the journal or log")
 	c.Flags().BoolVar(&noOwners, "no-owners", false, "do not keep owners (kept only when run as root anyway)")
 	c.Flags().BoolVar(&specials, "specials", false, "recreate device nodes and FIFOs, keep setuid/setgid bits")
 	c.Flags().BoolVarP(&force, "force", "f", false, "replace files, symlinks and special files that exist at DEST (renamed over, never written through); existing directories are merged into")

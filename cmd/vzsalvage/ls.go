@@ -62,7 +62,7 @@ reported damage. With VOLUME:/path it lists that directory of the volume's files
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
-	c.Flags().BoolVar(&noJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal (like mount -o norecovery)")
+	c.Flags().BoolVar(&noJournal, "no-journal", false, "read ext3/ext4 and XFS as on disk, without replaying the journal or log (like mount -o norecovery)")
 	c.Flags().StringVar(&cache, "cache", "", "keep an archive's extracted disks in DIR for later commands (default: unnamed temporary files, removed when done)")
 	return c
 }

@@ -70,7 +70,7 @@ recovered), 2 could not run.`,
 	c.Flags().StringArrayVar(&opt.Also, "also", nil, "an older backup of the same VM (repeatable)")
 	c.Flags().BoolVar(&opt.OtherGuest, "other-guest", false, "let --also take a backup that looks like another guest's (other VMID, SMBIOS uuid or disks)")
 	c.Flags().BoolVar(&opt.Force, "force", false, "replace an earlier rescue's outputs in DIR (only what vzsalvage wrote there; anything else is kept, and a user's own disks/ or files/ is never deleted)")
-	c.Flags().BoolVar(&opt.NoJournal, "no-journal", false, "read ext3/ext4 as on disk, without replaying the journal")
+	c.Flags().BoolVar(&opt.NoJournal, "no-journal", false, "read ext3/ext4 and XFS as on disk, without replaying the journal or log")
 	c.Flags().BoolVar(&noOwners, "no-owners", false, "do not keep file owners (they are kept only when run as root anyway)")
 	c.Flags().StringVar(&opt.Format, "format", "raw", "format of the disk images in DIR/disks: raw (sparse) or qcow2")
 	c.Flags().BoolVar(&opt.Compress, "compress", false, "with --format qcow2: compress the images' clusters")

@@ -165,7 +165,8 @@ func formats(t *testing.T, f *FS) map[string]bool {
 }
 
 // TestDirtyLog: a filesystem shut down without unmounting (xfs_io
-// shutdown) is reported as having a dirty log; a clean one is not.
+// shutdown) is reported as having a dirty log, replayed by default (the
+// file written last is there) or not; a clean one is not.
 func TestDirtyLog(t *testing.T) {
 	src := t.TempDir()
 	img := filepath.Join(t.TempDir(), "img")
@@ -175,8 +176,17 @@ func TestDirtyLog(t *testing.T) {
 		}
 		tool(t, "xfs_io", "-x", "-c", "shutdown -f", mnt)
 	})
-	if p := openImage(t, img, Options{}).Info().Problems; len(p) != 1 || !strings.Contains(p[0], "log is dirty") {
+	if p := openImage(t, img, Options{Log: LogOnDisk}).Info().Problems; len(p) != 1 || !strings.Contains(p[0], "log is dirty") {
 		t.Errorf("problems %q, want a dirty log", p)
+	}
+	f := openImage(t, img, Options{})
+	if p := f.Info().Problems; len(p) != 1 || !strings.HasPrefix(p[0], "log replayed: ") {
+		t.Errorf("problems %q, want a replayed log", p)
+	}
+	// Its data never reached the disk (no fsync): the kernel too shows
+	// it empty after recovery.
+	if _, err := fs.Lookup(f, "/late"); err != nil {
+		t.Errorf("the file created last is not in the replayed view: %v", err)
 	}
 	tool(t, "xfs_repair", "-L", img) // zeroes the log: clean again
 	if p := openImage(t, img, Options{}).Info().Problems; len(p) != 0 {

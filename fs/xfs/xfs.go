@@ -27,9 +27,18 @@
 // the Linux xattr format (version 2, as getfattr shows them). Parent
 // pointers and attributes left incomplete by a crash are not listed.
 //
-// The log is not replayed: a log that does not end with an unmount record
-// (a crash, or a dirty image) is reported in Info().Problems, and the
-// filesystem is read as it is on disk (like mount -o norecovery).
+// A dirty log (one that does not end with an unmount record: a crash, or
+// a backup of a running guest) is replayed in memory by default, as a
+// mount would, and never written (logreplay.go, logitems.go): buffer,
+// inode and inode chunk (icreate) items, with cancelled buffers skipped
+// and v5 blocks newer than a transaction left alone. Intents (extent
+// frees, rmap, refcount, bmap, attribute and mapping exchange updates)
+// are not carried out: an unfinished one is reported. Quota buffers are
+// not replayed. Replayed v5 blocks get the transaction's LSN and a fresh
+// checksum, as the kernel writes them back. A log damaged before its head
+// is not replayed (see LogAuto). With Options.Log LogOnDisk the
+// filesystem is read as on disk (like mount -o norecovery). Info().View
+// and Info().Problems say which was done.
 //
 // Orphans returns valid, in-use inodes (allocated according to the inode
 // B+trees, or found by scanning for inode chunks where a B+tree is lost)
@@ -61,6 +70,9 @@ type Options struct {
 	// nil): secondary superblocks are preferred over a damaged primary, and
 	// objects read from damaged metadata carry a Problem.
 	Damage *damage.Map
+	// Log selects the view of a filesystem whose log is dirty: replayed
+	// in memory (the default) or as on disk.
+	Log LogMode
 }
 
 // FS is an open XFS filesystem. It implements fs.FS and is safe for
@@ -70,6 +82,7 @@ type FS struct {
 	size int64
 	opt  Options
 
+	ov        *overlay // blocks replayed from the log (nil: none)
 	sb        *superblock
 	bs        int64 // block size
 	dirBlk    int64 // directory block size
@@ -120,11 +133,8 @@ func Open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	if need := int64(sb.dblocks) * f.bs; need > size {
 		problems = append(problems, fmt.Sprintf("the volume (%d bytes) is smaller than the filesystem (%d bytes)", size, need))
 	}
-	if sb.logStart != 0 {
-		problems = append(problems, f.checkLog()...)
-	} else {
-		problems = append(problems, "external log: its state is unknown")
-	}
+	view, lp := f.openLog()
+	problems = append(problems, lp...)
 	if c := sb.versionNum & versionNumMask; c == 5 && sb.incompat&^(incompatFtype|incompatSpinodes|incompatMetaUUID|incompatBigtime|1<<4|incompatNrext64) != 0 {
 		problems = append(problems, fmt.Sprintf("unknown incompatible features 0x%x: some files may read wrongly", sb.incompat))
 	}
@@ -134,6 +144,7 @@ func Open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 		Label:     cString(sb.fname[:]),
 		BlockSize: int(f.bs),
 		Size:      int64(sb.dblocks) * f.bs,
+		View:      view,
 		Problems:  problems,
 	}
 	return f, nil
@@ -149,10 +160,20 @@ func (f *FS) Info() fs.Info {
 // Root returns the root directory's node.
 func (f *FS) Root() fs.Node { return fs.Node(f.sb.rootIno) }
 
-// readAt reads len(p) bytes at volume offset off. Bytes past the end of
-// the volume read as zeros and make it return an error wrapping
-// fs.ErrDamaged.
+// readAt reads len(p) bytes at volume offset off, as replayed from the
+// log where it was. Bytes past the end of the volume read as zeros and
+// make it return an error wrapping fs.ErrDamaged.
 func (f *FS) readAt(p []byte, off int64) error {
+	err := f.readRaw(p, off)
+	if f.ov != nil {
+		f.ov.apply(p, off)
+	}
+	return err
+}
+
+// readRaw reads len(p) bytes at volume offset off as they are on the
+// volume.
+func (f *FS) readRaw(p []byte, off int64) error {
 	if off < 0 {
 		return errDamaged("negative offset")
 	}
