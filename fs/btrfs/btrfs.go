@@ -133,7 +133,7 @@ func Open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	}
 	f.info = fs.Info{
 		Type:      "btrfs",
-		UUID:      formatUUID(f.sb.fsid),
+		UUID:      fs.FormatUUID(f.sb.fsid),
 		Label:     f.sb.label,
 		BlockSize: int(f.ss),
 		Size:      int64(f.sb.totalBytes),

@@ -1,10 +1,11 @@
 package btrfs
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/vzsalvage/vzsalvage/fs"
 )
 
 // On-disk layout, from btrfs-progs Documentation/dev/On-disk-format.rst
@@ -186,7 +187,7 @@ func parseSuperblock(b []byte, at int64) (*superblock, error) {
 	sb.rootLevel = b[sbRootLevel]
 	sb.chunkLevel = b[sbChunkLevel]
 	sb.devid = le.Uint64(b[sbDevItem:])
-	sb.label = cString(b[sbLabel : sbLabel+256])
+	sb.label = fs.CString(b[sbLabel : sbLabel+256])
 	if sb.incompat&incompatMetadataUUID != 0 {
 		copy(sb.metaUUID[:], b[sbMetadataUUID:])
 	}
@@ -352,16 +353,4 @@ func parseFileExtent(fileOff uint64, b []byte) (fileExtent, error) {
 		return e, fmt.Errorf("compression type %d", e.comp)
 	}
 	return e, nil
-}
-
-// cString returns b up to its first NUL.
-func cString(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		return string(b[:i])
-	}
-	return string(b)
-}
-
-func formatUUID(u [16]byte) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }

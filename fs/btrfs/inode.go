@@ -232,7 +232,7 @@ func (f *FS) ReadLink(n fs.Node) (string, error) {
 	}
 	buf := make([]byte, in.size)
 	if _, err := fl.ReadAt(buf, 0); err != nil && err != io.EOF {
-		return cString(buf), err
+		return fs.CString(buf), err
 	}
-	return cString(buf), nil
+	return fs.CString(buf), nil
 }

@@ -236,7 +236,7 @@ func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
 	ents, ps := f.dirents(in)
 	var problems problemLog
 	for _, p := range ps {
-		problems.add(p)
+		problems.Add(p)
 	}
 	out := make([]fs.DirEntry, 0, len(ents))
 	seen := make(map[string]uint32, len(ents))
@@ -245,7 +245,7 @@ func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
 			if prev == e.ino {
 				continue
 			}
-			problems.addf("name %q appears twice (inodes %d and %d)", e.name, prev, e.ino)
+			problems.Addf("name %q appears twice (inodes %d and %d)", e.name, prev, e.ino)
 		} else {
 			seen[e.name] = e.ino
 		}
@@ -262,50 +262,13 @@ func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
 		}
 		out = append(out, d)
 	}
-	if c := problems.count(); c > 0 {
-		msg := problems.msgs[0]
-		if c > 1 {
-			msg += fmt.Sprintf(" (and %d more problems)", c-1)
-		}
+	if msg := problems.Summary(); msg != "" {
 		return out, errDamaged("directory %d: %s", n, msg)
 	}
 	return out, nil
 }
 
-// maxProblems bounds the problem messages kept for one object.
-const maxProblems = 32
-
-// problemLog keeps the first maxProblems messages and counts the rest.
-type problemLog struct {
-	msgs []string
-	more int
-}
-
-func (l *problemLog) add(msg string) {
-	if len(l.msgs) < maxProblems {
-		l.msgs = append(l.msgs, msg)
-	} else {
-		l.more++
-	}
-}
-
-func (l *problemLog) addf(format string, args ...any) {
-	if len(l.msgs) < maxProblems {
-		l.msgs = append(l.msgs, fmt.Sprintf(format, args...))
-	} else {
-		l.more++
-	}
-}
-
-func (l *problemLog) count() int { return len(l.msgs) + l.more }
-
-// list returns the messages, with a last one counting those left out.
-func (l *problemLog) list() []string {
-	if l.more > 0 {
-		return append(l.msgs, fmt.Sprintf("... and %d more problems", l.more))
-	}
-	return l.msgs
-}
+type problemLog = fs.ProblemLog
 
 // located is a dirent with its volume position.
 type located struct {
@@ -329,14 +292,14 @@ func (f *FS) dirents(in *inode) ([]located, []string) {
 	var problems problemLog
 	m := f.mapInode(in)
 	for _, p := range m.problems {
-		problems.add(p)
+		problems.Add(p)
 	}
 	// Every mapped block is read, up to maxDirBytes, even past a wrong
 	// i_size (as debugfs and e2fsck do).
 	limit := uint64(maxDirBytes) / uint64(f.bs)
 	sizeBlocks := (uint64(in.size) + uint64(f.bs) - 1) / uint64(f.bs)
 	if uint64(in.size)%uint64(f.bs) != 0 {
-		problems.addf("directory size %d is not a multiple of the block size", in.size)
+		problems.Addf("directory size %d is not a multiple of the block size", in.size)
 	}
 	var out []located
 	var ents []dirent
@@ -344,12 +307,12 @@ func (f *FS) dirents(in *inode) ([]located, []string) {
 	pastSize, unwritten := false, false
 	for _, r := range m.runs {
 		if r.lblk >= limit {
-			problems.addf("directory blocks past %d bytes not read", maxDirBytes)
+			problems.Addf("directory blocks past %d bytes not read", maxDirBytes)
 			break
 		}
 		switch r.kind {
 		case runUnknown:
-			problems.addf("blocks %d-%d: mapping lost", r.lblk, r.lblk+r.n-1)
+			problems.Addf("blocks %d-%d: mapping lost", r.lblk, r.lblk+r.n-1)
 			continue
 		case runUnwritten:
 			unwritten = true // invalid for a directory: read the blocks anyway
@@ -360,34 +323,34 @@ func (f *FS) dirents(in *inode) ([]located, []string) {
 				pastSize = true
 			}
 			if err := f.readBlock(buf, pb); err != nil {
-				problems.addf("block %d: %v", lb, err)
+				problems.Addf("block %d: %v", lb, err)
 				continue
 			}
 			pos := f.blockPos(pb)
 			if f.suspect(pos, f.bs) {
-				problems.addf("block %d lies in a damaged range", lb)
+				problems.Addf("block %d lies in a damaged range", lb)
 			}
 			var bp []string
 			ents, bp = p.parseBlock(buf, lb == 0, ents[:0])
 			for _, s := range bp {
-				problems.addf("block %d: %s", lb, s)
+				problems.Addf("block %d: %s", lb, s)
 			}
 			for _, e := range ents {
 				out = append(out, located{e, pos + int64(e.off)})
 			}
 			if len(out) > maxDirEntries {
-				problems.addf("more than %d entries: the rest not read", maxDirEntries)
-				return out[:maxDirEntries], problems.list()
+				problems.Addf("more than %d entries: the rest not read", maxDirEntries)
+				return out[:maxDirEntries], problems.List()
 			}
 		}
 	}
 	if pastSize {
-		problems.addf("blocks mapped past the directory size %d", in.size)
+		problems.Addf("blocks mapped past the directory size %d", in.size)
 	}
 	if unwritten {
-		problems.add("directory blocks marked unwritten")
+		problems.Add("directory blocks marked unwritten")
 	}
-	return out, problems.list()
+	return out, problems.List()
 }
 
 // inlineDirents reads an inline directory: the parent inode number, then

@@ -59,6 +59,7 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/internal/ringcache"
 )
 
 // JournalMode selects which view of a journalled filesystem to read.
@@ -113,7 +114,7 @@ type FS struct {
 	jov      *overlay // replayed journal blocks; nil for the on-disk view
 	info     fs.Info
 
-	cache blockCache
+	cache *ringcache.Cache[uint64, []byte] // metadata blocks
 
 	orphanOnce sync.Once
 	orphans    []fs.Node
@@ -137,7 +138,7 @@ func Probe(r io.ReaderAt) bool {
 // Info().Problems and on the objects concerned.
 func Open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	f := &FS{r: r, size: size, opt: opt}
-	f.cache.init(256)
+	f.cache = ringcache.New[uint64, []byte](256)
 	c, problems, err := f.findSuperblock()
 	if err != nil {
 		return nil, err
@@ -158,15 +159,15 @@ func Open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 			}
 		}
 		problems = append(problems, f.loadGroups()...)
-		f.cache.reset()
+		f.cache.Reset()
 	}
 	if f.sb.incompat&incompatJournalDev != 0 {
 		problems = append(problems, "this is an external journal device, not a filesystem")
 	}
 	f.info = fs.Info{
 		Type:      f.sb.fsType(),
-		UUID:      formatUUID(f.sb.uuid),
-		Label:     cString(f.sb.volumeName[:]),
+		UUID:      fs.FormatUUID(f.sb.uuid),
+		Label:     fs.CString(f.sb.volumeName[:]),
 		BlockSize: int(f.bs),
 		Size:      int64(f.sb.blocksCount) * f.bs,
 		View:      view,
@@ -291,80 +292,20 @@ func (f *FS) suspectBlock(blk uint64) bool { return f.suspect(f.blockPos(blk), f
 // metaBlock returns block blk through a small cache. The slice is shared:
 // callers must not modify it.
 func (f *FS) metaBlock(blk uint64) ([]byte, error) {
-	if b := f.cache.get(blk); b != nil {
+	if b, ok := f.cache.Get(blk); ok {
 		return b, nil
 	}
 	b := make([]byte, f.bs)
 	if err := f.readBlock(b, blk); err != nil {
 		return b, err
 	}
-	f.cache.put(blk, b)
+	f.cache.Put(blk, b)
 	return b, nil
-}
-
-// blockCache keeps recently read metadata blocks (inode tables, extent
-// and indirect blocks), evicting the oldest.
-type blockCache struct {
-	mu   sync.Mutex
-	m    map[uint64][]byte
-	ring []uint64
-	next int
-	full bool
-}
-
-func (c *blockCache) init(n int) {
-	c.m = make(map[uint64][]byte, n)
-	c.ring = make([]uint64, n)
-}
-
-func (c *blockCache) reset() {
-	c.mu.Lock()
-	clear(c.m)
-	c.next, c.full = 0, false
-	c.mu.Unlock()
-}
-
-func (c *blockCache) get(blk uint64) []byte {
-	c.mu.Lock()
-	b := c.m[blk]
-	c.mu.Unlock()
-	return b
-}
-
-func (c *blockCache) put(blk uint64, b []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[blk]; ok {
-		return
-	}
-	if c.full {
-		delete(c.m, c.ring[c.next])
-	}
-	c.ring[c.next] = blk
-	c.m[blk] = b
-	c.next++
-	if c.next == len(c.ring) {
-		c.next, c.full = 0, true
-	}
 }
 
 // errDamaged returns an error wrapping fs.ErrDamaged.
 func errDamaged(format string, args ...any) error {
 	return fmt.Errorf("ext4: "+format+": %w", append(args, fs.ErrDamaged)...)
-}
-
-func formatUUID(u [16]byte) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
-}
-
-// cString returns b up to its first NUL.
-func cString(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
 }
 
 // sortedKeys returns the keys of m in increasing order.

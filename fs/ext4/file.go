@@ -161,12 +161,12 @@ func (f *FS) ReadLink(n fs.Node) (string, error) {
 		return "", errDamaged("symlink %d has size %d", n, size)
 	}
 	if in.flags&flagInlineData == 0 && f.fastSymlink(in) {
-		return cString(in.iblock()[:size]), nil
+		return fs.CString(in.iblock()[:size]), nil
 	}
 	fl := f.openInode(in)
 	buf := make([]byte, size)
 	if _, err := fl.ReadAt(buf, 0); err != nil && err != io.EOF {
-		return cString(buf), err
+		return fs.CString(buf), err
 	}
-	return cString(buf), nil
+	return fs.CString(buf), nil
 }

@@ -247,8 +247,8 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 		m := f.mapInode(in)
 		in.problems = append(in.problems, m.problems...)
 	}
-	if n := len(in.problems); n > maxProblems {
-		in.problems = append(in.problems[:maxProblems], fmt.Sprintf("... and %d more problems", n-maxProblems))
+	if n := len(in.problems); n > fs.MaxProblems {
+		in.problems = append(in.problems[:fs.MaxProblems], fmt.Sprintf("... and %d more problems", n-fs.MaxProblems))
 	}
 	st.Problems = in.problems
 	return st, nil

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+
+	"github.com/vzsalvage/vzsalvage/fs"
 )
 
 // Kinds of runs in a fork map.
@@ -41,7 +43,7 @@ type forkMap struct {
 }
 
 func (m *forkMap) addProblem(format string, args ...any) {
-	if len(m.problems) < maxProblems {
+	if len(m.problems) < fs.MaxProblems {
 		m.problems = append(m.problems, fmt.Sprintf(format, args...))
 	}
 }

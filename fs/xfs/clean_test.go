@@ -4,12 +4,13 @@ package xfs
 
 import (
 	"fmt"
-	"github.com/vzsalvage/vzsalvage/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/vzsalvage/vzsalvage/fs"
 
 	"github.com/vzsalvage/vzsalvage/fs/fstest"
 )

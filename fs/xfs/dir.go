@@ -48,7 +48,7 @@ func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
 	}
 	ents, _, ps := f.dirents(in)
 	var problems problemLog
-	problems.add(ps...)
+	problems.Add(ps...)
 	out := make([]fs.DirEntry, 0, len(ents))
 	seen := make(map[string]uint64, len(ents))
 	for _, e := range ents {
@@ -56,7 +56,7 @@ func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
 			if prev == e.ino {
 				continue
 			}
-			problems.addf("name %q appears twice (inodes %d and %d)", e.name, prev, e.ino)
+			problems.Addf("name %q appears twice (inodes %d and %d)", e.name, prev, e.ino)
 		} else {
 			seen[e.name] = e.ino
 		}
@@ -73,11 +73,7 @@ func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
 		}
 		out = append(out, d)
 	}
-	if c := problems.count(); c > 0 {
-		msg := problems.msgs[0]
-		if c > 1 {
-			msg += fmt.Sprintf(" (and %d more problems)", c-1)
-		}
+	if msg := problems.Summary(); msg != "" {
 		return out, errDamaged("directory %d: %s", n, msg)
 	}
 	return out, nil
@@ -94,7 +90,7 @@ func (f *FS) dirents(in *inode) ([]dirent, uint64, []string) {
 	}
 	var problems problemLog
 	m := f.mapFork(in, false)
-	problems.add(m.problems...)
+	problems.Add(m.problems...)
 	per := uint64(f.dirBlk / f.bs) // filesystem blocks per directory block
 	leaf := uint64(dir2LeafOffset) >> f.sb.blockLog
 	limit := uint64(maxDirBytes / f.dirBlk)
@@ -108,7 +104,7 @@ func (f *FS) dirents(in *inode) ([]dirent, uint64, []string) {
 			break
 		}
 		if r.kind == runUnknown {
-			problems.addf("directory blocks %d-%d: mapping lost", r.off, min(r.off+r.n, leaf)-1)
+			problems.Addf("directory blocks %d-%d: mapping lost", r.off, min(r.off+r.n, leaf)-1)
 			continue
 		}
 		for d := r.off / per; d*per < min(r.off+r.n, leaf); d++ {
@@ -117,28 +113,28 @@ func (f *FS) dirents(in *inode) ([]dirent, uint64, []string) {
 			}
 			done[d] = true
 			if count++; count > limit {
-				problems.addf("directory blocks past %d bytes not read", maxDirBytes)
-				return out, parent, problems.list()
+				problems.Addf("directory blocks past %d bytes not read", maxDirBytes)
+				return out, parent, problems.List()
 			}
 			pieces, ps := f.readDirBlock(m, d*per, per, buf)
 			for _, p := range ps {
-				problems.addf("block %d: %s", d, p)
+				problems.Addf("block %d: %s", d, p)
 			}
 			ents, pp, bp := f.parseDataBlock(in, buf, pieces, d == 0)
 			if d == 0 {
 				parent = pp
 			}
 			for _, p := range bp {
-				problems.addf("block %d: %s", d, p)
+				problems.Addf("block %d: %s", d, p)
 			}
 			out = append(out, ents...)
 			if len(out) > maxDirEntries {
-				problems.addf("more than %d entries: the rest not read", maxDirEntries)
-				return out[:maxDirEntries], parent, problems.list()
+				problems.Addf("more than %d entries: the rest not read", maxDirEntries)
+				return out[:maxDirEntries], parent, problems.List()
 			}
 		}
 	}
-	return out, parent, problems.list()
+	return out, parent, problems.List()
 }
 
 // piece says where a part of a directory block lies on the volume (pos

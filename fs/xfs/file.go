@@ -118,7 +118,7 @@ func (f *FS) ReadLink(n fs.Node) (string, error) {
 	if in.format == fmtLocal {
 		fork := f.dataFork(in)
 		if size > int64(len(fork)) {
-			return cString(fork), errDamaged("symlink %d: size %d larger than its inode", n, size)
+			return fs.CString(fork), errDamaged("symlink %d: size %d larger than its inode", n, size)
 		}
 		return string(fork[:size]), nil
 	}
@@ -134,42 +134,42 @@ func (f *FS) ReadLink(n fs.Node) (string, error) {
 func (f *FS) remoteLink(in *inode) (string, []string) {
 	m := f.mapFork(in, false)
 	var problems problemLog
-	problems.add(m.problems...)
+	problems.Add(m.problems...)
 	out := make([]byte, in.size)
 	got := int64(0)
 	for _, r := range m.runs {
 		if r.kind != runData {
-			problems.addf("blocks %d-%d not readable", r.off, r.off+r.n-1)
+			problems.Addf("blocks %d-%d not readable", r.off, r.off+r.n-1)
 			continue
 		}
 		n := min(int64(r.n)*f.bs, maxLinkBytes+rmtHdrSize)
 		pos := f.fsbPos(r.fsb)
 		b, err := f.metaBlock(pos, int(n))
 		if err != nil {
-			problems.addf("%v", err)
+			problems.Addf("%v", err)
 		}
 		if f.suspect(pos, n) {
-			problems.addf("symlink block lies in a damaged range")
+			problems.Addf("symlink block lies in a damaged range")
 		}
 		data := b
 		at := int64(r.off) * f.bs
 		if at >= in.size {
-			problems.addf("symlink block %d past its size", r.off)
+			problems.Addf("symlink block %d past its size", r.off)
 			continue
 		}
 		if f.v5 {
 			if len(b) < rmtHdrSize || be.Uint32(b) != symlinkMagic {
 				// mkfs.xfs -p (before xfsprogs 6.x) writes remote symlinks
 				// without their header: the target is read as raw bytes.
-				problems.addf("symlink block %d: no header, read as raw bytes", r.off)
+				problems.Addf("symlink block %d: no header, read as raw bytes", r.off)
 				got += int64(copy(out[int64(r.off)*f.bs:], b))
 				continue
 			}
 			if n == int64(r.n)*f.bs && !crcOK(b, 12) {
-				problems.addf("symlink block %d: checksum mismatch", r.off)
+				problems.Addf("symlink block %d: checksum mismatch", r.off)
 			}
 			if be.Uint64(b[32:]) != in.num {
-				problems.addf("symlink block %d: owner %d", r.off, be.Uint64(b[32:]))
+				problems.Addf("symlink block %d: owner %d", r.off, be.Uint64(b[32:]))
 			}
 			at = int64(be.Uint32(b[4:]))
 			cnt := int64(be.Uint32(b[8:]))
@@ -179,13 +179,13 @@ func (f *FS) remoteLink(in *inode) (string, []string) {
 			}
 		}
 		if at < 0 || at >= in.size {
-			problems.addf("symlink block %d: offset %d out of range", r.off, at)
+			problems.Addf("symlink block %d: offset %d out of range", r.off, at)
 			continue
 		}
 		got += int64(copy(out[at:], data))
 	}
 	if got < in.size {
-		problems.addf("only %d of %d bytes found", got, in.size)
+		problems.Addf("only %d of %d bytes found", got, in.size)
 	}
-	return cString(out), problems.list()
+	return fs.CString(out), problems.List()
 }

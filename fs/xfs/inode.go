@@ -30,7 +30,7 @@ type inode struct {
 func (in *inode) typ() uint16 { return in.mode & sIFMT }
 
 func (in *inode) addProblem(format string, args ...any) {
-	if len(in.problems) < maxProblems {
+	if len(in.problems) < fs.MaxProblems {
 		in.problems = append(in.problems, fmt.Sprintf(format, args...))
 	}
 }
@@ -239,8 +239,8 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 		m := f.mapFork(in, false)
 		in.problems = append(in.problems, m.problems...)
 	}
-	if n := len(in.problems); n > maxProblems {
-		in.problems = append(in.problems[:maxProblems], fmt.Sprintf("... and %d more problems", n-maxProblems))
+	if n := len(in.problems); n > fs.MaxProblems {
+		in.problems = append(in.problems[:fs.MaxProblems], fmt.Sprintf("... and %d more problems", n-fs.MaxProblems))
 	}
 	st.Problems = in.problems
 	return st, nil

@@ -57,11 +57,11 @@ func (f *FS) openLog() (string, []string) {
 	}
 	if werr != nil && f.opt.Log == LogAuto { // the overlay's bound
 		f.ov = nil
-		f.cache.init(256)
+		f.cache.Reset()
 		return ViewOnDisk, []string{fmt.Sprintf("log is dirty (%v): not replayed, read as on disk; recent changes may be missing", werr)}
 	}
 	f.ov.seal()
-	f.cache.init(256) // blocks read before the replay are stale
+	f.cache.Reset() // blocks read before the replay are stale
 	if p.blocks[0] {
 		f.replayedSuperblock()
 	}

@@ -77,7 +77,7 @@ func (f *FS) findOrphans() ([]fs.Node, error) {
 	for ag := uint32(0); ag < f.sb.agCount; ag++ {
 		inos, err := f.allocatedInodes(ag)
 		if err != nil {
-			problems.addf("AG %d: %v; scanned for inode chunks instead", ag, err)
+			problems.Addf("AG %d: %v; scanned for inode chunks instead", ag, err)
 			inos = f.scanChunks(ag, &budget, &problems)
 		}
 		for _, ino := range inos {
@@ -114,8 +114,8 @@ func (f *FS) findOrphans() ([]fs.Node, error) {
 			}
 		}
 	}
-	if problems.count() > 0 {
-		return out, errDamaged("%s", problems.list()[0])
+	if problems.Count() > 0 {
+		return out, errDamaged("%s", problems.List()[0])
 	}
 	return out, nil
 }
@@ -230,7 +230,7 @@ func (f *FS) scanChunks(ag uint32, budget *int64, problems *problemLog) []uint64
 	isz := int64(f.sb.inodeSize)
 	for off := int64(0); off < agBytes; off += chunk {
 		if *budget <= 0 {
-			problems.addf("AG %d: inode scan stopped at %d bytes", ag, off)
+			problems.Addf("AG %d: inode scan stopped at %d bytes", ag, off)
 			return out
 		}
 		n := min(int64(chunk), agBytes-off)

@@ -109,12 +109,12 @@ func (f *FS) rawAttrs(in *inode) ([]rawAttr, []string) {
 		return nil, []string{fmt.Sprintf("attribute fork format %d invalid", in.aformat)}
 	}
 	r := attrReader{f: f, in: in, m: f.mapFork(in, true), seen: map[uint64]bool{}}
-	r.problems.add(r.m.problems...)
+	r.problems.Add(r.m.problems...)
 	if len(r.m.runs) == 0 {
-		return nil, r.problems.list() // an empty fork: no attributes
+		return nil, r.problems.List() // an empty fork: no attributes
 	}
 	r.block(0, -1)
-	return r.out, r.problems.list()
+	return r.out, r.problems.List()
 }
 
 // shortformAttrs decodes attributes kept in the inode.
@@ -168,7 +168,7 @@ func (r *attrReader) read(lb uint64) ([]byte, int64, error) {
 		return nil, pos, err
 	}
 	if r.f.suspect(pos, r.f.bs) {
-		r.problems.addf("attribute block %d lies in a damaged range", lb)
+		r.problems.Addf("attribute block %d lies in a damaged range", lb)
 	}
 	return b, pos, nil
 }
@@ -178,13 +178,13 @@ func (r *attrReader) read(lb uint64) ([]byte, int64, error) {
 func (r *attrReader) block(lb uint64, level int) {
 	f := r.f
 	if r.seen[lb] || len(r.seen) >= maxAttrBlocks {
-		r.problems.addf("attribute tree loop or too large at block %d", lb)
+		r.problems.Addf("attribute tree loop or too large at block %d", lb)
 		return
 	}
 	r.seen[lb] = true
 	b, pos, err := r.read(lb)
 	if err != nil {
-		r.problems.addf("%v", err)
+		r.problems.Addf("%v", err)
 		return
 	}
 	magic := be.Uint16(b[8:])
@@ -195,9 +195,9 @@ func (r *attrReader) block(lb uint64, level int) {
 	if f.v5 && (magic == leafMagic || magic == nodeMagic) {
 		switch {
 		case !crcOK(b, 12):
-			r.problems.addf("attribute block %d checksum mismatch", lb)
+			r.problems.Addf("attribute block %d checksum mismatch", lb)
 		case be.Uint64(b[48:]) != r.in.num || be.Uint64(b[16:]) != uint64(pos/512):
-			r.problems.addf("attribute block %d belongs elsewhere", lb)
+			r.problems.Addf("attribute block %d belongs elsewhere", lb)
 		}
 	}
 	switch {
@@ -209,11 +209,11 @@ func (r *attrReader) block(lb uint64, level int) {
 			hdr, cnt, lvl = daNodeHdrV5, int(be.Uint16(b[56:])), int(be.Uint16(b[58:]))
 		}
 		if lvl < 1 || lvl > 20 || level > 0 && lvl != level {
-			r.problems.addf("attribute node %d: level %d invalid", lb, lvl)
+			r.problems.Addf("attribute node %d: level %d invalid", lb, lvl)
 			return
 		}
 		if room := (len(b) - hdr) / 8; cnt > room {
-			r.problems.addf("attribute node %d claims %d entries, room for %d", lb, cnt, room)
+			r.problems.Addf("attribute node %d claims %d entries, room for %d", lb, cnt, room)
 			cnt = room
 		}
 		// Copy the pointers: b is a shared cache slice that later reads may evict.
@@ -225,7 +225,7 @@ func (r *attrReader) block(lb uint64, level int) {
 			r.block(c, lvl-1)
 		}
 	default:
-		r.problems.addf("attribute block %d: bad magic %#x", lb, magic)
+		r.problems.Addf("attribute block %d: bad magic %#x", lb, magic)
 	}
 }
 
@@ -237,14 +237,14 @@ func (r *attrReader) leaf(b []byte, lb uint64) {
 		hdr, cnt = attrLeafHdrV5, int(be.Uint16(b[56:]))
 	}
 	if room := (len(b) - hdr) / 8; cnt > room {
-		r.problems.addf("attribute leaf %d claims %d entries, room for %d", lb, cnt, room)
+		r.problems.Addf("attribute leaf %d claims %d entries, room for %d", lb, cnt, room)
 		cnt = room
 	}
 	for i := 0; i < cnt; i++ {
 		e := b[hdr+8*i:]
 		idx, flags := int(be.Uint16(e[4:])), e[6]
 		if idx < hdr || idx+4 > len(b) {
-			r.problems.addf("attribute leaf %d: entry %d at offset %d invalid", lb, i, idx)
+			r.problems.Addf("attribute leaf %d: entry %d at offset %d invalid", lb, i, idx)
 			continue
 		}
 		var a rawAttr
@@ -252,19 +252,19 @@ func (r *attrReader) leaf(b []byte, lb uint64) {
 		if flags&attrLocal != 0 {
 			vl, nl := int(be.Uint16(b[idx:])), int(b[idx+2])
 			if idx+3+nl+vl > len(b) {
-				r.problems.addf("attribute leaf %d: entry %d runs past the block", lb, i)
+				r.problems.Addf("attribute leaf %d: entry %d runs past the block", lb, i)
 				continue
 			}
 			a.name = bytes.Clone(b[idx+3 : idx+3+nl])
 			a.value = bytes.Clone(b[idx+3+nl : idx+3+nl+vl])
 		} else {
 			if idx+9 > len(b) {
-				r.problems.addf("attribute leaf %d: entry %d runs past the block", lb, i)
+				r.problems.Addf("attribute leaf %d: entry %d runs past the block", lb, i)
 				continue
 			}
 			vblk, vl, nl := uint64(be.Uint32(b[idx:])), int(be.Uint32(b[idx+4:])), int(b[idx+8])
 			if idx+9+nl > len(b) {
-				r.problems.addf("attribute leaf %d: entry %d runs past the block", lb, i)
+				r.problems.Addf("attribute leaf %d: entry %d runs past the block", lb, i)
 				continue
 			}
 			a.name = bytes.Clone(b[idx+9 : idx+9+nl])
@@ -273,11 +273,11 @@ func (r *attrReader) leaf(b []byte, lb uint64) {
 			}
 		}
 		if len(a.name) == 0 {
-			r.problems.addf("attribute leaf %d: entry %d has no name", lb, i)
+			r.problems.Addf("attribute leaf %d: entry %d has no name", lb, i)
 			continue
 		}
 		if r.bytes += len(a.value); r.bytes > maxXattrBytes {
-			r.problems.addf("attribute values past %d bytes not read", maxXattrBytes)
+			r.problems.Addf("attribute values past %d bytes not read", maxXattrBytes)
 			return
 		}
 		r.out = append(r.out, a)
@@ -288,7 +288,7 @@ func (r *attrReader) leaf(b []byte, lb uint64) {
 func (r *attrReader) remote(vblk uint64, n int) []byte {
 	f := r.f
 	if n < 0 || n > maxValueLength {
-		r.problems.addf("remote attribute value length %d invalid", n)
+		r.problems.Addf("remote attribute value length %d invalid", n)
 		return nil
 	}
 	out := make([]byte, n)
@@ -296,7 +296,7 @@ func (r *attrReader) remote(vblk uint64, n int) []byte {
 		for at := 0; at < n; at += int(f.bs) {
 			b, _, err := r.read(vblk + uint64(at)/uint64(f.bs))
 			if err != nil {
-				r.problems.addf("remote attribute value: %v", err)
+				r.problems.Addf("remote attribute value: %v", err)
 				return out
 			}
 			copy(out[at:], b)
@@ -307,21 +307,21 @@ func (r *attrReader) remote(vblk uint64, n int) []byte {
 	for i := 0; i*per < n; i++ {
 		b, _, err := r.read(vblk + uint64(i))
 		if err != nil {
-			r.problems.addf("remote attribute value: %v", err)
+			r.problems.Addf("remote attribute value: %v", err)
 			return out
 		}
 		switch {
 		case be.Uint32(b) != attr3RmtMagic:
-			r.problems.addf("remote attribute block %d: bad magic", vblk+uint64(i))
+			r.problems.Addf("remote attribute block %d: bad magic", vblk+uint64(i))
 			continue
 		case !crcOK(b, 12):
-			r.problems.addf("remote attribute block %d: checksum mismatch", vblk+uint64(i))
+			r.problems.Addf("remote attribute block %d: checksum mismatch", vblk+uint64(i))
 		case be.Uint64(b[32:]) != r.in.num:
-			r.problems.addf("remote attribute block %d belongs to inode %d", vblk+uint64(i), be.Uint64(b[32:]))
+			r.problems.Addf("remote attribute block %d belongs to inode %d", vblk+uint64(i), be.Uint64(b[32:]))
 		}
 		at, cnt := int(be.Uint32(b[4:])), int(be.Uint32(b[8:]))
 		if at < 0 || at >= n || cnt < 0 || cnt > per {
-			r.problems.addf("remote attribute block %d: range %d+%d invalid", vblk+uint64(i), at, cnt)
+			r.problems.Addf("remote attribute block %d: range %d+%d invalid", vblk+uint64(i), at, cnt)
 			continue
 		}
 		copy(out[at:min(n, at+cnt)], b[rmtHdrSize:rmtHdrSize+cnt])

@@ -62,6 +62,7 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/internal/ringcache"
 )
 
 // Options configure Open.
@@ -91,7 +92,7 @@ type FS struct {
 	ftype     bool  // directory entries carry a file type
 	v5        bool
 	info      fs.Info
-	cache     blockCache
+	cache     *ringcache.Cache[cacheKey, []byte] // metadata blocks
 	orphanOne sync.Once
 	orphans   []fs.Node
 	orphanErr error
@@ -114,7 +115,7 @@ func Probe(r io.ReaderAt) bool {
 // in Info().Problems and on the objects concerned.
 func Open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	f := &FS{r: r, size: size, opt: opt}
-	f.cache.init(256)
+	f.cache = ringcache.New[cacheKey, []byte](256)
 	c, problems, err := f.findSuperblock()
 	if err != nil {
 		return nil, err
@@ -140,8 +141,8 @@ func Open(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	}
 	f.info = fs.Info{
 		Type:      "xfs",
-		UUID:      formatUUID(sb.uuid),
-		Label:     cString(sb.fname[:]),
+		UUID:      fs.FormatUUID(sb.uuid),
+		Label:     fs.CString(sb.fname[:]),
 		BlockSize: int(f.bs),
 		Size:      int64(sb.dblocks) * f.bs,
 		View:      view,
@@ -232,14 +233,14 @@ func (f *FS) agPos(ag, agb uint32) int64 {
 // slice is shared: callers must not modify it.
 func (f *FS) metaBlock(pos int64, n int) ([]byte, error) {
 	key := cacheKey{pos, n}
-	if b := f.cache.get(key); b != nil {
+	if b, ok := f.cache.Get(key); ok {
 		return b, nil
 	}
 	b := make([]byte, n)
 	if err := f.readAt(b, pos); err != nil {
 		return b, err
 	}
-	f.cache.put(key, b)
+	f.cache.Put(key, b)
 	return b, nil
 }
 
@@ -248,92 +249,9 @@ type cacheKey struct {
 	n   int
 }
 
-// blockCache keeps recently read metadata blocks, evicting the oldest.
-type blockCache struct {
-	mu   sync.Mutex
-	m    map[cacheKey][]byte
-	ring []cacheKey
-	next int
-	full bool
-}
-
-func (c *blockCache) init(n int) {
-	c.m = make(map[cacheKey][]byte, n)
-	c.ring = make([]cacheKey, n)
-}
-
-func (c *blockCache) get(k cacheKey) []byte {
-	c.mu.Lock()
-	b := c.m[k]
-	c.mu.Unlock()
-	return b
-}
-
-func (c *blockCache) put(k cacheKey, b []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[k]; ok {
-		return
-	}
-	if c.full {
-		delete(c.m, c.ring[c.next])
-	}
-	c.ring[c.next] = k
-	c.m[k] = b
-	c.next++
-	if c.next == len(c.ring) {
-		c.next, c.full = 0, true
-	}
-}
-
 // errDamaged returns an error wrapping fs.ErrDamaged.
 func errDamaged(format string, args ...any) error {
 	return fmt.Errorf("xfs: "+format+": %w", append(args, fs.ErrDamaged)...)
 }
 
-func formatUUID(u [16]byte) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
-}
-
-// cString returns b up to its first NUL.
-func cString(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
-}
-
-// maxProblems bounds the problem messages kept for one object.
-const maxProblems = 32
-
-// problemLog keeps the first maxProblems messages and counts the rest.
-type problemLog struct {
-	msgs []string
-	more int
-}
-
-func (l *problemLog) addf(format string, args ...any) {
-	if len(l.msgs) < maxProblems {
-		l.msgs = append(l.msgs, fmt.Sprintf(format, args...))
-	} else {
-		l.more++
-	}
-}
-
-func (l *problemLog) add(msgs ...string) {
-	for _, m := range msgs {
-		l.addf("%s", m)
-	}
-}
-
-func (l *problemLog) count() int { return len(l.msgs) + l.more }
-
-// list returns the messages, with a last one counting those left out.
-func (l *problemLog) list() []string {
-	if l.more > 0 {
-		return append(l.msgs, fmt.Sprintf("... and %d more problems", l.more))
-	}
-	return l.msgs
-}
+type problemLog = fs.ProblemLog

@@ -55,3 +55,12 @@ func (c *Cache[K, V]) Values() []V {
 	}
 	return out
 }
+
+// Reset empties the cache.
+func (c *Cache[K, V]) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
+	clear(c.ring)
+	c.next, c.full = 0, false
+}
