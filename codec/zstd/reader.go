@@ -54,7 +54,7 @@ type Reader struct {
 	cp  checkpoint // what Resize needs to decode again after it
 
 	kd   *kzstd.Decoder
-	feed feeder
+	feed clean // the clean path (clean.go)
 
 	donor    codec.Donor // a second pass's donor (donor.go), or nil
 	gapKnown bool        // the latest loss has its true length from the donor
@@ -218,6 +218,7 @@ func (z *Reader) Close() error {
 }
 
 func (z *Reader) close() {
+	z.stopClean()
 	if z.kd != nil {
 		z.kd.Close()
 		z.kd = nil
@@ -331,19 +332,7 @@ func (z *Reader) stepFrame() error {
 	}
 	z.startFrame(fh)
 	if fh.checksum && !z.cfg.salvageOnly {
-		if z.kd == nil {
-			kd, err := newKlauspost()
-			if err != nil {
-				return err
-			}
-			z.kd = kd
-		}
-		z.feed.reset(&z.in, z.pos, fh)
-		if err := z.kd.Reset(&z.feed); err != nil {
-			return err
-		}
-		z.state = stClean
-		return nil
+		return z.startClean(fh)
 	}
 	z.pos += int64(fh.size)
 	z.state = stBlocks

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/vzsalvage/vzsalvage/image/sparse"
 	"github.com/vzsalvage/vzsalvage/vma"
 )
 
@@ -83,9 +84,14 @@ func Write(w io.Writer, disks []Disk, configs []vma.Config, seed int64, ctime ti
 	buf := make([]byte, vma.ClusterSize)
 	for _, r := range runs {
 		d := h.Devices[r.dev]
+		// holes of a sparse image are zeros, never read (a terabyte disk
+		// with little data is written in time for its data)
+		data := sparse.NewFinder(files[r.dev], d.Size)
 		for c := r.lo; c < r.hi; c++ {
 			n := min(int64(vma.ClusterSize), d.Size-c*vma.ClusterSize)
-			if _, err := files[r.dev].ReadAt(buf[:n], c*vma.ClusterSize); err != nil && err != io.EOF {
+			if !data.Has(c*vma.ClusterSize, n) {
+				clear(buf[:n])
+			} else if _, err := files[r.dev].ReadAt(buf[:n], c*vma.ClusterSize); err != nil && err != io.EOF {
 				return nil, err
 			}
 			if err := vw.WriteCluster(d.ID, uint32(c), buf[:n]); err != nil {

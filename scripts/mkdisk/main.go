@@ -2,9 +2,11 @@
 // of text, of structured binary data, of random (incompressible) bytes and
 // of zeros, in proportions that zstd compresses about as much as a real
 // guest's disk (about 3:1). Everything comes from the seed, nothing from
-// the machine. It is a development tool, not part of vzsalvage.
+// the machine. -random changes the share of random runs (a disk of
+// compressed media or encrypted files; 0 for a compressible one). It is a
+// development tool, not part of vzsalvage.
 //
-//	go run ./scripts/mkdisk -size 1200M -seed 1 > disk.raw
+//	go run ./scripts/mkdisk -size 1200M -seed 1 [-random 60] > disk.raw
 package main
 
 import (
@@ -20,7 +22,12 @@ import (
 func main() {
 	sizeArg := flag.String("size", "1200M", "image size (suffix K, M or G)")
 	seed := flag.Uint64("seed", 1, "content seed")
+	random := flag.Int("random", 16, "percent of runs that are random (incompressible) bytes; the rest keeps the proportions of text, binary and zeros")
 	flag.Parse()
+	if *random < 0 || *random > 100 {
+		fmt.Fprintln(os.Stderr, "mkdisk: -random must be 0..100")
+		os.Exit(2)
+	}
 	size, err := parseSize(*sizeArg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mkdisk:", err)
@@ -35,7 +42,17 @@ func main() {
 	for left := size; left > 0; {
 		n := min(int64(4096*(1+rng.IntN(512))), left)
 		b := buf[:n]
-		switch r := rng.IntN(100); {
+		r := rng.IntN(100)
+		if *random != 16 {
+			// the other kinds keep their shares of what is not random
+			if r = rng.IntN(84); r >= 62 {
+				r += 16
+			}
+			if rng.IntN(100) < *random {
+				r = 70
+			}
+		}
+		switch {
 		case r < 40: // text
 			p := 0
 			for p < len(b) {
