@@ -265,6 +265,9 @@ type clean struct {
 	sum   xxhash.Digest
 	recvd int // Writes received
 	w     *blockWriter
+	// salvaged: our decoder has taken over once (Concurrent is false
+	// from then on)
+	salvaged bool
 }
 
 // blockWriter receives klauspost's output, one block per Write.
@@ -449,6 +452,7 @@ func (z *Reader) handover() error {
 	z.blkIn = z.pos - z.frameIn - int64(z.fh.size)
 	z.decN, z.decIn, z.decOut = z.nblocks, z.blkIn, z.frameN
 	z.state = stBlocks
+	c.salvaged = true
 	return nil
 }
 
@@ -463,6 +467,13 @@ func laterBlockError(err error) bool {
 		}
 	}
 	return false
+}
+
+// Concurrent implements codec.Concurrent: until our decoder has taken
+// over, klauspost decodes on goroutines of its own.
+func (z *Reader) Concurrent() bool {
+	return cleanConcurrency() > 1 && !z.cfg.salvageOnly && z.err == nil && z.pending == 0 &&
+		z.state != stBlocks && !z.feed.salvaged
 }
 
 // cleanConcurrency is how many blocks klauspost decodes at once: one
