@@ -165,13 +165,14 @@ func parseBlockHeader(b []byte) blockHeader {
 }
 
 // check reports why a block header cannot be right for a frame whose
-// Block_Maximum_Size is blockMax, or "" if it can.
+// Block_Maximum_Size is blockMax, or "" if it can. It does not allocate:
+// a resync scan checks a header at every input offset.
 func (h blockHeader) check(blockMax int) string {
 	switch {
 	case h.typ == blockReserved:
 		return "reserved block type"
 	case h.size > blockMax:
-		return fmt.Sprintf("block size %d exceeds the maximum %d", h.size, blockMax)
+		return "block size exceeds the frame's Block_Maximum_Size"
 	}
 	return ""
 }
