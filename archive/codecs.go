@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/vzsalvage/vzsalvage/codec"
@@ -15,4 +16,14 @@ var decoders = map[codec.Kind]func(io.Reader, codec.Options) (codec.Reader, erro
 	codec.Zstd: zstd.NewReader,
 	codec.Gzip: gzip.NewReader,
 	codec.Lzo:  lzo.NewReader,
+}
+
+// NewDecoder returns the decoder of a compression over r (codec.None passes
+// the bytes through).
+func NewDecoder(kind codec.Kind, r io.Reader, opt codec.Options) (codec.Reader, error) {
+	dec := decoders[kind]
+	if dec == nil {
+		return nil, fmt.Errorf("%s compression is not supported", kind)
+	}
+	return dec(r, opt)
 }
