@@ -141,6 +141,11 @@ type Options struct {
 	// from it decodes as the donor says (decoders that cannot use it
 	// ignore it).
 	Donor Donor
+	// Distrust lists input ranges whose bytes may be wrong although they
+	// decode (where a merge of copies could not verify its choice): a
+	// decoder that can (zstd) reports the output of the blocks they touch,
+	// and what copies it, as tainted. Others ignore it.
+	Distrust []damage.Range
 }
 
 // Donor supplies a second decoding pass with what the first could not

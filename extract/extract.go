@@ -67,6 +67,9 @@ type Options struct {
 	// stream's checksum then matches and the VMA stream reads without a
 	// problem, the images are the original's and Result.Verified is set.
 	Donor codec.Donor
+	// Distrust lists ranges of the archive file whose bytes may be wrong
+	// although they decode (codec.Options.Distrust).
+	Distrust []damage.Range
 }
 
 // ErrNotVM is returned for archives whose payload is not a VMA stream.
@@ -156,7 +159,7 @@ func mkdirs(dir string) ([]string, error) {
 }
 
 func run(path, dir string, opt Options) (*Result, error) {
-	s, err := payload.Open(path, codec.Options{Strict: opt.Strict, Donor: opt.Donor})
+	s, err := payload.Open(path, codec.Options{Strict: opt.Strict, Donor: opt.Donor, Distrust: opt.Distrust})
 	if err != nil {
 		return nil, err
 	}

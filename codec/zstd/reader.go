@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
 	"github.com/cespare/xxhash/v2"
 	kzstd "github.com/klauspost/compress/zstd"
@@ -105,6 +106,15 @@ type config struct {
 	// and kept, before its output is accounted for: tests change what the
 	// block's output counts as (the oracle in oracle_test.go).
 	decoded func(z *Reader, b *block)
+	// distrust holds input ranges (sorted) whose blocks' output is taken
+	// as unknown although they decode (codec.Options.Distrust).
+	distrust []damage.Range
+}
+
+// distrusted reports whether input [off, off+n) touches a distrusted range.
+func (c *config) distrusted(off, n int64) bool {
+	i := sort.Search(len(c.distrust), func(i int) bool { return c.distrust[i].End() > off })
+	return i < len(c.distrust) && c.distrust[i].Off < off+n
 }
 
 // blockRecord describes one block handled by our decoder.
@@ -138,6 +148,10 @@ func NewReader(r io.Reader, opt codec.Options) (codec.Reader, error) {
 }
 
 func newReader(r io.Reader, opt codec.Options, cfg config) *Reader {
+	if len(opt.Distrust) > 0 {
+		// only our decoder can taint a block that decodes
+		cfg.distrust, cfg.salvageOnly = opt.Distrust, true
+	}
 	z := &Reader{strict: opt.Strict, cfg: cfg}
 	z.in.src = r
 	z.in.pin, z.in.pinMax = -1, cmp.Or(cfg.pinMax, defaultPinMax)

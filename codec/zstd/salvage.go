@@ -133,10 +133,11 @@ func (s *salvage) compressed(b *block) (bool, error) {
 }
 
 // kept is called for each block decoded and kept: the raw block a resync
-// scan resumed at (run.distrust) is kept but tainted.
+// scan resumed at (run.distrust), and a block whose input touches bytes
+// that may be wrong (Options.Distrust), is kept but tainted.
 func (s *salvage) kept(b *block) {
 	z := s.z
-	if z.distrust {
+	if z.distrust || z.cfg.distrusted(z.pos, int64(3+b.bh.clen)) {
 		z.h.truncateTaints(b.start)
 		z.h.addTaint(b.start, z.h.pos(), lvTainted)
 		z.distrust = false
