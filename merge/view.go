@@ -6,8 +6,9 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
+
+	"github.com/vzsalvage/vzsalvage/report"
 )
 
 // view is the archive the copies make with one variant chosen per region:
@@ -69,7 +70,7 @@ func (v *view) ReadAt(p []byte, off int64) (int, error) {
 // write writes the view to path (under a temporary name, renamed when
 // complete) and returns its SHA-256.
 func (v *view) write(ctx context.Context, path string, progress func(done, total int64)) (string, error) {
-	out, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	out, err := report.CreateTemp(path)
 	if err != nil {
 		return "", err
 	}
@@ -94,23 +95,23 @@ func (v *view) write(ctx context.Context, path string, progress func(done, total
 		}
 		h.Write(b)
 		if _, err := out.Write(b); err != nil {
-			return "", err
+			return "", report.TargetError(err, out.Name(), path)
 		}
 	}
+	name := out.Name()
 	if err := out.Chmod(0o644); err != nil {
-		return "", err
+		return "", report.TargetError(err, name, path)
 	}
 	if err := out.Sync(); err != nil {
-		return "", err
+		return "", report.TargetError(err, name, path)
 	}
 	if err := out.Close(); err != nil {
-		return "", err
+		return "", report.TargetError(err, name, path)
 	}
-	name := out.Name()
 	out = nil
 	if err := os.Rename(name, path); err != nil {
 		os.Remove(name)
-		return "", err
+		return "", report.TargetError(err, name, path)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

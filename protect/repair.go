@@ -16,6 +16,7 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/extract"
+	"github.com/vzsalvage/vzsalvage/merge"
 	"github.com/vzsalvage/vzsalvage/report"
 )
 
@@ -38,6 +39,10 @@ type RepairOptions struct {
 	// Context, if set, stops the repair when done (an interrupt): the
 	// archive is left as it was and a partial output is removed.
 	Context context.Context
+	// Copies are other copies of the archive (copies.go): with a sidecar,
+	// damaged chunks are taken from them where their hashes match; without
+	// one, the copies are merged at the compressed-byte level.
+	Copies []string
 }
 
 // RepairResult is what Repair found and did.
@@ -53,9 +58,10 @@ type RepairResult struct {
 	// Damage lists the archive file's byte ranges found damaged (whole
 	// chunks; lost past a truncated end).
 	Damage *damage.Map `json:"damage"`
-	// Rebuilt counts the bytes rebuilt from parity; Unrepairable lists what
-	// the parity could not rebuild.
+	// Rebuilt counts the bytes rebuilt from parity, FromCopies those taken
+	// from copies; Unrepairable lists what neither could rebuild.
 	Rebuilt      int64       `json:"rebuilt"`
+	FromCopies   int64       `json:"from_copies,omitempty"`
 	Unrepairable *damage.Map `json:"unrepairable"`
 	// Complete: the output is bit for bit the original (SHA-256 equal).
 	Complete bool `json:"complete"`
@@ -67,6 +73,8 @@ type RepairResult struct {
 	Located *report.Report `json:"located,omitempty"`
 	// Notes are things worth saying (extra bytes after the end, ...).
 	Notes []string `json:"notes,omitempty"`
+	// Merge is the merge of the copies, when there was no sidecar.
+	Merge *merge.Result `json:"merge,omitempty"`
 }
 
 // Repair checks an archive against its sidecar, rebuilds damaged chunks
@@ -74,9 +82,12 @@ type RepairResult struct {
 // When the damage exceeds the parity it reads the archive with the sidecar
 // to locate every damaged cluster (RepairResult.Located).
 func Repair(path string, opt RepairOptions) (*RepairResult, error) {
-	sc, err := Find(path, opt.SidecarDir)
+	sc, err := findSidecar(path, opt)
 	if err != nil {
 		return nil, err
+	}
+	if sc == nil && len(opt.Copies) > 0 {
+		return repairFromCopies(path, opt)
 	}
 	if sc == nil {
 		return nil, fmt.Errorf("%s: %w (looked for %s)", path, ErrNoSidecar, SidecarPath(path, opt.SidecarDir))
@@ -93,7 +104,19 @@ func Repair(path string, opt RepairOptions) (*RepairResult, error) {
 	}
 	rr := &RepairResult{Archive: path, Sidecar: sc.Path, Size: st.Size(), Header: sc.Header,
 		Damage: &damage.Map{}, Unrepairable: &damage.Map{}}
-	r := &repairer{sc: sc, f: f, size: st.Size(), orig: sc.Header.Archive.Size, p: sc.Header.Parity, rr: rr, opt: opt}
+	copies, err := openCopies(opt.Copies)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, c := range copies {
+			c.Close()
+		}
+	}()
+	r := &repairer{sc: sc, src: &patched{base: f}, size: st.Size(), orig: sc.Header.Archive.Size, p: sc.Header.Parity, rr: rr, opt: opt}
+	for _, c := range copies {
+		r.copies = append(r.copies, c)
+	}
 	if r.size > r.orig {
 		rr.Notes = append(rr.Notes, fmt.Sprintf("%d bytes after the protected end are not part of the archive", r.size-r.orig))
 	}
@@ -128,15 +151,17 @@ func Repair(path string, opt RepairOptions) (*RepairResult, error) {
 
 // repairer holds one repair's state.
 type repairer struct {
-	sc    *Sidecar
-	f     *os.File
-	size  int64 // the file's size now
-	orig  int64 // its size when protected
-	p     Parity
-	rr    *RepairResult
-	opt   RepairOptions
-	sumOK bool
-	bad   []*damage.Map // per segment: damaged shards (segment offsets)
+	sc     *Sidecar
+	src    *patched // the archive, with chunks from copies
+	copies []io.ReaderAt
+	chunk  []byte
+	size   int64 // the file's size now
+	orig   int64 // its size when protected
+	p      Parity
+	rr     *RepairResult
+	opt    RepairOptions
+	sumOK  bool
+	bad    []*damage.Map // per segment: damaged shards (segment offsets)
 }
 
 // scan compares every chunk of the file with its hash (and the whole with
@@ -162,11 +187,17 @@ func (r *repairer) scan() error {
 			for j := int64(0); j < n; j += int64(r.p.ShardSize) {
 				sh := (off + j) / int64(r.p.ShardSize)
 				l := min(int64(r.p.ShardSize), s.length-off-j)
+				st := damage.OK
 				switch {
 				case j+l > int64(got):
-					m.Add(off+j, l, damage.Lost)
+					st = damage.Lost
 				case hashes == nil || xxhash.Sum64(b[j:j+l]) != hashes[sh]:
-					m.Add(off+j, l, damage.Tainted)
+					st = damage.Tainted
+				}
+				if st != damage.OK && hashes != nil && r.fromCopy(s.start+off+j, l, hashes[sh]) {
+					r.rr.Damage.Add(s.start+off+j, l, st)
+				} else if st != damage.OK {
+					m.Add(off+j, l, st)
 				}
 			}
 			done += n
@@ -287,7 +318,7 @@ func (r *repairer) eachBlock(s segment, buf []byte, fn func(off int64, b []byte,
 			}
 		}
 		b := buf[:min(int64(len(buf)), s.length-off)]
-		got, err := r.f.ReadAt(b, s.start+off)
+		got, err := r.src.ReadAt(b, s.start+off)
 		if err != nil && err != io.EOF {
 			return err
 		}
@@ -328,7 +359,7 @@ func (r *repairer) rebuildSegment(rs reedsolomon.Encoder, s segment) (map[int64]
 			shards[c] = make([]byte, S)
 			off := r.p.shardOff(s, c, t)
 			if off-s.start < s.length {
-				n, err := r.f.ReadAt(shards[c], off)
+				n, err := r.src.ReadAt(shards[c], off)
 				if err != nil && err != io.EOF {
 					return nil, err
 				}

@@ -17,10 +17,11 @@ import (
 
 func newRepair() *cobra.Command {
 	var out string
+	var copies []string
 	var inPlace, force, asJSON, quiet bool
 	c := &cobra.Command{
-		Use:   "repair ARCHIVE [-o FIXED | --in-place]",
-		Short: "Put a damaged archive back bit for bit from its sidecar",
+		Use:   "repair ARCHIVE [--copy COPY...] [-o FIXED | --in-place]",
+		Short: "Put a damaged archive back bit for bit from its sidecar or its copies",
 		Long: `repair checks an archive against the sidecar protect wrote for it: every 4 KiB of the
 file against its hash, and the whole against its SHA-256. Damaged chunks are rebuilt from
 the sidecar's Reed-Solomon parity when the damage fits it (many small hits spread over
@@ -36,11 +37,21 @@ When the damage exceeds the parity, repair reads the archive with the sidecar an
 exactly which clusters of which disk are damaged (with a sidecar no damage is silent);
 'vzsalvage rescue' then uses the sidecar by itself.
 
+  --copy COPY  another copy of the same archive (on another disk, a replica; repeatable).
+               With a sidecar, damaged chunks are taken from a copy whose chunk has the
+               recorded hash, and the parity rebuilds the rest. Without one, the copies are
+               merged where they differ: the bytes are chosen by trial decoding (does the
+               zstd, gzip or lzop stream decode through that place?) and finally by the
+               stream's checksum. When no place is damaged in every copy, the result is the
+               original bit for bit; when the damage overlaps, repair says where, and
+               'vzsalvage rescue ARCHIVE --also COPY' reads past what is left.
+
 Exit status: 0 intact or completely repaired, 1 damaged (not or partly repaired),
-2 could not run (no sidecar, unreadable).`,
+2 could not run (no sidecar and no copy, unreadable).`,
 		Example: `  vzsalvage repair vzdump-qemu-100-2025_12_15-03_00_03.vma.zst
   vzsalvage repair vzdump-qemu-100-2025_12_15-03_00_03.vma.zst -o /srv/fixed/vzdump-qemu-100-2025_12_15-03_00_03.vma.zst
-  vzsalvage repair --in-place vzdump-qemu-100-2025_12_15-03_00_03.vma.zst`,
+  vzsalvage repair --in-place vzdump-qemu-100-2025_12_15-03_00_03.vma.zst
+  vzsalvage repair vzdump-qemu-100-2025_12_15-03_00_03.vma.zst --copy /mnt/replica/vzdump-qemu-100-2025_12_15-03_00_03.vma.zst -o /srv/fixed/vzdump-qemu-100-2025_12_15-03_00_03.vma.zst`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out != "" && inPlace {
@@ -50,19 +61,25 @@ Exit status: 0 intact or completely repaired, 1 damaged (not or partly repaired)
 				return &exitError{code: ui.ExitFailed, err: err}
 			}
 			if out != "" {
-				err := checkOutputFile(out, force,
-					input{args[0], "is the archive being repaired: --in-place replaces it (only when the repair is complete)"},
-					input{protect.SidecarPath(args[0], sidecarDir), "is the archive's sidecar, which the repair reads"})
+				inputs := []input{
+					{args[0], "is the archive being repaired: --in-place replaces it (only when the repair is complete)"},
+					{protect.SidecarPath(args[0], sidecarDir), "is the archive's sidecar, which the repair reads"},
+				}
+				for _, c := range copies {
+					inputs = append(inputs, input{c, "is a copy the repair reads"})
+				}
+				err := checkOutputFile(out, force, inputs...)
 				if err != nil {
 					return err
 				}
 			}
-			return runRepair(cmd.OutOrStdout(), args[0], protect.RepairOptions{SidecarDir: sidecarDir, Output: out, InPlace: inPlace}, asJSON, quiet)
+			return runRepair(cmd.OutOrStdout(), args[0], protect.RepairOptions{SidecarDir: sidecarDir, Output: out, InPlace: inPlace, Copies: copies}, asJSON, quiet)
 		},
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "write the repaired archive to this file")
 	c.Flags().BoolVar(&inPlace, "in-place", false, "replace the archive when the repair is complete")
 	c.Flags().BoolVarP(&force, "force", "f", false, "replace an existing FIXED (never the archive or its sidecar)")
+	c.Flags().StringArrayVar(&copies, "copy", nil, "another copy of the same archive (repeatable)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return c
@@ -109,6 +126,10 @@ func runRepair(w io.Writer, path string, opt protect.RepairOptions, asJSON, quie
 
 func printRepair(w io.Writer, o repairOutput, opt protect.RepairOptions) {
 	rr := o.RepairResult
+	if rr.Merge != nil {
+		printMerge(w, rr, opt)
+		return
+	}
 	p := ui.Safe(rr.Archive)
 	if rr.Intact {
 		ui.Fprintf(w, "%s: intact (every chunk and the SHA-256 equal the sidecar's)\n", p)
@@ -126,8 +147,8 @@ func printRepair(w io.Writer, o repairOutput, opt protect.RepairOptions) {
 	unrep := rr.Unrepairable.Total(damage.Tainted)
 	switch {
 	case rr.Complete && rr.Output != "":
-		ui.Fprintf(w, "  repaired: %s rebuilt from parity; %s is bit for bit the original (SHA-256 %s)\n",
-			ui.Bytes(rr.Rebuilt), ui.Safe(rr.Output), rr.Header.Archive.SHA256)
+		ui.Fprintf(w, "  repaired: %s rebuilt from parity%s; %s is bit for bit the original (SHA-256 %s)\n",
+			ui.Bytes(rr.Rebuilt), fromCopies(rr), ui.Safe(rr.Output), rr.Header.Archive.SHA256)
 		return
 	case rr.Complete:
 		ui.Fprintf(w, "  repairable: the parity rebuilds all of it; run\n    vzsalvage repair --in-place %s\n  or -o FIXED to keep the damaged file\n", p)
@@ -148,4 +169,51 @@ func printRepair(w io.Writer, o repairOutput, opt protect.RepairOptions) {
 		target = rr.Output
 	}
 	ui.Fprintf(w, "next: vzsalvage rescue %s -o DIR   (it uses the sidecar: every other cluster is known right)\n", ui.Safe(target))
+}
+
+// fromCopies says how much the copies gave, or "".
+func fromCopies(rr *protect.RepairResult) string {
+	if rr.FromCopies == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %s taken from the copies", ui.Bytes(rr.FromCopies))
+}
+
+// printMerge prints a repair from copies without a sidecar.
+func printMerge(w io.Writer, rr *protect.RepairResult, opt protect.RepairOptions) {
+	m := rr.Merge
+	p := ui.Safe(rr.Archive)
+	switch {
+	case m.Verified && rr.Intact:
+		ui.Fprintf(w, "%s: intact (its %d copies differ from it in %s; the checksum matches)\n", p, len(m.Copies)-1, ui.Bytes(m.Differing))
+	case m.Verified:
+		ui.Fprintf(w, "%s: damaged: %s in %d places; the copies hold the rest\n", p, ui.Bytes(rr.Damage.Total(damage.Tainted)), rr.Damage.Len())
+	default:
+		ui.Fprintf(w, "%s: the copies differ in %s in %d places\n", p, ui.Bytes(m.Differing), len(m.Regions))
+	}
+	dm := m.Damaged()
+	for i, c := range m.Copies {
+		if i > 0 && m.Verified && !dm[i].Empty() {
+			ui.Fprintf(w, "  copy %s: damaged: %s in %d places\n", ui.Safe(c), ui.Bytes(dm[i].Total(damage.Tainted)), dm[i].Len())
+		}
+	}
+	if m.Verified {
+		switch {
+		case rr.Output != "":
+			ui.Fprintf(w, "  merged: %s is bit for bit the original: it decodes without a problem and its %s checksum matches (%d trial decodes; SHA-256 %s)\n",
+				ui.Safe(rr.Output), m.Compression, m.Trials, m.SHA256)
+		case !rr.Intact:
+			ui.Fprintf(w, "  repairable: the copies make the original; run with -o FIXED or --in-place\n")
+		}
+		return
+	}
+	ui.Fprintf(w, "  not repaired: %s\n", ui.Safe(m.Why()))
+	if rr.Output != "" {
+		ui.Fprintf(w, "  merged archive (least damage, not verified): %s\n", ui.Safe(rr.Output))
+	}
+	args := ""
+	for _, c := range m.Copies[1:] {
+		args += " --also " + ui.Safe(c)
+	}
+	ui.Fprintf(w, "next: vzsalvage rescue %s%s -o DIR   (it reads past the damage and fills from the copies)\n", p, args)
 }
