@@ -97,6 +97,10 @@ type Archive struct {
 	// past what the archive's disks can hold (a decompression bomb), or
 	// nil: reading stopped there.
 	Bomb *damage.Problem `json:"bomb,omitempty"`
+	// Merge says how copies of the archive (rescue --also COPY) were merged
+	// with it at the compressed-byte level before it was read, when they
+	// were.
+	Merge *Merge `json:"merge,omitempty"`
 	// Configs lists the config files stored in the archive.
 	Configs []string `json:"configs,omitempty"`
 	// ConfigFiles maps each config's name to the file it was written to
@@ -131,6 +135,23 @@ type Redecode struct {
 	Checksum     codec.Checksum `json:"checksum"`
 	Verified     bool           `json:"verified"`
 	Note         string         `json:"note"`
+}
+
+// Merge is the merge of an archive with its copies where they differ
+// (package merge): the bytes chosen by trial decoding and the stream's
+// checksum. Verified: the merged archive decodes without a problem and its
+// checksum matches, so it is the original bit for bit; it was read in the
+// archive's place. Damage gives, per file (the archive and each copy), the
+// byte ranges of the file that differ from the merged archive: when
+// verified, where that file is damaged.
+type Merge struct {
+	Copies         []string               `json:"copies"`
+	Places         int                    `json:"places"`
+	DifferingBytes int64                  `json:"differing_bytes"`
+	Trials         int                    `json:"trials"`
+	Verified       bool                   `json:"verified"`
+	Damage         map[string]*damage.Map `json:"damage,omitempty"`
+	Note           string                 `json:"note"`
 }
 
 // Clusters counts a device's 64 KiB clusters by state.

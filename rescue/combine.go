@@ -22,6 +22,9 @@ type genDevice struct {
 	Path     string
 	Damage   *damage.Map
 	Checksum codec.Checksum // the archive's stream checksum state
+	// Copy: a copy of the newest backup (the same VMA UUID), not another
+	// night: where both hold a cluster clean, they must agree.
+	Copy bool
 }
 
 // combined is the outcome of combining one device.
@@ -39,8 +42,9 @@ const maxSuspects = 1000
 // combineDevice improves dst (the newest generation, written in place)
 // with older generations (newest first). A damaged cluster of dst is:
 //   - confirmed, when dst's bytes are merely tainted and an older
-//     generation has the same cluster clean with the same bytes: it leaves
-//     the damage map;
+//     generation has the same cluster clean with the same bytes (a copy of
+//     the same backup only when its own checksum matched): it leaves the
+//     damage map;
 //   - filled, when an older generation has it clean and agrees with every
 //     byte dst knows in it (a cluster that changed between the nights
 //     would mix two states of the data): its bytes are copied in, the
@@ -69,6 +73,24 @@ func combineDevice(name string, size int64, dst genDevice, older []genDevice, do
 	}
 	cur := make([]byte, clusterSize)
 	alt := make([]byte, clusterSize)
+	if dst.Checksum != codec.ChecksumOK {
+		dis, err := disagree(name, size, dst, f, older, olds, cur, alt)
+		if err != nil {
+			return nil, err
+		}
+		if !dis.Empty() {
+			m := &damage.Map{}
+			m.Merge(dst.Damage)
+			m.Merge(dis)
+			dst.Damage = m
+			for _, r := range dis.Ranges() {
+				if len(out.Suspects) < maxSuspects {
+					out.Suspects = append(out.Suspects, report.Suspect{Device: name, Offset: r.Off, Length: r.Len, Archive: dst.Archive,
+						Reason: "a copy of this backup holds other bytes there and the checksum failed: one of them is wrong (listed as damaged)"})
+				}
+			}
+		}
+	}
 	agreeA, agreeB := make([]byte, clusterSize), make([]byte, clusterSize)
 	// Each damaged cluster once, in order, so that the new map is built by
 	// appending.
@@ -97,7 +119,11 @@ func combineDevice(name string, size int64, dst genDevice, older []genDevice, do
 				if err := readFull(olds[i], alt[:n], off); err != nil {
 					return nil, err
 				}
-				if st == damage.Tainted && bytes.Equal(cur[:n], alt[:n]) {
+				// A copy of the newest whose own checksum fails may be
+				// where the newest's bytes came from (a merge): its
+				// agreement proves nothing.
+				independent := !g.Copy || g.Checksum == codec.ChecksumOK
+				if st == damage.Tainted && independent && bytes.Equal(cur[:n], alt[:n]) {
 					confirmed = true
 					fill = i
 					break
@@ -242,4 +268,32 @@ func readFull(f *os.File, b []byte, off int64) error {
 		return fmt.Errorf("%s: %w", f.Name(), err)
 	}
 	return nil
+}
+
+// disagree returns the clusters that dst and a copy of it (an older
+// generation with Copy set) both hold clean with different bytes: silent
+// damage in one of them, which only a failed checksum said was somewhere.
+func disagree(name string, size int64, dst genDevice, f *os.File, older []genDevice, olds []*os.File, a, b []byte) (*damage.Map, error) {
+	out := &damage.Map{}
+	for i, g := range older {
+		if !g.Copy {
+			continue
+		}
+		for off := int64(0); off < size; off += clusterSize {
+			n := min(int64(clusterSize), size-off)
+			if dst.Damage.Any(off, n, damage.Tainted) || g.Damage.Any(off, n, damage.Tainted) || out.Any(off, n, damage.Tainted) {
+				continue
+			}
+			if err := readFull(f, a[:n], off); err != nil {
+				return nil, err
+			}
+			if err := readFull(olds[i], b[:n], off); err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(a[:n], b[:n]) {
+				out.Add(off, n, damage.Tainted)
+			}
+		}
+	}
+	return out, nil
 }

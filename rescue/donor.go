@@ -262,7 +262,7 @@ type redo struct {
 // donors, at most one pass per older night (up to maxRedoPasses), until
 // one is verified by the stream's checksum. It returns nil when no pass
 // could be made or none improves on the first.
-func redoNewest(path string, newest *extract.Result, disksDir, work string, olds []*extract.Result, opt Options) (*redo, error) {
+func redoNewest(path string, newest *extract.Result, disksDir, work string, olds []*extract.Result, distrust []damage.Range, opt Options) (*redo, error) {
 	if newest.Map == nil || newest.Map.Full || len(olds) == 0 || newest.Intact() {
 		return nil, nil
 	}
@@ -281,7 +281,7 @@ func redoNewest(path string, newest *extract.Result, disksDir, work string, olds
 		clear(donor.used)
 		dir := filepath.Join(work, fmt.Sprintf("redo%d", k))
 		opt.Progress.Phase("decode again with older nights "+filepath.Base(path), 0)
-		res, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress.Set, Context: opt.Context, Donor: donor, Map: true})
+		res, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress.Set, Context: opt.Context, Donor: donor, Map: true, Distrust: distrust})
 		if err != nil {
 			return nil, err
 		}

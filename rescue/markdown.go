@@ -73,6 +73,9 @@ func writeInShort(p printer, r *Report) {
 	default:
 		p("- **Lost or unverified:** %s of disk data, in %d place(s) (see *Disks*).\n", ui.Bytes(bad), places)
 	}
+	if len(rep.Archives) > 0 && rep.Archives[0].Merge != nil {
+		p("- **Copies merged:** %s.\n", md(rep.Archives[0].Merge.Note))
+	}
 	if len(rep.Archives) > 0 && rep.Archives[0].Redecode != nil {
 		p("- **Decoded again:** %s.\n", md(rep.Archives[0].Redecode.Note))
 	}
@@ -143,7 +146,10 @@ func writeBackups(p printer, rep *report.Report) {
 	p("## Backups read\n\n")
 	for i, a := range rep.Archives {
 		role := "newest"
-		if i > 0 {
+		switch {
+		case i > 0 && a.UUID != "" && a.UUID == rep.Archives[0].UUID:
+			role = "a copy of the same backup, used to fill gaps"
+		case i > 0:
 			role = "older, used to fill gaps"
 		}
 		p("- %s (%s): **%s**; its own checksum: %s", code(filepath.Base(a.Path)), role, a.Status, checksumWords(a))

@@ -372,33 +372,24 @@ func TestNightsWrongDonor(t *testing.T) {
 }
 
 // TestCopiesVerified: two copies of one archive, each hit by a 64 KiB
-// garbage run in another place, are not refused: the second copy is the
-// first's donor, and the disks come back bit for bit.
+// garbage run in another place, are not refused: they are merged where
+// they differ, the merged archive's checksum matches, and the disks come
+// back bit for bit with nothing damaged.
 func TestCopiesVerified(t *testing.T) {
 	ns := buildNights(t, 1, 300)
 	a := ns.arcs[0]
-	b, err := os.ReadFile(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(ns.v.dir, "copy")
-	os.Mkdir(dir, 0o755)
-	c := filepath.Join(dir, filepath.Base(a))
-	if err := os.WriteFile(c, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	frac := placeable(t, a, []float64{0.3, 0.6, 0.45, 0.75, 0.2}, 5)
-	hit(t, a, frac, 5)
-	hit(t, c, 1-frac, 6)
+	c := copyOf(t, a, filepath.Join(ns.v.dir, "copy"))
+	hit(t, a, 0.3, 5)
+	hit(t, c, 0.7, 6)
 	out := filepath.Join(ns.v.dir, "rescue")
 	rep, err := Run(a, out, Options{Also: []string{c}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd := rep.Archives[0].Redecode
-	t.Logf("%s; redecode %+v", rep.Summary(), rd)
-	if rd == nil || !rd.Verified {
-		t.Fatalf("two copies not made whole: %+v", rd)
+	m := rep.Archives[0].Merge
+	t.Logf("%s; merge %+v", rep.Summary(), m)
+	if m == nil || !m.Verified || !rep.Intact() || rep.Archives[0].Path != a || len(rep.Archives) != 1 {
+		t.Fatalf("two copies not made whole: %+v", m)
 	}
 	if got := testimg.FileSHA256(t, filepath.Join(out, "disks", "disk-drive-scsi0.raw")); got != ns.disks[0] {
 		t.Errorf("the root disk is not the original")
@@ -406,4 +397,52 @@ func TestCopiesVerified(t *testing.T) {
 	if same := rootFiles(t, rep, out, ns.wants[0]); same != len(ns.wants[0]) {
 		t.Errorf("%d of %d root files identical", same, len(ns.wants[0]))
 	}
+	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
+	if !bytes.Contains(md, []byte("Copies merged")) || !bytes.Contains(md, []byte("original bit for bit")) {
+		t.Errorf("report.md does not say the copies were merged")
+	}
+	if _, err := os.Stat(filepath.Join(out, ".generations")); err == nil {
+		t.Errorf("the merged archive was left behind")
+	}
+}
+
+// TestCopiesOverlap: two copies damaged at overlapping places cannot be
+// merged whole: the rescue says so, reads the merged archive and lets the
+// copy fill what is left; no byte outside the reported damage is wrong.
+func TestCopiesOverlap(t *testing.T) {
+	ns := buildNights(t, 1, 300)
+	a := ns.arcs[0]
+	c := copyOf(t, a, filepath.Join(ns.v.dir, "copy"))
+	st, _ := os.Stat(a)
+	hit(t, a, 0.5, 5)
+	hit(t, c, 0.5+32768/float64(st.Size()), 6)
+	out := filepath.Join(ns.v.dir, "rescue")
+	rep, err := Run(a, out, Options{Also: []string{c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Archives[0].Merge
+	t.Logf("%s; merge %+v; redecode %+v", rep.Summary(), m, rep.Archives[0].Redecode)
+	if m == nil || m.Verified || !strings.Contains(m.Note, "overlaps") {
+		t.Fatalf("overlap not reported: %+v", m)
+	}
+	if w := outsideDamage(t, out, rep, ns.raws[0]); w != 0 {
+		t.Errorf("%d bytes outside the damage differ from the original", w)
+	}
+	rootFiles(t, rep, out, ns.wants[0])
+}
+
+// copyOf copies the archive at path into dir (created) under its name.
+func copyOf(t *testing.T, path, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(dir, 0o755)
+	c := filepath.Join(dir, filepath.Base(path))
+	if err := os.WriteFile(c, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -201,18 +201,30 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 	}
 	rep := &Report{Report: report.New(extract.Tool), Dir: dir}
 
-	// 1. the newest backup, into disks/
+	// 1. the newest backup (merged with its copies first), into disks/
+	work := filepath.Join(dir, ".generations")
+	defer os.RemoveAll(work)
+	mg, err := mergeCopies(path, work, opt)
+	if err != nil {
+		return nil, err
+	}
+	opt.Also = mg.also
 	disksDir := filepath.Join(dir, "disks")
-	newest, err := extractOne(path, disksDir, len(opt.Also) > 0, opt)
+	x := extract.Options{Map: len(opt.Also) > 0, Distrust: mg.distrust}
+	if mg.read != path {
+		x.Checker = sidecarOf(path)
+	}
+	newest, err := extractOne(mg.read, disksDir, x, opt)
 	if err != nil {
 		return nil, err
 	}
 	rep.Archives = append(rep.Archives, newest.Report.Archives...)
+	rep.Archives[0].Path, rep.Archives[0].Merge = path, mg.acct
 	rep.Devices = append(rep.Devices, newest.Report.Devices...)
 
 	// 2. older generations, into a work directory, then combined
 	if len(opt.Also) > 0 {
-		if err := combineGenerations(rep, newest, dir, opt); err != nil {
+		if err := combineGenerations(rep, newest, dir, mg.distrust, opt); err != nil {
 			return nil, err
 		}
 		// the damage account of disks/ now describes the combined images
@@ -374,9 +386,12 @@ func fatal(err error) bool {
 	return false
 }
 
-func extractOne(path, dir string, keepMap bool, opt Options) (*extract.Result, error) {
+// extractOne extracts one backup into dir; x holds the options particular
+// to it (Map, Checker, Distrust).
+func extractOne(path, dir string, x extract.Options, opt Options) (*extract.Result, error) {
 	opt.Progress.Phase("read "+filepath.Base(path), 0)
-	res, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress.Set, Context: opt.Context, Map: keepMap})
+	x.Force, x.Progress, x.Context = true, opt.Progress.Set, opt.Context
+	res, err := extract.Extract(path, dir, x)
 	if err != nil {
 		return nil, err
 	}
@@ -388,12 +403,12 @@ func extractOne(path, dir string, keepMap bool, opt Options) (*extract.Result, e
 
 // combineGenerations extracts the older backups and fills the newest
 // images from them.
-func combineGenerations(rep *Report, newest *extract.Result, dir string, opt Options) error {
+func combineGenerations(rep *Report, newest *extract.Result, dir string, distrust []damage.Range, opt Options) error {
 	work := filepath.Join(dir, ".generations")
 	defer os.RemoveAll(work)
 	var olds []*extract.Result
 	for i, p := range opt.Also {
-		res, err := extractOne(p, filepath.Join(work, fmt.Sprint(i+1)), false, opt)
+		res, err := extractOne(p, filepath.Join(work, fmt.Sprint(i+1)), extract.Options{}, opt)
 		if err != nil {
 			return fmt.Errorf("older backup %s: %w", p, err)
 		}
@@ -405,7 +420,7 @@ func combineGenerations(rep *Report, newest *extract.Result, dir string, opt Opt
 	// newest first
 	sort.SliceStable(olds, func(i, j int) bool { return olds[i].Header.Ctime.After(olds[j].Header.Ctime) })
 	disksDir := filepath.Join(dir, "disks")
-	rd, err := redoNewest(newest.Report.Archives[0].Path, newest, disksDir, work, olds, opt)
+	rd, err := redoNewest(newest.Report.Archives[0].Path, newest, disksDir, work, olds, distrust, opt)
 	if err != nil {
 		return err
 	}
@@ -429,8 +444,9 @@ func combineGenerations(rep *Report, newest *extract.Result, dir string, opt Opt
 		for _, o := range olds {
 			for _, od := range o.Report.Devices {
 				if od.Name == d.Name && od.Size == d.Size {
+					u := o.Report.Archives[0].UUID
 					older = append(older, genDevice{Archive: o.Report.Archives[0].Path, Path: o.Images[od.Name],
-						Damage: od.Damage, Checksum: o.Report.Archives[0].Checksum})
+						Damage: od.Damage, Checksum: o.Report.Archives[0].Checksum, Copy: u != "" && u == rep.Archives[0].UUID})
 				}
 			}
 		}
