@@ -15,6 +15,8 @@ import (
 
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/extract"
+	"github.com/vzsalvage/vzsalvage/vma"
 )
 
 // Options control Merge.
@@ -144,6 +146,7 @@ func Merge(paths []string, opt Options) (*Result, error) {
 	if m.maxTrials <= 0 {
 		m.maxTrials = DefaultMaxTrials
 	}
+	m.limit = streamLimit(paths, maxLen)
 	m.makeGroups()
 	o, err := m.search()
 	if err != nil {
@@ -189,6 +192,18 @@ func Merge(paths []string, opt Options) (*Result, error) {
 		res.Output, res.SHA256 = opt.Output, sum
 	}
 	return res, nil
+}
+
+// streamLimit bounds the output of a trial decode: what the VMA header of
+// one of the copies allows (vma.StreamLimit), or, without one, 1024 times
+// the file plus 1 GiB.
+func streamLimit(paths []string, size int64) int64 {
+	for _, p := range paths {
+		if h, err := extract.ReadHead(p); err == nil && h.Header != nil && len(h.Header.Devices) > 0 {
+			return vma.StreamLimit(h.Header)
+		}
+	}
+	return 1024*size + 1<<30
 }
 
 // detect returns the compression most copies' first bytes name.

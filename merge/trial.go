@@ -87,6 +87,7 @@ type merger struct {
 	maxTrials int
 	progress  func(done, total int64)
 	buf       []byte
+	limit     int64 // the most output a trial decodes (a decompression bomb stops there)
 }
 
 // makeGroups gathers the regions into groups and lists their combinations.
@@ -172,8 +173,10 @@ func (m *merger) trial() (*outcome, error) {
 	if m.buf == nil {
 		m.buf = make([]byte, 1<<20)
 	}
-	for {
-		_, err := dec.Read(m.buf)
+	var out int64
+	for out < m.limit {
+		n, err := dec.Read(m.buf)
+		out += int64(n)
 		if err == io.EOF {
 			break
 		}
@@ -186,6 +189,9 @@ func (m *merger) trial() (*outcome, error) {
 		}
 	}
 	o := &outcome{checksum: dec.Checksum()}
+	if out >= m.limit {
+		o.checksum = codec.ChecksumUnknown // stopped: a bomb, not an archive
+	}
 	for _, p := range dec.Problems() {
 		if p.Kind != damage.ChecksumMismatch {
 			o.located = append(o.located, p)
