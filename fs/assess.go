@@ -7,11 +7,12 @@ type State string
 
 // File states, from the best.
 const (
-	StateIntact   State = ""         // no byte of the file is in damage
-	StateMetadata State = "metadata" // the content is intact; its name or attributes may not be
-	StateMixed    State = "mixed"    // every byte is there, some from another backup (rescue --also)
-	StatePartial  State = "partial"  // some content bytes are damaged
-	StateLost     State = "lost"     // no byte of the content can be trusted
+	StateIntact      State = ""             // no byte of the file is in damage
+	StateMetadata    State = "metadata"     // the content is intact; its name or attributes may not be
+	StateNameUnknown State = "name-unknown" // the content is intact; no directory names it (lost+found/#NODE)
+	StateMixed       State = "mixed"        // every byte is there, some from another backup (rescue --also)
+	StatePartial     State = "partial"      // some content bytes are damaged
+	StateLost        State = "lost"         // no byte of the content can be trusted
 )
 
 // Rank orders states from intact (0) to lost: the worse, the higher.
@@ -19,12 +20,14 @@ func (s State) Rank() int {
 	switch s {
 	case StateMetadata:
 		return 1
-	case StateMixed:
+	case StateNameUnknown:
 		return 2
-	case StatePartial:
+	case StateMixed:
 		return 3
-	case StateLost:
+	case StatePartial:
 		return 4
+	case StateLost:
+		return 5
 	}
 	return 0
 }

@@ -74,6 +74,9 @@ type Stat struct {
 	Mtime time.Time
 	Ctime time.Time
 	Btime time.Time // zero when the filesystem does not record it
+	// Generation tells apart files that had the same node number at
+	// different times (ext4's i_generation); 0 when not recorded.
+	Generation uint32
 	// Xattrs holds extended attributes by full name ("user.foo",
 	// "security.capability", "system.posix_acl_access").
 	Xattrs map[string][]byte
@@ -95,6 +98,13 @@ type DirEntry struct {
 	// Problems the reader found in the entry's own block (a checksum that
 	// fails): the entry parsed, but its name or inode number may be wrong.
 	Problems []string
+	// Orphan marks an entry WithOrphans made for a file no directory
+	// names (lost+found/#NODE): its name is unknown.
+	Orphan bool
+	// Named says, for an orphan WithOrphans put back under the name an
+	// older copy of its directory gives it (a Namer), where that name was
+	// found; "" for a name its directory holds.
+	Named string
 }
 
 // File is a regular file's content. Reads past a hole return zeros; reads

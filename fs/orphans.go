@@ -21,21 +21,53 @@ const lostFoundName = "lost+found"
 // none. A real entry of the same name wins over an orphan. Lookup, Walk,
 // IOFS and Copy read filesystems through this view; calling WithOrphans on
 // a view returns it unchanged.
-func WithOrphans(f FS) FS {
+//
+// An orphan that a Namer (f itself, when it implements one) names is put
+// back where it was instead: as an entry of that directory, with Named
+// saying where the name was found, when the name is free there and the
+// directory is not inside the orphan itself.
+func WithOrphans(f FS) FS { return WithNames(f) }
+
+// WithNames is WithOrphans with more namers, asked after f's own (an older
+// backup's filesystem, say). Calling it on a view returns the view.
+func WithNames(f FS, namers ...Namer) FS {
 	if v, ok := f.(*orphanView); ok {
 		return v
 	}
-	return &orphanView{FS: f}
+	if n, ok := f.(Namer); ok {
+		namers = append([]Namer{n}, namers...)
+	}
+	return &orphanView{FS: f, namers: namers}
+}
+
+// Namer says what an orphan was called: the directory and name an older
+// copy of its directory gives it.
+type Namer interface {
+	OrphanName(n Node) (OrphanName, bool)
+}
+
+// OrphanName is where an orphan was, and what said so.
+type OrphanName struct {
+	Parent Node
+	Name   string
+	Source string
 }
 
 type orphanView struct {
 	FS
+	namers  []Namer
 	once    sync.Once
-	entries []DirEntry // the orphans as entries of lost+found
-	err     error      // from Orphans
-	lf      Node       // the directory they appear in (LostFound if virtual)
-	lfName  string     // its name in the root when virtual
+	entries []DirEntry               // the orphans as entries of lost+found
+	placed  map[Node][]DirEntry      // orphans put back under their names, by directory
+	names   map[Node]map[string]bool // names taken in the directories placed into (while loading)
+	err     error                    // from Orphans
+	lf      Node                     // the directory they appear in (LostFound if virtual)
+	lfName  string                   // its name in the root when virtual
 }
+
+// maxNamedWalk bounds the nodes looked at to make sure a directory put
+// back under a name is not inside itself.
+const maxNamedWalk = 1 << 20
 
 func (v *orphanView) load() {
 	v.once.Do(func() {
@@ -46,7 +78,10 @@ func (v *orphanView) load() {
 			if st, err := v.FS.Stat(n); err == nil {
 				t = st.Mode.Type()
 			}
-			v.entries = append(v.entries, DirEntry{Name: "#" + strconv.FormatUint(uint64(n), 10), Node: n, Type: t})
+			if v.place(n, t) {
+				continue
+			}
+			v.entries = append(v.entries, DirEntry{Name: "#" + strconv.FormatUint(uint64(n), 10), Node: n, Type: t, Orphan: true})
 		}
 		if len(v.entries) == 0 && v.err == nil {
 			return
@@ -74,6 +109,7 @@ func (v *orphanView) ReadDir(n Node) ([]DirEntry, error) {
 		return append([]DirEntry(nil), v.entries...), v.err
 	}
 	ents, err := v.FS.ReadDir(n)
+	ents = append(ents, v.placed[n]...)
 	switch {
 	case n == v.FS.Root() && v.lfName != "":
 		ents = append(ents, DirEntry{Name: v.lfName, Node: LostFound, Type: iofs.ModeDir})
@@ -128,4 +164,75 @@ func (v *orphanView) Layout(n Node) (*Layout, error) {
 		return &Layout{}, nil
 	}
 	return v.FS.Layout(n)
+}
+
+// place puts orphan n (of type t) back under the name a namer gives it,
+// and reports whether it did.
+func (v *orphanView) place(n Node, t iofs.FileMode) bool {
+	for _, nm := range v.namers {
+		on, ok := nm.OrphanName(n)
+		if !ok || !ValidName(on.Name) || on.Parent == n {
+			continue
+		}
+		if st, err := v.FS.Stat(on.Parent); err != nil || !st.Mode.IsDir() {
+			continue
+		}
+		if t.IsDir() && v.inside(on.Parent, n) || v.taken(on.Parent, on.Name) {
+			continue
+		}
+		if v.placed == nil {
+			v.placed = map[Node][]DirEntry{}
+		}
+		v.placed[on.Parent] = append(v.placed[on.Parent], DirEntry{Name: on.Name, Node: n, Type: t, Named: on.Source})
+		return true
+	}
+	return false
+}
+
+// taken reports whether dir already has an entry called name (its own or
+// one put back); when it has not, the name is taken for the caller.
+func (v *orphanView) taken(dir Node, name string) bool {
+	if v.names == nil {
+		v.names = map[Node]map[string]bool{}
+	}
+	names := v.names[dir]
+	if names == nil {
+		names = map[string]bool{}
+		ents, _ := v.FS.ReadDir(dir)
+		for _, e := range ents {
+			names[e.Name] = true
+		}
+		v.names[dir] = names
+	}
+	if names[name] {
+		return true
+	}
+	names[name] = true // the caller takes it
+	return false
+}
+
+// inside reports whether node lies in the tree under dir (or the walk
+// that would tell is too long).
+func (v *orphanView) inside(node, dir Node) bool {
+	seen := map[Node]bool{dir: true}
+	queue := []Node{dir}
+	for len(queue) > 0 {
+		d := queue[0]
+		queue = queue[1:]
+		ents, _ := v.FS.ReadDir(d)
+		for _, e := range ents {
+			if e.Node == node {
+				return true
+			}
+			if !e.Type.IsDir() || seen[e.Node] {
+				continue
+			}
+			if len(seen) >= maxNamedWalk {
+				return true
+			}
+			seen[e.Node] = true
+			queue = append(queue, e.Node)
+		}
+	}
+	return false
 }

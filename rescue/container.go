@@ -72,7 +72,7 @@ func runContainer(path, dir string, opt Options) (*Report, error) {
 	if opt.MaxOutput > 0 {
 		budget.MaxWrite, budget.MaxRead = opt.MaxOutput, max(budget.MaxRead, opt.MaxOutput)
 	}
-	rv, damaged, err := rescueVolume(v, filepath.Join(dir, "files"), filled, budget, opt)
+	rv, damaged, err := rescueVolume(v, filepath.Join(dir, "files"), filled, budget, nil, opt)
 	if err != nil {
 		rv.Error = err.Error()
 	}

@@ -25,7 +25,10 @@ func VolumeReport(v volume.Volume) report.Volume {
 // filesDir/<volume id>/ and judges each against the volume's damage.
 // filled (volume offsets, may be nil) holds ranges filled from older
 // generations: files damaged only there are "mixed".
-func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, budget *fs.Budget, opt Options) (report.Volume, []report.DamagedFile, error) {
+//
+// olds are the older nights' volumes: the same volume there gives names
+// back to files whose directory is damaged here (names.go).
+func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, budget *fs.Budget, olds []oldVolume, opt Options) (report.Volume, []report.DamagedFile, error) {
 	rv := VolumeReport(v)
 	if v.Kind == "partition" && v.FS == "" && v.Size == 0 {
 		return rv, nil, nil
@@ -39,6 +42,9 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, budget *
 			return rv, nil, nil
 		}
 		return rv, nil, fmt.Errorf("cannot open the %s filesystem: %v", v.FS, err)
+	}
+	if ns := namersFor(v, f, olds, opt); len(ns) > 0 {
+		f = fs.WithNames(f, ns...)
 	}
 	info := f.Info()
 	rv.Notes = append(rv.Notes, info.Problems...)
@@ -134,6 +140,7 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, budget *
 			if df.State.Damaged() && filled != nil && lay != nil && onlyFilled(st, lay, e, v.Damage, filled) {
 				df.State = fs.StateMixed
 			}
+			nameState(&df, e)
 		}
 		if df.State.Damaged() {
 			seen[path] = len(damaged)
@@ -179,4 +186,24 @@ func onlyFilled(st *fs.Stat, lay *fs.Layout, e *fs.DirEntry, dmg, filled *damage
 		return false
 	}
 	return true
+}
+
+// nameState says, for a file no directory names any more, that its name
+// is unknown (an orphan, in lost+found as #NODE) or where the name it was
+// given back was found (an older copy of its directory); a file otherwise
+// intact is listed for it.
+func nameState(df *report.DamagedFile, e *fs.DirEntry) {
+	switch {
+	case e == nil:
+	case e.Orphan:
+		df.Problems = append(df.Problems, "no directory names it (a damaged directory): its name is unknown")
+		if !df.State.Damaged() {
+			df.State = fs.StateNameUnknown
+		}
+	case e.Named != "":
+		df.Problems = append(df.Problems, "its directory is damaged: the name is the one in "+e.Named)
+		if !df.State.Damaged() {
+			df.State = fs.StateMetadata
+		}
+	}
 }

@@ -223,8 +223,9 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 	rep.Devices = append(rep.Devices, newest.Report.Devices...)
 
 	// 2. older generations, into a work directory, then combined
+	var olds []*extract.Result
 	if len(opt.Also) > 0 {
-		if err := combineGenerations(rep, newest, dir, mg.distrust, opt); err != nil {
+		if olds, err = combineGenerations(rep, newest, dir, mg.distrust, opt); err != nil {
 			return nil, err
 		}
 		// the damage account of disks/ now describes the combined images
@@ -261,6 +262,11 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 	filled := filledByVolume(disks, rep.filled)
 	filesDir := filepath.Join(dir, "files")
 	budget := outputBudget(rep.Devices, vols, opt.MaxOutput)
+	oldVols, closeOld, err := olderVolumes(olds)
+	if err != nil {
+		return nil, err
+	}
+	defer closeOld()
 	same := sameVolume{}
 	for _, v := range vols {
 		if first, dup := same.seen(v); dup {
@@ -270,7 +276,7 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 			rep.Volumes = append(rep.Volumes, rv)
 			continue
 		}
-		rv, damaged, err := rescueVolume(v, filesDir, filled[v.ID], budget, opt)
+		rv, damaged, err := rescueVolume(v, filesDir, filled[v.ID], budget, oldVols, opt)
 		if fatal(err) {
 			return nil, err
 		}
@@ -401,16 +407,16 @@ func extractOne(path, dir string, x extract.Options, opt Options) (*extract.Resu
 	return res, nil
 }
 
-// combineGenerations extracts the older backups and fills the newest
-// images from them.
-func combineGenerations(rep *Report, newest *extract.Result, dir string, distrust []damage.Range, opt Options) error {
+// combineGenerations extracts the older backups (into dir/.generations,
+// which the caller removes) and fills the newest images from them; it
+// returns the older backups' reads, newest first.
+func combineGenerations(rep *Report, newest *extract.Result, dir string, distrust []damage.Range, opt Options) ([]*extract.Result, error) {
 	work := filepath.Join(dir, ".generations")
-	defer os.RemoveAll(work)
 	var olds []*extract.Result
 	for i, p := range opt.Also {
 		res, err := extractOne(p, filepath.Join(work, fmt.Sprint(i+1)), extract.Options{}, opt)
 		if err != nil {
-			return fmt.Errorf("older backup %s: %w", p, err)
+			return nil, fmt.Errorf("older backup %s: %w", p, err)
 		}
 		// A copy of the same backup (same UUID) is a donor like an older
 		// night, only a better one: its disks are the same night's.
@@ -422,11 +428,11 @@ func combineGenerations(rep *Report, newest *extract.Result, dir string, distrus
 	disksDir := filepath.Join(dir, "disks")
 	rd, err := redoNewest(newest.Report.Archives[0].Path, newest, disksDir, work, olds, distrust, opt)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if rd != nil {
 		if err := applyRedo(rep, rd, disksDir); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for i := range rep.Devices {
@@ -459,7 +465,7 @@ func combineGenerations(rep *Report, newest *extract.Result, dir string, distrus
 		opt.Progress.Phase("combine "+d.Name, 0)
 		c, err := combineDevice(d.Name, d.Size, dst, older, donated)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		d.Damage = c.Damage
 		d.Sources = append(d.Sources, c.Sources...)
@@ -471,7 +477,7 @@ func combineGenerations(rep *Report, newest *extract.Result, dir string, distrus
 		}
 		rep.filled = append(rep.filled, filledDevice{name: d.Name, m: c.Filled})
 	}
-	return nil
+	return olds, nil
 }
 
 // recount derives a device's cluster counts from its damage map after

@@ -119,9 +119,15 @@ type FS struct {
 	orphanOnce sync.Once
 	orphans    []fs.Node
 	orphansErr error
+
+	namesOnce sync.Once
+	names     map[uint32]named // orphans' names from the journal's log (names.go)
 }
 
-var _ fs.FS = (*FS)(nil)
+var (
+	_ fs.FS    = (*FS)(nil)
+	_ fs.Namer = (*FS)(nil)
+)
 
 // Probe reports whether r looks like an ext2/3/4 filesystem (a superblock
 // magic number and a sane geometry at byte 1024).

@@ -218,10 +218,11 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 		return nil, err
 	}
 	st := &fs.Stat{
-		Node:  n,
-		Mode:  fileMode(in.mode),
-		Size:  in.size,
-		Nlink: uint32(in.links),
+		Node:       n,
+		Mode:       fileMode(in.mode),
+		Size:       in.size,
+		Nlink:      uint32(in.links),
+		Generation: in.generation(),
 	}
 	b := in.b
 	st.UID = uint32(le.Uint16(b[0x02:])) | uint32(le.Uint16(b[0x78:]))<<16

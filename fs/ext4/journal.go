@@ -280,6 +280,59 @@ func (j *journal) commitCsumOK(b []byte) bool {
 	return c == be.Uint32(b[0x10:])
 }
 
+// eachTag calls fn with each tag of descriptor block b (log unset), in
+// order, until fn returns false.
+func (j *journal) eachTag(b []byte, fn func(jtag) bool) {
+	js := &j.sb
+	tagBytes := js.tagBytes()
+	csumSize := 0
+	if js.csum() {
+		csumSize = 4
+	}
+	for p := 12; p+tagBytes <= len(b)-csumSize; {
+		t := b[p:]
+		var flags uint32
+		var tg jtag
+		tg.target = uint64(be.Uint32(t))
+		if js.incompat&jbdIncompatCsumV3 != 0 {
+			flags = be.Uint32(t[4:])
+			tg.csum = be.Uint32(t[12:])
+		} else {
+			tg.csum = uint32(be.Uint16(t[4:]))
+			flags = uint32(be.Uint16(t[6:]))
+		}
+		if js.incompat&jbdIncompat64Bit != 0 {
+			tg.target |= uint64(be.Uint32(t[8:])) << 32
+		}
+		tg.escape = flags&jbdFlagEscape != 0
+		if !fn(tg) {
+			return
+		}
+		p += tagBytes
+		if flags&jbdFlagSameUUID == 0 {
+			p += 16
+		}
+		if flags&jbdFlagLastTag != 0 {
+			return
+		}
+	}
+}
+
+// copyCsumOK verifies a logged block's tag checksum (csum v2/v3) for
+// transaction seq; true when the journal has no checksums.
+func (j *journal) copyCsumOK(b []byte, seq, want uint32) bool {
+	if !j.sb.csum() {
+		return true
+	}
+	var sq [4]byte
+	be.PutUint32(sq[:], seq)
+	c := crc32c(crc32c(j.sb.seed, sq[:]), b)
+	if j.sb.incompat&jbdIncompatCsumV3 == 0 {
+		c &= 0xFFFF
+	}
+	return c == want
+}
+
 // replay scans the log from its start, collects committed transactions and
 // revoke records, and returns the overlay of the blocks to replay. clean is
 // false when anything had to be skipped (a checksum mismatch, an
@@ -304,7 +357,6 @@ func (j *journal) replay() (*overlay, []string, bool) {
 	seq := js.sequence
 	var committed []jtrans
 	cur := jtrans{seq: seq}
-	tagBytes := j.sb.tagBytes()
 	csumSize := 0
 	if js.csum() {
 		csumSize = 4
@@ -329,37 +381,21 @@ scan:
 				fail("descriptor block %d checksum mismatch (transaction %d)", at, seq)
 				break scan
 			}
-			for p := 12; p+tagBytes <= len(b)-csumSize; {
-				t := b[p:]
-				var flags uint32
-				var tg jtag
-				tg.target = uint64(be.Uint32(t))
-				if js.incompat&jbdIncompatCsumV3 != 0 {
-					flags = be.Uint32(t[4:])
-					tg.csum = be.Uint32(t[12:])
-				} else {
-					tg.csum = uint32(be.Uint16(t[4:]))
-					flags = uint32(be.Uint16(t[6:]))
-				}
-				if js.incompat&jbdIncompat64Bit != 0 {
-					tg.target |= uint64(be.Uint32(t[8:])) << 32
-				}
-				tg.escape = flags&jbdFlagEscape != 0
+			past := false
+			j.eachTag(b, func(tg jtag) bool {
 				tg.log = next
 				advance()
 				steps++
 				if steps > ring {
-					fail("transaction %d runs past the log", seq)
-					break scan
+					past = true
+					return false
 				}
 				cur.tags = append(cur.tags, tg)
-				p += tagBytes
-				if flags&jbdFlagSameUUID == 0 {
-					p += 16
-				}
-				if flags&jbdFlagLastTag != 0 {
-					break
-				}
+				return true
+			})
+			if past {
+				fail("transaction %d runs past the log", seq)
+				break scan
 			}
 		case jbdCommit:
 			if csumSize > 0 && !j.commitCsumOK(b) {
@@ -427,13 +463,7 @@ scan:
 					fail("block %d: %v", tg.log, err)
 					continue
 				}
-				var sq [4]byte
-				be.PutUint32(sq[:], t.seq)
-				c := crc32c(crc32c(js.seed, sq[:]), b)
-				if js.incompat&jbdIncompatCsumV3 == 0 {
-					c &= 0xFFFF
-				}
-				if c != tg.csum {
+				if !j.copyCsumOK(b, t.seq, tg.csum) {
 					fail("transaction %d: checksum mismatch in the copy of block %d", t.seq, tg.target)
 					continue
 				}
