@@ -173,6 +173,9 @@ func readAll(t *testing.T, img []byte) {
 		orphans, _ := f.Orphans()
 		for _, n := range orphans {
 			fuzzVisit(t, f, n, seen, buf)
+			if on, ok := f.OrphanName(n); ok && (on.Name == "" || on.Parent == 0) {
+				t.Fatalf("orphan %d named %+v", n, on)
+			}
 		}
 		if mode == Auto && f.Info().View == ViewOnDisk {
 			break // Replay and OnDisk may still differ; Auto already was OnDisk
