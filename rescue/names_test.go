@@ -2,12 +2,10 @@ package rescue
 
 import (
 	"crypto/sha256"
-	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +14,6 @@ import (
 	"github.com/vzsalvage/vzsalvage/extract"
 	"github.com/vzsalvage/vzsalvage/fs"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
-	"github.com/vzsalvage/vzsalvage/internal/testutil"
 	"github.com/vzsalvage/vzsalvage/vma"
 )
 
@@ -125,20 +122,6 @@ func dirsByFiles(src string) []string {
 	return dirs
 }
 
-// fsBlocks lists the blocks of a path of the root filesystem (debugfs).
-func fsBlocks(t *testing.T, img string, off int64, p string) []int64 {
-	t.Helper()
-	var out []int64
-	for _, w := range strings.Fields(string(testutil.Run(t, "debugfs", "-R", "blocks "+p, img+"?offset="+strconv.FormatInt(off, 10)))) {
-		b, err := strconv.ParseInt(w, 10, 64)
-		if err != nil {
-			t.Fatalf("debugfs blocks %s: %q", p, w)
-		}
-		out = append(out, b)
-	}
-	return out
-}
-
 // journalDirs logs the blocks of every directory of the root filesystem in
 // its journal as one transaction (debugfs journal_write), then recovers it
 // (journal_run): the journal is clean, and its log keeps the copies, as
@@ -149,26 +132,11 @@ func journalDirs(t *testing.T, img string, off int64, src string) {
 	filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
 		if err == nil && info.IsDir() {
 			rel, _ := filepath.Rel(src, p)
-			blocks = append(blocks, fsBlocks(t, img, off, "/"+filepath.ToSlash(rel))...)
+			blocks = append(blocks, testimg.FSBlocks(t, img, off, "/"+filepath.ToSlash(rel))...)
 		}
 		return nil
 	})
-	b, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	var data []byte
-	var list []string
-	for _, blk := range blocks {
-		data = append(data, b[off+blk*4096:off+(blk+1)*4096]...)
-		list = append(list, strconv.FormatInt(blk, 10))
-	}
-	os.WriteFile(filepath.Join(dir, "blocks"), data, 0o644)
-	os.WriteFile(filepath.Join(dir, "cmds"), []byte(fmt.Sprintf("jo\njw -b %s %s\njc\n", strings.Join(list, ","), filepath.Join(dir, "blocks"))), 0o644)
-	at := img + "?offset=" + strconv.FormatInt(off, 10)
-	testutil.Run(t, "debugfs", "-w", "-f", filepath.Join(dir, "cmds"), at)
-	testutil.Run(t, "debugfs", "-w", "-R", "jr", at)
+	testimg.JournalBlocks(t, img, off, blocks)
 }
 
 // nameCounts compares a rescue's root files with want: back under their
@@ -212,7 +180,7 @@ func TestNames(t *testing.T) {
 	dirOf := map[int64]string{}
 	var targets []int64
 	for _, d := range dirsByFiles(v.src)[:4] {
-		blk := fsBlocks(t, ns.raws[1], v.root.Offset, d)[0]
+		blk := testimg.FSBlocks(t, ns.raws[1], v.root.Offset, d)[0]
 		dirOf[v.root.Offset+blk*4096] = d
 		targets = append(targets, v.root.Offset+blk*4096)
 	}

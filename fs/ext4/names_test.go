@@ -8,55 +8,13 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/fs"
-	"github.com/vzsalvage/vzsalvage/internal/testutil"
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
 )
-
-// dirBlocks returns the blocks of a directory, as debugfs lists them.
-func dirBlocks(t *testing.T, img, dir string) []uint64 {
-	t.Helper()
-	var out []uint64
-	for _, w := range strings.Fields(string(testutil.Run(t, "debugfs", "-R", "blocks "+dir, img))) {
-		b, err := strconv.ParseUint(w, 10, 64)
-		if err != nil {
-			t.Fatalf("debugfs blocks %s: %q", dir, w)
-		}
-		out = append(out, b)
-	}
-	return out
-}
-
-// logBlocks writes the current content of blocks into the journal as one
-// transaction (debugfs journal_write), then recovers it (journal_run): the
-// journal is clean again, and its log keeps the copies, as after the
-// kernel checkpointed a directory change.
-func logBlocks(t *testing.T, img string, blocks []uint64) {
-	t.Helper()
-	b, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	var data []byte
-	var list []string
-	for _, blk := range blocks {
-		data = append(data, b[blk*4096:(blk+1)*4096]...)
-		list = append(list, strconv.FormatUint(blk, 10))
-	}
-	f := filepath.Join(dir, "blocks")
-	if err := os.WriteFile(f, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmds := filepath.Join(dir, "cmds")
-	os.WriteFile(cmds, []byte(fmt.Sprintf("jo\njw -b %s %s\njc\n", strings.Join(list, ","), f)), 0o644)
-	testutil.Run(t, "debugfs", "-w", "-f", cmds, img)
-	testutil.Run(t, "debugfs", "-w", "-R", "jr", img)
-}
 
 // TestNamesFromJournal: the blocks of two directories are destroyed. The
 // journal's log holds older copies of one's blocks: its files come back
@@ -80,19 +38,19 @@ func TestNamesFromJournal(t *testing.T) {
 	put("logged/sub/deeper.txt", "deeper\n")
 	img := filepath.Join(t.TempDir(), "img")
 	mkfs(t, src, img, "32M", "-b", "4096", "-t", "ext4")
-	logged, plain := dirBlocks(t, img, "/logged"), dirBlocks(t, img, "/plain")
+	logged, plain := testimg.FSBlocks(t, img, 0, "/logged"), testimg.FSBlocks(t, img, 0, "/plain")
 	if len(logged) < 2 {
 		t.Fatalf("/logged has %d blocks", len(logged))
 	}
-	logBlocks(t, img, logged)
+	testimg.JournalBlocks(t, img, 0, logged)
 
 	// garbage over both directories' blocks; the damage map says where
 	b, _ := os.ReadFile(img)
 	rng := rand.New(rand.NewSource(1))
 	dmg := &damage.Map{}
-	for _, blk := range append(append([]uint64(nil), logged...), plain...) {
+	for _, blk := range append(append([]int64(nil), logged...), plain...) {
 		rng.Read(b[blk*4096 : (blk+1)*4096])
-		dmg.Add(int64(blk)*4096, 4096, damage.Tainted)
+		dmg.Add(blk*4096, 4096, damage.Tainted)
 	}
 	os.WriteFile(img, b, 0o644)
 	f := openImage(t, img, Options{Damage: dmg})

@@ -196,3 +196,42 @@ func FileSHA256(t testing.TB, path string) [32]byte {
 	must(t, err)
 	return sha256.Sum256(b)
 }
+
+// JournalBlocks writes the current content of blocks (4 KiB) of the ext4
+// filesystem at byte offset off of the image into its journal as one
+// transaction (debugfs journal_write), then recovers it (journal_run): the
+// journal is clean again and its log keeps the copies, as after the kernel
+// checkpointed the change that logged those blocks.
+func JournalBlocks(t testing.TB, img string, off int64, blocks []int64) {
+	t.Helper()
+	b, err := os.ReadFile(img)
+	must(t, err)
+	dir := t.TempDir()
+	var data []byte
+	var list []string
+	for _, blk := range blocks {
+		data = append(data, b[off+blk*4096:off+(blk+1)*4096]...)
+		list = append(list, strconv.FormatInt(blk, 10))
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "blocks"), data, 0o644))
+	cmds := "jo\njw -b " + strings.Join(list, ",") + " " + filepath.Join(dir, "blocks") + "\njc\n"
+	must(t, os.WriteFile(filepath.Join(dir, "cmds"), []byte(cmds), 0o644))
+	at := img + "?offset=" + strconv.FormatInt(off, 10)
+	testutil.Run(t, "debugfs", "-w", "-f", filepath.Join(dir, "cmds"), at)
+	testutil.Run(t, "debugfs", "-w", "-R", "jr", at)
+}
+
+// FSBlocks lists the blocks of a path of the ext4 filesystem at byte
+// offset off of the image, as debugfs gives them.
+func FSBlocks(t testing.TB, img string, off int64, p string) []int64 {
+	t.Helper()
+	var out []int64
+	for _, w := range strings.Fields(string(testutil.Run(t, "debugfs", "-R", "blocks "+p, img+"?offset="+strconv.FormatInt(off, 10)))) {
+		b, err := strconv.ParseInt(w, 10, 64)
+		if err != nil {
+			t.Fatalf("debugfs blocks %s: %q", p, w)
+		}
+		out = append(out, b)
+	}
+	return out
+}
