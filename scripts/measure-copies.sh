@@ -70,7 +70,7 @@ repair() {
   python3 - "$dir/repair.json" "$label" "$code" "$(tail -1 "$dir/time" | awk '{printf "%.1f s (%.1f s CPU)", $1, $2 + $3}')" "$got" "$want" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-m = r.get("Merge") or {}
+m = r.get("merge") or {}
 label, code, secs, got, want = sys.argv[2:]
 why = "" if m.get("verified") else " (not verified)"
 print(f"{label}: exit {code}, {secs}, {len(m.get('regions') or [])} places, {m.get('trials')} trial decodes, "
@@ -102,7 +102,7 @@ for seed in ${@:-1 2 3}; do
   a=$(copyto a); b=$(copyto b)
   hit "$a" "$ob" "$((seed * 10 + 8))"; hit "$b" "$((ob + 32768))" "$((seed * 10 + 9))"
   repair "overlapping (at $pb % and 32 KiB later)" "$a" "$b"
-  python3 -c "import json; print('  says:', json.load(open('$dir/repair.json'))['Notes'])"
+  python3 -c "import json; print('  says:', json.load(open('$dir/repair.json'))['notes'])"
 done
 
 # The second decoding pass (rescue --also OLDER, rescue/donor.go) decodes the newest archive again
