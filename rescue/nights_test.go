@@ -247,6 +247,28 @@ func rootFiles(t *testing.T, rep *Report, out string, want map[string][32]byte) 
 	return check(t, rep, out, want)
 }
 
+// listing counts the root files a rescue lists as damaged, those of them
+// identical to the original all the same (listed needlessly), and the
+// files that differ from the original or are missing (listed or not).
+func listing(t *testing.T, rep *Report, out string, want map[string][32]byte) (listed, needless, wrong int) {
+	t.Helper()
+	got := sums(t, filepath.Join(out, "files", "drive-scsi0-p3"))
+	for _, f := range rep.DamagedFiles {
+		if h, ok := want[f.Path]; ok && f.Volume == "drive-scsi0-p3" {
+			listed++
+			if got[f.Path] == h {
+				needless++
+			}
+		}
+	}
+	for p, h := range want {
+		if g, ok := got[p]; !ok || g != h {
+			wrong++
+		}
+	}
+	return listed, needless, wrong
+}
+
 // outsideDamage counts the bytes of the rescued root disk that differ from
 // the original outside its reported damage.
 func outsideDamage(t *testing.T, out string, rep *Report, raw string) (wrong int64) {
@@ -299,6 +321,9 @@ func TestNightsVerified(t *testing.T) {
 		t.Errorf("alone: %d bytes outside the damage differ from the original", w)
 	}
 
+	listed, needless, wrong := listing(t, rep, alone, ns.wants[2])
+	t.Logf("alone: %d of %d root files identical, %d listed as damaged (%d of them identical), %d differ or missing", sameAlone, len(ns.wants[2]), listed, needless, wrong)
+
 	out := filepath.Join(ns.v.dir, "rescue")
 	rep, err = Run(newest, out, Options{Also: []string{ns.arcs[1], ns.arcs[0]}})
 	if err != nil {
@@ -306,7 +331,8 @@ func TestNightsVerified(t *testing.T) {
 	}
 	same := rootFiles(t, rep, out, ns.wants[2])
 	rd := rep.Archives[0].Redecode
-	t.Logf("alone: %d of %d root files identical; with two older nights: %s; %d identical; redecode %+v", sameAlone, len(ns.wants[2]), rep.Summary(), same, rd)
+	listed, needless, wrong = listing(t, rep, out, ns.wants[2])
+	t.Logf("with two older nights: %s; %d identical, %d listed as damaged (%d of them identical), %d differ or missing; redecode %+v", rep.Summary(), same, listed, needless, wrong, rd)
 	if rd == nil || !rd.Verified {
 		t.Fatalf("not verified: %+v", rd)
 	}
