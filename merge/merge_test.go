@@ -18,29 +18,16 @@ import (
 // archives caches the test archives by extension (built once per run).
 var archives = map[string][]byte{}
 
-// testArchive builds a VMA archive of a seeded 16 MiB disk (text, random
-// and zero runs of 128 KiB, as a guest's disk holds), compressed by the
-// real CLI for ext, and returns its bytes.
+// testArchive builds a VMA archive of a seeded 16 MiB disk
+// (testimg.DiskData), compressed by the real CLI for ext, and returns its
+// bytes.
 func testArchive(t *testing.T, ext string) []byte {
 	t.Helper()
 	if b, ok := archives[ext]; ok {
 		return b
 	}
 	dir := t.TempDir()
-	rng := rand.New(rand.NewSource(7))
-	disk := make([]byte, 16<<20)
-	words := []string{"backup ", "proxmox ", "cluster ", "volume ", "inode ", "journal ", "the ", "of ", "data\n"}
-	for p := 0; p < len(disk); p += 128 << 10 {
-		run := disk[p : p+128<<10]
-		switch rng.Intn(3) {
-		case 0:
-			rng.Read(run)
-		case 1:
-			for i := 0; i < len(run); {
-				i += copy(run[i:], words[rng.Intn(len(words))])
-			}
-		}
-	}
+	disk := testimg.DiskData(16<<20, 7)
 	raw := filepath.Join(dir, "disk.raw")
 	if err := os.WriteFile(raw, disk, 0o644); err != nil {
 		t.Fatal(err)
