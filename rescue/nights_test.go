@@ -347,6 +347,9 @@ func TestNightsVerified(t *testing.T) {
 	if got := testimg.FileSHA256(t, filepath.Join(out, "disks", "disk-drive-scsi0.raw")); got != ns.disks[2] {
 		t.Errorf("the root disk is not the newest night's")
 	}
+	if !strings.HasPrefix(rep.Summary(), "made whole: ") {
+		t.Errorf("the summary does not say the night was made whole: %s", rep.Summary())
+	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
 	if !bytes.Contains(md, []byte("checksum matches")) {
 		t.Errorf("report.md does not say the night was made whole")

@@ -116,6 +116,10 @@ func (r *Report) Summary() string {
 	if r.Intact() {
 		return fmt.Sprintf("intact: %d files copied from %d volume(s), nothing damaged", files, len(r.Volumes))
 	}
+	if rd := r.madeWhole(); rd != nil {
+		return fmt.Sprintf("made whole: %d files copied from %d volume(s), nothing damaged; the backup is damaged, but decoded again with the lost bytes from %s, its own checksum matches",
+			files, len(r.Volumes), ui.Safe(donorNames(rd.Donors)))
+	}
 	s := "damaged: "
 	if len(r.Archives) > 0 && r.Archives[0].EndsEarly != nil {
 		s += "the backup ends early; "
@@ -135,6 +139,25 @@ func (r *Report) Summary() string {
 		s += "; " + r.CopyStopped
 	}
 	return s
+}
+
+// madeWhole returns the second decoding that made the damaged backup whole
+// (verified by its checksum, nothing left damaged), or nil.
+func (r *Report) madeWhole() *report.Redecode {
+	if len(r.Archives) == 0 || r.Archives[0].Redecode == nil || !r.Archives[0].Redecode.Verified || len(r.DamagedFiles) > 0 {
+		return nil
+	}
+	for _, d := range r.Devices {
+		if !d.Damage.Empty() {
+			return nil
+		}
+	}
+	for _, v := range r.Volumes {
+		if v.Error != "" {
+			return nil
+		}
+	}
+	return r.Archives[0].Redecode
 }
 
 // unverified says when the archives' own checksums could not vouch for the
