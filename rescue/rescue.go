@@ -90,6 +90,11 @@ func (r *Report) Intact() bool {
 			return false
 		}
 	}
+	return r.nothingDamaged()
+}
+
+// nothingDamaged reports whether no disk, volume or file is left damaged.
+func (r *Report) nothingDamaged() bool {
 	for _, d := range r.Devices {
 		if !d.Damage.Empty() {
 			return false
@@ -144,18 +149,8 @@ func (r *Report) Summary() string {
 // madeWhole returns the second decoding that made the damaged backup whole
 // (verified by its checksum, nothing left damaged), or nil.
 func (r *Report) madeWhole() *report.Redecode {
-	if len(r.Archives) == 0 || r.Archives[0].Redecode == nil || !r.Archives[0].Redecode.Verified || len(r.DamagedFiles) > 0 {
+	if len(r.Archives) == 0 || r.Archives[0].Redecode == nil || !r.Archives[0].Redecode.Verified || !r.nothingDamaged() {
 		return nil
-	}
-	for _, d := range r.Devices {
-		if !d.Damage.Empty() {
-			return nil
-		}
-	}
-	for _, v := range r.Volumes {
-		if v.Error != "" {
-			return nil
-		}
 	}
 	return r.Archives[0].Redecode
 }
