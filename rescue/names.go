@@ -137,7 +137,7 @@ func (n *nightNamer) load() {
 			return nil
 		}
 		w := want[st.Node]
-		if w == nil || n.paths[st.Node] != "" || !sameFile(w, st) {
+		if w == nil || n.paths[st.Node] != "" || !sameInode(w, st) {
 			return nil
 		}
 		n.paths[st.Node] = p
@@ -145,9 +145,9 @@ func (n *nightNamer) load() {
 	})
 }
 
-// sameFile reports whether two nights' inodes of one number are the same
+// sameInode reports whether two nights' inodes of one number are the same
 // file: the same generation, type and (where recorded) creation time.
-func sameFile(a, b *fs.Stat) bool {
+func sameInode(a, b *fs.Stat) bool {
 	return a.Generation == b.Generation && a.Mode.Type() == b.Mode.Type() &&
 		(a.Btime.IsZero() || b.Btime.IsZero() || a.Btime.Equal(b.Btime))
 }
