@@ -536,6 +536,11 @@ func (c *copier) copySymlink(dirFD int, name string, n Node, st *Stat, gp string
 		c.fail(gp, err)
 		return false
 	}
+	return c.symlinkTo(dirFD, name, target, st, gp)
+}
+
+// symlinkTo makes the symlink name in dirFD, pointing to target.
+func (c *copier) symlinkTo(dirFD int, name, target string, st *Stat, gp string) bool {
 	if target == "" || len(target) >= maxTarget || strings.IndexByte(target, 0) >= 0 {
 		c.fail(gp, fmt.Errorf("%w: bad symlink target %q", ErrDamaged, target))
 		return false
