@@ -37,6 +37,10 @@ type node struct {
 	problems []string
 }
 
+// noDirHeader is the problem of a directory named only by the paths of
+// its members in a damaged archive.
+const noDirHeader = "no header for this directory in the archive (lost in damage?)"
+
 const (
 	rootNode = fs.Node(1)
 	maxNotes = 100
@@ -90,12 +94,36 @@ func (f *FS) isDir(n fs.Node) bool {
 	return m == nil || m.Type == TypeDir || m.Type == TypeDumpDir
 }
 
+// placement says what place did with a member: it put it into directory
+// dir under name as node n (old: the node that was there and that it
+// replaced, 0 if none; again: a directory named again, whose entries stay
+// and whose header is taken), after making the directories in made on the
+// way (named only by the member's path). ok is false when the member was
+// not placed.
+type placement struct {
+	ok    bool
+	dir   fs.Node
+	name  string
+	n     fs.Node
+	old   fs.Node
+	again bool
+	made  []madeDir
+}
+
+// madeDir is a directory place made on a member's path: n, named name in
+// parent.
+type madeDir struct {
+	parent, n fs.Node
+	name      string
+}
+
 // place puts member m into the tree.
-func (f *FS) place(m *Member, base int64, damaged bool) {
+func (f *FS) place(m *Member, base int64, damaged bool) placement {
+	var pl placement
 	p, ok := cleanName(m.Name)
 	if !ok {
 		f.note("%s: name climbs out with \"..\": not placed", m.Name)
-		return
+		return pl
 	}
 	for k, v := range m.ACLs {
 		if _, err := aclXattr(v); err != nil {
@@ -105,8 +133,9 @@ func (f *FS) place(m *Member, base int64, damaged bool) {
 	if p == "" {
 		if m.Type == TypeDir {
 			f.nodes[rootNode].m, f.nodes[rootNode].base = m, base
+			return placement{ok: true, n: rootNode, again: true}
 		}
-		return
+		return pl
 	}
 	dir := rootNode
 	elems := strings.Split(p, "/")
@@ -116,18 +145,20 @@ func (f *FS) place(m *Member, base int64, damaged bool) {
 			dir = nd.children[i].Node
 			if !f.isDir(dir) {
 				f.note("%s: a parent is not a directory: not placed", m.Name)
-				return
+				return placement{}
 			}
 			continue
 		}
 		n := f.add(node{nlink: 1})
 		if damaged {
-			f.nodes[n].problems = []string{"no header for this directory in the archive (lost in damage?)"}
+			f.nodes[n].problems = []string{noDirHeader}
 		}
 		f.link(dir, c, n, iofs.ModeDir)
+		pl.made = append(pl.made, madeDir{parent: dir, n: n, name: c})
 		dir = n
 	}
 	name := elems[len(elems)-1]
+	pl.dir, pl.name = dir, name
 	var n fs.Node
 	if m.Type == TypeLink {
 		t, ok := cleanName(m.Link)
@@ -142,6 +173,7 @@ func (f *FS) place(m *Member, base int64, damaged bool) {
 	} else {
 		n = f.add(node{m: m, base: base, nlink: 1})
 	}
+	pl.n, pl.ok = n, true
 	nd := &f.nodes[dir]
 	if i, ok := nd.index[name]; ok {
 		old := nd.children[i].Node
@@ -150,18 +182,22 @@ func (f *FS) place(m *Member, base int64, damaged bool) {
 			// a directory named again (or named by its content first): keep
 			// its entries, take the header
 			f.nodes[old].m, f.nodes[old].base, f.nodes[old].problems = m, base, nil
-			return
+			pl.n, pl.again = old, true
+			return pl
 		case f.isDir(old) && len(f.nodes[old].children) > 0:
 			f.note("%s: replaces a directory that is not empty: not placed", m.Name)
-			return
+			pl.ok = false
+			return pl
 		}
 		if f.nodes[old].nlink > 1 {
 			f.nodes[old].nlink--
 		}
 		nd.children[i] = fs.DirEntry{Name: name, Node: n, Type: f.mode(n).Type()}
-		return
+		pl.old = old
+		return pl
 	}
 	f.link(dir, name, n, f.mode(n).Type())
+	return pl
 }
 
 func (f *FS) add(nd node) fs.Node {

@@ -20,6 +20,11 @@ type Options struct {
 	// ends the scan.
 	// i is the index the member will have in Index.Members.
 	Data func(i int, m *Member, p []byte, off int64) error
+	// Begin and End, if set, see every member as the scan reads it: Begin
+	// once its headers are read and where its content lies is known
+	// (before its content goes to Data), End once it is complete (it is
+	// then Index.Members[i]). An error ends the scan.
+	Begin, End func(i int, m *Member) error
 	// Strict stops at the first problem.
 	Strict bool
 	// ConfigsOnly stops after vzdump's config files, at the first member
@@ -324,7 +329,9 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		sc.add(m, cfg)
+		if err := sc.add(m, cfg); err != nil {
+			return 0, err
+		}
 		sc.last, sc.next = m, dataOff+pad(stored)
 		return next, nil
 	case m.Type == TypeVolume:
@@ -334,7 +341,12 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 		return sc.skip(dataOff, stored, dataOff+pad(stored)), nil
 	}
 	m.Size = 0
-	sc.add(m, nil)
+	if err := sc.begin(m); err != nil {
+		return 0, err
+	}
+	if err := sc.add(m, nil); err != nil {
+		return 0, err
+	}
 	next := sc.skip(dataOff, stored, dataOff+pad(stored))
 	sc.last, sc.next = m, dataOff+pad(stored)
 	return next, nil
@@ -355,7 +367,16 @@ func (sc *scanner) isConfig(m *Member) bool {
 	return ok && configNames[name]
 }
 
-func (sc *scanner) add(m *Member, cfg []byte) {
+// begin announces a member (Options.Begin) before its content.
+func (sc *scanner) begin(m *Member) error {
+	if sc.opt.Begin == nil {
+		return nil
+	}
+	return sc.opt.Begin(len(sc.x.Members), m)
+}
+
+// add adds a complete member to the index (Options.End).
+func (sc *scanner) add(m *Member, cfg []byte) error {
 	if len(m.Problems) > 0 {
 		sc.problem(m.HeaderOff, "%s: %s", m.Name, strings.Join(m.Problems, "; "))
 	}
@@ -363,6 +384,10 @@ func (sc *scanner) add(m *Member, cfg []byte) {
 	if m.Config {
 		sc.x.Configs = append(sc.x.Configs, Config{Name: m.Name[strings.LastIndexByte(m.Name, '/')+1:], Data: cfg})
 	}
+	if sc.opt.End == nil {
+		return nil
+	}
+	return sc.opt.End(len(sc.x.Members)-1, m)
 }
 
 // extended reads a pax header or GNU long name/link at pos.
@@ -540,7 +565,7 @@ func (sc *scanner) data(m *Member, off, stored int64, regions []region, sparse10
 			err = fmt.Errorf("its sparse map lies in damage")
 		}
 		if err != nil {
-			return sc.unreadable(m, off, stored, next, err), nil
+			return sc.unreadable(m, off, stored, next, err)
 		}
 		regions, start = rs, off+used
 	}
@@ -553,7 +578,7 @@ func (sc *scanner) data(m *Member, off, stored int64, regions []region, sparse10
 		err = fmt.Errorf("%w: sparse regions hold more than the member stores", ErrHeader)
 	}
 	if err != nil {
-		return sc.unreadable(m, off, stored, next, err), nil
+		return sc.unreadable(m, off, stored, next, err)
 	}
 	// where the decoder lost its place, the member is cut: what follows is
 	// no longer at its offset
@@ -576,6 +601,9 @@ func (sc *scanner) data(m *Member, off, stored int64, regions []region, sparse10
 			m.Lost = append(m.Lost, fs.Extent{Logical: r.off + keep, Physical: -1, Length: r.n - keep})
 		}
 		phys += r.n
+	}
+	if err := sc.begin(m); err != nil {
+		return 0, err
 	}
 	// read through the data (to pass it on, or just to get past it)
 	for _, e := range m.Data {
@@ -607,10 +635,13 @@ func (sc *scanner) data(m *Member, off, stored int64, regions []region, sparse10
 
 // unreadable records a member whose content cannot be placed (its sparse
 // map is damaged or inconsistent): all of it is lost.
-func (sc *scanner) unreadable(m *Member, off, stored, next int64, err error) int64 {
+func (sc *scanner) unreadable(m *Member, off, stored, next int64, err error) (int64, error) {
 	m.Problems = append(m.Problems, err.Error())
 	m.Lost = []fs.Extent{{Logical: 0, Length: m.Size, Physical: -1}}
-	return sc.skip(off, stored, next)
+	if err := sc.begin(m); err != nil {
+		return 0, err
+	}
+	return sc.skip(off, stored, next), nil
 }
 
 // truncate marks everything of m stored at or after stream offset end as

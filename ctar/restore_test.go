@@ -1,0 +1,241 @@
+//go:build linux
+
+package ctar
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	iofs "io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	sys "golang.org/x/sys/unix"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/fs/fstest"
+	"github.com/vzsalvage/vzsalvage/internal/testimg"
+	"github.com/vzsalvage/vzsalvage/internal/testutil"
+)
+
+// describeTree lists everything under dir: per path its type, mode,
+// owner, size, times, content hash or target, xattrs, and which earlier
+// path it is a hard link of.
+func describeTree(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	first := map[uint64]string{}
+	stats := map[string]*sys.Stat_t{}
+	var paths []string
+	// every stat before any read: reading a file changes the atime its
+	// other names show
+	filepath.WalkDir(dir, func(p string, d iofs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := &sys.Stat_t{}
+		if err := sys.Lstat(p, st); err != nil {
+			t.Fatal(err)
+		}
+		stats[p] = st
+		paths = append(paths, p)
+		return nil
+	})
+	for _, p := range paths {
+		st := stats[p]
+		rel, _ := filepath.Rel(dir, p)
+		s := fmt.Sprintf("%s mode %o uid %d gid %d", rel, st.Mode, st.Uid, st.Gid)
+		if st.Mode&sys.S_IFMT != sys.S_IFDIR {
+			s += fmt.Sprintf(" size %d mtime %d atime %d", st.Size, st.Mtim.Nano(), st.Atim.Nano())
+		}
+		switch st.Mode & sys.S_IFMT {
+		case sys.S_IFREG:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s += fmt.Sprintf(" sha %x", sha256.Sum256(b))
+		case sys.S_IFLNK:
+			target, _ := os.Readlink(p)
+			s += " -> " + target
+		}
+		if st.Nlink > 1 && st.Mode&sys.S_IFMT != sys.S_IFDIR {
+			if f, ok := first[st.Ino]; ok {
+				s += " link of " + f
+			} else {
+				first[st.Ino] = rel
+			}
+		}
+		if st.Mode&sys.S_IFMT != sys.S_IFLNK {
+			buf := make([]byte, 64<<10)
+			n, _ := sys.Llistxattr(p, buf)
+			names := strings.Split(string(buf[:max(n, 0)]), "\x00")
+			slices.Sort(names)
+			for _, k := range names {
+				if k != "" {
+					v := make([]byte, 64<<10)
+					m, _ := sys.Lgetxattr(p, k, v)
+					s += fmt.Sprintf(" %s=%x", k, v[:max(m, 0)])
+				}
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// restoreBoth writes the tree of a tar stream (b, with the damage dmg) out
+// twice: while scanning it (Restorer) and with fs.Copy over its index, and
+// fails the test where the two trees differ. It returns the Restorer's
+// tree and stats.
+func restoreBoth(t *testing.T, b []byte, dmg *damage.Map, opt fs.CopyOptions) (*FS, *fs.CopyStats) {
+	t.Helper()
+	var spans []codec.Span
+	for _, r := range dmg.Ranges() {
+		spans = append(spans, codec.Span{Off: r.Off, Len: r.Len, MaxLen: -1, State: r.State})
+	}
+	dir := t.TempDir()
+	once, copied := filepath.Join(dir, "once"), filepath.Join(dir, "copied")
+	rs, err := NewRestorer(once, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sopt Options
+	rs.Hook(&sopt)
+	x, err := Scan(&spanReader{Reader: bytes.NewReader(b), spans: spans}, sopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, stats, err := rs.Finish(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x2, err := Scan(&spanReader{Reader: bytes.NewReader(b), spans: spans}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := NewFS(x2, bytes.NewReader(b))
+	opt.Recursive = true
+	cstats, err := fs.Copy(f, f.Root(), "/", copied, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := describeTree(t, once), describeTree(t, copied)
+	if !slices.Equal(got, want) {
+		for i := 0; i < max(len(got), len(want)); i++ {
+			g, w := "", ""
+			if i < len(got) {
+				g = got[i]
+			}
+			if i < len(want) {
+				w = want[i]
+			}
+			if g != w {
+				t.Errorf("first difference at entry %d:\n restored %s\n copied   %s", i, g, w)
+				break
+			}
+		}
+	}
+	errPaths := func(st *fs.CopyStats) []string {
+		var out []string
+		for _, e := range st.Errors {
+			out = append(out, e.Error())
+		}
+		slices.Sort(out)
+		return out
+	}
+	if g, w := errPaths(stats), errPaths(cstats); !slices.Equal(g, w) {
+		t.Errorf("copy errors differ:\n restored %v\n copied   %v", g, w)
+	}
+	return tree, stats
+}
+
+// TestRestoreMatchesCopy: writing a container's files while its stream is
+// read gives the same tree as fs.Copy over its index, clean and after 64
+// KiB of garbage, on an archive made by GNU tar with vzdump's flags.
+func TestRestoreMatchesCopy(t *testing.T) {
+	dir, src := tree(t, testimg.ContainerOptions{Files: 300, Seed: 23})
+	arc := testimg.ContainerArchive(t, src, dir, "", "2025_12_15-03_00_03")
+	b, err := os.ReadFile(arc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stats := restoreBoth(t, b, &damage.Map{}, fs.CopyOptions{Owners: true})
+	if stats.Files < 300 || len(stats.Errors) > 0 {
+		t.Errorf("clean: %+v", stats)
+	}
+	dmg := fstest.Garbage(t, arc, int64(len(b))/2, 64<<10, 7)
+	b, err = os.ReadFile(arc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreBoth(t, b, dmg, fs.CopyOptions{Owners: true})
+}
+
+// TestRestoreReplaces: members named again replace what was written
+// before them as tar -x does, and as the index's tree says: a file by a
+// directory, an empty directory by a file, a file by a file, a directory
+// by a directory (whose entries stay), a file that a hard link names by
+// another; a full directory is not replaced, and nothing is written under
+// a symlink. The archive is GNU tar's, appended to (tar -r).
+func TestRestoreReplaces(t *testing.T) {
+	tarBin := testutil.RequireTool(t, "tar")
+	dir := t.TempDir()
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(tarBin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("tar %v: %v\n%s", args, err, out)
+		}
+	}
+	write := func(p, s string) {
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(s), 0o644))
+	}
+	s1, s2 := filepath.Join(dir, "s1"), filepath.Join(dir, "s2")
+	write(filepath.Join(s1, "x"), "x, a file first\n")
+	must(t, os.MkdirAll(filepath.Join(s1, "y"), 0o755))
+	write(filepath.Join(s1, "z"), "z first\n")
+	write(filepath.Join(s1, "full", "in"), "in a full directory\n")
+	write(filepath.Join(s1, "d", "keep"), "kept\n")
+	write(filepath.Join(s1, "t"), "the first t\n")
+	must(t, os.Link(filepath.Join(s1, "t"), filepath.Join(s1, "t2")))
+	must(t, os.Symlink("/tmp", filepath.Join(s1, "sl")))
+	for i := 0; i < 80; i++ { // more directories than the handles held
+		write(filepath.Join(s1, "many", fmt.Sprintf("d%02d", i), "f"), fmt.Sprintf("file %d\n", i))
+	}
+	write(filepath.Join(s2, "x", "inside"), "x is a directory now\n")
+	write(filepath.Join(s2, "y"), "y, an empty directory before\n")
+	write(filepath.Join(s2, "z"), "z second\n")
+	write(filepath.Join(s2, "full"), "not placed\n")
+	must(t, os.MkdirAll(filepath.Join(s2, "d"), 0o750))
+	write(filepath.Join(s2, "t"), "the second t\n")
+	write(filepath.Join(s2, "sl", "through"), "not placed\n")
+	for i := 0; i < 80; i += 7 {
+		write(filepath.Join(s2, "many", fmt.Sprintf("d%02d", i), "g"), fmt.Sprintf("again %d\n", i))
+	}
+	arc := filepath.Join(dir, "r.tar")
+	run("-cf", arc, "--format=posix", "-C", s1, ".")
+	run("-rf", arc, "--format=posix", "-C", s2, "./x", "./y", "./z", "./full", "./d", "./t", "./sl/through", "./many")
+	b, err := os.ReadFile(arc)
+	must(t, err)
+	tree, stats := restoreBoth(t, b, &damage.Map{}, fs.CopyOptions{})
+	if stats.HardLinks != 1 {
+		t.Errorf("%d hard links, want 1", stats.HardLinks)
+	}
+	if len(tree.Info().Problems) == 0 {
+		t.Errorf("no placement problems noted")
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
