@@ -21,15 +21,46 @@ const RootfsID = "rootfs"
 
 // runContainer reads a container backup: the tar index and its damage
 // account; with dir, also its config files, its files under dir/rootfs
-// (a second decoding of the stream, in archive order) and damage.json.
+// and damage.json; with opt.Restore, its files where that says. Files are
+// written as the stream is read (once), then judged against the index.
+// A strict read writes nothing until the whole stream has read cleanly.
 func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, stop func()) (*Result, error) {
-	pres, err := s.Payload.Scan(dec, nil, payload.Options{Strict: opt.Strict})
+	rst := opt.Restore
+	if dir != "" && !opt.Unlinked {
+		dest := filepath.Join(dir, RootfsID)
+		if err := clearDest(dest, opt.Force); err != nil {
+			return nil, err
+		}
+		rst = &Restore{Dir: dest, Copy: fs.CopyOptions{Recursive: true, Owners: true, Xattrs: fs.XattrsSafe}}
+	}
+	if opt.Strict {
+		rst = nil
+	}
+	sopt := ctar.Options{Strict: opt.Strict}
+	var rs *ctar.Restorer
+	if rst != nil {
+		var err error
+		if rs, err = ctar.NewRestorer(rst.Dir, rst.Copy); err != nil {
+			return nil, err
+		}
+		rs.Hook(&sopt)
+	}
+	pres, err := payload.ScanTar(dec, sopt)
 	if err != nil {
+		if rs != nil {
+			rs.Finish(&ctar.Index{Damage: &damage.Map{}})
+		}
 		return nil, fmt.Errorf("%s: %w", s.Archive.Path, err)
 	}
 	stop()
 	x := pres.Tar
 	res := &Result{Report: report.New(Tool), Images: map[string]string{}, Tar: x}
+	if rs != nil {
+		res.Tree, res.Copied, res.CopyErr = rs.Finish(x)
+		if res.CopyErr != nil && !errors.Is(res.CopyErr, fs.ErrBudget) {
+			return nil, fmt.Errorf("%s: %w", s.Archive.Path, res.CopyErr)
+		}
+	}
 	arc := newArchive(s.Archive, dec, string(payload.Tar))
 	for _, c := range pres.Configs {
 		arc.Configs = append(arc.Configs, c.Name)
@@ -41,7 +72,11 @@ func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, 
 		return res, nil
 	}
 	vol := ContainerVolume(x)
-	res.Report.DamagedFiles = DamagedMembers(ctar.NewFS(x, nil), x.Damage)
+	tree := res.Tree
+	if tree == nil {
+		tree = ctar.NewFS(x, nil)
+	}
+	res.Report.DamagedFiles = DamagedMembers(tree, x.Damage)
 	vol.DamagedFiles = len(res.Report.DamagedFiles)
 	if dir != "" && !opt.Unlinked {
 		out := newImageSet(dir, opt.Force)
@@ -53,9 +88,11 @@ func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, 
 			return nil, err
 		}
 		arc.ConfigFiles = out.configFiles
-		stats, err := copyContainer(s, x, filepath.Join(dir, RootfsID), opt.Force)
-		if err != nil {
-			return nil, err
+		stats := res.Copied
+		if stats == nil { // strict: the stream read cleanly, now the files
+			if stats, err = copyContainer(s, x, filepath.Join(dir, RootfsID)); err != nil {
+				return nil, err
+			}
 		}
 		vol.Dir, vol.Files = RootfsID, int(stats.Files+stats.Symlinks+stats.HardLinks+stats.Specials)
 		for _, e := range stats.Errors {
@@ -72,25 +109,29 @@ func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, 
 	return res, nil
 }
 
+// clearDest makes sure dest does not exist: with force an earlier
+// extraction's tree there is removed.
+func clearDest(dest string, force bool) error {
+	if _, err := os.Lstat(dest); err == nil {
+		if !force {
+			return fmt.Errorf("%s exists (use --force to overwrite)", dest)
+		}
+		return os.RemoveAll(dest)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // ContainerVolume is the report entry of a container's root filesystem.
 func ContainerVolume(x *ctar.Index) report.Volume {
 	return report.Volume{ID: RootfsID, Kind: "tar", FS: "tar", Size: x.Size, DamagedBytes: x.Damage.Total(damage.Tainted)}
 }
 
-// copyContainer copies a container's tree to dest (which must not exist,
-// unless force), keeping owners when run as root; device nodes and
-// setuid/setgid bits are not recreated.
-func copyContainer(s *payload.Stream, x *ctar.Index, dest string, force bool) (*fs.CopyStats, error) {
-	if _, err := os.Lstat(dest); err == nil {
-		if !force {
-			return nil, fmt.Errorf("%s exists (use --force to overwrite)", dest)
-		}
-		if err := os.RemoveAll(dest); err != nil {
-			return nil, err
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
+// copyContainer copies a container's tree to dest (which must not exist)
+// from a second decoding of the stream, keeping owners when run as root;
+// device nodes and setuid/setgid bits are not recreated.
+func copyContainer(s *payload.Stream, x *ctar.Index, dest string) (*fs.CopyStats, error) {
 	sr := ctar.NewStreamReader(s.Reopen)
 	defer sr.Close()
 	f := ctar.NewFS(x, sr)

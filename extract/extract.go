@@ -19,6 +19,7 @@ import (
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/ctar"
 	"github.com/vzsalvage/vzsalvage/damage"
+	"github.com/vzsalvage/vzsalvage/fs"
 	"github.com/vzsalvage/vzsalvage/payload"
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/vma"
@@ -63,6 +64,10 @@ type Options struct {
 	Checker Checker
 	// Map keeps, in Result.Map, where the damaged stream bytes belong.
 	Map bool
+	// Restore, if set, writes a container backup's files as its stream is
+	// read, in the one pass (Result.Tree and Result.Copied say what was
+	// written). Ignored for VM backups and in Strict reads.
+	Restore *Restore
 	// Donor makes this read a second pass (codec.Options.Donor); when the
 	// stream's checksum then matches and the VMA stream reads without a
 	// problem, the images are the original's and Result.Verified is set.
@@ -93,6 +98,21 @@ type Result struct {
 	Verified bool
 	// Tar is a container backup's index (nil for a VM backup).
 	Tar *ctar.Index
+	// Tree is a container's tree as its files were written (Options.Restore,
+	// or an extraction's rootfs), to judge them against Tar's damage;
+	// Copied says what was written.
+	Tree   *ctar.FS
+	Copied *fs.CopyStats
+	// CopyErr is what stopped the writing of a container's files early
+	// (the Budget); the read went on to the end.
+	CopyErr error
+}
+
+// Restore says where and how a container's files are written while its
+// stream is read.
+type Restore struct {
+	Dir  string // created; it must not exist
+	Copy fs.CopyOptions
 }
 
 // Close closes the files of an unlinked extraction.

@@ -52,6 +52,12 @@ func (TarPayload) Scan(r codec.Reader, sink Sink, opt Options) (*Result, error) 
 			return sink.WriteAt(i, p, off)
 		}
 	}
+	return ScanTar(r, sopt)
+}
+
+// ScanTar scans a tar stream with the hooks and options of sopt (what a
+// container's restore needs beyond a Sink) and returns what Scan would.
+func ScanTar(r codec.Reader, sopt ctar.Options) (*Result, error) {
 	x, err := ctar.Scan(r, sopt)
 	if err != nil && x == nil {
 		return nil, err

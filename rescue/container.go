@@ -14,6 +14,7 @@ import (
 	"github.com/vzsalvage/vzsalvage/payload"
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/source"
+	"github.com/vzsalvage/vzsalvage/volume"
 )
 
 // runContainer rescues a container backup: each backup's stream is read
@@ -23,6 +24,9 @@ import (
 // The config files go to dir (pct.conf, pct.fw), the files to
 // dir/files/rootfs/.
 func runContainer(path, dir string, opt Options) (*Report, error) {
+	if len(opt.Also) == 0 {
+		return runContainerOnce(path, dir, opt)
+	}
 	rep := &Report{Report: report.New(extract.Tool), Dir: dir}
 	paths := append([]string{path}, opt.Also...)
 	var results []*extract.Result
@@ -77,9 +81,7 @@ func runContainer(path, dir string, opt Options) (*Report, error) {
 		rv.Error = err.Error()
 	}
 	rv.Kind = "tar"
-	if os.Geteuid() != 0 || !opt.Owners {
-		rv.Notes = append(rv.Notes, "owners not kept (they are only as root): the files are yours; 'vzsalvage ls' shows the guest's numeric owners")
-	}
+	ownersNote(&rv, opt)
 	if len(cv.Sources) > 0 {
 		rv.Notes = append(rv.Notes, fmt.Sprintf("%d damaged files taken whole from older backups (same path, size and time)", len(cv.Sources)))
 		from := map[string]string{}
@@ -101,6 +103,66 @@ func runContainer(path, dir string, opt Options) (*Report, error) {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// runContainerOnce rescues one container backup in one read of its
+// stream: each file is written as it passes, and judged once the stream's
+// damage is known.
+func runContainerOnce(path, dir string, opt Options) (*Report, error) {
+	rep := &Report{Report: report.New(extract.Tool), Dir: dir}
+	filesDir := filepath.Join(dir, "files")
+	if err := os.MkdirAll(filesDir, 0o755); err != nil {
+		return nil, err
+	}
+	budget := &fs.Budget{}
+	if opt.MaxOutput > 0 {
+		// the stream bounds what its files can take (each byte is written
+		// once, holes are not): a cap only when asked for
+		budget.MaxWrite, budget.MaxRead = opt.MaxOutput, opt.MaxOutput
+	}
+	opt.Progress.Phase("read and copy "+filepath.Base(path), 0)
+	res, err := extract.Verify(path, extract.Options{Progress: opt.Progress.Set, Context: opt.Context,
+		Restore: &extract.Restore{Dir: filepath.Join(filesDir, extract.RootfsID), Copy: fs.CopyOptions{
+			Recursive: true, Owners: opt.Owners, Xattrs: opt.Xattrs, Specials: opt.Specials, SetID: opt.Specials,
+			Budget: budget, Context: opt.Context}}})
+	if err != nil {
+		return nil, err
+	}
+	if res.Tar == nil {
+		return nil, fmt.Errorf("%s is not a container backup", path)
+	}
+	rep.Archives = append(rep.Archives, res.Report.Archives...)
+	for _, c := range res.Tar.Configs {
+		if err := report.WriteFileAtomic(filepath.Join(dir, extract.SafeFileName(c.Name)), c.Data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	x := res.Tar
+	v := volume.Volume{ID: extract.RootfsID, Kind: "tar", FS: "tar", Size: x.Size, Damage: x.Damage}
+	rv := VolumeReport(v)
+	rv.Notes = append(rv.Notes, res.Tree.Info().Problems...)
+	rv.Dir = filepath.Join("files", extract.RootfsID)
+	if res.CopyErr != nil {
+		rv.Error = "copy stopped: " + res.CopyErr.Error()
+	}
+	damaged := judgeFiles(&rv, v, res.Tree, res.Copied, nil)
+	ownersNote(&rv, opt)
+	rep.Volumes = append(rep.Volumes, rv)
+	rep.DamagedFiles = append(rep.DamagedFiles, damaged...)
+	if budget.Stopped != "" {
+		rep.CopyStopped = budgetMessage(budget, opt.MaxOutput)
+	}
+	if err := writeAccount(rep, dir); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// ownersNote says when a container's files do not have the guest's owners.
+func ownersNote(rv *report.Volume, opt Options) {
+	if os.Geteuid() != 0 || !opt.Owners {
+		rv.Notes = append(rv.Notes, "owners not kept (they are only as root): the files are yours; 'vzsalvage ls' shows the guest's numeric owners")
+	}
 }
 
 // isContainer reports whether the backup at path holds a container.

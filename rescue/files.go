@@ -70,6 +70,15 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, budget *
 		rv.Error = "copy stopped: " + err.Error()
 	}
 	rv.Dir = rel
+	damaged := judgeFiles(&rv, v, f, stats, filled)
+	return rv, damaged, nil
+}
+
+// judgeFiles notes in rv what a copy of a volume's files did (stats), and
+// judges every file of its tree f against the volume's damage: it returns
+// the damaged ones. filled (volume offsets, may be nil) holds ranges filled
+// from older generations: files damaged only there are "mixed".
+func judgeFiles(rv *report.Volume, v volume.Volume, f fs.FS, stats *fs.CopyStats, filled *damage.Map) []report.DamagedFile {
 	copyErrs := map[string]error{}
 	for _, e := range stats.Errors {
 		copyErrs[e.Path] = e.Err
@@ -89,7 +98,7 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, budget *
 
 	var damaged []report.DamagedFile
 	seen := map[string]int{} // path -> index in damaged (Walk calls twice for a directory it could not read)
-	err = fs.Walk(f, f.Root(), func(path string, e *fs.DirEntry, st *fs.Stat, werr error) error {
+	err := fs.Walk(f, f.Root(), func(path string, e *fs.DirEntry, st *fs.Stat, werr error) error {
 		if i, ok := seen[path]; ok {
 			if i < 0 && werr != nil {
 				// a directory judged intact whose listing then failed
@@ -154,7 +163,7 @@ func rescueVolume(v volume.Volume, filesDir string, filled *damage.Map, budget *
 		rv.Notes = append(rv.Notes, "walk: "+err.Error())
 	}
 	rv.DamagedFiles = len(damaged)
-	return rv, damaged, nil
+	return damaged
 }
 
 // onlyFilled reports whether every damaged byte a file depends on lies in
