@@ -8,15 +8,15 @@ import "github.com/vzsalvage/vzsalvage/damage"
 // when its headers had problems or are tainted without confirmation.
 func (x *Index) MemberDamage(m *Member) *damage.Map {
 	var d damage.Map
-	if len(m.Problems) > 0 || m.HeaderTainted && (!m.Confirmed || m.Sparse) {
+	if len(m.Problems()) > 0 || m.HeaderTainted && (!m.Confirmed || m.Sparse) {
 		d.Add(0, m.Size, damage.Tainted)
 	}
-	for _, e := range m.Data {
+	for _, e := range m.Data() {
 		for _, r := range x.Damage.Overlaps(e.Physical, e.Length) {
 			d.Add(e.Logical+r.Off-e.Physical, r.Len, r.State)
 		}
 	}
-	for _, e := range m.Lost {
+	for _, e := range m.Lost() {
 		d.Add(e.Logical, e.Length, damage.Lost)
 	}
 	if d.Empty() {

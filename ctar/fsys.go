@@ -24,18 +24,39 @@ import (
 type FS struct {
 	r     io.ReaderAt
 	nodes []node
-	info  fs.Info
-	notes int // placement problems dropped past maxNotes
+	dirs  []dirNode
+	// problems of nodes, beyond their members' own (few nodes have any)
+	problems map[fs.Node][]string
+	info     fs.Info
+	notes    int // placement problems dropped past maxNotes
 }
 
+// node is a file of the tree; an archive may hold millions, so it is
+// small: its member, where that member's stream starts in the volume, its
+// link count and, for a directory with entries, its dirNode.
 type node struct {
-	m        *Member // nil: the root without a header, or a directory named only by its content
-	base     int64   // offset of m's stream in the volume
-	nlink    uint32
-	children []fs.DirEntry
-	index    map[string]int // name -> position in children
-	problems []string
+	m     *Member // nil: the root without a header, or a directory named only by its content
+	base  int64   // offset of m's stream in the volume
+	nlink uint32
+	dir   int32 // index into FS.dirs, or -1
 }
+
+// dirNode holds a directory's entries in archive order.
+type dirNode struct {
+	children []child
+	index    map[string]int32 // name -> position in children, from indexFrom entries on
+}
+
+// child is a directory entry: its name (a substring of a member's name)
+// and its node.
+type child struct {
+	name string
+	n    fs.Node
+}
+
+// indexFrom is the number of entries from which a directory keeps an
+// index by name (below it, a lookup scans them).
+const indexFrom = 16
 
 // noDirHeader is the problem of a directory named only by the paths of
 // its members in a damaged archive.
@@ -49,9 +70,8 @@ const (
 // NewFS builds the tree of x, whose stream r reads (offset 0 = the first
 // byte of the stream, size bytes). Configs are left out of the tree.
 func NewFS(x *Index, r io.ReaderAt) *FS {
-	f := &FS{r: r, nodes: make([]node, 2, len(x.Members)+2)}
-	f.info = fs.Info{Type: "tar", BlockSize: BlockSize, Size: x.Size}
-	f.nodes[rootNode] = node{nlink: 1}
+	f := newFS(r, len(x.Members))
+	f.info.Size = x.Size
 	damaged := !x.Damage.Empty() || x.ProblemCount > 0
 	for _, m := range x.Members {
 		if !m.Config {
@@ -59,6 +79,41 @@ func NewFS(x *Index, r io.ReaderAt) *FS {
 		}
 	}
 	return f
+}
+
+// newFS returns a tree of the root alone, with room for n members.
+func newFS(r io.ReaderAt, n int) *FS {
+	f := &FS{r: r, nodes: make([]node, 2, n+2), problems: map[fs.Node][]string{}}
+	f.info = fs.Info{Type: "tar", BlockSize: BlockSize}
+	f.nodes[rootNode] = node{nlink: 1, dir: -1}
+	return f
+}
+
+// child returns the position of name among directory n's entries.
+func (f *FS) child(n fs.Node, name string) (int, bool) {
+	d := f.nodes[n].dir
+	if d < 0 {
+		return 0, false
+	}
+	dn := &f.dirs[d]
+	if dn.index != nil {
+		i, ok := dn.index[name]
+		return int(i), ok
+	}
+	for i := range dn.children {
+		if dn.children[i].name == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// children returns directory n's entries.
+func (f *FS) children(n fs.Node) []child {
+	if d := f.nodes[n].dir; d >= 0 {
+		return f.dirs[d].children
+	}
+	return nil
 }
 
 func (f *FS) note(format string, a ...any) {
@@ -75,16 +130,15 @@ func (f *FS) lookup(p string) (fs.Node, bool) {
 	if p == "" {
 		return n, true
 	}
-	for _, c := range strings.Split(p, "/") {
-		nd := &f.nodes[n]
+	for c := range strings.SplitSeq(p, "/") {
 		if !f.isDir(n) {
 			return 0, false
 		}
-		i, ok := nd.index[c]
+		i, ok := f.child(n, c)
 		if !ok {
 			return 0, false
 		}
-		n = nd.children[i].Node
+		n = f.children(n)[i].n
 	}
 	return n, true
 }
@@ -125,7 +179,7 @@ func (f *FS) place(m *Member, base int64, damaged bool) placement {
 		f.note("%s: name climbs out with \"..\": not placed", m.Name)
 		return pl
 	}
-	for k, v := range m.ACLs {
+	for k, v := range m.ACLs() {
 		if _, err := aclXattr(v); err != nil {
 			f.note("%s: %s ACL not restorable: %v", m.Name, k, err)
 		}
@@ -140,9 +194,8 @@ func (f *FS) place(m *Member, base int64, damaged bool) placement {
 	dir := rootNode
 	elems := strings.Split(p, "/")
 	for _, c := range elems[:len(elems)-1] {
-		nd := &f.nodes[dir]
-		if i, ok := nd.index[c]; ok {
-			dir = nd.children[i].Node
+		if i, ok := f.child(dir, c); ok {
+			dir = f.children(dir)[i].n
 			if !f.isDir(dir) {
 				f.note("%s: a parent is not a directory: not placed", m.Name)
 				return placement{}
@@ -151,9 +204,9 @@ func (f *FS) place(m *Member, base int64, damaged bool) placement {
 		}
 		n := f.add(node{nlink: 1})
 		if damaged {
-			f.nodes[n].problems = []string{noDirHeader}
+			f.problems[n] = []string{noDirHeader}
 		}
-		f.link(dir, c, n, iofs.ModeDir)
+		f.link(dir, c, n)
 		pl.made = append(pl.made, madeDir{parent: dir, n: n, name: c})
 		dir = n
 	}
@@ -161,11 +214,11 @@ func (f *FS) place(m *Member, base int64, damaged bool) placement {
 	pl.dir, pl.name = dir, name
 	var n fs.Node
 	if m.Type == TypeLink {
-		t, ok := cleanName(m.Link)
+		t, ok := cleanName(m.Link())
 		target, found := f.lookup(t)
 		if !ok || !found || f.isDir(target) {
-			n = f.add(node{m: m, base: base, nlink: 1,
-				problems: []string{fmt.Sprintf("hard link to %q, which is not a file of the archive", m.Link)}})
+			n = f.add(node{m: m, base: base, nlink: 1})
+			f.problems[n] = []string{fmt.Sprintf("hard link to %q, which is not a file of the archive", m.Link())}
 		} else {
 			n = target
 			f.nodes[n].nlink++
@@ -174,17 +227,18 @@ func (f *FS) place(m *Member, base int64, damaged bool) placement {
 		n = f.add(node{m: m, base: base, nlink: 1})
 	}
 	pl.n, pl.ok = n, true
-	nd := &f.nodes[dir]
-	if i, ok := nd.index[name]; ok {
-		old := nd.children[i].Node
+	if i, ok := f.child(dir, name); ok {
+		ch := &f.dirs[f.nodes[dir].dir].children[i]
+		old := ch.n
 		switch {
 		case f.isDir(old) && f.isDir(n):
 			// a directory named again (or named by its content first): keep
 			// its entries, take the header
-			f.nodes[old].m, f.nodes[old].base, f.nodes[old].problems = m, base, nil
+			f.nodes[old].m, f.nodes[old].base = m, base
+			delete(f.problems, old)
 			pl.n, pl.again = old, true
 			return pl
-		case f.isDir(old) && len(f.nodes[old].children) > 0:
+		case f.isDir(old) && len(f.children(old)) > 0:
 			f.note("%s: replaces a directory that is not empty: not placed", m.Name)
 			pl.ok = false
 			return pl
@@ -192,26 +246,39 @@ func (f *FS) place(m *Member, base int64, damaged bool) placement {
 		if f.nodes[old].nlink > 1 {
 			f.nodes[old].nlink--
 		}
-		nd.children[i] = fs.DirEntry{Name: name, Node: n, Type: f.mode(n).Type()}
+		ch.n = n
 		pl.old = old
 		return pl
 	}
-	f.link(dir, name, n, f.mode(n).Type())
+	f.link(dir, name, n)
 	return pl
 }
 
 func (f *FS) add(nd node) fs.Node {
+	nd.dir = -1
 	f.nodes = append(f.nodes, nd)
 	return fs.Node(len(f.nodes) - 1)
 }
 
-func (f *FS) link(dir fs.Node, name string, n fs.Node, t iofs.FileMode) {
-	nd := &f.nodes[dir]
-	if nd.index == nil {
-		nd.index = map[string]int{}
+// link adds the entry name for node n to directory dir.
+func (f *FS) link(dir fs.Node, name string, n fs.Node) {
+	d := f.nodes[dir].dir
+	if d < 0 {
+		d = int32(len(f.dirs))
+		f.dirs = append(f.dirs, dirNode{})
+		f.nodes[dir].dir = d
 	}
-	nd.index[name] = len(nd.children)
-	nd.children = append(nd.children, fs.DirEntry{Name: name, Node: n, Type: t})
+	dn := &f.dirs[d]
+	dn.children = append(dn.children, child{name: name, n: n})
+	switch k := len(dn.children); {
+	case k == indexFrom:
+		dn.index = make(map[string]int32, 2*indexFrom)
+		for i, c := range dn.children {
+			dn.index[c.name] = int32(i)
+		}
+	case k > indexFrom:
+		dn.index[name] = int32(k - 1)
+	}
 }
 
 // mode returns a node's type and permission bits.
@@ -270,26 +337,27 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &fs.Stat{Node: n, Mode: f.mode(n), Nlink: nd.nlink, Problems: nd.problems}
+	st := &fs.Stat{Node: n, Mode: f.mode(n), Nlink: nd.nlink, Problems: f.problems[n]}
 	m := nd.m
 	if m == nil {
 		return st, nil
 	}
-	st.Problems = append(st.Problems[:len(st.Problems):len(st.Problems)], m.Problems...)
+	st.Problems = append(st.Problems[:len(st.Problems):len(st.Problems)], m.Problems()...)
 	st.Size, st.UID, st.GID = m.Size, uint32(m.UID), uint32(m.GID)
-	st.Mtime, st.Atime, st.Ctime = m.Mtime, m.Atime, m.Ctime
+	st.Mtime, st.Atime, st.Ctime = m.Mtime(), m.Atime(), m.Ctime()
 	if m.Type == TypeChar || m.Type == TypeBlock {
-		st.Rdev = mkdev(uint64(m.DevMajor), uint64(m.DevMinor))
+		major, minor := m.Dev()
+		st.Rdev = mkdev(uint64(major), uint64(minor))
 	}
 	if m.Type == TypeSymlink {
-		st.Size = int64(len(m.Link))
+		st.Size = int64(len(m.Link()))
 	}
-	if len(m.Xattrs) > 0 || len(m.ACLs) > 0 {
-		st.Xattrs = make(map[string][]byte, len(m.Xattrs)+len(m.ACLs))
-		for k, v := range m.Xattrs {
+	if len(m.Xattrs()) > 0 || len(m.ACLs()) > 0 {
+		st.Xattrs = make(map[string][]byte, len(m.Xattrs())+len(m.ACLs()))
+		for k, v := range m.Xattrs() {
 			st.Xattrs[k] = v
 		}
-		for k, v := range m.ACLs {
+		for k, v := range m.ACLs() {
 			// an access ACL of three entries only says what the mode
 			// says: the kernel keeps it as the mode, not as an xattr
 			if b, err := aclXattr(v); err == nil && (k != "access" || len(b) > 4+3*8) {
@@ -307,14 +375,18 @@ func mkdev(major, minor uint64) uint64 {
 
 // ReadDir implements fs.FS.
 func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
-	nd, err := f.node(n)
-	if err != nil {
+	if _, err := f.node(n); err != nil {
 		return nil, err
 	}
 	if !f.isDir(n) {
 		return nil, fs.ErrNotDir
 	}
-	return nd.children, nil
+	cs := f.children(n)
+	out := make([]fs.DirEntry, len(cs))
+	for i, c := range cs {
+		out[i] = fs.DirEntry{Name: c.name, Node: c.n, Type: f.mode(c.n).Type()}
+	}
+	return out, nil
 }
 
 // ReadLink implements fs.FS.
@@ -326,7 +398,7 @@ func (f *FS) ReadLink(n fs.Node) (string, error) {
 	if nd.m == nil || nd.m.Type != TypeSymlink {
 		return "", fs.ErrNotLink
 	}
-	return nd.m.Link, nil
+	return nd.m.Link(), nil
 }
 
 // Layout implements fs.FS: Data in volume offsets, Meta the member's
@@ -349,10 +421,10 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 	} else {
 		lay.Meta = hdr
 	}
-	for _, e := range m.Data {
+	for _, e := range m.Data() {
 		lay.Data = append(lay.Data, fs.Extent{Logical: e.Logical, Physical: nd.base + e.Physical, Length: e.Length})
 	}
-	lay.Lost = m.Lost
+	lay.Lost = m.Lost()
 	return lay, nil
 }
 
@@ -393,12 +465,12 @@ func (fl *file) ReadAt(p []byte, off int64) (int, error) {
 	p = p[:n]
 	clear(p)
 	var lost error
-	for _, e := range fl.m.Lost {
+	for _, e := range fl.m.Lost() {
 		if e.Logical < off+int64(n) && e.Logical+e.Length > off {
 			lost = fmt.Errorf("%w: bytes %d-%d were lost", fs.ErrDamaged, e.Logical, e.Logical+e.Length)
 		}
 	}
-	for _, e := range fl.m.Data {
+	for _, e := range fl.m.Data() {
 		lo, hi := max(e.Logical, off), min(e.Logical+e.Length, off+int64(n))
 		if lo >= hi {
 			continue

@@ -27,7 +27,7 @@ func fuzzOne(t *testing.T, b []byte) {
 				t.Fatal(err)
 			}
 			for _, m := range x.Members {
-				for _, e := range m.Data {
+				for _, e := range m.Data() {
 					if e.Physical < 0 || e.Length < 0 || e.Physical+e.Length > x.Size {
 						t.Fatalf("%s: extent %+v outside the stream of %d", m.Name, e, x.Size)
 					}

@@ -28,9 +28,7 @@ type Restorer struct {
 // NewRestorer prepares to write a container's tree into dest (created; it
 // must not exist).
 func NewRestorer(dest string, opt fs.CopyOptions) (*Restorer, error) {
-	f := &FS{nodes: make([]node, 2, 1024)}
-	f.info = fs.Info{Type: "tar", BlockSize: BlockSize}
-	f.nodes[rootNode] = node{nlink: 1}
+	f := newFS(nil, 1024)
 	st, _ := f.Stat(rootNode)
 	w, err := fs.NewTreeWriter(dest, st, opt)
 	if err != nil {
@@ -67,8 +65,8 @@ func (r *Restorer) Finish(x *Index) (*FS, *fs.CopyStats, error) {
 	r.f.info.Size = x.Size
 	if !x.Damage.Empty() || x.ProblemCount > 0 {
 		for n := rootNode + 1; int(n) < len(r.f.nodes); n++ {
-			if nd := &r.f.nodes[n]; nd.m == nil && r.f.isDir(n) {
-				nd.problems = []string{noDirHeader}
+			if r.f.nodes[n].m == nil && r.f.isDir(n) {
+				r.f.problems[n] = []string{noDirHeader}
 			}
 		}
 	}
@@ -156,7 +154,7 @@ func (r *Restorer) begin(_ int, m *Member) error {
 		}
 		r.out, r.outM = w.Create(parent, pl.name, st, gp, replace), m
 	case st.Mode.Type() == iofs.ModeSymlink:
-		w.Symlink(parent, pl.name, m.Link, st, gp, replace)
+		w.Symlink(parent, pl.name, m.Link(), st, gp, replace)
 	default:
 		w.Special(parent, pl.name, st, gp, replace)
 	}
@@ -172,7 +170,7 @@ func (r *Restorer) link(parent fs.DirID, pl placement, m *Member, gp string, rep
 		r.w.Fail(gp, fs.ErrNotFile)
 		return
 	}
-	t, _ := cleanName(m.Link)
+	t, _ := cleanName(m.Link())
 	dir, base := rootNode, t
 	if i := strings.LastIndexByte(t, '/'); i >= 0 {
 		dir, _ = r.f.lookup(t[:i])
@@ -198,7 +196,7 @@ func (r *Restorer) end(_ int, m *Member) error {
 		return r.w.Err()
 	}
 	var readErr error
-	for _, e := range m.Lost {
+	for _, e := range m.Lost() {
 		readErr = fmt.Errorf("%w: bytes %d-%d were lost", fs.ErrDamaged, e.Logical, e.Logical+e.Length)
 		break
 	}

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
@@ -258,22 +257,25 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 	if e == nil {
 		e = &ext{start: pos}
 	}
-	m := &Member{Name: h.name, Type: h.typ, Link: h.linkname, Mode: h.mode, UID: h.uid, GID: h.gid,
-		Size: h.size, Mtime: unix(h.mtime, 0), Uname: h.uname, Gname: h.gname,
-		DevMajor: h.devmajor, DevMinor: h.devminor, HeaderOff: e.start, HeaderEnd: dataOff, Resynced: resynced,
+	m := &Member{Name: h.name, Type: h.typ, Mode: uint32(h.mode), UID: h.uid, GID: h.gid,
+		Size: h.size, mtime: unix(h.mtime, 0), HeaderOff: e.start, HeaderEnd: dataOff, Resynced: resynced,
 		HeaderTainted: h.tainted || e.tainted}
+	if h.linkname != "" || h.uname != "" || h.gname != "" || h.devmajor != 0 || h.devminor != 0 {
+		x := m.ext()
+		x.link, x.uname, x.gname, x.devMajor, x.devMinor = h.linkname, h.uname, h.gname, h.devmajor, h.devminor
+	}
 	if h.atime > 0 {
-		m.Atime = unix(h.atime, 0)
+		m.atime = unix(h.atime, 0)
 	}
 	if h.ctime > 0 {
-		m.Ctime = unix(h.ctime, 0)
+		m.ctime = unix(h.ctime, 0)
 	}
-	m.Problems = append(m.Problems, e.bad...)
+	m.addProblem(e.bad...)
 	if e.hasLong {
 		m.Name = e.longName
 	}
 	if e.hasLink {
-		m.Link = e.longLink
+		m.ext().link = e.longLink
 	}
 	stored := h.size // bytes that follow the header
 	var regions []region
@@ -286,23 +288,23 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 		var err error
 		regions, sparse10, err = sc.applyPax(m, e.recs, regions, &stored)
 		if err != nil {
-			m.Problems = append(m.Problems, err.Error())
+			m.addProblem(err.Error())
 		}
 	} else if resynced && sc.pax {
-		m.Problems = append(m.Problems, "found after damage without its pax header, which was lost: its name, times, attributes and sparse map may be wrong")
+		m.addProblem("found after damage without its pax header, which was lost: its name, times, attributes and sparse map may be wrong")
 	}
 	if h.typ == TypeSparse && h.extended {
 		// old GNU sparse: extension blocks follow the header
 		for k := 0; k < maxSparseMap/21; k++ {
 			blk := sc.s.window(dataOff, BlockSize)
 			if len(blk) < BlockSize || sc.s.damaged(dataOff, BlockSize) {
-				m.Problems = append(m.Problems, "sparse map extension lost")
+				m.addProblem("sparse map extension lost")
 				break
 			}
 			rs, more, err := parseSparseExt(blk)
 			dataOff += BlockSize
 			if err != nil {
-				m.Problems = append(m.Problems, err.Error())
+				m.addProblem(err.Error())
 				break
 			}
 			regions = append(regions, rs...)
@@ -377,8 +379,8 @@ func (sc *scanner) begin(m *Member) error {
 
 // add adds a complete member to the index (Options.End).
 func (sc *scanner) add(m *Member, cfg []byte) error {
-	if len(m.Problems) > 0 {
-		sc.problem(m.HeaderOff, "%s: %s", m.Name, strings.Join(m.Problems, "; "))
+	if ps := m.Problems(); len(ps) > 0 {
+		sc.problem(m.HeaderOff, "%s: %s", m.Name, strings.Join(ps, "; "))
 	}
 	sc.x.Members = append(sc.x.Members, m)
 	if m.Config {
@@ -465,7 +467,7 @@ func (sc *scanner) applyPax(m *Member, recs []paxRecord, regions []region, store
 		case k == "path":
 			m.Name = v
 		case k == "linkpath":
-			m.Link = v
+			m.ext().link = v
 		case k == "size":
 			if n := num(k, v); n >= 0 && n <= maxMemberSize {
 				*stored, m.Size = n, n
@@ -479,9 +481,9 @@ func (sc *scanner) applyPax(m *Member, recs []paxRecord, regions []region, store
 				m.GID = n
 			}
 		case k == "uname":
-			m.Uname = v
+			m.ext().uname = v
 		case k == "gname":
-			m.Gname = v
+			m.ext().gname = v
 		case k == "mtime" || k == "atime" || k == "ctime":
 			s, ns, ok := parsePaxTime(v)
 			if !ok {
@@ -491,26 +493,28 @@ func (sc *scanner) applyPax(m *Member, recs []paxRecord, regions []region, store
 			t := unix(s, ns)
 			switch k {
 			case "mtime":
-				m.Mtime = t
+				m.mtime = t
 			case "atime":
-				m.Atime = t
+				m.atime = t
 			default:
-				m.Ctime = t
+				m.ctime = t
 			}
 		case strings.HasPrefix(k, "SCHILY.xattr."):
-			if m.Xattrs == nil {
-				m.Xattrs = map[string][]byte{}
+			x := m.ext()
+			if x.xattrs == nil {
+				x.xattrs = map[string][]byte{}
 			}
-			m.Xattrs[strings.TrimPrefix(k, "SCHILY.xattr.")] = []byte(v)
+			x.xattrs[strings.TrimPrefix(k, "SCHILY.xattr.")] = []byte(v)
 		case k == "SCHILY.acl.access" || k == "SCHILY.acl.default":
-			if m.ACLs == nil {
-				m.ACLs = map[string]string{}
+			x := m.ext()
+			if x.acls == nil {
+				x.acls = map[string]string{}
 			}
-			m.ACLs[strings.TrimPrefix(k, "SCHILY.acl.")] = v
+			x.acls[strings.TrimPrefix(k, "SCHILY.acl.")] = v
 		case k == "SCHILY.devmajor":
-			m.DevMajor = num(k, v)
+			m.ext().devMajor = num(k, v)
 		case k == "SCHILY.devminor":
-			m.DevMinor = num(k, v)
+			m.ext().devMinor = num(k, v)
 		case k == "GNU.sparse.major":
 			major = int(num(k, v))
 		case k == "GNU.sparse.minor":
@@ -589,24 +593,29 @@ func (sc *scanner) data(m *Member, off, stored int64, regions []region, sparse10
 		cut = rs.Off
 	}
 	phys := start
+	var data, lost []fs.Extent
 	for _, r := range regions {
 		if r.n == 0 {
 			continue
 		}
 		keep := max(0, min(r.n, cut-phys))
 		if keep > 0 {
-			m.Data = append(m.Data, fs.Extent{Logical: r.off, Physical: phys, Length: keep})
+			data = append(data, fs.Extent{Logical: r.off, Physical: phys, Length: keep})
 		}
 		if keep < r.n {
-			m.Lost = append(m.Lost, fs.Extent{Logical: r.off + keep, Physical: -1, Length: r.n - keep})
+			lost = append(lost, fs.Extent{Logical: r.off + keep, Physical: -1, Length: r.n - keep})
 		}
 		phys += r.n
 	}
+	if lost != nil {
+		m.ext().lost = lost
+	}
+	m.setData(data)
 	if err := sc.begin(m); err != nil {
 		return 0, err
 	}
 	// read through the data (to pass it on, or just to get past it)
-	for _, e := range m.Data {
+	for _, e := range data {
 		for done := int64(0); done < e.Length; {
 			k := int(min(e.Length-done, windowSize))
 			b := sc.s.window(e.Physical+done, k)
@@ -636,8 +645,9 @@ func (sc *scanner) data(m *Member, off, stored int64, regions []region, sparse10
 // unreadable records a member whose content cannot be placed (its sparse
 // map is damaged or inconsistent): all of it is lost.
 func (sc *scanner) unreadable(m *Member, off, stored, next int64, err error) (int64, error) {
-	m.Problems = append(m.Problems, err.Error())
-	m.Lost = []fs.Extent{{Logical: 0, Length: m.Size, Physical: -1}}
+	m.addProblem(err.Error())
+	m.ext().lost = []fs.Extent{{Logical: 0, Length: m.Size, Physical: -1}}
+	m.setData(nil)
 	if err := sc.begin(m); err != nil {
 		return 0, err
 	}
@@ -648,22 +658,18 @@ func (sc *scanner) unreadable(m *Member, off, stored, next int64, err error) (in
 // lost (the stream ended there).
 func (sc *scanner) truncate(m *Member, end int64) {
 	sc.problem(end, "%s: the stream ends inside this member (truncated)", m.Name)
-	var data []fs.Extent
-	for _, e := range m.Data {
+	var data, lost []fs.Extent
+	for _, e := range m.Data() {
 		keep := max(0, min(e.Length, end-e.Physical))
 		if keep > 0 {
 			data = append(data, fs.Extent{Logical: e.Logical, Physical: e.Physical, Length: keep})
 		}
 		if keep < e.Length {
-			m.Lost = append(m.Lost, fs.Extent{Logical: e.Logical + keep, Physical: -1, Length: e.Length - keep})
+			lost = append(lost, fs.Extent{Logical: e.Logical + keep, Physical: -1, Length: e.Length - keep})
 		}
 	}
-	m.Data = data
-}
-
-func unix(sec, nsec int64) time.Time {
-	if sec < -1<<40 || sec > 1<<40 {
-		return time.Time{}
+	if lost != nil {
+		m.ext().lost = append(m.ext().lost, lost...)
 	}
-	return time.Unix(sec, nsec)
+	m.setData(data)
 }

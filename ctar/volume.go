@@ -71,18 +71,19 @@ func NewVolume(gens []Generation) *Volume {
 	for n := rootNode; int(n) < len(v.FS.nodes); n++ {
 		nd := &v.FS.nodes[n]
 		m := nd.m
-		if m == nil || !hasData(m.Type) || nd.base != 0 || newest.MemberDamage(m) == nil && len(nd.problems) == 0 {
+		if m == nil || !hasData(m.Type) || nd.base != 0 || newest.MemberDamage(m) == nil && len(v.FS.problems[n]) == 0 {
 			continue
 		}
 		p, _ := cleanName(m.Name)
 		for i, idx := range older {
 			o := idx[p]
 			g := gens[i+1]
-			if o == nil || o.Size != m.Size || !o.Mtime.Equal(m.Mtime) || g.Index.MemberDamage(o) != nil {
+			if o == nil || o.Size != m.Size || o.mtime != m.mtime || g.Index.MemberDamage(o) != nil {
 				continue
 			}
-			nd.m, nd.base, nd.problems = o, v.parts[i+1].base, nil
-			for _, e := range o.Data {
+			nd.m, nd.base = o, v.parts[i+1].base
+			delete(v.FS.problems, n)
+			for _, e := range o.Data() {
 				v.Damage.Add(nd.base+e.Physical, e.Length, damage.Tainted)
 				v.Filled.Add(nd.base+e.Physical, e.Length, damage.Tainted)
 			}
@@ -131,7 +132,7 @@ func (v *Volume) fillGap(gens []Generation, gap Gap) {
 			}
 			base := v.parts[i].base
 			v.FS.place(m, base, true)
-			for _, e := range append([]fs.Extent{{Physical: m.HeaderOff, Length: m.HeaderEnd - m.HeaderOff}}, m.Data...) {
+			for _, e := range append([]fs.Extent{{Physical: m.HeaderOff, Length: m.HeaderEnd - m.HeaderOff}}, m.Data()...) {
 				v.Damage.Add(base+e.Physical, e.Length, damage.Tainted)
 				v.Filled.Add(base+e.Physical, e.Length, damage.Tainted)
 			}
