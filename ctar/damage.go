@@ -7,6 +7,9 @@ import "github.com/vzsalvage/vzsalvage/damage"
 // stream's damage, what damage or the stream's end cut off, and all of it
 // when its headers had problems or are tainted without confirmation.
 func (x *Index) MemberDamage(m *Member) *damage.Map {
+	if m.verified {
+		return nil
+	}
 	var d damage.Map
 	if len(m.Problems()) > 0 || m.HeaderTainted && (!m.Confirmed || m.Sparse) {
 		d.Add(0, m.Size, damage.Tainted)

@@ -41,7 +41,10 @@ type Member struct {
 	// Config: one of vzdump's config files stored first in the archive
 	// (./etc/vzdump/pct.conf, pct.fw), not part of the guest's tree.
 	Config bool
-	x      *memberExtra
+	// verified: a protect record proved its headers and content right
+	// (ApplyRecord).
+	verified bool
+	x        *memberExtra
 }
 
 // memberExtra holds what most members lack.
@@ -211,7 +214,15 @@ type Index struct {
 	// Gaps lists the stretches of the stream where headers could not be
 	// read: members stored there are lost.
 	Gaps []Gap
+	// Hashes holds, with Options.Hash, each member's hashes (parallel to
+	// Members).
+	Hashes []MemberHash
 }
+
+// MemberHash is the xxh64 of a member's header blocks as stored (its pax
+// and GNU extended headers included) and of its content (the bytes of its
+// data extents, in order; a sparse member's map and holes left out).
+type MemberHash struct{ Header, Data uint64 }
 
 // Gap is a stretch of the stream [Off, End) between members where headers
 // were lost: after member After (an index into Members, -1 at the start)

@@ -2,7 +2,9 @@ package ctar
 
 import (
 	"bytes"
+
 	"fmt"
+	"github.com/cespare/xxhash/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +28,10 @@ type Options struct {
 	Begin, End func(i int, m *Member) error
 	// Strict stops at the first problem.
 	Strict bool
+	// Hash computes, for every member, the xxh64 of its header blocks and
+	// of its content (Index.Hashes): what a protect record keeps, to tell
+	// later which members are the original's.
+	Hash bool
 	// ConfigsOnly stops after vzdump's config files, at the first member
 	// of the guest's tree (what inspect needs).
 	ConfigsOnly bool
@@ -42,6 +48,9 @@ const maxMembers = 50_000_000
 // and Damage. The error is a failure to read (or Options.Data's error).
 func Scan(r codec.Reader, opt Options) (*Index, error) {
 	sc := &scanner{s: newStream(r), opt: opt, x: &Index{}}
+	if opt.Hash {
+		sc.hh, sc.hd = xxhash.New(), xxhash.New()
+	}
 	err := sc.run()
 	sc.s.sync()
 	for i := range sc.x.Gaps {
@@ -71,6 +80,20 @@ type scanner struct {
 	last *Member
 	next int64
 	cur  *Member // the member whose data is being read
+	// hh and hd hash the current member's header blocks and content
+	// (Options.Hash).
+	hh, hd *xxhash.Digest
+}
+
+// hashHeader adds header bytes of the current member to its hash.
+func (sc *scanner) hashHeader(b []byte, restart bool) {
+	if sc.hh == nil {
+		return
+	}
+	if restart {
+		sc.hh.Reset()
+	}
+	sc.hh.Write(b)
 }
 
 // lastName names the member read last (the one being read, if a loss
@@ -242,15 +265,18 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 	dataOff := pos + BlockSize
 	switch h.typ {
 	case TypePax, TypePaxGlob, TypeLongName, TypeLongLink:
+		restart := sc.pend == nil || sc.resynced
 		if sc.pend == nil {
 			sc.pend = &ext{start: pos}
 		}
 		if sc.resynced {
 			sc.pend.start = pos
 		}
+		sc.hashHeader(sc.s.window(pos, BlockSize), restart)
 		return sc.extended(pos, h)
 	}
 	e := sc.pend
+	sc.hashHeader(sc.s.window(pos, BlockSize), e == nil)
 	sc.pend = nil
 	resynced := sc.resynced
 	sc.resynced = false
@@ -302,6 +328,7 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 				break
 			}
 			rs, more, err := parseSparseExt(blk)
+			sc.hashHeader(blk, false)
 			dataOff += BlockSize
 			if err != nil {
 				m.addProblem(err.Error())
@@ -383,6 +410,11 @@ func (sc *scanner) add(m *Member, cfg []byte) error {
 		sc.problem(m.HeaderOff, "%s: %s", m.Name, strings.Join(ps, "; "))
 	}
 	sc.x.Members = append(sc.x.Members, m)
+	if sc.hh != nil {
+		sc.x.Hashes = append(sc.x.Hashes, MemberHash{Header: sc.hh.Sum64(), Data: sc.hd.Sum64()})
+		sc.hh.Reset()
+		sc.hd.Reset()
+	}
 	if m.Config {
 		sc.x.Configs = append(sc.x.Configs, Config{Name: m.Name[strings.LastIndexByte(m.Name, '/')+1:], Data: cfg})
 	}
@@ -401,6 +433,8 @@ func (sc *scanner) extended(pos int64, h *header) (int64, error) {
 		return sc.skip(dataOff, h.size, next), nil
 	}
 	sc.pend.tainted = sc.pend.tainted || h.tainted
+	// (hashed first: a window asked for later may move the bytes of b)
+	sc.hashHeader(sc.s.window(dataOff, int(pad(h.size))), false)
 	b := sc.s.window(dataOff, int(h.size))
 	sc.pend.tainted = sc.pend.tainted || sc.s.damaged(dataOff, h.size)
 	if int64(len(b)) < h.size || sc.s.lost(dataOff, h.size) {
@@ -619,6 +653,9 @@ func (sc *scanner) data(m *Member, off, stored int64, regions []region, sparse10
 		for done := int64(0); done < e.Length; {
 			k := int(min(e.Length-done, windowSize))
 			b := sc.s.window(e.Physical+done, k)
+			if sc.hd != nil {
+				sc.hd.Write(b)
+			}
 			if cfg != nil {
 				copy(cfg[e.Logical+done:], b)
 			}
