@@ -36,7 +36,11 @@ func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, 
 	if opt.Strict {
 		rst = nil
 	}
-	sopt := ctar.Options{Strict: opt.Strict}
+	sopt := ctar.Options{Strict: opt.Strict, Hash: opt.Hash}
+	rec, recName, recNote := memberRecord(s.Archive.Path, opt)
+	if rec != nil {
+		sopt.Hash = true
+	}
 	var rs *ctar.Restorer
 	if rst != nil {
 		var err error
@@ -55,6 +59,13 @@ func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, 
 	stop()
 	x := pres.Tar
 	res := &Result{Report: report.New(Tool), Images: map[string]string{}, Tar: x}
+	var used *report.Sidecar
+	switch {
+	case rec != nil && pres.Err == nil:
+		used = applyRecord(rec, recName, x)
+	case recNote != "":
+		used = &report.Sidecar{Note: recNote}
+	}
 	if rs != nil {
 		res.Tree, res.Copied, res.CopyErr = rs.Finish(x)
 		if res.CopyErr != nil && !errors.Is(res.CopyErr, fs.ErrBudget) {
@@ -66,6 +77,10 @@ func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, 
 		arc.Configs = append(arc.Configs, c.Name)
 	}
 	finishArchive(&arc, s.Archive, dec, pres.Problems, pres.ProblemCount, pres.Intact, pres.Err)
+	arc.Sidecar = used
+	if used != nil && (used.WrongMembers > 0 || used.MissingMembers > 0) {
+		arc.Status = report.Damaged
+	}
 	if pres.Err != nil && opt.Strict {
 		// strict: the first problem ends the read; nothing is written
 		res.Report.Archives = append(res.Report.Archives, arc)
@@ -107,6 +122,31 @@ func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, 
 		}
 	}
 	return res, nil
+}
+
+// memberRecord returns the protect record of a container backup's members,
+// or a note saying why a sidecar that is there cannot be used.
+func memberRecord(path string, opt Options) (rec ctar.Record, name, note string) {
+	chk, note := findChecker(path, opt)
+	if chk == nil {
+		return nil, "", note
+	}
+	mr, ok := chk.(MemberRecord)
+	if !ok {
+		return nil, "", "sidecar not used: it does not record a container backup's members"
+	}
+	rec, err := mr.Record()
+	if err != nil {
+		return nil, "", "sidecar not used: " + err.Error()
+	}
+	return rec, mr.Name(), ""
+}
+
+// applyRecord judges a container's members against their protect record
+// and says what it found.
+func applyRecord(rec ctar.Record, name string, x *ctar.Index) *report.Sidecar {
+	r := x.ApplyRecord(rec)
+	return &report.Sidecar{Path: name, Used: true, WrongMembers: int64(r.Wrong), ConfirmedMembers: int64(r.Confirmed), MissingMembers: int64(r.Missing)}
 }
 
 // clearDest makes sure dest does not exist: with force an earlier

@@ -62,6 +62,9 @@ type Options struct {
 	NoSidecar bool
 	// Checker, if set, is used instead of what Sidecars finds.
 	Checker Checker
+	// Hash computes, for a container backup, every member's hashes
+	// (Result.Tar.Hashes), for a protect record.
+	Hash bool
 	// Map keeps, in Result.Map, where the damaged stream bytes belong.
 	Map bool
 	// Restore, if set, writes a container backup's files as its stream is

@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"github.com/vzsalvage/vzsalvage/ctar"
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/vma"
@@ -26,6 +27,15 @@ type Checker interface {
 	// EachWrong calls fn with every cluster of a device, in order, that
 	// was not read with the recorded content (never read, or wrong).
 	EachWrong(d vma.Device, fn func(num int64))
+}
+
+// MemberRecord is a Checker's view of a container backup's protect record:
+// the hashes of every member's headers and content (ctar.ApplyRecord).
+type MemberRecord interface {
+	Name() string
+	// Record returns the record of the archive's members, or an error
+	// when the record is not usable for it (a VM backup's, or damaged).
+	Record() (ctar.Record, error)
 }
 
 // Sidecars, when set, finds an archive's Checker (nil and no error when the

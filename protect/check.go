@@ -1,11 +1,15 @@
 package protect
 
 import (
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 
+	"github.com/vzsalvage/vzsalvage/ctar"
 	"github.com/vzsalvage/vzsalvage/extract"
 	"github.com/vzsalvage/vzsalvage/vma"
 )
@@ -50,6 +54,9 @@ func (c *Checker) Name() string { return c.sc.Path }
 // Applies checks that the sidecar is the archive's: same VMA uuid, same
 // devices.
 func (c *Checker) Applies(h *vma.Header) error {
+	if c.sc.Header.Tar != nil {
+		return errors.New("it belongs to a container backup")
+	}
 	if u := h.UUIDString(); u != c.sc.Header.VMA.UUID {
 		return fmt.Errorf("it belongs to another backup (uuid %s; this archive's is %s)", c.sc.Header.VMA.UUID, u)
 	}
@@ -177,6 +184,54 @@ func (c *Checker) EachWrong(d vma.Device, fn func(num int64)) {
 		}
 	}
 }
+
+// Record implements extract.MemberRecord: the member hashes of a container
+// backup's sidecar, read whole (16 bytes a member, no more than the
+// sidecar holds). A damaged page makes the record unusable: members it
+// would have named could not be told from wrong ones.
+func (c *Checker) Record() (ctar.Record, error) {
+	t := c.sc.Header.Tar
+	if t == nil {
+		return nil, errors.New("it belongs to a VM backup")
+	}
+	var r memberRecord
+	for p := int64(0); p*pageMembers < t.Members; p++ {
+		b, err := c.sc.record(recMembers, uint64(p))
+		if err != nil {
+			return nil, err
+		}
+		want := min(pageMembers, t.Members-p*pageMembers) * memberEntry
+		if int64(len(b)) != want {
+			return nil, formatErr("member page %d: %d bytes, want %d", p, len(b), want)
+		}
+		for ; len(b) > 0; b = b[memberEntry:] {
+			r = append(r, ctar.MemberHash{Header: binary.LittleEndian.Uint64(b), Data: binary.LittleEndian.Uint64(b[8:])})
+		}
+	}
+	slices.SortFunc(r, func(a, b ctar.MemberHash) int {
+		if c := cmp.Compare(a.Header, b.Header); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Data, b.Data)
+	})
+	return r, nil
+}
+
+// memberRecord is a container's member hashes, sorted.
+type memberRecord []ctar.MemberHash
+
+func (r memberRecord) Lookup(h ctar.MemberHash) (header, content bool) {
+	i, _ := slices.BinarySearchFunc(r, h.Header, func(e ctar.MemberHash, k uint64) int { return cmp.Compare(e.Header, k) })
+	for ; i < len(r) && r[i].Header == h.Header; i++ {
+		header = true
+		if r[i].Data == h.Data {
+			return true, true
+		}
+	}
+	return header, false
+}
+
+func (r memberRecord) Members() int { return len(r) }
 
 // Lookup returns the function extract.Sidecars uses: an archive's sidecar
 // in dir (when dir is not empty) or beside it, as a Checker; nil when

@@ -42,6 +42,17 @@ const (
 	recChunks  = 3 // chunk hashes of a segment, key segment
 	recParity  = 4 // parity of a segment, key segment
 	recIndex   = 5 // the index, key 0
+	recMembers = 6 // a page of a container's member hashes, key page
+)
+
+// Member hash pages: a container backup's members, 4096 to a record, each
+// as the xxh64 of its header blocks and of its content (ctar.MemberHash).
+const (
+	pageMembers = 4096
+	memberEntry = 16
+	// maxMembers bounds the members a sidecar may announce (as the tar
+	// reader bounds an archive's).
+	maxMembers = 50_000_000
 )
 
 // Cluster hash pages.
@@ -65,12 +76,14 @@ var (
 
 // Header is the sidecar's header record (JSON).
 type Header struct {
-	Format   string       `json:"format"` // "vzsalvage-sidecar"
-	Version  int          `json:"version"`
-	Created  string       `json:"created"` // RFC 3339
-	Tool     string       `json:"tool"`
-	Archive  ArchiveInfo  `json:"archive"`
-	VMA      VMAInfo      `json:"vma"`
+	Format  string      `json:"format"` // "vzsalvage-sidecar"
+	Version int         `json:"version"`
+	Created string      `json:"created"` // RFC 3339
+	Tool    string      `json:"tool"`
+	Archive ArchiveInfo `json:"archive"`
+	VMA     VMAInfo     `json:"vma"`
+	// Tar is set for a container backup (whose VMA is then empty).
+	Tar      *TarInfo     `json:"tar,omitempty"`
 	Clusters ClusterInfo  `json:"clusters"`
 	Chunks   ChunkInfo    `json:"chunks"`
 	Parity   Parity       `json:"parity"`
@@ -91,6 +104,13 @@ type VMAInfo struct {
 	UUID    string       `json:"uuid"`
 	Ctime   int64        `json:"ctime"`
 	Devices []DeviceInfo `json:"devices"`
+}
+
+// TarInfo describes the member hashes of a container backup.
+type TarInfo struct {
+	Members int64  `json:"members"`
+	Hash    string `json:"hash"` // "xxh64"
+	Page    int    `json:"page"` // members per page record
 }
 
 // DeviceInfo is one disk of the archive.

@@ -3,6 +3,7 @@ package protect
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vzsalvage/vzsalvage/ctar"
 	"github.com/vzsalvage/vzsalvage/extract"
 	"github.com/vzsalvage/vzsalvage/report"
 	"github.com/vzsalvage/vzsalvage/vma"
@@ -126,7 +128,7 @@ func Protect(path string, opt Options) (*Result, error) {
 		obsErr = table.set(c.Dev, c.Num, hasher.hash(d.Size, c))
 	}
 
-	vres, err := extract.Verify(path, extract.Options{Progress: opt.Progress, Tap: tap, Observe: observe, NoSidecar: true, Context: opt.Context})
+	vres, err := extract.Verify(path, extract.Options{Progress: opt.Progress, Tap: tap, Observe: observe, Hash: true, NoSidecar: true, Context: opt.Context})
 	if err != nil {
 		return nil, err
 	}
@@ -155,11 +157,17 @@ func Protect(path string, opt Options) (*Result, error) {
 	if !enc.done() {
 		return nil, fmt.Errorf("%s: the file changed while it was read", path)
 	}
-	if table == nil {
+	switch {
+	case vres.Tar != nil:
+		if err := writeMembers(sw, vres.Tar.Hashes); err != nil {
+			return nil, err
+		}
+	case table == nil:
 		return nil, fmt.Errorf("%s: %w", path, errors.New("no cluster in the archive"))
-	}
-	if s := table.incomplete(); s != "" {
-		return nil, fmt.Errorf("%s: cluster hashes incomplete: %s", path, s)
+	default:
+		if s := table.incomplete(); s != "" {
+			return nil, fmt.Errorf("%s: cluster hashes incomplete: %s", path, s)
+		}
 	}
 	h := newHeader(path, st, vres, par, opt.Tool)
 	h.Archive.SHA256 = hex.EncodeToString(sum.Sum(nil))
@@ -177,16 +185,37 @@ func newHeader(path string, st os.FileInfo, vres *extract.Result, par Parity, to
 	h := &Header{
 		Format: "vzsalvage-sidecar", Version: Version, Created: time.Now().UTC().Format(time.RFC3339), Tool: tool,
 		Archive:  ArchiveInfo{Name: st.Name(), Size: st.Size(), Compression: a.Compression, MTime: st.ModTime().Unix()},
-		VMA:      VMAInfo{UUID: vres.Header.UUIDString(), Ctime: vres.Header.Ctime.Unix()},
 		Clusters: ClusterInfo{Hash: "xxh64", Size: clusterSize, Page: pageClusters},
 		Chunks:   ChunkInfo{Hash: "xxh64", Size: par.ShardSize},
 		Parity:   par,
 		Verify:   VerifyResult{Status: string(a.Status), Checksum: string(a.Checksum)},
 	}
+	if vres.Tar != nil {
+		h.Tar = &TarInfo{Members: int64(len(vres.Tar.Hashes)), Hash: "xxh64", Page: pageMembers}
+		return h
+	}
+	h.VMA = VMAInfo{UUID: vres.Header.UUIDString(), Ctime: vres.Header.Ctime.Unix()}
 	for _, d := range vres.Header.Devices {
 		h.VMA.Devices = append(h.VMA.Devices, DeviceInfo{ID: int(d.ID), Name: d.Name, Size: d.Size})
 	}
 	return h
+}
+
+// writeMembers writes a container's member hashes, a page of pageMembers
+// at a time.
+func writeMembers(sw *sidecarWriter, hs []ctar.MemberHash) error {
+	b := make([]byte, 0, pageMembers*memberEntry)
+	for p := 0; p*pageMembers < len(hs); p++ {
+		b = b[:0]
+		for _, h := range hs[p*pageMembers : min(len(hs), (p+1)*pageMembers)] {
+			b = binary.LittleEndian.AppendUint64(b, h.Header)
+			b = binary.LittleEndian.AppendUint64(b, h.Data)
+		}
+		if err := sw.record(recMembers, uint64(p), b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func appendUint64(b []byte, v uint64) []byte {

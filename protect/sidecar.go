@@ -118,6 +118,9 @@ func (h *Header) check() error {
 	if err := p.check(); err != nil {
 		return err
 	}
+	if t := h.Tar; t != nil && (t.Members < 0 || t.Members > maxMembers || t.Hash != "xxh64" || t.Page != pageMembers) {
+		return formatErr("member hashes %+v", *t)
+	}
 	for _, d := range h.VMA.Devices {
 		if d.ID < 1 || d.ID > 255 || d.Size < 0 || d.Size > 1<<50 {
 			return formatErr("device %+v", d)

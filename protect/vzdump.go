@@ -5,8 +5,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	"github.com/vzsalvage/vzsalvage/archive"
 )
 
 // HookEvent is one call of a vzdump hook script (vzdump --script, or
@@ -68,14 +66,11 @@ func (ev HookEvent) Guest() string {
 }
 
 // Skip says why the archive of a backup-end event is not protected, or ""
-// when it is to be protected: containers are not read yet, and a target
-// that is no file (a Proxmox Backup Server snapshot) has nothing to read.
+// when it is to be protected: a target that is no file (a Proxmox Backup
+// Server snapshot) has nothing to read.
 func (ev HookEvent) Skip() string {
 	if ev.Target == "" {
 		return "no TARGET in the environment: nothing to protect"
-	}
-	if ev.VMType == "lxc" || ev.VMType == "openvz" || archive.ParseName(ev.Target).Payload == "tar" {
-		return "container backups (.tar) are not protected yet: " + ev.Target
 	}
 	st, err := os.Stat(ev.Target)
 	if err != nil || !st.Mode().IsRegular() {

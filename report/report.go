@@ -114,13 +114,19 @@ type Archive struct {
 // cluster read was compared with the hash recorded the day the backup was
 // made. Wrong clusters (silent damage included) are in the devices' damage;
 // Confirmed counts clusters the decoder had flagged whose content the record
-// proved right.
+// proved right. For a container backup the record holds every member's
+// hashes instead: WrongMembers differ from the original's (headers or
+// content), ConfirmedMembers were flagged by the decoder and proved right,
+// MissingMembers were not found at all.
 type Sidecar struct {
-	Path      string `json:"path,omitempty"`
-	Used      bool   `json:"used"`
-	Note      string `json:"note,omitempty"`
-	Wrong     int64  `json:"wrong_clusters"`
-	Confirmed int64  `json:"confirmed_clusters"`
+	Path             string `json:"path,omitempty"`
+	Used             bool   `json:"used"`
+	Note             string `json:"note,omitempty"`
+	Wrong            int64  `json:"wrong_clusters"`
+	Confirmed        int64  `json:"confirmed_clusters"`
+	WrongMembers     int64  `json:"wrong_members,omitempty"`
+	ConfirmedMembers int64  `json:"confirmed_members,omitempty"`
+	MissingMembers   int64  `json:"missing_members,omitempty"`
 }
 
 // Redecode is the second decoding of a damaged archive with donors: the

@@ -34,7 +34,7 @@ and name that one). vzdump --script PATH runs it for one job.
 At backup-end it protects the new archive (TARGET): verifies it end to end and writes its
 sidecar, or, when it is damaged already, alerts by mail and webhook. When vzdump reports a
 backup or job aborted (backup-abort, job-abort) it alerts too. Other phases do nothing.
-Container archives (.tar) are skipped with a note until vzsalvage reads them.
+VM (.vma) and container (.tar) backups alike.
 
 Its lines go to the vzdump task log. Exit status: 0, unless an alert could not be
 delivered (2), or the new archive is damaged and nobody could be told (no alert configured)

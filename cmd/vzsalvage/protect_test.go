@@ -136,11 +136,21 @@ func TestVzdumpHook(t *testing.T) {
 	if code, out, _ = vz("vzdump-hook", "--alert-config", empty, "backup-end", "snapshot", "100"); code != 2 || !strings.Contains(out, "alert not delivered") {
 		t.Fatalf("undeliverable: exit %d\n%s", code, out)
 	}
-	// containers are skipped with a note
+	// containers are protected too (the pinned container backup, GNU tar
+	// with vzdump's flags and zstd)
 	t.Setenv("VMTYPE", "lxc")
-	t.Setenv("TARGET", filepath.Join(dir, "vzdump-lxc-200-2025_12_15-03_00_03.tar.zst"))
-	if code, out, _ = vz("vzdump-hook", "--alert-config", conf, "backup-end", "snapshot", "200"); code != 0 || !strings.Contains(out, "INFO: container backups") {
+	ct := filepath.Join(dir, "vzdump-lxc-200-2025_12_15-03_00_03.tar.zst")
+	b, err := os.ReadFile("../../rescue/testdata/vzdump-lxc-101-2025_12_15-03_00_03.tar.zst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(ct, b, 0o644)
+	t.Setenv("TARGET", ct)
+	if code, out, _ = vz("vzdump-hook", "--alert-config", conf, "backup-end", "snapshot", "200"); code != 0 || !strings.Contains(out, "verified intact; sidecar") {
 		t.Fatalf("lxc: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(ct + ".vzsalvage"); err != nil {
+		t.Fatal(err)
 	}
 	// vzdump's own failures are passed on
 	if code, _, _ = vz("vzdump-hook", "--alert-config", conf, "backup-abort", "snapshot", "200"); code != 0 {

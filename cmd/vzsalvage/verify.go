@@ -102,6 +102,10 @@ func printArchive(w io.Writer, rep *report.Report, allProblems bool) {
 		if a.Checksum == codec.ChecksumMismatch && a.ProblemCount == 0 {
 			ui.Fprintf(w, "  the stream's checksum fails but no damage could be located\n")
 		}
+		if s := a.Sidecar; s != nil && s.Used && s.WrongMembers+s.ConfirmedMembers+s.MissingMembers > 0 {
+			ui.Fprintf(w, "  sidecar: %d members differ from the original, %d suspected ones proved right, %d not found\n",
+				s.WrongMembers, s.ConfirmedMembers, s.MissingMembers)
+		}
 	}
 	for _, d := range rep.Devices {
 		c := d.Clusters
