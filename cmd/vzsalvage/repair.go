@@ -158,7 +158,18 @@ func printRepair(w io.Writer, o repairOutput, opt protect.RepairOptions) {
 	if rr.Output != "" {
 		ui.Fprintf(w, "  partly repaired archive: %s\n", ui.Safe(rr.Output))
 	}
-	if o.DamagedClusters == nil && rr.Located != nil {
+	switch {
+	case rr.Header.Tar != nil && rr.Located != nil:
+		// a container: its damaged files
+		ui.Fprintf(w, "  %d files damaged\n", len(rr.Located.DamagedFiles))
+		for i, f := range rr.Located.DamagedFiles {
+			if i == 20 {
+				ui.Fprintf(w, "    ... %d more (vzsalvage verify --json)\n", len(rr.Located.DamagedFiles)-i)
+				break
+			}
+			ui.Fprintf(w, "    %s: %s\n", ui.Safe(f.Path), f.State)
+		}
+	case o.DamagedClusters == nil && rr.Located != nil:
 		ui.Fprintf(w, "  no disk cluster is damaged: the damage lies outside the disks' data\n")
 	}
 	for _, dc := range o.DamagedClusters {
