@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -43,6 +44,38 @@ type RepairOptions struct {
 	// damaged chunks are taken from them where their hashes match; without
 	// one, the copies are merged at the compressed-byte level.
 	Copies []string
+	// Resume continues the chunk check where an earlier one stopped (nil:
+	// from the start). A point that does not fit (another archive, size or
+	// mtime; another sidecar; with Copies) is ignored: the check starts
+	// from the beginning. The result covers the whole archive either way.
+	Resume *ScanPoint
+	// Checkpoint, if set, is called after every block of the chunk check
+	// with the bytes checked so far; point builds the ScanPoint a later
+	// Resume goes on from (call it only when saving: it copies the damage).
+	Checkpoint func(done int64, point func() *ScanPoint)
+}
+
+// ScanPoint is how far a chunk check got: the bytes before Offset are
+// checked, their damage is in Damage and SHA256 is the whole-file hash's
+// state after them. The archive's and sidecar's identities make a point of
+// a changed archive or sidecar void.
+type ScanPoint struct {
+	ScanIdentity
+	Offset int64       `json:"offset"`
+	SHA256 []byte      `json:"sha256_state"`
+	Damage *damage.Map `json:"damage"`
+}
+
+// ScanIdentity names the archive (path, size, mtime) and the sidecar (path,
+// size, mtime, the archive SHA-256 it records) a ScanPoint belongs to.
+type ScanIdentity struct {
+	Archive       string `json:"archive"`
+	Size          int64  `json:"size"`
+	ModTime       int64  `json:"mtime_ns"`
+	Sidecar       string `json:"sidecar"`
+	SidecarSize   int64  `json:"sidecar_size"`
+	SidecarMTime  int64  `json:"sidecar_mtime_ns"`
+	SidecarSHA256 string `json:"sidecar_archive_sha256"`
 }
 
 // RepairResult is what Repair found and did.
@@ -75,6 +108,8 @@ type RepairResult struct {
 	Notes []string `json:"notes,omitempty"`
 	// Merge is the merge of the copies, when there was no sidecar.
 	Merge *merge.Result `json:"merge,omitempty"`
+	// ResumedAt is the offset the chunk check went on from (Resume).
+	ResumedAt int64 `json:"resumed_at,omitempty"`
 }
 
 // Repair checks an archive against its sidecar, rebuilds damaged chunks
@@ -114,6 +149,9 @@ func Repair(path string, opt RepairOptions) (*RepairResult, error) {
 		}
 	}()
 	r := &repairer{sc: sc, src: &patched{base: f}, size: st.Size(), orig: sc.Header.Archive.Size, p: sc.Header.Parity, rr: rr, opt: opt}
+	if r.here, err = r.identity(path, st); err != nil {
+		return nil, err
+	}
 	for _, c := range copies {
 		r.copies = append(r.copies, c)
 	}
@@ -162,6 +200,58 @@ type repairer struct {
 	opt    RepairOptions
 	sumOK  bool
 	bad    []*damage.Map // per segment: damaged shards (segment offsets)
+	here   ScanIdentity  // the archive's and sidecar's identity
+}
+
+// scanBlock is the chunk check's read size: a ScanPoint's Offset is a
+// multiple of it within its segment (or the archive's end). A variable for
+// tests, whose archives are a few blocks.
+var scanBlock int64 = 4 << 20
+
+// identity returns the identity a ScanPoint of this archive and sidecar
+// carries.
+func (r *repairer) identity(path string, st os.FileInfo) (ScanIdentity, error) {
+	sst, err := os.Stat(r.sc.Path)
+	if err != nil {
+		return ScanIdentity{}, err
+	}
+	return ScanIdentity{Archive: path, Size: st.Size(), ModTime: st.ModTime().UnixNano(),
+		Sidecar: r.sc.Path, SidecarSize: sst.Size(), SidecarMTime: sst.ModTime().UnixNano(),
+		SidecarSHA256: r.sc.Header.Archive.SHA256}, nil
+}
+
+// resumable returns opt.Resume when the check can go on from it, and the
+// whole-file hash restored to its state.
+func (r *repairer) resumable(sum hash.Hash) *ScanPoint {
+	p := r.opt.Resume
+	if p == nil || p.Offset <= 0 || p.Offset > r.orig || len(r.copies) > 0 {
+		return nil
+	}
+	if p.ScanIdentity != r.here {
+		return nil
+	}
+	if p.Offset != r.orig && (p.Offset%r.p.segmentSize())%scanBlock != 0 {
+		return nil
+	}
+	u, ok := sum.(encoding.BinaryUnmarshaler)
+	if !ok || u.UnmarshalBinary(p.SHA256) != nil {
+		sum.Reset()
+		return nil
+	}
+	return p
+}
+
+// clip returns m's ranges within [off, off+n), relative to off.
+func clip(m *damage.Map, off, n int64) *damage.Map {
+	out := &damage.Map{}
+	if m == nil || n <= 0 {
+		return out
+	}
+	for _, rg := range m.Overlaps(off, n) {
+		a, b := max(rg.Off, off), min(rg.End(), off+n)
+		out.Add(a-off, b-a, rg.State)
+	}
+	return out
 }
 
 // scan compares every chunk of the file with its hash (and the whole with
@@ -169,19 +259,25 @@ type repairer struct {
 func (r *repairer) scan() error {
 	nseg := r.p.segments(r.orig)
 	sum := sha256.New()
-	buf := make([]byte, 4<<20)
+	buf := make([]byte, scanBlock)
 	r.bad = make([]*damage.Map, nseg)
-	var done int64
+	var from int64
+	var before *damage.Map // the damage found before from
+	if p := r.resumable(sum); p != nil {
+		from, before = p.Offset, p.Damage
+		r.rr.ResumedAt = from
+	}
+	done := from
 	for i := int64(0); i < nseg; i++ {
 		s := r.p.segment(r.orig, i)
 		hashes, err := r.sc.chunkHashes(i, s.shards)
-		m := &damage.Map{}
+		m := clip(before, s.start, min(s.length, from-s.start))
 		r.bad[i] = m
 		if err != nil {
 			// the sidecar cannot say where the damage is in this segment
 			r.rr.Notes = append(r.rr.Notes, fmt.Sprintf("segment %d of the archive cannot be checked: %v", i, err))
 		}
-		err = r.eachBlock(s, buf, func(off int64, b []byte, got int) error {
+		err = r.eachBlock(s, max(0, from-s.start), buf, func(off int64, b []byte, got int) error {
 			n := int64(len(b))
 			sum.Write(b[:got])
 			for j := int64(0); j < n; j += int64(r.p.ShardSize) {
@@ -204,8 +300,15 @@ func (r *repairer) scan() error {
 			if r.opt.Progress != nil {
 				r.opt.Progress(done, r.orig)
 			}
+			if r.opt.Checkpoint != nil {
+				r.opt.Checkpoint(done, func() *ScanPoint { return r.point(done, sum, s.start, m) })
+			}
 			return nil
 		})
+		if err != nil && r.opt.Context != nil && r.opt.Context.Err() != nil && r.opt.Checkpoint != nil {
+			// stopped: the point after the last block read
+			r.opt.Checkpoint(done, func() *ScanPoint { return r.point(done, sum, s.start, m) })
+		}
 		if err != nil {
 			return err
 		}
@@ -215,6 +318,16 @@ func (r *repairer) scan() error {
 	}
 	r.sumOK = hex.EncodeToString(sum.Sum(nil)) == r.sc.Header.Archive.SHA256
 	return nil
+}
+
+// point returns the ScanPoint after done bytes: the damage of the segments
+// before and of the current one so far (m, from segment offset start).
+func (r *repairer) point(done int64, sum hash.Hash, start int64, m *damage.Map) *ScanPoint {
+	p := ScanPoint{ScanIdentity: r.here, Offset: done}
+	p.SHA256, _ = sum.(encoding.BinaryMarshaler).MarshalBinary()
+	p.Damage = r.rr.Damage.Clone()
+	p.Damage.Shift(m, start)
+	return &p
 }
 
 // rebuild reconstructs what the parity allows, segment by segment, and
@@ -253,7 +366,7 @@ func (r *repairer) rebuild() error {
 		if out == nil {
 			continue
 		}
-		err = r.eachBlock(s, buf, func(off int64, b []byte, got int) error {
+		err = r.eachBlock(s, 0, buf, func(off int64, b []byte, got int) error {
 			n := int64(len(b))
 			clear(b[got:])
 			for j := int64(0); j < n; j += int64(r.p.ShardSize) {
@@ -307,11 +420,11 @@ func (r *repairer) rebuild() error {
 	return nil
 }
 
-// eachBlock reads a segment of the archive in blocks of len(buf) and calls
-// fn with each block's offset in the segment, its bytes and how many of
-// them the file had (fewer past a truncated end).
-func (r *repairer) eachBlock(s segment, buf []byte, fn func(off int64, b []byte, got int) error) error {
-	for off := int64(0); off < s.length; off += int64(len(buf)) {
+// eachBlock reads a segment of the archive from offset from in blocks of
+// len(buf) and calls fn with each block's offset in the segment, its bytes
+// and how many of them the file had (fewer past a truncated end).
+func (r *repairer) eachBlock(s segment, from int64, buf []byte, fn func(off int64, b []byte, got int) error) error {
+	for off := from; off < s.length; off += int64(len(buf)) {
 		if r.opt.Context != nil {
 			if err := r.opt.Context.Err(); err != nil {
 				return err

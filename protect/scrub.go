@@ -1,6 +1,8 @@
 package protect
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,27 +36,70 @@ type Check struct {
 	Result  string `json:"result"`
 	Detail  string `json:"detail,omitempty"`
 	// Damaged counts the archive's damaged bytes (whole chunks).
-	Damaged int64  `json:"damaged_bytes,omitempty"`
-	Bytes   int64  `json:"bytes"`
-	Time    string `json:"time"`
-	VMID    int    `json:"vmid,omitempty"`
+	Damaged int64 `json:"damaged_bytes,omitempty"`
+	Bytes   int64 `json:"bytes"`
+	// ResumedAt is the offset the check went on from (an interrupted one's).
+	ResumedAt int64  `json:"resumed_at,omitempty"`
+	Time      string `json:"time"`
+	VMID      int    `json:"vmid,omitempty"`
 }
 
 // CheckArchive re-checks an archive against its sidecar: every chunk's
 // hash and the SHA-256, no decompression. The result is also kept beside
 // the sidecar (SIDECAR.check) for Status.
 func CheckArchive(path, sidecarDir string, progress func(done, total int64)) Check {
+	c, _ := Recheck(path, CheckOptions{SidecarDir: sidecarDir, Progress: progress})
+	return c
+}
+
+// CheckOptions control Recheck.
+type CheckOptions struct {
+	SidecarDir string
+	Progress   func(done, total int64)
+	// Context, if set, stops the check when done (an interrupt).
+	Context context.Context
+	// Resume is where an earlier check of the archive stopped (nil, or a
+	// point of a changed archive or sidecar: from the start).
+	Resume *ScanPoint
+	// Checkpoint, if set, receives the point a later Resume goes on from:
+	// every CheckpointBytes (default 1 GiB) or CheckpointEvery (default
+	// 30 s) and when the context ends.
+	Checkpoint      func(*ScanPoint)
+	CheckpointBytes int64
+	CheckpointEvery time.Duration
+}
+
+// Recheck is CheckArchive with a context and resumable: stopped by its
+// context, it returns context.Canceled after Checkpoint received the last
+// point (the Check is then unfinished); resumed, its Check still covers
+// the whole archive.
+func Recheck(path string, opt CheckOptions) (Check, error) {
 	c := Check{Archive: path, Time: time.Now().UTC().Format(time.RFC3339), VMID: archive.ParseName(path).VMID}
-	rr, err := Repair(path, RepairOptions{SidecarDir: sidecarDir, NoLocate: true, Progress: progress})
+	ropt := RepairOptions{SidecarDir: opt.SidecarDir, NoLocate: true, Progress: opt.Progress, Context: opt.Context, Resume: opt.Resume}
+	if opt.Checkpoint != nil {
+		every, bytes := cmp.Or(opt.CheckpointEvery, 30*time.Second), cmp.Or(opt.CheckpointBytes, 1<<30)
+		var saved int64
+		last := time.Now()
+		ropt.Checkpoint = func(done int64, point func() *ScanPoint) {
+			stop := opt.Context != nil && opt.Context.Err() != nil
+			if stop || done-saved >= bytes || time.Since(last) >= every {
+				opt.Checkpoint(point())
+				saved, last = done, time.Now()
+			}
+		}
+	}
+	rr, err := Repair(path, ropt)
 	switch {
+	case errors.Is(err, context.Canceled):
+		return c, err
 	case errors.Is(err, ErrNoSidecar):
 		c.Result, c.Detail = ScrubNoSidecar, "never protected (vzsalvage protect "+path+")"
-		return c
+		return c, nil
 	case err != nil:
 		c.Result, c.Detail = ScrubError, err.Error()
-		return c
+		return c, nil
 	}
-	c.Sidecar, c.Bytes = rr.Sidecar, rr.Size
+	c.Sidecar, c.Bytes, c.ResumedAt = rr.Sidecar, rr.Size, rr.ResumedAt
 	switch {
 	case rr.Intact:
 		c.Result = ScrubOK
@@ -69,7 +114,7 @@ func CheckArchive(path, sidecarDir string, progress func(done, total int64)) Che
 	if b, err := json.Marshal(c); err == nil {
 		report.WriteFileAtomic(rr.Sidecar+".check", b, 0o644) // best effort: the storage may be read-only
 	}
-	return c
+	return c, nil
 }
 
 // Subset selects a slice of the archives: N of T (1 ≤ N ≤ T), by a hash of
@@ -148,7 +193,8 @@ func Orphans(dirs []string, sidecarDir string) []string {
 }
 
 // ScrubState is the resumable state of a scrub (the --state file): the
-// archives checked so far in the current run.
+// archives checked so far in the current run and how far the check of the
+// one being checked got.
 type ScrubState struct {
 	Version  int              `json:"version"`
 	Subset   string           `json:"subset"`
@@ -156,6 +202,7 @@ type ScrubState struct {
 	Started  string           `json:"started"`
 	Finished string           `json:"finished,omitempty"`
 	Done     map[string]Check `json:"done"`
+	Partial  *ScanPoint       `json:"partial,omitempty"`
 }
 
 // LoadState reads a state file; a missing file, a finished run or one of
