@@ -177,29 +177,7 @@ func TestSIGTERMLeavesNoHalfRescue(t *testing.T) {
 	dir := t.TempDir()
 	arc := filepath.Join(dir, "vzdump-qemu-100-2025_12_15-03_00_03.vma")
 	// 160 MiB of incompressible clusters: long enough to be caught reading.
-	rng := rand.New(rand.NewPCG(1, 2))
-	h := &vma.Header{Ctime: time.Unix(1734000000, 0), Devices: []vma.Device{{ID: 1, Name: "drive-scsi0", Size: 160 << 20}}}
-	f, err := os.Create(arc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := vma.NewWriter(f, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 65536)
-	for c := uint32(0); c < 160<<4; c++ {
-		for i := 0; i < len(buf); i += 8 {
-			binary.LittleEndian.PutUint64(buf[i:], rng.Uint64())
-		}
-		if err := w.WriteCluster(1, c, buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	bigVMA(t, arc, 160)
 	for i, delay := range []time.Duration{30 * time.Millisecond, 120 * time.Millisecond, 400 * time.Millisecond} {
 		out := filepath.Join(dir, fmt.Sprint("out", i))
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -227,6 +205,34 @@ func TestSIGTERMLeavesNoHalfRescue(t *testing.T) {
 			t.Errorf("SIGTERM after %v: exit %d, %d entries left, stderr %q", delay, code, len(ents), errb.String())
 		}
 	}
+}
+
+// bigVMA writes a VMA of one disk of mib MiB of incompressible clusters.
+func bigVMA(t *testing.T, arc string, mib int64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	h := &vma.Header{Ctime: time.Unix(1734000000, 0), Devices: []vma.Device{{ID: 1, Name: "drive-scsi0", Size: mib << 20}}}
+	f, err := os.Create(arc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := vma.NewWriter(f, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	for c := uint32(0); c < uint32(mib)<<4; c++ {
+		for i := 0; i < len(buf); i += 8 {
+			binary.LittleEndian.PutUint64(buf[i:], rng.Uint64())
+		}
+		if err := w.WriteCluster(1, c, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 }
 
 // TestNoSpaceLeavesNothing: a rescue into a filesystem too small for it

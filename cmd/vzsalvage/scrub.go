@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,8 +36,12 @@ decompression: it runs at disk speed). It says which archives are intact, which 
 damaged but repairable from their parity (vzsalvage repair --in-place), and which are
 damaged beyond it; archives never protected and sidecars whose archive is gone are listed.
 
-  --state FILE    remembers the archives checked: an interrupted scrub resumes where it
-                  stopped (a finished run starts again from the beginning)
+  --state FILE    remembers the archives checked and how far the check of the current
+                  one got (saved every GiB or 30 s and on SIGINT/SIGTERM): an interrupted
+                  scrub resumes where it stopped, also within an archive, and the result
+                  still covers the whole archive (damage found before the stop is kept);
+                  an archive or sidecar changed since (size, mtime) is checked from the
+                  start, and a finished run starts again from the beginning
   --subset N/T    checks only slice N of T (by a hash of each name), as restic's
                   check --read-data-subset: a nightly run with N = day of week and T = 7
                   covers every archive once a week
@@ -98,7 +103,12 @@ func runScrub(w io.Writer, dirs []string, o scrubOptions) error {
 	}
 	if resumed && !o.asJSON {
 		ui.Fprintf(w, "resuming the scrub started %s: %d archives checked, %d to go\n", st.Started, len(st.Done), len(todo))
+		if p := st.Partial; p != nil {
+			ui.Fprintf(w, "%s: checked up to byte %d of %d before the stop\n", ui.Safe(p.Archive), p.Offset, p.Size)
+		}
 	}
+	ctx, stop := interruptible()
+	defer stop()
 	var checks []protect.Check
 	stopped := false
 	for i, p := range todo {
@@ -106,11 +116,31 @@ func runScrub(w io.Writer, dirs []string, o scrubOptions) error {
 			stopped = true
 			break
 		}
+		if ctx.Err() != nil {
+			return &exitError{code: ui.ExitFailed, err: scrubInterrupted(o.state, st)}
+		}
+		var resume *protect.ScanPoint
+		if st.Partial != nil && st.Partial.Archive == p {
+			resume = st.Partial
+		}
+		var saveErr error
 		prog := ui.NewProgress(!o.quiet && !o.asJSON)
 		prog.Start("scrub "+filepath.Base(p), 0)
-		c := protect.CheckArchive(p, sidecarDir, prog.Set)
+		c, err := protect.Recheck(p, protect.CheckOptions{SidecarDir: sidecarDir, Progress: prog.Set, Context: ctx, Resume: resume,
+			Checkpoint: func(pt *protect.ScanPoint) {
+				st.Partial = pt
+				if err := st.Save(o.state); err != nil && saveErr == nil {
+					saveErr = err
+				}
+			}})
 		prog.Done()
-		st.Done[p] = c
+		if saveErr != nil {
+			return &exitError{code: ui.ExitFailed, err: saveErr}
+		}
+		if err != nil {
+			return &exitError{code: ui.ExitFailed, err: scrubInterrupted(o.state, st)}
+		}
+		st.Done[p], st.Partial = c, nil
 		checks = append(checks, c)
 		if err := st.Save(o.state); err != nil {
 			return &exitError{code: ui.ExitFailed, err: err}
@@ -119,6 +149,9 @@ func runScrub(w io.Writer, dirs []string, o scrubOptions) error {
 			line := fmt.Sprintf("%s: %s", ui.Safe(p), c.Result)
 			if c.Detail != "" {
 				line += ": " + ui.Safe(c.Detail)
+			}
+			if c.ResumedAt > 0 {
+				line += fmt.Sprintf(" (resumed at byte %d; the result covers the whole archive)", c.ResumedAt)
 			}
 			ui.Fprintf(w, "%s\n", line)
 		}
@@ -156,6 +189,19 @@ func runScrub(w io.Writer, dirs []string, o scrubOptions) error {
 		ui.Fprintf(w, "stopped after %d archives (--limit); the next run with the same --state goes on\n", o.limit)
 	}
 	return scrubVerdict(ac, checks)
+}
+
+// scrubInterrupted says where an interrupted scrub stopped (the state
+// already holds it).
+func scrubInterrupted(state string, st *protect.ScrubState) error {
+	if state == "" {
+		return errors.New("interrupted (with --state FILE the next run would go on from here)")
+	}
+	where := fmt.Sprintf("%d archives checked", len(st.Done))
+	if p := st.Partial; p != nil {
+		where += fmt.Sprintf(", %s checked up to byte %d of %d", p.Archive, p.Offset, p.Size)
+	}
+	return fmt.Errorf("interrupted: %s; the next run with --state %s goes on from there", ui.Safe(where), ui.Safe(state))
 }
 
 // scrubVerdict alerts on what the run found and returns the exit status

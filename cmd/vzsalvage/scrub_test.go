@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vzsalvage/vzsalvage/protect"
 )
@@ -93,5 +97,63 @@ func TestScrubResumesAndSlices(t *testing.T) {
 	vz("scrub", "-q", "--prune-orphans", "--subset", "1/1000", dir)
 	if _, err := os.Stat(filepath.Join(dir, "vzdump-qemu-99-2025_12_01-03_00_03.vma.zst.vzsalvage")); err == nil {
 		t.Error("orphan sidecar not removed")
+	}
+}
+
+// TestScrubSIGTERMResumesWithinTheArchive sends SIGTERM to scrubs of one
+// large archive damaged before and after its midpoint: an interrupted one
+// leaves in its state how far it got, and the next run goes on from there
+// with a result that lists the damage of the whole archive.
+func TestScrubSIGTERMResumesWithinTheArchive(t *testing.T) {
+	dir := t.TempDir()
+	arc := filepath.Join(dir, "vzdump-qemu-100-2025_12_15-03_00_03.vma")
+	bigVMA(t, arc, 96)
+	if code, _, errs := vz("protect", "-q", arc); code != 0 {
+		t.Fatalf("protect: %s", errs)
+	}
+	b, _ := os.ReadFile(arc)
+	b[len(b)/4] ^= 1
+	b[len(b)*3/4] ^= 1
+	os.WriteFile(arc, b, 0o644)
+	interrupted := 0
+	for _, delay := range []time.Duration{40 * time.Millisecond, 120 * time.Millisecond, 300 * time.Millisecond} {
+		state := filepath.Join(t.TempDir(), "scrub.state")
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "VZSALVAGE_TEST_ARGS="+strings.Join([]string{"scrub", "-q", "--state", state, dir}, "\n"))
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		code := cmd.ProcessState.ExitCode()
+		var st protect.ScrubState
+		sb, _ := os.ReadFile(state)
+		json.Unmarshal(sb, &st)
+		switch {
+		case code == 1:
+			t.Logf("SIGTERM after %v: finished first", delay)
+			continue
+		case code == -1:
+			t.Logf("SIGTERM after %v: killed before it began", delay)
+			continue
+		case code != 2 || st.Partial == nil || st.Partial.Offset <= 0 || !strings.Contains(errb.String(), "goes on from there"):
+			t.Errorf("SIGTERM after %v: exit %d, state %s, stderr %q", delay, code, sb, errb.String())
+			continue
+		}
+		interrupted++
+		code, out, errs := vz("scrub", "-q", "--json", "--state", state, dir)
+		var checks []protect.Check
+		json.Unmarshal([]byte(out), &checks)
+		if code != 1 || len(checks) != 1 || checks[0].ResumedAt != st.Partial.Offset || checks[0].Result != protect.ScrubRepairable ||
+			checks[0].Damaged != 2*4096 {
+			t.Errorf("SIGTERM after %v at byte %d: resumed run exit %d %s%s", delay, st.Partial.Offset, code, out, errs)
+		}
+		t.Logf("SIGTERM after %v: stopped at byte %d of %d; the resumed run found %s", delay, st.Partial.Offset, len(b), checks[0].Detail)
+	}
+	if interrupted == 0 {
+		t.Log("no scrub was caught reading (too fast a machine)")
 	}
 }
