@@ -180,21 +180,11 @@ func TestSIGTERMLeavesNoHalfRescue(t *testing.T) {
 	bigVMA(t, arc, 160)
 	for i, delay := range []time.Duration{30 * time.Millisecond, 120 * time.Millisecond, 400 * time.Millisecond} {
 		out := filepath.Join(dir, fmt.Sprint("out", i))
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "VZSALVAGE_TEST_ARGS="+strings.Join([]string{"rescue", "-q", arc, "-o", out}, "\n"))
-		var errb bytes.Buffer
-		cmd.Stderr = &errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(delay)
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		code := cmd.ProcessState.ExitCode()
+		code, errs := sigterm(t, delay, "rescue", "-q", arc, "-o", out)
 		_, rerr := os.Stat(filepath.Join(out, "report.md"))
 		_, derr := os.Stat(out)
 		switch {
-		case code == 2 && os.IsNotExist(derr) && strings.Contains(errb.String(), "was removed"):
+		case code == 2 && os.IsNotExist(derr) && strings.Contains(errs, "was removed"):
 			t.Logf("SIGTERM after %v: interrupted, cleaned up", delay)
 		case code == 0 || code == 1 && rerr == nil:
 			t.Logf("SIGTERM after %v: finished first (exit %d)", delay, code)
@@ -202,9 +192,26 @@ func TestSIGTERMLeavesNoHalfRescue(t *testing.T) {
 			t.Logf("SIGTERM after %v: killed before it began", delay)
 		default:
 			ents, _ := os.ReadDir(out)
-			t.Errorf("SIGTERM after %v: exit %d, %d entries left, stderr %q", delay, code, len(ents), errb.String())
+			t.Errorf("SIGTERM after %v: exit %d, %d entries left, stderr %q", delay, code, len(ents), errs)
 		}
 	}
+}
+
+// sigterm runs vzsalvage with args in a subprocess, sends it SIGTERM after
+// delay and returns its exit code (-1: killed by the signal) and stderr.
+func sigterm(t *testing.T, delay time.Duration, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "VZSALVAGE_TEST_ARGS="+strings.Join(args, "\n"))
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(delay)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	return cmd.ProcessState.ExitCode(), errb.String()
 }
 
 // bigVMA writes a VMA of one disk of mib MiB of incompressible clusters.

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -118,17 +115,7 @@ func TestScrubSIGTERMResumesWithinTheArchive(t *testing.T) {
 	interrupted := 0
 	for _, delay := range []time.Duration{40 * time.Millisecond, 120 * time.Millisecond, 300 * time.Millisecond} {
 		state := filepath.Join(t.TempDir(), "scrub.state")
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "VZSALVAGE_TEST_ARGS="+strings.Join([]string{"scrub", "-q", "--state", state, dir}, "\n"))
-		var errb bytes.Buffer
-		cmd.Stderr = &errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(delay)
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		code := cmd.ProcessState.ExitCode()
+		code, errs := sigterm(t, delay, "scrub", "-q", "--state", state, dir)
 		var st protect.ScrubState
 		sb, _ := os.ReadFile(state)
 		json.Unmarshal(sb, &st)
@@ -139,8 +126,8 @@ func TestScrubSIGTERMResumesWithinTheArchive(t *testing.T) {
 		case code == -1:
 			t.Logf("SIGTERM after %v: killed before it began", delay)
 			continue
-		case code != 2 || st.Partial == nil || st.Partial.Offset <= 0 || !strings.Contains(errb.String(), "goes on from there"):
-			t.Errorf("SIGTERM after %v: exit %d, state %s, stderr %q", delay, code, sb, errb.String())
+		case code != 2 || st.Partial == nil || st.Partial.Offset <= 0 || !strings.Contains(errs, "goes on from there"):
+			t.Errorf("SIGTERM after %v: exit %d, state %s, stderr %q", delay, code, sb, errs)
 			continue
 		}
 		interrupted++
