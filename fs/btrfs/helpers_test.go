@@ -5,6 +5,7 @@ package btrfs
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/fs/fstest"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
@@ -113,17 +115,7 @@ func mountCopy(t testing.TB, src, img, opts string) {
 // openImage opens an image file with the reader.
 func openImage(t testing.TB, img string, opt Options) *FS {
 	t.Helper()
-	fh, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fh.Close() })
-	st, _ := fh.Stat()
-	f, err := Open(fh, st.Size(), opt)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", img, err)
-	}
-	return f
+	return fstest.OpenImage(t, img, func(r io.ReaderAt, size int64) (*FS, error) { return Open(r, size, opt) })
 }
 
 // lookup returns the node at path p.

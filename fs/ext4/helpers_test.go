@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/fs/fstest"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
@@ -228,17 +229,7 @@ func walk(f *FS, orphans bool, maxFile int64) (map[string]*walked, []error) {
 // openImage opens an image file with our reader.
 func openImage(t testing.TB, img string, opt Options) *FS {
 	t.Helper()
-	fh, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fh.Close() })
-	st, _ := fh.Stat()
-	f, err := Open(fh, st.Size(), opt)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", img, err)
-	}
-	return f
+	return fstest.OpenImage(t, img, func(r io.ReaderAt, size int64) (*FS, error) { return Open(r, size, opt) })
 }
 
 // srcEntry is one source-tree object.

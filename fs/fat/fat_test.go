@@ -111,17 +111,7 @@ func mkvfat(t testing.TB, src, img string, kib int, extra ...string) {
 
 func openImage(t testing.TB, img string, opt Options) *FS {
 	t.Helper()
-	fh, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fh.Close() })
-	st, _ := fh.Stat()
-	f, err := Open(fh, st.Size(), opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return fstest.OpenImage(t, img, func(r io.ReaderAt, size int64) (*FS, error) { return Open(r, size, opt) })
 }
 
 // TestVFAT reads FAT12, FAT16 and FAT32 images filled by mcopy.

@@ -477,3 +477,23 @@ func Garbage(t testing.TB, img string, off, n int64, seed uint64) *damage.Map {
 	dmg.Add(off, n, damage.Lost)
 	return dmg
 }
+
+// OpenImage opens an image file read-only with a reader's open function;
+// the file is closed when the test ends.
+func OpenImage[T any](t testing.TB, img string, open func(r io.ReaderAt, size int64) (T, error)) T {
+	t.Helper()
+	fh, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fh.Close() })
+	st, err := fh.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := open(fh, st.Size())
+	if err != nil {
+		t.Fatalf("Open(%s): %v", img, err)
+	}
+	return f
+}

@@ -4,6 +4,7 @@ package ntfs
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/fs/fstest"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
@@ -135,17 +137,7 @@ func mount(t testing.TB, img, opts string, fn func(mnt string)) {
 // openImage opens an image file with the reader.
 func openImage(t testing.TB, img string, opt Options) *FS {
 	t.Helper()
-	fh, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fh.Close() })
-	st, _ := fh.Stat()
-	f, err := Open(fh, st.Size(), opt)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", img, err)
-	}
-	return f
+	return fstest.OpenImage(t, img, func(r io.ReaderAt, size int64) (*FS, error) { return Open(r, size, opt) })
 }
 
 func lookup(t testing.TB, f fs.FS, p string) fs.Node {

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"math/rand/v2"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/fs/fstest"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
@@ -282,17 +284,7 @@ func mkfsMount(t testing.TB, src, img string, size int64, fill func(mnt string),
 // openImage opens an image file with the reader.
 func openImage(t testing.TB, img string, opt Options) *FS {
 	t.Helper()
-	fh, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fh.Close() })
-	st, _ := fh.Stat()
-	f, err := Open(fh, st.Size(), opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return fstest.OpenImage(t, img, func(r io.ReaderAt, size int64) (*FS, error) { return Open(r, size, opt) })
 }
 
 func sum(b []byte) [32]byte { return sha256.Sum256(b) }
