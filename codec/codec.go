@@ -146,6 +146,13 @@ type Options struct {
 	// decoder that can (zstd) reports the output of the blocks they touch,
 	// and what copies it, as tainted. Others ignore it.
 	Distrust []damage.Range
+	// Coarse lets a decoder report damage more coarsely than byte by
+	// byte, for a reader that accounts it in 512-byte sectors (the VMA
+	// reader): short islands of Cond bytes among tainted bytes, and the
+	// clean bytes between them, may be reported plainly tainted. It never
+	// reports fewer bytes damaged; it keeps the spans of a badly damaged
+	// stream from costing one per few bytes (codec/zstd).
+	Coarse bool
 }
 
 // Donor supplies a second decoding pass with what the first could not

@@ -41,7 +41,9 @@ func Open(path string, opt codec.Options) (*Stream, error) {
 // Decode returns the decompressed stream from its first byte, decoded
 // ahead in its own goroutine (set Archive.Tap before). Call it once.
 func (s *Stream) Decode() (codec.Reader, error) {
-	dec, err := s.Archive.Payload(s.opt)
+	opt := s.opt
+	opt.Coarse = s.Kind() == VMA // the VMA reader accounts damage in sectors
+	dec, err := s.Archive.Payload(opt)
 	if err != nil {
 		return nil, err
 	}

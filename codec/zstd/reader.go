@@ -37,6 +37,7 @@ import (
 // implements codec.Reader, codec.Resizer and io.Closer.
 type Reader struct {
 	strict bool
+	coarse bool // codec.Options.Coarse
 	cfg    config
 	in     input
 	h      history
@@ -152,7 +153,7 @@ func newReader(r io.Reader, opt codec.Options, cfg config) *Reader {
 		// only our decoder can taint a block that decodes
 		cfg.distrust, cfg.salvageOnly = opt.Distrust, true
 	}
-	z := &Reader{strict: opt.Strict, cfg: cfg}
+	z := &Reader{strict: opt.Strict, coarse: opt.Coarse, cfg: cfg}
 	z.in.src = r
 	z.in.pin, z.in.pinMax = -1, cmp.Or(cfg.pinMax, defaultPinMax)
 	z.d.h = &z.h
