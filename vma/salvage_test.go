@@ -335,3 +335,41 @@ func extentOffsets(t testing.TB, arc []byte, h *Header) []int {
 	}
 	return offs
 }
+
+// TestTailSearchBounded: after a loss of unknown length inside an extent,
+// the search for the next header widens past later losses, whose
+// placeholders the buffer holds too; with a loss every 500 KB it must not
+// buffer them all (it did: 64 losses' worth).
+func TestTailSearchBounded(t *testing.T) {
+	rng := rand.New(rand.NewSource(13))
+	disks := [][]byte{testDisk(rng, 40<<20)}
+	arc, h := testArchive(t, rng, disks)
+	ext := extentOffsets(t, arc, h)
+	var ops []dmgOp
+	for lo := ext[3] + 10000; lo+100000 < ext[len(ext)-2]; lo += 500000 {
+		ops = append(ops, dmgOp{kind: 'r', lo: lo, hi: lo + 100000, est: 2 << 20, max: -1})
+	}
+	r, err := NewReader(damageStream(arc, ops, rng, nil), Options{Salvage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := 0
+	for {
+		_, err := r.Next()
+		peak = max(peak, cap(r.buf))
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the extent before the loss, its tail's room, the widening, and
+	// fill's growth margin
+	const bound = (2*MaxExtentSize + maxTailWiden) * 5 / 4
+	t.Logf("%d losses: peak buffer %d bytes (bound %d)", len(ops), peak, bound)
+	if peak > bound {
+		t.Errorf("peak buffer %d bytes, want at most %d", peak, bound)
+	}
+	salvageAndCheck(t, damageStream(arc, ops, rng, nil), disks)
+}
