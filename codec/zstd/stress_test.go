@@ -24,7 +24,8 @@ func newStressStream(t *testing.T) *stressStream {
 // 96 KiB, a zeroed 4 KiB page, a bit flip, or garbage over a block's end
 // and the next header), and returns the bytes outside the spans that
 // differ from the original, unless the damage was silent (no span; the
-// checksum fails), and the damaged range.
+// checksum fails), and the damaged range. Odd seeds decode with
+// codec.Options.Coarse.
 func (s *stressStream) trial(t *testing.T, seed uint64) (wrong int64, dmg rng) {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	d := append([]byte(nil), s.c...)
@@ -51,7 +52,7 @@ func (s *stressStream) trial(t *testing.T, seed uint64) (wrong int64, dmg rng) {
 			d[p] = byte(r.Uint32())
 		}
 	}
-	got := decode(d, codec.Options{}, config{})
+	got := decode(d, codec.Options{Coarse: seed%2 == 1}, config{})
 	if got.err != nil {
 		t.Fatalf("seed %d: %v", seed, got.err)
 	}
