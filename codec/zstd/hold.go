@@ -287,11 +287,12 @@ const mergeGap = 64
 // within mergeGap, before end, it returns the index of that plain taint
 // (else k). Such an island is reported plainly tainted with its
 // surroundings (codec.Options.Coarse): a reader that accounts damage in
-// 512-byte sectors (the VMA reader) finds plain taint in the sectors
-// around it anyway, so at worst a sector or block at an edge counts as
-// tainted where it was Cond, never the reverse. Without this, the alternation of Cond and plain taints after a loss of unknown
-// length costs a span per few bytes (measured: 11 million spans, 330 MB,
-// for a 512 MiB stream with 30 damaged places).
+// 512-byte sectors (the VMA reader) mostly finds plain taint in the same
+// sectors and blocks anyway; where it does not, a sector or block counts
+// as tainted where it was Cond or clean, never the reverse. Without this,
+// the alternation of Cond and plain taints after a loss of unknown length
+// costs a span per few bytes (measured: 11 million spans, 330 MB, for a
+// 512 MiB stream with 30 damaged places; the VMA report is the same).
 func condIsland(ts []taint, k int, b, end int64) int {
 	first, last := ts[k].start, b
 	j := k
