@@ -77,10 +77,6 @@ func (a *Archive) Payload(opt codec.Options) (codec.Reader, error) {
 		return nil, fmt.Errorf("%s: %s compression is not supported", a.Path, a.Compression)
 	}
 	src := &countingReader{r: io.NewSectionReader(a.f, 0, a.Size), n: &a.read}
-	if a.Tap == nil && a.Compression == codec.Zstd {
-		// zstd's clean path reads its input on goroutines of its own
-		return dec(src, opt)
-	}
 	pf := newPrefetch(src, 1<<20, 4, a.Tap)
 	a.prefetch = append(a.prefetch, pf)
 	return dec(pf, opt)

@@ -11,31 +11,16 @@ import (
 // output use two cores. Spans, Problems and Checksum are those the decoder
 // had reported when the bytes returned so far were produced. If r is a
 // Resizer, so is the result. Close stops the goroutine.
-//
-// A decoder that is Concurrent is read directly, without a goroutine and a
-// copy of its own, for as long as it says it decodes on goroutines of its
-// own; from the first read where it does not, it is read ahead.
 func ReadAhead(r Reader, size, depth int) *Ahead {
 	a := &Ahead{r: r, size: size, depth: depth}
-	if c, ok := r.(Concurrent); ok && c.Concurrent() {
-		a.direct = c
-		return a
-	}
 	a.start()
 	return a
-}
-
-// Concurrent is implemented by decoders that, while Concurrent returns
-// true, decode ahead on goroutines of their own.
-type Concurrent interface {
-	Concurrent() bool
 }
 
 // Ahead is a read-ahead decoder; see ReadAhead.
 type Ahead struct {
 	r           Reader
 	size, depth int
-	direct      Concurrent // r, read directly; nil once read ahead
 
 	full chan chunk
 	free chan []byte
@@ -107,21 +92,6 @@ func (a *Ahead) produce(r Reader, full chan<- chunk, free <-chan []byte, stop, d
 
 // Read implements io.Reader.
 func (a *Ahead) Read(p []byte) (int, error) {
-	if a.direct != nil {
-		if a.err != nil {
-			return 0, a.err
-		}
-		if a.direct.Concurrent() {
-			n, err := a.r.Read(p)
-			a.spans, a.problems = a.r.Spans(), a.r.Problems()
-			if err != nil {
-				a.err, a.sum = err, a.r.Checksum()
-			}
-			return n, err
-		}
-		a.direct = nil
-		a.start()
-	}
 	for a.off >= a.cur.n {
 		if a.err != nil {
 			return 0, a.err
@@ -172,14 +142,6 @@ func (a *Ahead) Resize(off, trueLen int64) error {
 	if !ok {
 		return ErrCannotResize
 	}
-	if a.direct != nil {
-		if err := rs.Resize(off, trueLen); err != nil {
-			return err
-		}
-		a.spans, a.problems = a.r.Spans(), a.r.Problems()
-		a.err, a.sum = nil, ""
-		return nil
-	}
 	a.halt()
 	// what was decoded ahead, in order, in case the resize fails
 	var ahead []chunk
@@ -218,9 +180,6 @@ func (a *Ahead) Resize(off, trueLen int64) error {
 
 // halt stops the producer and waits for it.
 func (a *Ahead) halt() {
-	if a.stop == nil {
-		return
-	}
 	select {
 	case <-a.stop:
 	default:

@@ -56,7 +56,7 @@ type Reader struct {
 	cp  checkpoint // what Resize needs to decode again after it
 
 	kd   *kzstd.Decoder
-	feed clean // the clean path (clean.go)
+	feed feeder
 
 	donor    codec.Donor // a second pass's donor (donor.go), or nil
 	gapKnown bool        // the latest loss has its true length from the donor
@@ -233,7 +233,6 @@ func (z *Reader) Close() error {
 }
 
 func (z *Reader) close() {
-	z.stopClean()
 	if z.kd != nil {
 		z.kd.Close()
 		z.kd = nil
@@ -347,7 +346,19 @@ func (z *Reader) stepFrame() error {
 	}
 	z.startFrame(fh)
 	if fh.checksum && !z.cfg.salvageOnly {
-		return z.startClean(fh)
+		if z.kd == nil {
+			kd, err := newKlauspost()
+			if err != nil {
+				return err
+			}
+			z.kd = kd
+		}
+		z.feed.reset(&z.in, z.pos, fh)
+		if err := z.kd.Reset(&z.feed); err != nil {
+			return err
+		}
+		z.state = stClean
+		return nil
 	}
 	z.pos += int64(fh.size)
 	z.state = stBlocks

@@ -174,11 +174,7 @@ func (z *Reader) saveResume() {
 // Resync loss, at output offset off, and decodes again after it.
 func (z *Reader) Resize(off, trueLen int64) error {
 	cp := &z.cp
-	if z.closed || !cp.valid || !cp.resumed || cp.off != off {
-		return codec.ErrCannotResize
-	}
-	z.stopClean() // klauspost reads the input from its own goroutine
-	if z.in.pinLost {
+	if z.closed || !cp.valid || !cp.resumed || cp.off != off || z.in.pinLost {
 		return codec.ErrCannotResize
 	}
 	if trueLen < 0 || cp.maxLen >= 0 && trueLen > cp.maxLen {
