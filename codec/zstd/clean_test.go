@@ -6,119 +6,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"reflect"
-	"runtime"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
 )
-
-// TestBlockOutput checks the feeder's reading of block headers against the
-// output of every block of streams the zstd CLI wrote: the clean path
-// matches klauspost's output to blocks by it.
-func TestBlockOutput(t *testing.T) {
-	orig := vmaData(t)
-	text := bytes.Repeat([]byte("vzsalvage reads past damage; "), 1<<16)
-	for _, tc := range []struct {
-		data []byte
-		args []string
-		c    []byte // the pinned stream, or nil: made by the CLI
-	}{{orig, []string{"--threads=1"}, archive(t)}, {orig[:stPrefix], []string{"--single-thread"}, archiveST(t)},
-		{orig[:64<<10], []string{"--single-thread", "--zstd=wlog=12"}, smallStream(t)},
-		{orig[:2<<20], []string{"-12", "--single-thread"}, nil}, {text, nil, nil}, {orig[:1<<20], []string{"--fast=5"}, nil}} {
-		c := tc.c
-		if c == nil {
-			// any stream will do: the headers are checked against the output
-			c = zstdCLI(t, tc.data, tc.args...)
-		}
-		ref := decode(c, codec.Options{}, config{salvageOnly: true})
-		if ref.err != nil || !bytes.Equal(ref.out, tc.data) {
-			t.Fatalf("%v: reference decode: %v", tc.args, ref.err)
-		}
-		in := input{src: bytes.NewReader(c), pin: -1}
-		exact, empty := 0, 0
-		for _, b := range ref.blocks {
-			bh := parseBlockHeader(in.at(b.In, 3))
-			e, least := blockOutput(&in, bh, b.In)
-			if e >= 0 && int64(e) != b.N || b.N < int64(least) || (b.N == 0) != (e == 0) {
-				t.Fatalf("%v: block at %d (type %d): output %d, headers say exactly %d, at least %d", tc.args, b.In, bh.typ, b.N, e, least)
-			}
-			if e >= 0 {
-				exact++
-			}
-			if b.N == 0 {
-				empty++
-			}
-		}
-		t.Logf("%v: %d blocks, %d sized by their headers, %d empty", tc.args, len(ref.blocks), exact, empty)
-	}
-}
-
-// TestCleanConcurrent: the clean path decodes on goroutines of its own
-// (codec.ReadAhead then reads it directly) until our decoder takes over.
-func TestCleanConcurrent(t *testing.T) {
-	if cleanConcurrency() == 1 {
-		t.Skip("one core")
-	}
-	orig := vmaData(t)[:stPrefix]
-	c := archiveST(t)
-	z := newReader(bytes.NewReader(c), codec.Options{}, config{})
-	if !z.Concurrent() {
-		t.Fatal("not concurrent before the first read")
-	}
-	a := codec.ReadAhead(z, 1<<20, 4)
-	head := make([]byte, 1<<20)
-	if _, err := io.ReadFull(a, head); err != nil || !z.Concurrent() {
-		t.Fatalf("first MiB: %v, concurrent %v", err, z.Concurrent())
-	}
-	out, err := io.ReadAll(a)
-	if out = append(head, out...); err != nil || !bytes.Equal(out, orig) || a.Checksum() != codec.ChecksumOK {
-		t.Fatalf("clean read: %v, equal %v, checksum %s", err, bytes.Equal(out, orig), a.Checksum())
-	}
-	a.Close()
-	z.Close()
-
-	bad := bytes.Clone(c)
-	for i := len(bad) / 2; i < len(bad)/2+4096; i++ {
-		bad[i] ^= 0x5a
-	}
-	z = newReader(bytes.NewReader(bad), codec.Options{}, config{})
-	a = codec.ReadAhead(z, 1<<20, 4)
-	if _, err := io.Copy(io.Discard, a); err != nil {
-		t.Fatal(err)
-	}
-	if z.Concurrent() || len(a.Problems()) == 0 {
-		t.Errorf("after damage: concurrent %v, %d problems", z.Concurrent(), len(a.Problems()))
-	}
-	a.Close()
-	z.Close()
-}
-
-// TestCleanClose: closing a Reader in the middle of a clean frame stops
-// klauspost's goroutines.
-func TestCleanClose(t *testing.T) {
-	c := archive(t)
-	before := runtime.NumGoroutine()
-	for range 3 {
-		z := newReader(bytes.NewReader(c), codec.Options{}, config{})
-		if _, err := io.CopyN(io.Discard, z, 1<<20); err != nil {
-			t.Fatal(err)
-		}
-		z.Close()
-		if n, err := z.Read(make([]byte, 10)); n != 0 || err == nil {
-			t.Fatalf("Read after Close: %d, %v", n, err)
-		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Errorf("%d goroutines after Close, %d before", n, before)
-	}
-}
 
 // TestCleanMatchesSalvage: the clean path, and its handover to our decoder
 // at the first error, lose nothing. On a clean stream and on copies damaged
