@@ -38,7 +38,8 @@ func (z *Reader) stepBlock() error {
 	}
 	content := z.in.at(z.pos+3, bh.clen) // after chainBroken's reads (see input.at)
 	z.h.reserve(z.fh.blockMax)
-	b := block{bh: bh, content: content, start: z.h.pos(), w0: z.h.w}
+	b := &z.blk // reused: a block escapes to the salvage policy's methods
+	*b = block{bh: bh, content: content, start: z.h.pos(), w0: z.h.w}
 	b.rec = blockRecord{In: z.pos, Out: b.start}
 	if bh.typ == blockCompressed {
 		z.sv.beforeCompressed()
@@ -49,13 +50,13 @@ func (z *Reader) stepBlock() error {
 		z.donateBlock(b.start, b.w0)
 	}
 	if bh.typ == blockCompressed {
-		if done, err := z.sv.compressed(&b); done || err != nil {
+		if done, err := z.sv.compressed(b); done || err != nil {
 			return err
 		}
 	}
-	z.sv.kept(&b)
+	z.sv.kept(b)
 	if z.cfg.decoded != nil {
-		z.cfg.decoded(z, &b)
+		z.cfg.decoded(z, b)
 	}
 	if z.afterResync && z.resumeKnown(b.start, b.w0) {
 		return nil

@@ -36,6 +36,7 @@ import (
 // Reader is a zstd decoder's output stream with its damage account. It
 // implements codec.Reader, codec.Resizer and io.Closer.
 type Reader struct {
+	blk    block // the block stepBlock decodes (kept here: no allocation per block)
 	strict bool
 	coarse bool // codec.Options.Coarse
 	cfg    config
