@@ -275,25 +275,7 @@ func (in *inode) time(lo, extra int) time.Time {
 func fileMode(m uint16) iofs.FileMode { return fs.UnixMode(uint32(m)) }
 
 // typeMode converts the type bits of an i_mode to io/fs type bits.
-func typeMode(t uint16) iofs.FileMode {
-	switch t {
-	case sIFREG:
-		return 0
-	case sIFDIR:
-		return iofs.ModeDir
-	case sIFLNK:
-		return iofs.ModeSymlink
-	case sIFCHR:
-		return iofs.ModeDevice | iofs.ModeCharDevice
-	case sIFBLK:
-		return iofs.ModeDevice
-	case sIFIFO:
-		return iofs.ModeNamedPipe
-	case sIFSOCK:
-		return iofs.ModeSocket
-	}
-	return iofs.ModeIrregular
-}
+func typeMode(t uint16) iofs.FileMode { return fs.UnixMode(uint32(t)).Type() }
 
 // decodeDev returns a device inode's number in the Linux (glibc) dev_t
 // encoding, as stat(2) reports it and mknod(2) takes it.

@@ -263,40 +263,10 @@ func (f *FS) time(in *inode, off int) time.Time {
 }
 
 // fileMode converts an XFS di_mode (the Unix st_mode) to an io/fs FileMode.
-func fileMode(m uint16) iofs.FileMode {
-	mode := iofs.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		mode |= iofs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= iofs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= iofs.ModeSticky
-	}
-	return mode | typeMode(m&sIFMT)
-}
+func fileMode(m uint16) iofs.FileMode { return fs.UnixMode(uint32(m)) }
 
 // typeMode converts the type bits of a mode to io/fs type bits.
-func typeMode(t uint16) iofs.FileMode {
-	switch t {
-	case sIFREG:
-		return 0
-	case sIFDIR:
-		return iofs.ModeDir
-	case sIFLNK:
-		return iofs.ModeSymlink
-	case sIFCHR:
-		return iofs.ModeDevice | iofs.ModeCharDevice
-	case sIFBLK:
-		return iofs.ModeDevice
-	case sIFIFO:
-		return iofs.ModeNamedPipe
-	case sIFSOCK:
-		return iofs.ModeSocket
-	}
-	return iofs.ModeIrregular
-}
+func typeMode(t uint16) iofs.FileMode { return fs.UnixMode(uint32(t)).Type() }
 
 // decodeDev converts XFS's 32-bit device number (14 bits of major, 18 of
 // minor) to the Linux (glibc) dev_t encoding.
