@@ -1,88 +1,35 @@
 package ext4
 
 import (
-	"fmt"
-	"sort"
+	"github.com/vzsalvage/vzsalvage/fs/runmap"
 )
 
 // Kinds of runs in a block map.
 const (
-	runData      uint8 = iota // mapped to volume blocks
-	runUnwritten              // allocated but unwritten: reads as zeros
-	runUnknown                // its mapping is lost (a damaged tree block)
+	runData      = runmap.Data
+	runUnwritten = runmap.Unwritten
+	runUnknown   = runmap.Unknown
 )
 
-// Bounds on the work one block map may cost, whatever the disk says.
-const (
-	maxRuns      = 1 << 22 // runs in one file's map
-	maxTreeNodes = 1 << 19 // extent tree or indirect blocks visited (a 2 TiB ext3 file has 2^19)
-)
+// maxTreeNodes bounds the extent tree or indirect blocks one block map
+// visits, whatever the disk says (a 2 TiB ext3 file has 2^19).
+const maxTreeNodes = 1 << 19
 
-// run maps logical blocks [lblk, lblk+n) of a file.
-type run struct {
-	lblk uint64
-	pblk uint64 // first volume block, for runData
-	n    uint64
-	kind uint8
-}
+// run maps logical blocks [Off, Off+N) of a file to volume blocks from Phys.
+type run = runmap.Run
 
-// blockMap is a file's logical-to-physical map: runs sorted by lblk and not
-// overlapping (holes are the gaps), the tree or indirect blocks it was read
-// from, and what was wrong with it.
+// blockMap is a file's logical-to-physical map, the tree or indirect
+// blocks it was read from, and what was wrong with it.
 type blockMap struct {
-	runs     []run
-	meta     []uint64
-	problems []string
-	visited  map[uint64]bool
-	nodes    int
+	runmap.Map
+	meta    []uint64
+	visited map[uint64]bool
+	nodes   int
 }
 
-func (m *blockMap) addProblem(format string, args ...any) {
-	if len(m.problems) < 32 {
-		m.problems = append(m.problems, fmt.Sprintf(format, args...))
-	}
-}
-
-// add appends a run, merging it into the previous one where contiguous.
-// Runs must be added in increasing logical order; others are dropped.
+// add appends a run in increasing logical order (runmap.Map.Append).
 func (m *blockMap) add(lblk, pblk, n uint64, kind uint8) {
-	if n == 0 {
-		return
-	}
-	if k := len(m.runs); k > 0 {
-		last := &m.runs[k-1]
-		end := last.lblk + last.n
-		if lblk < end {
-			m.addProblem("blocks %d-%d mapped twice", lblk, lblk+n-1)
-			if lblk+n <= end {
-				return
-			}
-			skip := end - lblk
-			lblk, n = end, n-skip
-			if kind != runUnknown {
-				pblk += skip
-			}
-		}
-		if lblk == end && kind == last.kind && (kind == runUnknown || last.pblk+last.n == pblk) {
-			last.n += n
-			return
-		}
-	}
-	if len(m.runs) >= maxRuns {
-		m.addProblem("more than %d extents: rest ignored", maxRuns)
-		return
-	}
-	m.runs = append(m.runs, run{lblk, pblk, n, kind})
-}
-
-// find returns the index of the run containing lblk, or -1 and the index of
-// the next run after it.
-func (m *blockMap) find(lblk uint64) (int, int) {
-	i := sort.Search(len(m.runs), func(i int) bool { return m.runs[i].lblk+m.runs[i].n > lblk })
-	if i < len(m.runs) && m.runs[i].lblk <= lblk {
-		return i, i
-	}
-	return -1, i
+	m.Append(run{Off: lblk, Phys: pblk, N: n, Kind: kind})
 }
 
 // hasBlockMap reports whether the inode's content is found through a block
@@ -143,7 +90,7 @@ func (f *FS) mapInode(in *inode) *blockMap {
 // [lo, hi). depth is the depth the node must have (-1 for the root).
 func (f *FS) walkExtents(in *inode, m *blockMap, node []byte, want int, lo, hi uint64) {
 	unknown := func(why string, args ...any) {
-		m.addProblem("extent tree: "+why, args...)
+		m.AddProblem("extent tree: "+why, args...)
 		m.add(lo, 0, hi-lo, runUnknown)
 	}
 	if len(node) < 12 || le.Uint16(node) != extentMagic {
@@ -153,7 +100,7 @@ func (f *FS) walkExtents(in *inode, m *blockMap, node []byte, want int, lo, hi u
 	entries := int(le.Uint16(node[2:]))
 	depth := int(le.Uint16(node[6:]))
 	if room := (len(node) - 12) / 12; entries > room {
-		m.addProblem("extent node claims %d entries, room for %d", entries, room)
+		m.AddProblem("extent node claims %d entries, room for %d", entries, room)
 		entries = room
 	}
 	if depth > extentMaxDepth || (want >= 0 && depth != want) {
@@ -173,13 +120,13 @@ func (f *FS) walkExtents(in *inode, m *blockMap, node []byte, want int, lo, hi u
 			pb := uint64(le.Uint16(e[6:]))<<32 | uint64(le.Uint32(e[8:]))
 			switch {
 			case n == 0:
-				m.addProblem("extent at block %d has length 0", lb)
+				m.AddProblem("extent at block %d has length 0", lb)
 				continue
 			case lb < lo || lb+n > hi:
-				m.addProblem("extent %d-%d outside its index range %d-%d", lb, lb+n-1, lo, hi-1)
+				m.AddProblem("extent %d-%d outside its index range %d-%d", lb, lb+n-1, lo, hi-1)
 				continue
 			case pb == 0 || pb >= f.sb.blocksCount || f.sb.blocksCount-pb < n:
-				m.addProblem("extent %d-%d points outside the filesystem (block %d)", lb, lb+n-1, pb)
+				m.AddProblem("extent %d-%d points outside the filesystem (block %d)", lb, lb+n-1, pb)
 				m.add(lb, 0, n, runUnknown)
 				continue
 			}
@@ -198,21 +145,21 @@ func (f *FS) walkExtents(in *inode, m *blockMap, node []byte, want int, lo, hi u
 			start = lo // the first index covers everything from lo
 		}
 		if start < lo || end > hi || start >= end {
-			m.addProblem("extent index %d: range %d-%d invalid", i, start, end)
+			m.AddProblem("extent index %d: range %d-%d invalid", i, start, end)
 			continue
 		}
 		child := uint64(le.Uint16(e[8:]))<<32 | uint64(le.Uint32(e[4:]))
 		switch {
 		case child == 0 || child >= f.sb.blocksCount:
-			m.addProblem("extent index points outside the filesystem (block %d)", child)
+			m.AddProblem("extent index points outside the filesystem (block %d)", child)
 			m.add(start, 0, end-start, runUnknown)
 			continue
 		case m.visited[child]:
-			m.addProblem("extent tree loop at block %d", child)
+			m.AddProblem("extent tree loop at block %d", child)
 			m.add(start, 0, end-start, runUnknown)
 			continue
 		case m.nodes >= maxTreeNodes:
-			m.addProblem("extent tree too large")
+			m.AddProblem("extent tree too large")
 			m.add(start, 0, end-start, runUnknown)
 			continue
 		}
@@ -221,17 +168,17 @@ func (f *FS) walkExtents(in *inode, m *blockMap, node []byte, want int, lo, hi u
 		m.meta = append(m.meta, child)
 		b, err := f.metaBlock(child)
 		if err != nil {
-			m.addProblem("extent block %d unreadable: %v", child, err)
+			m.AddProblem("extent block %d unreadable: %v", child, err)
 			m.add(start, 0, end-start, runUnknown)
 			continue
 		}
 		if f.suspectBlock(child) {
-			m.addProblem("extent block %d lies in a damaged range", child)
+			m.AddProblem("extent block %d lies in a damaged range", child)
 		}
 		if f.metadataCsum && le.Uint16(b) == extentMagic {
 			tail := 12 + 12*int(le.Uint16(b[4:]))
 			if tail+4 <= len(b) && crc32c(f.inodeSeed(in.num, in.generation()), b[:tail]) != le.Uint32(b[tail:]) {
-				m.addProblem("extent block %d checksum mismatch", child)
+				m.AddProblem("extent block %d checksum mismatch", child)
 			}
 		}
 		f.walkExtents(in, m, b, depth-1, start, end)
@@ -260,7 +207,7 @@ func (f *FS) indirectData(m *blockMap, lb, p uint64) {
 	switch {
 	case p == 0:
 	case p >= f.sb.blocksCount:
-		m.addProblem("block %d points outside the filesystem (%d)", lb, p)
+		m.AddProblem("block %d points outside the filesystem (%d)", lb, p)
 		m.add(lb, 0, 1, runUnknown)
 	default:
 		m.add(lb, p, 1, runData)
@@ -289,7 +236,7 @@ func (f *FS) walkInd(m *blockMap, blk uint64, level int, base, nblocks uint64) {
 		bad = "exceeds the map size limit"
 	}
 	if bad != "" {
-		m.addProblem("indirect block %d %s", blk, bad)
+		m.AddProblem("indirect block %d %s", blk, bad)
 		m.add(base, 0, end-base, runUnknown)
 		return
 	}
@@ -298,12 +245,12 @@ func (f *FS) walkInd(m *blockMap, blk uint64, level int, base, nblocks uint64) {
 	m.meta = append(m.meta, blk)
 	b, err := f.metaBlock(blk)
 	if err != nil {
-		m.addProblem("indirect block %d unreadable: %v", blk, err)
+		m.AddProblem("indirect block %d unreadable: %v", blk, err)
 		m.add(base, 0, end-base, runUnknown)
 		return
 	}
 	if f.suspectBlock(blk) {
-		m.addProblem("indirect block %d lies in a damaged range", blk)
+		m.AddProblem("indirect block %d lies in a damaged range", blk)
 	}
 	child := span / per
 	for i := uint64(0); i < per; i++ {

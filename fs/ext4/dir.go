@@ -291,7 +291,7 @@ func (f *FS) dirents(in *inode) ([]located, []string) {
 	}
 	var problems problemLog
 	m := f.mapInode(in)
-	for _, p := range m.problems {
+	for _, p := range m.Problems {
 		problems.Add(p)
 	}
 	// Every mapped block is read, up to maxDirBytes, even past a wrong
@@ -305,20 +305,20 @@ func (f *FS) dirents(in *inode) ([]located, []string) {
 	var ents []dirent
 	buf := make([]byte, f.bs)
 	pastSize, unwritten := false, false
-	for _, r := range m.runs {
-		if r.lblk >= limit {
+	for _, r := range m.Runs {
+		if r.Off >= limit {
 			problems.Addf("directory blocks past %d bytes not read", maxDirBytes)
 			break
 		}
-		switch r.kind {
+		switch r.Kind {
 		case runUnknown:
-			problems.Addf("blocks %d-%d: mapping lost", r.lblk, r.lblk+r.n-1)
+			problems.Addf("blocks %d-%d: mapping lost", r.Off, r.Off+r.N-1)
 			continue
 		case runUnwritten:
 			unwritten = true // invalid for a directory: read the blocks anyway
 		}
-		for i := uint64(0); i < r.n && r.lblk+i < limit; i++ {
-			lb, pb := r.lblk+i, r.pblk+i
+		for i := uint64(0); i < r.N && r.Off+i < limit; i++ {
+			lb, pb := r.Off+i, r.Phys+i
 			if lb >= sizeBlocks {
 				pastSize = true
 			}

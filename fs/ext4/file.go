@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/fs/runmap"
 )
 
 // file is a regular file's content: a block map, or inline bytes.
@@ -40,7 +41,7 @@ func (f *FS) openInode(in *inode) *file {
 		fl.inline, _ = f.inlineData(in)
 		return fl
 	}
-	fl.runs = f.mapInode(in).runs
+	fl.runs = f.mapInode(in).Runs
 	return fl
 }
 
@@ -85,42 +86,10 @@ func (fl *file) ReadAt(p []byte, off int64) (int, error) {
 
 // readMapped fills p from file offset off through the block map.
 func (fl *file) readMapped(p []byte, off int64) error {
-	f := fl.f
-	bs := f.bs
-	var dmg error
-	m := blockMap{runs: fl.runs}
-	for len(p) > 0 {
-		lb := uint64(off / bs)
-		i, next := m.find(lb)
-		if i < 0 {
-			// A hole up to the next run (or the end).
-			k := int64(len(p))
-			if next < len(m.runs) {
-				k = min(k, int64(m.runs[next].lblk)*bs-off)
-			}
-			clear(p[:k])
-			p, off = p[k:], off+k
-			continue
-		}
-		r := m.runs[i]
-		k := min(int64(len(p)), int64(r.lblk+r.n)*bs-off)
-		switch r.kind {
-		case runUnwritten:
-			clear(p[:k])
-		case runUnknown:
-			clear(p[:k])
-			if dmg == nil {
-				dmg = errDamaged("inode %d: mapping of block %d lost", fl.num, lb)
-			}
-		default:
-			pb := r.pblk + (lb - r.lblk)
-			if err := f.readData(p[:k], pb, off%bs); err != nil && dmg == nil {
-				dmg = err
-			}
-		}
-		p, off = p[k:], off+k
-	}
-	return dmg
+	m := runmap.Map{Runs: fl.runs}
+	return m.Read(p, off, fl.f.bs, fl.f.readData, func(lb uint64) error {
+		return errDamaged("inode %d: mapping of block %d lost", fl.num, lb)
+	})
 }
 
 // readData fills p with volume data starting at byte inBlk of block pb,

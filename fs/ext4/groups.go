@@ -361,11 +361,11 @@ func (f *FS) findRootTable() bool {
 // starts with "." and ".." entries naming inode 2.
 func (f *FS) rootLooksRight(in *inode) bool {
 	m := f.mapInode(in)
-	if len(m.runs) == 0 || m.runs[0].lblk != 0 || m.runs[0].kind != runData {
+	if len(m.Runs) == 0 || m.Runs[0].Off != 0 || m.Runs[0].Kind != runData {
 		return false
 	}
 	b := make([]byte, f.bs)
-	if f.readBlock(b, m.runs[0].pblk) != nil {
+	if f.readBlock(b, m.Runs[0].Phys) != nil {
 		return false
 	}
 	p := &dirParser{bs: int(f.bs), filetype: f.filetype()}

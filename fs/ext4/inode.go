@@ -187,9 +187,9 @@ func (f *FS) node(n fs.Node) (*inode, error) {
 		in.size = 0
 		if f.hasBlockMap(in) {
 			in.size = int64(f.maxFileBytes(in))
-			if m := f.mapInode(in); len(m.runs) > 0 {
-				last := m.runs[len(m.runs)-1]
-				in.size = int64(last.lblk+last.n) * f.bs
+			if m := f.mapInode(in); len(m.Runs) > 0 {
+				last := m.Runs[len(m.Runs)-1]
+				in.size = int64(last.Off+last.N) * f.bs
 			} else {
 				in.size = 0
 			}
@@ -246,7 +246,7 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 	}
 	if f.hasBlockMap(in) {
 		m := f.mapInode(in)
-		in.problems = append(in.problems, m.problems...)
+		in.problems = append(in.problems, m.Problems...)
 	}
 	if n := len(in.problems); n > fs.MaxProblems {
 		in.problems = append(in.problems[:fs.MaxProblems], fmt.Sprintf("... and %d more problems", n-fs.MaxProblems))

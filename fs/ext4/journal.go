@@ -3,6 +3,8 @@ package ext4
 import (
 	"fmt"
 	"sort"
+
+	"github.com/vzsalvage/vzsalvage/fs/runmap"
 )
 
 // jbd2 constants (Linux include/linux/jbd2.h).
@@ -100,18 +102,18 @@ func (j *jsuper) last() uint32 {
 type journal struct {
 	f    *FS
 	sb   jsuper
-	runs blockMap
+	runs runmap.Map
 	buf  []byte
 }
 
 // pos returns the volume offset of journal block b, or -1.
 func (j *journal) pos(b uint32) int64 {
-	i, _ := j.runs.find(uint64(b))
-	if i < 0 || j.runs.runs[i].kind != runData {
+	i, _ := j.runs.Find(uint64(b))
+	if i < 0 || j.runs.Runs[i].Kind != runData {
 		return -1
 	}
-	r := j.runs.runs[i]
-	return int64(r.pblk+uint64(b)-r.lblk) * j.f.bs
+	r := j.runs.Runs[i]
+	return int64(r.Phys+uint64(b)-r.Off) * j.f.bs
 }
 
 // read reads journal block b into j.buf.
@@ -202,10 +204,10 @@ func (f *FS) loadJournal() (*journal, []string) {
 		problems = append(problems, "using the superblock's backup of the journal block map")
 	}
 	m := f.mapInode(in)
-	for _, p := range m.problems {
+	for _, p := range m.Problems {
 		problems = append(problems, "journal: "+p)
 	}
-	j := &journal{f: f, runs: blockMap{runs: m.runs}, buf: make([]byte, f.bs)}
+	j := &journal{f: f, runs: m.Map, buf: make([]byte, f.bs)}
 	if err := j.read(0); err != nil {
 		return nil, append(problems, fmt.Sprintf("journal superblock: %v", err))
 	}

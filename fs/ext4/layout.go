@@ -38,10 +38,10 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 		nblocks = max(nblocks, maxDirBytes/uint64(f.bs)) // as dirents reads them
 	}
 	lay.Data = f.dataExtents(m, nblocks, dir)
-	for _, r := range m.runs {
-		if r.kind == runUnknown && r.lblk < nblocks {
-			n := min(r.n, nblocks-r.lblk)
-			lay.Lost = append(lay.Lost, fs.Extent{Logical: int64(r.lblk) * f.bs, Physical: -1, Length: int64(n) * f.bs})
+	for _, r := range m.Runs {
+		if r.Kind == runUnknown && r.Off < nblocks {
+			n := min(r.N, nblocks-r.Off)
+			lay.Lost = append(lay.Lost, fs.Extent{Logical: int64(r.Off) * f.bs, Physical: -1, Length: int64(n) * f.bs})
 		}
 	}
 	if dir || in.typ() == sIFLNK {
@@ -62,27 +62,27 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 func (f *FS) dataExtents(m *blockMap, nblocks uint64, dir bool) []fs.Extent {
 	var out []fs.Extent
 	bs := f.bs
-	for _, r := range m.runs {
-		if r.lblk >= nblocks {
+	for _, r := range m.Runs {
+		if r.Off >= nblocks {
 			break
 		}
-		n := min(r.n, nblocks-r.lblk)
-		switch r.kind {
+		n := min(r.N, nblocks-r.Off)
+		switch r.Kind {
 		case runUnknown:
 			continue
 		case runUnwritten:
 			if dir {
 				break
 			}
-			out = append(out, fs.Extent{Logical: int64(r.lblk) * bs, Physical: -1, Length: int64(n) * bs})
+			out = append(out, fs.Extent{Logical: int64(r.Off) * bs, Physical: -1, Length: int64(n) * bs})
 			continue
 		}
-		if f.jov == nil || !f.jov.any(r.pblk, n) {
-			out = append(out, fs.Extent{Logical: int64(r.lblk) * bs, Physical: int64(r.pblk) * bs, Length: int64(n) * bs})
+		if f.jov == nil || !f.jov.any(r.Phys, n) {
+			out = append(out, fs.Extent{Logical: int64(r.Off) * bs, Physical: int64(r.Phys) * bs, Length: int64(n) * bs})
 			continue
 		}
 		// Cut the run around the overlaid blocks inside it.
-		lb, pb, left := r.lblk, r.pblk, n
+		lb, pb, left := r.Off, r.Phys, n
 		for left > 0 {
 			k := f.jov.nextKey(pb)
 			if k > pb {

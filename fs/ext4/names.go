@@ -142,21 +142,21 @@ func (f *FS) findNames() map[uint32]named {
 		p := &dirParser{bs: int(f.bs), filetype: f.filetype(), inodesCount: f.inodesCount, csum: f.metadataCsum,
 			seed: f.inodeSeed(in.num, in.generation()), encrypted: in.flags&flagEncrypt != 0}
 		var taken map[string]bool
-		for _, r := range f.mapInode(in).runs {
-			if r.kind != runData {
+		for _, r := range f.mapInode(in).Runs {
+			if r.Kind != runData {
 				continue
 			}
-			for i := uint64(0); i < r.n && r.lblk+i < uint64(maxDirBytes)/uint64(f.bs); i++ {
-				pb := r.pblk + i
+			for i := uint64(0); i < r.N && r.Off+i < uint64(maxDirBytes)/uint64(f.bs); i++ {
+				pb := r.Phys + i
 				cs := copies[pb]
-				if len(cs) == 0 || !f.dirBlockDamaged(p, buf, pb, r.lblk+i == 0) {
+				if len(cs) == 0 || !f.dirBlockDamaged(p, buf, pb, r.Off+i == 0) {
 					continue
 				}
-				c, ok := f.goodCopy(j, p, buf, cs, r.lblk+i == 0)
+				c, ok := f.goodCopy(j, p, buf, cs, r.Off+i == 0)
 				if !ok {
 					continue
 				}
-				ents, _ := p.parseBlock(buf, r.lblk+i == 0, nil)
+				ents, _ := p.parseBlock(buf, r.Off+i == 0, nil)
 				if taken == nil {
 					taken = f.namesIn(in)
 				}

@@ -65,12 +65,12 @@ func (f *FS) orphanList() map[uint32]bool {
 			m := f.mapInode(in)
 			nb := (uint64(in.size) + uint64(f.bs) - 1) / uint64(f.bs)
 			buf := make([]byte, f.bs)
-			for _, r := range m.runs {
-				if r.kind != runData {
+			for _, r := range m.Runs {
+				if r.Kind != runData {
 					continue
 				}
-				for i := uint64(0); i < r.n && r.lblk+i < nb; i++ {
-					if f.readBlock(buf, r.pblk+i) != nil {
+				for i := uint64(0); i < r.N && r.Off+i < nb; i++ {
+					if f.readBlock(buf, r.Phys+i) != nil {
 						continue
 					}
 					for p := 0; p+4 <= len(buf)-8; p += 4 {
@@ -91,11 +91,11 @@ func (f *FS) dotdot(in *inode) uint32 {
 		return le.Uint32(in.iblock())
 	}
 	m := f.mapInode(in)
-	if len(m.runs) == 0 || m.runs[0].lblk != 0 || m.runs[0].kind != runData {
+	if len(m.Runs) == 0 || m.Runs[0].Off != 0 || m.Runs[0].Kind != runData {
 		return 0
 	}
 	b := make([]byte, f.bs)
-	if f.readBlock(b, m.runs[0].pblk) != nil {
+	if f.readBlock(b, m.Runs[0].Phys) != nil {
 		return 0
 	}
 	p := &dirParser{bs: int(f.bs), filetype: f.filetype()}

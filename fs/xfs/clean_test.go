@@ -115,11 +115,11 @@ func formats(t *testing.T, f *FS) map[string]bool {
 			m := f.mapFork(in, false)
 			leaf := uint64(dir2LeafOffset) >> f.sb.blockLog
 			data, leaves := 0, 0
-			for _, r := range m.runs {
-				if r.off < leaf {
-					data += int(r.n)
-				} else if r.off < 2*leaf {
-					leaves += int(r.n)
+			for _, r := range m.Runs {
+				if r.Off < leaf {
+					data += int(r.N)
+				} else if r.Off < 2*leaf {
+					leaves += int(r.N)
 				}
 			}
 			switch {

@@ -90,7 +90,7 @@ func (f *FS) dirents(in *inode) ([]dirent, uint64, []string) {
 	}
 	var problems problemLog
 	m := f.mapFork(in, false)
-	problems.Add(m.problems...)
+	problems.Add(m.Problems...)
 	per := uint64(f.dirBlk / f.bs) // filesystem blocks per directory block
 	leaf := uint64(dir2LeafOffset) >> f.sb.blockLog
 	limit := uint64(maxDirBytes / f.dirBlk)
@@ -99,15 +99,15 @@ func (f *FS) dirents(in *inode) ([]dirent, uint64, []string) {
 	buf := make([]byte, f.dirBlk)
 	done := map[uint64]bool{}
 	count := uint64(0)
-	for _, r := range m.runs {
-		if r.off >= leaf {
+	for _, r := range m.Runs {
+		if r.Off >= leaf {
 			break
 		}
-		if r.kind == runUnknown {
-			problems.Addf("directory blocks %d-%d: mapping lost", r.off, min(r.off+r.n, leaf)-1)
+		if r.Kind == runUnknown {
+			problems.Addf("directory blocks %d-%d: mapping lost", r.Off, min(r.Off+r.N, leaf)-1)
 			continue
 		}
-		for d := r.off / per; d*per < min(r.off+r.n, leaf); d++ {
+		for d := r.Off / per; d*per < min(r.Off+r.N, leaf); d++ {
 			if done[d] {
 				continue
 			}
@@ -148,15 +148,15 @@ func (f *FS) readDirBlock(m *forkMap, first, per uint64, buf []byte) ([]piece, [
 	var problems []string
 	for j := uint64(0); j < per; j++ {
 		b := buf[int64(j)*f.bs : int64(j+1)*f.bs]
-		i, _ := m.find(first + j)
-		if i < 0 || m.runs[i].kind != runData {
+		i, _ := m.Find(first + j)
+		if i < 0 || m.Runs[i].Kind != runData {
 			clear(b)
 			pieces = append(pieces, piece{-1, f.bs})
 			problems = append(problems, fmt.Sprintf("filesystem block %d of the directory is not mapped", first+j))
 			continue
 		}
-		r := m.runs[i]
-		pos := f.fsbPos(r.fsb + first + j - r.off)
+		r := m.Runs[i]
+		pos := f.fsbPos(r.Phys + first + j - r.Off)
 		if err := f.readAt(b, pos); err != nil {
 			problems = append(problems, err.Error())
 		}

@@ -64,39 +64,10 @@ func (fl *file) ReadAt(p []byte, off int64) (int, error) {
 
 // readMapped fills p from byte off of a fork through its map.
 func (f *FS) readMapped(m *forkMap, num uint64, p []byte, off int64) error {
-	bs := f.bs
-	var dmg error
-	for len(p) > 0 {
-		blk := uint64(off / bs)
-		i, next := m.find(blk)
-		if i < 0 {
-			k := int64(len(p))
-			if next < len(m.runs) {
-				k = min(k, int64(m.runs[next].off)*bs-off)
-			}
-			clear(p[:k])
-			p, off = p[k:], off+k
-			continue
-		}
-		r := m.runs[i]
-		k := min(int64(len(p)), int64(r.off+r.n)*bs-off)
-		switch r.kind {
-		case runUnwritten:
-			clear(p[:k])
-		case runUnknown:
-			clear(p[:k])
-			if dmg == nil {
-				dmg = errDamaged("inode %d: mapping of block %d lost", num, blk)
-			}
-		default:
-			pos := f.fsbPos(r.fsb+blk-r.off) + off%bs
-			if err := f.readAt(p[:k], pos); err != nil && dmg == nil {
-				dmg = err
-			}
-		}
-		p, off = p[k:], off+k
-	}
-	return dmg
+	read := func(p []byte, fsb uint64, within int64) error { return f.readAt(p, f.fsbPos(fsb)+within) }
+	return m.Read(p, off, f.bs, read, func(blk uint64) error {
+		return errDamaged("inode %d: mapping of block %d lost", num, blk)
+	})
 }
 
 // ReadLink returns a symlink's target.
@@ -134,16 +105,16 @@ func (f *FS) ReadLink(n fs.Node) (string, error) {
 func (f *FS) remoteLink(in *inode) (string, []string) {
 	m := f.mapFork(in, false)
 	var problems problemLog
-	problems.Add(m.problems...)
+	problems.Add(m.Problems...)
 	out := make([]byte, in.size)
 	got := int64(0)
-	for _, r := range m.runs {
-		if r.kind != runData {
-			problems.Addf("blocks %d-%d not readable", r.off, r.off+r.n-1)
+	for _, r := range m.Runs {
+		if r.Kind != runData {
+			problems.Addf("blocks %d-%d not readable", r.Off, r.Off+r.N-1)
 			continue
 		}
-		n := min(int64(r.n)*f.bs, maxLinkBytes+rmtHdrSize)
-		pos := f.fsbPos(r.fsb)
+		n := min(int64(r.N)*f.bs, maxLinkBytes+rmtHdrSize)
+		pos := f.fsbPos(r.Phys)
 		b, err := f.metaBlock(pos, int(n))
 		if err != nil {
 			problems.Addf("%v", err)
@@ -152,24 +123,24 @@ func (f *FS) remoteLink(in *inode) (string, []string) {
 			problems.Addf("symlink block lies in a damaged range")
 		}
 		data := b
-		at := int64(r.off) * f.bs
+		at := int64(r.Off) * f.bs
 		if at >= in.size {
-			problems.Addf("symlink block %d past its size", r.off)
+			problems.Addf("symlink block %d past its size", r.Off)
 			continue
 		}
 		if f.v5 {
 			if len(b) < rmtHdrSize || be.Uint32(b) != symlinkMagic {
 				// mkfs.xfs -p (before xfsprogs 6.x) writes remote symlinks
 				// without their header: the target is read as raw bytes.
-				problems.Addf("symlink block %d: no header, read as raw bytes", r.off)
-				got += int64(copy(out[int64(r.off)*f.bs:], b))
+				problems.Addf("symlink block %d: no header, read as raw bytes", r.Off)
+				got += int64(copy(out[int64(r.Off)*f.bs:], b))
 				continue
 			}
-			if n == int64(r.n)*f.bs && !crcOK(b, 12) {
-				problems.Addf("symlink block %d: checksum mismatch", r.off)
+			if n == int64(r.N)*f.bs && !crcOK(b, 12) {
+				problems.Addf("symlink block %d: checksum mismatch", r.Off)
 			}
 			if be.Uint64(b[32:]) != in.num {
-				problems.Addf("symlink block %d: owner %d", r.off, be.Uint64(b[32:]))
+				problems.Addf("symlink block %d: owner %d", r.Off, be.Uint64(b[32:]))
 			}
 			at = int64(be.Uint32(b[4:]))
 			cnt := int64(be.Uint32(b[8:]))
@@ -179,7 +150,7 @@ func (f *FS) remoteLink(in *inode) (string, []string) {
 			}
 		}
 		if at < 0 || at >= in.size {
-			problems.Addf("symlink block %d: offset %d out of range", r.off, at)
+			problems.Addf("symlink block %d: offset %d out of range", r.Off, at)
 			continue
 		}
 		got += int64(copy(out[at:], data))

@@ -237,7 +237,7 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 	in.problems = append(in.problems, xp...)
 	if in.format == fmtExtents || in.format == fmtBtree {
 		m := f.mapFork(in, false)
-		in.problems = append(in.problems, m.problems...)
+		in.problems = append(in.problems, m.Problems...)
 	}
 	if n := len(in.problems); n > fs.MaxProblems {
 		in.problems = append(in.problems[:fs.MaxProblems], fmt.Sprintf("... and %d more problems", n-fs.MaxProblems))

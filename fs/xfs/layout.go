@@ -40,10 +40,10 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 		blocks = maxFileOff // every directory block is read, whatever the size says
 	}
 	lay.Data = f.extents(m, blocks, dir)
-	for _, r := range m.runs {
-		if r.kind == runUnknown && r.off < blocks {
-			k := min(r.n, blocks-r.off)
-			lay.Lost = append(lay.Lost, fs.Extent{Logical: int64(r.off) * f.bs, Physical: -1, Length: int64(k) * f.bs})
+	for _, r := range m.Runs {
+		if r.Kind == runUnknown && r.Off < blocks {
+			k := min(r.N, blocks-r.Off)
+			lay.Lost = append(lay.Lost, fs.Extent{Logical: int64(r.Off) * f.bs, Physical: -1, Length: int64(k) * f.bs})
 		}
 	}
 	if dir || in.typ() == sIFLNK {
@@ -61,16 +61,16 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 // whatever the flag says); runs with a lost mapping are left out.
 func (f *FS) extents(m *forkMap, limit uint64, dir bool) []fs.Extent {
 	var out []fs.Extent
-	for _, r := range m.runs {
-		if r.off >= limit {
+	for _, r := range m.Runs {
+		if r.Off >= limit {
 			break
 		}
-		n := min(r.n, limit-r.off)
-		e := fs.Extent{Logical: int64(r.off) * f.bs, Physical: f.fsbPos(r.fsb), Length: int64(n) * f.bs}
+		n := min(r.N, limit-r.Off)
+		e := fs.Extent{Logical: int64(r.Off) * f.bs, Physical: f.fsbPos(r.Phys), Length: int64(n) * f.bs}
 		switch {
-		case r.kind == runUnknown:
+		case r.Kind == runUnknown:
 			continue
-		case r.kind == runUnwritten && !dir:
+		case r.Kind == runUnwritten && !dir:
 			e.Physical = -1
 		}
 		out = append(out, e)

@@ -109,8 +109,8 @@ func (f *FS) rawAttrs(in *inode) ([]rawAttr, []string) {
 		return nil, []string{fmt.Sprintf("attribute fork format %d invalid", in.aformat)}
 	}
 	r := attrReader{f: f, in: in, m: f.mapFork(in, true), seen: map[uint64]bool{}}
-	r.problems.Add(r.m.problems...)
-	if len(r.m.runs) == 0 {
+	r.problems.Add(r.m.Problems...)
+	if len(r.m.Runs) == 0 {
 		return nil, r.problems.List() // an empty fork: no attributes
 	}
 	r.block(0, -1)
@@ -157,12 +157,12 @@ type attrReader struct {
 
 // read returns the attribute fork's block lb and its volume offset.
 func (r *attrReader) read(lb uint64) ([]byte, int64, error) {
-	i, _ := r.m.find(lb)
-	if i < 0 || r.m.runs[i].kind != runData {
+	i, _ := r.m.Find(lb)
+	if i < 0 || r.m.Runs[i].Kind != runData {
 		return nil, -1, fmt.Errorf("attribute block %d not mapped", lb)
 	}
-	run := r.m.runs[i]
-	pos := r.f.fsbPos(run.fsb + lb - run.off)
+	run := r.m.Runs[i]
+	pos := r.f.fsbPos(run.Phys + lb - run.Off)
 	b, err := r.f.metaBlock(pos, int(r.f.bs))
 	if err != nil {
 		return nil, pos, err
