@@ -236,3 +236,64 @@ func (v *orphanView) inside(node, dir Node) bool {
 	}
 	return false
 }
+
+// Reach marks in reached every node that can be reached from dir, walking
+// each directory once. entries lists a directory's entries to visit (and
+// nothing for a node that is no directory); mayBeDir says whether an entry
+// is worth reading as a directory (its type says so or is unknown).
+func Reach[N comparable](dir N, reached map[N]bool, entries func(dir N, visit func(n N, mayBeDir bool))) {
+	queue := []N{dir}
+	reached[dir] = true
+	for len(queue) > 0 {
+		d := queue[0]
+		queue = queue[1:]
+		entries(d, func(n N, mayBeDir bool) {
+			if !reached[n] {
+				reached[n] = true
+				if mayBeDir {
+					queue = append(queue, n)
+				}
+			}
+		})
+	}
+}
+
+// Candidate is an unreached inode a reader considers an orphan: its node,
+// whether it is a directory, and (for a directory) the parent its ".."
+// names.
+type Candidate[N ~uint32 | ~uint64] struct {
+	Node   N
+	Dir    bool
+	Parent func() N
+}
+
+// OrphanTops orders the orphans among candidates (unreached valid inodes)
+// topmost first: directories whose parent is not itself a candidate, then
+// whatever those do not reach. walk marks in reached what a directory
+// reaches (a Reach over the reader's directories).
+func OrphanTops[N ~uint32 | ~uint64](cands []Candidate[N], reached map[N]bool, walk func(N)) []Node {
+	isCand := make(map[N]bool, len(cands))
+	for _, c := range cands {
+		isCand[c.Node] = true
+	}
+	var out []Node
+	for _, c := range cands {
+		if c.Dir && !reached[c.Node] {
+			if p := c.Parent(); p == c.Node || !isCand[p] {
+				out = append(out, Node(c.Node))
+				walk(c.Node)
+			}
+		}
+	}
+	for _, c := range cands {
+		if !reached[c.Node] {
+			out = append(out, Node(c.Node))
+			if c.Dir {
+				walk(c.Node)
+			} else {
+				reached[c.Node] = true
+			}
+		}
+	}
+	return out
+}

@@ -212,17 +212,6 @@ func (p *dirParser) resync(b []byte, off int) int {
 	return len(b)
 }
 
-// ftMode converts a directory entry file type to io/fs type bits.
-var ftMode = [8]iofs.FileMode{
-	1: 0,
-	2: iofs.ModeDir,
-	3: iofs.ModeDevice | iofs.ModeCharDevice,
-	4: iofs.ModeDevice,
-	5: iofs.ModeNamedPipe,
-	6: iofs.ModeSocket,
-	7: iofs.ModeSymlink,
-}
-
 // ReadDir returns a directory's entries, without "." and "..". On damage it
 // returns every entry it could read, with an error wrapping fs.ErrDamaged.
 func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
@@ -238,30 +227,17 @@ func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
 	for _, p := range ps {
 		problems.Add(p)
 	}
-	out := make([]fs.DirEntry, 0, len(ents))
-	seen := make(map[string]uint32, len(ents))
-	for _, e := range ents {
-		if prev, ok := seen[e.name]; ok {
-			if prev == e.ino {
-				continue
-			}
-			problems.Addf("name %q appears twice (inodes %d and %d)", e.name, prev, e.ino)
-		} else {
-			seen[e.name] = e.ino
-		}
-		d := fs.DirEntry{Name: e.name, Node: fs.Node(e.ino), Where: fs.Extent{Physical: e.where, Length: int64(e.len)}}
-		if e.suspect != "" {
-			d.Problems = []string{e.suspect}
-		}
-		if f.sb.incompat&incompatFiletype != 0 && e.ft >= 1 && e.ft <= 7 {
-			d.Type = ftMode[e.ft]
-		} else if c, err := f.readInode(e.ino); err == nil && c.mode != 0 {
-			d.Type = typeMode(c.typ())
-		} else {
-			d.Type = iofs.ModeIrregular
-		}
-		out = append(out, d)
+	raw := make([]fs.UnixEntry, len(ents))
+	for i, e := range ents {
+		raw[i] = fs.UnixEntry{Name: e.name, Node: fs.Node(e.ino), FileType: e.ft, Where: fs.Extent{Physical: e.where, Length: int64(e.len)}, Suspect: e.suspect}
 	}
+	out := fs.UnixEntries(raw, f.filetype(), func(n fs.Node) (iofs.FileMode, bool) {
+		c, err := f.readInode(uint32(n))
+		if err != nil || c.mode == 0 {
+			return 0, false
+		}
+		return typeMode(c.typ()), true
+	}, &problems)
 	if msg := problems.Summary(); msg != "" {
 		return out, errDamaged("directory %d: %s", n, msg)
 	}

@@ -229,7 +229,7 @@ func (f *FS) fitsEntry(e dirent, when int64) bool {
 	if err != nil || !in.validType() {
 		return false
 	}
-	if f.filetype() && e.ft >= 1 && e.ft <= 7 && ftMode[e.ft] != typeMode(in.typ()) {
+	if t, ok := fs.DirentType(e.ft); f.filetype() && ok && t != typeMode(in.typ()) {
 		return false
 	}
 	if when > 0 && in.has(0x98) {

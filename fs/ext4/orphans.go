@@ -22,28 +22,16 @@ func (f *FS) Orphans() ([]fs.Node, error) {
 
 // reachWalk marks every inode reachable from dir (directories walked once).
 func (f *FS) reachWalk(dir uint32, reached map[uint32]bool) {
-	queue := []uint32{dir}
-	reached[dir] = true
-	for len(queue) > 0 {
-		d := queue[0]
-		queue = queue[1:]
+	fs.Reach(dir, reached, func(d uint32, visit func(uint32, bool)) {
 		in, err := f.readInode(d)
 		if err != nil || in.typ() != sIFDIR {
-			continue
+			return
 		}
 		ents, _ := f.dirents(in)
 		for _, e := range ents {
-			if reached[e.ino] {
-				continue
-			}
-			reached[e.ino] = true
-			if e.ft == 2 || !f.filetype() {
-				queue = append(queue, e.ino)
-			} else if e.ft == 0 || e.ft > 7 {
-				queue = append(queue, e.ino) // unknown type: look at the inode
-			}
+			visit(e.ino, !f.filetype() || e.ft == 2 || e.ft == 0 || e.ft > 7)
 		}
-	}
+	})
 }
 
 func (f *FS) filetype() bool { return f.sb.incompat&incompatFiletype != 0 }
@@ -140,7 +128,7 @@ func (f *FS) findOrphans() ([]fs.Node, error) {
 	ipg := uint64(f.sb.inodesPerGroup)
 	groupCsum := f.metadataCsum || f.sb.roCompat&roCompatGdtCsum != 0
 	bitmap := make([]byte, f.bs)
-	var cands []*inode
+	var cands []fs.Candidate[uint32]
 	var problems int
 	// Corrupt descriptors may point many groups at the same table, or past
 	// the volume: each table is scanned once, and no more inodes than the
@@ -199,36 +187,17 @@ func (f *FS) findOrphans() ([]fs.Node, error) {
 			if err != nil || !f.validOrphan(in, listed, bm != nil) {
 				continue
 			}
-			cands = append(cands, in)
+			cands = append(cands, f.candidate(in))
 		}
 	}
-	isCand := make(map[uint32]bool, len(cands))
-	for _, in := range cands {
-		isCand[in.num] = true
-	}
-	var out []fs.Node
-	// Directories whose parent is not itself an unreached directory are the
-	// tops of lost subtrees; then whatever they did not reach.
-	for _, in := range cands {
-		if in.typ() == sIFDIR && !reached[in.num] {
-			if p := f.dotdot(in); p == in.num || !isCand[p] {
-				out = append(out, fs.Node(in.num))
-				f.reachWalk(in.num, reached)
-			}
-		}
-	}
-	for _, in := range cands {
-		if !reached[in.num] {
-			out = append(out, fs.Node(in.num))
-			if in.typ() == sIFDIR {
-				f.reachWalk(in.num, reached)
-			} else {
-				reached[in.num] = true
-			}
-		}
-	}
+	out := fs.OrphanTops(cands, reached, func(d uint32) { f.reachWalk(d, reached) })
 	if problems > 0 {
 		return out, errDamaged("%d groups could not be scanned", problems)
 	}
 	return out, nil
+}
+
+// candidate describes an unreached inode for fs.OrphanTops.
+func (f *FS) candidate(in *inode) fs.Candidate[uint32] {
+	return fs.Candidate[uint32]{Node: in.num, Dir: in.typ() == sIFDIR, Parent: func() uint32 { return f.dotdot(in) }}
 }

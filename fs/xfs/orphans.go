@@ -28,26 +28,16 @@ func (f *FS) Orphans() ([]fs.Node, error) {
 
 // reachWalk marks every inode reachable from dir (directories walked once).
 func (f *FS) reachWalk(dir uint64, reached map[uint64]bool) {
-	queue := []uint64{dir}
-	reached[dir] = true
-	for len(queue) > 0 {
-		d := queue[0]
-		queue = queue[1:]
+	fs.Reach(dir, reached, func(d uint64, visit func(uint64, bool)) {
 		in, err := f.readInode(d)
 		if err != nil || in.typ() != sIFDIR {
-			continue
+			return
 		}
 		ents, _, _ := f.dirents(in)
 		for _, e := range ents {
-			if reached[e.ino] {
-				continue
-			}
-			reached[e.ino] = true
-			if !f.ftype || e.ft == 2 || e.ft == 0 || e.ft > 7 {
-				queue = append(queue, e.ino)
-			}
+			visit(e.ino, !f.ftype || e.ft == 2 || e.ft == 0 || e.ft > 7)
 		}
-	}
+	})
 }
 
 // validOrphan reports whether an unreached inode looks like a live file.
@@ -71,7 +61,7 @@ func (f *FS) validOrphan(in *inode) bool {
 func (f *FS) findOrphans() ([]fs.Node, error) {
 	reached := map[uint64]bool{}
 	f.reachWalk(f.sb.rootIno, reached)
-	var cands []*inode
+	var cands []fs.Candidate[uint64]
 	var problems problemLog
 	budget := int64(maxScanBytes)
 	for ag := uint32(0); ag < f.sb.agCount; ag++ {
@@ -88,32 +78,10 @@ func (f *FS) findOrphans() ([]fs.Node, error) {
 			if err != nil || !f.validOrphan(in) {
 				continue
 			}
-			cands = append(cands, in)
+			cands = append(cands, f.candidate(in))
 		}
 	}
-	isCand := make(map[uint64]bool, len(cands))
-	for _, in := range cands {
-		isCand[in.num] = true
-	}
-	var out []fs.Node
-	for _, in := range cands {
-		if in.typ() == sIFDIR && !reached[in.num] {
-			if _, p, _ := f.dirents(in); p == in.num || !isCand[p] {
-				out = append(out, fs.Node(in.num))
-				f.reachWalk(in.num, reached)
-			}
-		}
-	}
-	for _, in := range cands {
-		if !reached[in.num] {
-			out = append(out, fs.Node(in.num))
-			if in.typ() == sIFDIR {
-				f.reachWalk(in.num, reached)
-			} else {
-				reached[in.num] = true
-			}
-		}
-	}
+	out := fs.OrphanTops(cands, reached, func(d uint64) { f.reachWalk(d, reached) })
 	if problems.Count() > 0 {
 		return out, errDamaged("%s", problems.List()[0])
 	}
@@ -252,4 +220,12 @@ func (f *FS) scanChunks(ag uint32, budget *int64, problems *problemLog) []uint64
 		}
 	}
 	return out
+}
+
+// candidate describes an unreached inode for fs.OrphanTops.
+func (f *FS) candidate(in *inode) fs.Candidate[uint64] {
+	return fs.Candidate[uint64]{Node: in.num, Dir: in.typ() == sIFDIR, Parent: func() uint64 {
+		_, p, _ := f.dirents(in)
+		return p
+	}}
 }
