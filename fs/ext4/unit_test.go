@@ -179,33 +179,6 @@ func TestParseDirBlock(t *testing.T) {
 	}
 }
 
-func TestBlockMapAdd(t *testing.T) {
-	var m blockMap
-	m.add(0, 100, 2, runData)
-	m.add(2, 102, 3, runData)  // contiguous: merged
-	m.add(5, 200, 1, runData)  // physical jump: new run
-	m.add(4, 300, 4, runData)  // overlaps [4,6): trimmed to [6,8)
-	m.add(8, 0, 2, runUnknown) // lost mapping
-	m.add(10, 0, 2, runUnknown)
-	want := []run{{Off: 0, Phys: 100, N: 5, Kind: runData}, {Off: 5, Phys: 200, N: 1, Kind: runData}, {Off: 6, Phys: 302, N: 2, Kind: runData}, {Off: 8, Phys: 0, N: 4, Kind: runUnknown}}
-	if len(m.Runs) != len(want) {
-		t.Fatalf("runs %v, want %v", m.Runs, want)
-	}
-	for i := range want {
-		if m.Runs[i] != want[i] {
-			t.Errorf("run %d = %v, want %v", i, m.Runs[i], want[i])
-		}
-	}
-	if len(m.Problems) != 1 {
-		t.Errorf("problems %q", m.Problems)
-	}
-	for lb, wi := range map[uint64]int{0: 0, 4: 0, 5: 1, 7: 2, 11: 3, 12: -1} {
-		if i, _ := m.Find(lb); i != wi {
-			t.Errorf("find(%d) = %d, want %d", lb, i, wi)
-		}
-	}
-}
-
 func TestHasSuper(t *testing.T) {
 	sparse := &superblock{roCompat: roCompatSparseSuper}
 	dense := &superblock{}
