@@ -38,12 +38,7 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 		nblocks = max(nblocks, maxDirBytes/uint64(f.bs)) // as dirents reads them
 	}
 	lay.Data = f.dataExtents(m, nblocks, dir)
-	for _, r := range m.Runs {
-		if r.Kind == runUnknown && r.Off < nblocks {
-			n := min(r.N, nblocks-r.Off)
-			lay.Lost = append(lay.Lost, fs.Extent{Logical: int64(r.Off) * f.bs, Physical: -1, Length: int64(n) * f.bs})
-		}
-	}
+	lay.Lost = m.Lost(nblocks, f.bs)
 	if dir || in.typ() == sIFLNK {
 		// Directory blocks and a slow symlink's target are metadata.
 		for _, e := range lay.Data {

@@ -166,3 +166,16 @@ func (m *Map) Read(p []byte, off, bs int64, read func(p []byte, blk uint64, with
 	}
 	return first
 }
+
+// Lost returns the byte ranges of the file below block limit whose
+// mapping is lost (Physical -1), for a layout's Lost list.
+func (m *Map) Lost(limit uint64, bs int64) []fs.Extent {
+	var out []fs.Extent
+	for _, r := range m.Runs {
+		if r.Kind == Unknown && r.Off < limit {
+			n := min(r.N, limit-r.Off)
+			out = append(out, fs.Extent{Logical: int64(r.Off) * bs, Physical: -1, Length: int64(n) * bs})
+		}
+	}
+	return out
+}

@@ -40,12 +40,7 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 		blocks = maxFileOff // every directory block is read, whatever the size says
 	}
 	lay.Data = f.extents(m, blocks, dir)
-	for _, r := range m.Runs {
-		if r.Kind == runUnknown && r.Off < blocks {
-			k := min(r.N, blocks-r.Off)
-			lay.Lost = append(lay.Lost, fs.Extent{Logical: int64(r.Off) * f.bs, Physical: -1, Length: int64(k) * f.bs})
-		}
-	}
+	lay.Lost = m.Lost(blocks, f.bs)
 	if dir || in.typ() == sIFLNK {
 		for _, e := range lay.Data {
 			if e.Physical >= 0 {
