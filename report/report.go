@@ -192,6 +192,18 @@ type Device struct {
 	Sources []Source `json:"sources,omitempty"`
 }
 
+// Stored returns how many bytes of the device the backup holds: its
+// clusters (of 64 KiB, as Clusters counts them) that are neither all-zero
+// nor lost, or the whole size when the clusters were not counted. A
+// guest's disk size is its own claim; this is what the archive carries.
+func (d Device) Stored() int64 {
+	c := d.Clusters
+	if c.Total == 0 {
+		return d.Size
+	}
+	return min(d.Size, max(0, c.Total-c.Zero-c.Lost)*65536)
+}
+
 // Source says, for a range of a device combined from several backups,
 // which older archive it came from: "filled" (the newest had it damaged;
 // these bytes are that older night's, so the range stays in damage) or

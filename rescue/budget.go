@@ -42,7 +42,7 @@ func outputBudget(devs []report.Device, vols []volume.Volume, maxOutput int64) *
 	}
 	for _, d := range devs {
 		b.MaxRead += covered[d.Name].Count(0, d.Size, damage.Lost)
-		b.MaxWrite += storedBytes(d)
+		b.MaxWrite += d.Stored()
 	}
 	b.MaxRead += copySlack
 	b.MaxWrite += copySlack
@@ -51,17 +51,6 @@ func outputBudget(devs []report.Device, vols []volume.Volume, maxOutput int64) *
 		b.MaxRead = max(b.MaxRead, maxOutput)
 	}
 	return b
-}
-
-// storedBytes returns how many bytes of a device the backup holds: its
-// clusters that are neither all-zero nor lost (the whole size when the
-// clusters were not counted).
-func storedBytes(d report.Device) int64 {
-	c := d.Clusters
-	if c.Total == 0 {
-		return d.Size
-	}
-	return min(d.Size, max(0, c.Total-c.Zero-c.Lost)*clusterSize)
 }
 
 // budgetMessage says why the copies stopped, for the report.

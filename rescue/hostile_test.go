@@ -219,7 +219,7 @@ func TestRescueSharedBlocks(t *testing.T) {
 	got, names := fileBytes(t, filepath.Join(out, "files"))
 	var stored int64
 	for _, d := range rep.Devices {
-		stored += storedBytes(d)
+		stored += d.Stored()
 	}
 	t.Logf("disks hold %d bytes; output %d bytes in %d files; %s", stored, got, names, rep.Summary())
 	if got > stored+copySlack+1<<20 {

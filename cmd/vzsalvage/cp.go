@@ -12,6 +12,7 @@ import (
 	"github.com/vzsalvage/vzsalvage/fs"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
 	"github.com/vzsalvage/vzsalvage/source"
+	"github.com/vzsalvage/vzsalvage/volume"
 )
 
 func newCp() *cobra.Command {
@@ -60,7 +61,7 @@ the exit status is then 1.`,
 			}
 			prog := ui.NewProgress(!quiet)
 			prog.Start("copy", 0)
-			budget := &fs.Budget{MaxRead: v.Size + 64<<20, MaxWrite: v.Size + 64<<20}
+			budget := copyBudget(src, v)
 			if cf.maxOutput > 0 {
 				budget.MaxRead, budget.MaxWrite = max(budget.MaxRead, int64(cf.maxOutput)), int64(cf.maxOutput)
 			}
@@ -161,4 +162,21 @@ func reportCopy(w, errw io.Writer, f fs.FS, n fs.Node, p string, dmg *damage.Map
 		fmt.Fprintf(errw, "%d extended attributes not restored (security.*, trusted.*, file capabilities: --xattrs all)\n", stats.XattrsSkipped)
 	}
 	return bad
+}
+
+// copyBudget bounds what a copy may read and write: the bytes the volume
+// covers, and no more than the backup stores of its disk (a crafted
+// filesystem can name the same blocks many times, and a guest chooses its
+// disk's size), with 64 MiB of slack.
+func copyBudget(src *source.Source, v volume.Volume) *fs.Budget {
+	const slack = 64 << 20
+	write := v.Size
+	if src.Report != nil {
+		for _, d := range src.Report.Devices {
+			if d.Name == v.Device {
+				write = min(write, d.Stored())
+			}
+		}
+	}
+	return &fs.Budget{MaxRead: v.Size + slack, MaxWrite: write + slack}
 }
