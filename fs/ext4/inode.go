@@ -20,7 +20,7 @@ type inode struct {
 	extra    int // i_extra_isize, 0 when absent or invalid
 	csumOK   bool
 	badSize  bool // the stored size was impossible
-	problems []string
+	problems fs.ProblemLog
 }
 
 // iblock returns the 60 bytes of i_block.
@@ -40,9 +40,7 @@ func (in *inode) fileACL() uint64 {
 // has reports whether the extra part of the inode covers bytes up to end.
 func (in *inode) has(end int) bool { return 128+in.extra >= end }
 
-func (in *inode) addProblem(format string, args ...any) {
-	in.problems = append(in.problems, fmt.Sprintf(format, args...))
-}
+func (in *inode) addProblem(format string, args ...any) { in.problems.Addf(format, args...) }
 
 // inodeSeed returns the per-inode checksum seed of metadata_csum.
 func (f *FS) inodeSeed(num, gen uint32) uint32 {
@@ -240,18 +238,15 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 	if len(x) > 0 {
 		st.Xattrs = x
 	}
-	in.problems = append(in.problems, xp...)
+	in.problems.Add(xp...)
 	if in.flags&flagEncrypt != 0 {
 		in.addProblem("encrypted: names and content are ciphertext")
 	}
 	if f.hasBlockMap(in) {
 		m := f.mapInode(in)
-		in.problems = append(in.problems, m.Problems...)
+		in.problems.Add(m.Problems...)
 	}
-	if n := len(in.problems); n > fs.MaxProblems {
-		in.problems = append(in.problems[:fs.MaxProblems], fmt.Sprintf("... and %d more problems", n-fs.MaxProblems))
-	}
-	st.Problems = in.problems
+	st.Problems = in.problems.List()
 	return st, nil
 }
 

@@ -145,8 +145,8 @@ func (f *FS) eaInodeValue(owner *inode, ino uint32, size uint32) ([]byte, error)
 	if in.flags&flagEAInode == 0 || in.typ() != sIFREG {
 		return nil, fmt.Errorf("inode %d is not an EA inode", ino)
 	}
-	if len(in.problems) > 0 {
-		return nil, fmt.Errorf("value inode %d: %s", ino, in.problems[0])
+	if ps := in.problems.List(); len(ps) > 0 {
+		return nil, fmt.Errorf("value inode %d: %s", ino, ps[0])
 	}
 	if in.size != int64(size) {
 		return nil, fmt.Errorf("value inode %d has size %d, entry says %d", ino, in.size, size)

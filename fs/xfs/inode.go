@@ -24,16 +24,12 @@ type inode struct {
 	anext    uint64
 	forkoff  int // attribute fork offset in the literal area, bytes (0: none)
 	flags2   uint64
-	problems []string
+	problems fs.ProblemLog
 }
 
 func (in *inode) typ() uint16 { return in.mode & sIFMT }
 
-func (in *inode) addProblem(format string, args ...any) {
-	if len(in.problems) < fs.MaxProblems {
-		in.problems = append(in.problems, fmt.Sprintf(format, args...))
-	}
-}
+func (in *inode) addProblem(format string, args ...any) { in.problems.Addf(format, args...) }
 
 // inodePos returns the volume offset of inode ino, or an error when the
 // number cannot name an inode of this filesystem.
@@ -234,15 +230,12 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 	if len(x) > 0 {
 		st.Xattrs = x
 	}
-	in.problems = append(in.problems, xp...)
+	in.problems.Add(xp...)
 	if in.format == fmtExtents || in.format == fmtBtree {
 		m := f.mapFork(in, false)
-		in.problems = append(in.problems, m.Problems...)
+		in.problems.Add(m.Problems...)
 	}
-	if n := len(in.problems); n > fs.MaxProblems {
-		in.problems = append(in.problems[:fs.MaxProblems], fmt.Sprintf("... and %d more problems", n-fs.MaxProblems))
-	}
-	st.Problems = in.problems
+	st.Problems = in.problems.List()
 	return st, nil
 }
 
