@@ -172,32 +172,9 @@ func (f *FS) Root() fs.Node { return 0 }
 // Orphans returns nothing: FAT keeps no inodes to find lost files by.
 func (f *FS) Orphans() ([]fs.Node, error) { return nil, nil }
 
-// readAt reads len(p) bytes at volume offset off; bytes past the end of the
-// volume read as zeros with an error wrapping fs.ErrDamaged.
+// readAt reads len(p) bytes at volume offset off (see fs.ReadVolume).
 func (f *FS) readAt(p []byte, off int64) error {
-	if off < 0 || off >= f.size {
-		clear(p)
-		return errDamaged("offset %d outside the volume", off)
-	}
-	n := len(p)
-	short := false
-	if int64(n) > f.size-off {
-		n = int(f.size - off)
-		clear(p[n:])
-		short = true
-	}
-	got, err := f.r.ReadAt(p[:n], off)
-	if got < n {
-		clear(p[got:n])
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return errDamaged("reading at %d: %v", off, err)
-	}
-	if short {
-		return errDamaged("read at %d runs past the end of the volume", off)
-	}
-	return nil
+	return fs.ReadVolume(f.r, f.size, p, off, "fat")
 }
 
 func (f *FS) suspect(off, n int64) bool { return f.opt.Damage.Any(off, n, damage.Tainted) }

@@ -173,34 +173,9 @@ func (f *FS) readAt(p []byte, off int64) error {
 }
 
 // readRaw reads len(p) bytes at volume offset off as they are on the
-// volume.
+// volume (see fs.ReadVolume).
 func (f *FS) readRaw(p []byte, off int64) error {
-	if off < 0 {
-		return errDamaged("negative offset")
-	}
-	if off >= f.size {
-		clear(p)
-		return errDamaged("offset %d past the end of the volume", off)
-	}
-	n := len(p)
-	short := false
-	if int64(n) > f.size-off {
-		n = int(f.size - off)
-		clear(p[n:])
-		short = true
-	}
-	got, err := f.r.ReadAt(p[:n], off)
-	if got < n {
-		clear(p[got:n])
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return errDamaged("reading at %d: %v", off, err)
-	}
-	if short {
-		return errDamaged("read at %d runs past the end of the volume", off)
-	}
-	return nil
+	return fs.ReadVolume(f.r, f.size, p, off, "xfs")
 }
 
 // suspect reports whether any of [off, off+n) is in the damage map.
