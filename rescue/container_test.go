@@ -259,7 +259,9 @@ func tarProblem(ps []damage.Problem) bool {
 }
 
 // garbage damages a copy of the archive b at the share at of its length,
-// rescues it and compares the files with ref.
+// rescues it and compares the files with ref. For a .tar.zst it also
+// measures what the damaged data holds (zstdLimit) and fails when fewer
+// files than the members with every byte known come back identical.
 func garbage(t *testing.T, arc string, b []byte, at float64, ref string, want float64) {
 	t.Helper()
 	dir := t.TempDir()
@@ -292,6 +294,15 @@ func garbage(t *testing.T, arc string, b []byte, at float64, ref string, want fl
 	files, same, missing := compareTrees(t, ref, filepath.Join(out, "files", "rootfs"), listed)
 	t.Logf("garbage at %.0f%% of %d bytes: %d of %d files identical (%.1f %%), %d listed damaged, %d entries lost with their headers; first problem %s",
 		at*100, len(b), same, files, 100*float64(same)/float64(files), len(rep.DamagedFiles), missing, a.Problems[0])
+	if strings.HasSuffix(arc, ".zst") {
+		if lim, ok := zstdLimit(t, b, bad); ok {
+			t.Logf("limit at %.0f%%: of %d members (files and hard links), %d (%.1f %%) have every byte known, %d (%.1f %%) their content",
+				at*100, lim.Members, lim.Whole, 100*float64(lim.Whole)/float64(lim.Members), lim.Content, 100*float64(lim.Content)/float64(lim.Members))
+			if same < lim.Whole {
+				t.Errorf("garbage at %.0f%%: %d files identical, %d members have every byte known", at*100, same, lim.Whole)
+			}
+		}
+	}
 	if float64(same) < want*float64(files) {
 		t.Errorf("garbage at %.0f%%: only %d of %d files identical", at*100, same, files)
 	}
