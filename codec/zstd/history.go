@@ -98,7 +98,7 @@ func (h *history) reserve(n int) {
 			return
 		}
 	}
-	size := min(max(2*len(h.buf), 1<<20), h.limit)
+	size := min(max(4*len(h.buf), 1<<20), h.limit)
 	size = max(size, h.w+n)
 	nb := make([]byte, size)
 	copy(nb, h.buf[:h.w])
