@@ -7,9 +7,13 @@
 #                                                 writing each file as it passes)
 #   zstd -d -c ARCHIVE | tar -x (pct restore's flags)
 # Usage: scripts/bench-ctar.sh [FILES]   (default 8000; built once in $BENCH_DIR)
+# ROUNDS (default 5) alternating runs of each; the restored trees go under
+# $BENCH_OUT (default $BENCH_DIR/out; a tmpfs there leaves the disk's own
+# cost out). Wall and CPU (user+sys) seconds: best and median of each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-8000}
+rounds=${ROUNDS:-5}
 dir=${BENCH_DIR:-/tmp/vzsalvage-bench-ct}
 mkdir -p "$dir"
 go build -o "$dir/vzsalvage" ./cmd/vzsalvage
@@ -22,18 +26,29 @@ fi
 ls -l "$arc" >&2
 cat "$arc" > /dev/null  # warm the page cache
 
-secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s.%N); echo "$e - $s" | bc; }
-# alternate the two (best of 5 each), each run into a fresh directory
-# (deleting thousands of files just before creating as many slows ext4's
-# inode allocation), deleted at the end
-out="$dir/out"; rm -rf "$out"; mkdir -p "$out"
-tt=999999; tv=999999
-for i in 1 2 3 4 5; do
-  t=$(secs sh -c "mkdir '$out/t$i'; zstd -q -d -c '$arc' | tar -x -p --numeric-owner --acls --xattrs --xattrs-include='user.*' --xattrs-include=security.capability -C '$out/t$i'")
-  if (( $(echo "$t < $tt" | bc) )); then tt=$t; fi
-  t=$(secs "$dir/vzsalvage" rescue -q "$arc" -o "$out/v$i")
-  if (( $(echo "$t < $tv" | bc) )); then tv=$t; fi
+# alternate the two, each run into a fresh directory (deleting thousands
+# of files just before creating as many slows ext4's inode allocation),
+# deleted at the end
+out=${BENCH_OUT:-$dir/out}/bench-ctar.$$
+rm -rf "$out"; mkdir -p "$out"
+times="$out/times"
+load0=$(cut -d' ' -f1 /proc/loadavg)
+for i in $(seq "$rounds"); do
+  mkdir "$out/t$i"
+  /usr/bin/time -a -o "$times" -f "tar %e %U %S" sh -c "zstd -q -d -c '$arc' | tar -x -p --numeric-owner --acls --xattrs --xattrs-include='user.*' --xattrs-include=security.capability -C '$out/t$i'" || true
+  /usr/bin/time -a -o "$times" -f "vzs %e %U %S" "$dir/vzsalvage" rescue -q "$arc" -o "$out/v$i" >/dev/null 2>&1 || true
 done
+# best_median: best and median of column (wall, or cpu = user+sys) for one command
+best_median() {
+  grep "^$1 " "$times" | awk -v c="$2" '{print (c == "wall") ? $2 : $3 + $4}' | sort -n |
+    awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f %.2f", v[1], m}'
+}
+read -r tw tmw <<<"$(best_median tar wall)"; read -r vw vmw <<<"$(best_median vzs wall)"
+read -r tc tmc <<<"$(best_median tar cpu)"; read -r vc vmc <<<"$(best_median vzs cpu)"
 rm -rf "$out"
-printf 'archive: %s MiB compressed, %s MiB of tar\n' $(( $(stat -c %s "$arc") / 1048576 )) $(( $(zstd -q -d -c "$arc" | wc -c) / 1048576 ))
-printf 'restore: vzsalvage rescue %.2fs vs zstd -d | tar -x %.2fs  ratio %.2fx (load average %s)\n' "$tv" "$tt" "$(echo "$tt / $tv" | bc -l)" "$(cut -d' ' -f1 /proc/loadavg)"
+printf 'archive: %s MiB compressed, %s MiB of tar; %s rounds, load average %s before, %s after\n' \
+  $(( $(stat -c %s "$arc") / 1048576 )) $(( $(zstd -q -d -c "$arc" | wc -c) / 1048576 )) "$rounds" "$load0" "$(cut -d' ' -f1 /proc/loadavg)"
+printf 'wall (best/median): vzsalvage rescue %.2f/%.2fs vs zstd -d | tar -x %.2f/%.2fs  ratio %.2fx/%.2fx\n' \
+  "$vw" "$vmw" "$tw" "$tmw" "$(echo "$tw / $vw" | bc -l)" "$(echo "$tmw / $vmw" | bc -l)"
+printf 'cpu  (best/median): vzsalvage rescue %.2f/%.2fs vs zstd -d | tar -x %.2f/%.2fs  ratio %.2fx/%.2fx\n' \
+  "$vc" "$vmc" "$tc" "$tmc" "$(echo "$tc / $vc" | bc -l)" "$(echo "$tmc / $vmc" | bc -l)"
