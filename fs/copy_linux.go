@@ -613,14 +613,20 @@ func (c *copier) mode(st *Stat) uint32 {
 }
 
 // setMeta sets owner, mode and xattrs on an open file or directory.
-func (c *copier) setMeta(fd int, st *Stat, gp string) {
+func (c *copier) setMeta(fd int, st *Stat, gp string) { c.setMetaMode(fd, st, gp, true) }
+
+// setMetaMode is setMeta; chmod false leaves the mode as the file was
+// created with (the caller made it with c.mode(st) exactly).
+func (c *copier) setMetaMode(fd int, st *Stat, gp string, chmod bool) {
 	if c.opt.Owners && c.root {
 		if err := unix.Fchown(fd, int(st.UID), int(st.GID)); err != nil {
 			c.fail(gp, err)
 		}
 	}
-	if err := unix.Fchmod(fd, c.mode(st)); err != nil {
-		c.fail(gp, err)
+	if chmod {
+		if err := unix.Fchmod(fd, c.mode(st)); err != nil {
+			c.fail(gp, err)
+		}
 	}
 	names := make([]string, 0, len(st.Xattrs))
 	for k := range st.Xattrs {

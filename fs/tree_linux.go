@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,11 +27,12 @@ import (
 // later tar member of the same name replaces an earlier one): a replacing
 // entry is renamed over the earlier one, never written through it.
 type TreeWriter struct {
-	c    *copier
-	dirs []treeDir // by DirID; 0 is the root
-	open []DirID   // directories whose handle is held, at most maxOpenDirs
-	tick uint64
-	err  error // the first fatal error
+	c     *copier
+	umask int       // the process's umask, or -1 if unknown
+	dirs  []treeDir // by DirID; 0 is the root
+	open  []DirID   // directories whose handle is held, at most maxOpenDirs
+	tick  uint64
+	err   error // the first fatal error
 }
 
 // DirID names a directory a TreeWriter made.
@@ -81,7 +84,7 @@ func NewTreeWriter(dest string, root *Stat, opt CopyOptions) (*TreeWriter, error
 	}
 	c.topFD = fd
 	c.stats.Dirs++
-	w := &TreeWriter{c: c}
+	w := &TreeWriter{c: c, umask: umask()}
 	// the root's parent handle is held for Finish only: the root's own
 	// metadata is set through it, like every directory's
 	w.dirs = append(w.dirs, treeDir{parent: -1, name: name, gp: "/", fd: fd, st: root})
@@ -228,6 +231,7 @@ type OutFile struct {
 	st      *Stat
 	gp      string
 	replace bool
+	modeSet bool  // created with its final mode
 	written int64 // end of the last write
 }
 
@@ -253,12 +257,36 @@ func (w *TreeWriter) Create(parent DirID, name string, st *Stat, gp string, repl
 		tmp = tempName()
 		at = tmp
 	}
-	fd, err := unix.Openat(pfd, at, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	// made with its final permissions when the umask leaves them whole
+	// (no chmod at Close); setuid, setgid and sticky bits always by chmod,
+	// after the owner
+	perm, modeSet := uint32(0o600), false
+	if m := w.c.mode(st); m&^0o777 == 0 && w.umask >= 0 && m&uint32(w.umask) == 0 {
+		perm, modeSet = m, true
+	}
+	fd, err := unix.Openat(pfd, at, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 	if err != nil {
 		w.c.failHost(gp, err)
 		return nil
 	}
-	return &OutFile{w: w, parent: parent, name: host, tmp: tmp, fd: fd, st: st, gp: gp, replace: replace}
+	return &OutFile{w: w, parent: parent, name: host, tmp: tmp, fd: fd, st: st, gp: gp, replace: replace, modeSet: modeSet}
+}
+
+// umask returns the process's umask (from /proc/self/status, which reads
+// it without changing it), or -1.
+func umask() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil && m <= 0o777 {
+				return int(m)
+			}
+		}
+	}
+	return -1
 }
 
 // WriteAt writes file bytes at off (pages of zeros are left as holes),
@@ -312,7 +340,7 @@ func (f *OutFile) Close(readErr error) {
 			return
 		}
 	}
-	c.setMeta(f.fd, f.st, f.gp)
+	c.setMetaMode(f.fd, f.st, f.gp, !f.modeSet)
 	if f.tmp != "" {
 		c.opt.Replace = f.replace
 		if err := c.put(pfd, f.tmp, f.name); err != nil {
