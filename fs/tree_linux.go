@@ -226,7 +226,7 @@ type OutFile struct {
 	w       *TreeWriter
 	parent  DirID
 	name    string
-	tmp     string // "" when created under its own name
+	tmp     string
 	fd      int
 	st      *Stat
 	gp      string
@@ -235,13 +235,9 @@ type OutFile struct {
 	written int64 // end of the last write
 }
 
-// Create starts the regular file name in parent, with metadata st. A new
-// name is created as it is (O_EXCL: never through or over anything
-// there, and a directory the writer made holds only what it wrote, so
-// nobody else sees the file before Close); with replace, which lets it
-// replace an earlier entry of the same name, it is written under a
-// temporary name and put in place at Close. It returns nil when it could
-// not be created.
+// Create starts the regular file name in parent (under a temporary name
+// until Close), with metadata st; replace lets it replace an earlier entry
+// of the same name. It returns nil when it could not be created.
 func (w *TreeWriter) Create(parent DirID, name string, st *Stat, gp string, replace bool) *OutFile {
 	if !w.ok() {
 		return nil
@@ -251,12 +247,7 @@ func (w *TreeWriter) Create(parent DirID, name string, st *Stat, gp string, repl
 		w.c.failHost(gp, err)
 		return nil
 	}
-	host := w.hostName(name, gp)
-	at, tmp := host, ""
-	if replace {
-		tmp = tempName()
-		at = tmp
-	}
+	tmp := tempName()
 	// made with its final permissions when the umask leaves them whole
 	// (no chmod at Close); setuid, setgid and sticky bits always by chmod,
 	// after the owner
@@ -264,12 +255,12 @@ func (w *TreeWriter) Create(parent DirID, name string, st *Stat, gp string, repl
 	if m := w.c.mode(st); m&^0o777 == 0 && w.umask >= 0 && m&uint32(w.umask) == 0 {
 		perm, modeSet = m, true
 	}
-	fd, err := unix.Openat(pfd, at, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+	fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 	if err != nil {
 		w.c.failHost(gp, err)
 		return nil
 	}
-	return &OutFile{w: w, parent: parent, name: host, tmp: tmp, fd: fd, st: st, gp: gp, replace: replace, modeSet: modeSet}
+	return &OutFile{w: w, parent: parent, name: w.hostName(name, gp), tmp: tmp, fd: fd, st: st, gp: gp, replace: replace, modeSet: modeSet}
 }
 
 // umask returns the process's umask (from /proc/self/status, which reads
@@ -321,14 +312,10 @@ func (f *OutFile) Close(readErr error) {
 	w, c := f.w, f.w.c
 	pfd, err := w.fd(f.parent)
 	done := false
-	at := f.tmp
-	if at == "" {
-		at = f.name
-	}
 	defer func() {
 		unix.Close(f.fd)
 		if !done && err == nil {
-			unix.Unlinkat(pfd, at, 0)
+			unix.Unlinkat(pfd, f.tmp, 0)
 		}
 	}()
 	if err != nil || !w.ok() {
@@ -341,12 +328,10 @@ func (f *OutFile) Close(readErr error) {
 		}
 	}
 	c.setMetaMode(f.fd, f.st, f.gp, !f.modeSet)
-	if f.tmp != "" {
-		c.opt.Replace = f.replace
-		if err := c.put(pfd, f.tmp, f.name); err != nil {
-			c.failHost(f.gp, err)
-			return
-		}
+	c.opt.Replace = f.replace
+	if err := c.put(pfd, f.tmp, f.name); err != nil {
+		c.failHost(f.gp, err)
+		return
 	}
 	done = true
 	c.stats.Files++
