@@ -77,9 +77,20 @@ func (a *Archive) Payload(opt codec.Options) (codec.Reader, error) {
 		return nil, fmt.Errorf("%s: %s compression is not supported", a.Path, a.Compression)
 	}
 	src := &countingReader{r: io.NewSectionReader(a.f, 0, a.Size), n: &a.read}
-	pf := newPrefetch(src, 1<<20, 4, a.Tap)
+	pf := newPrefetch(src, prefetchChunk, prefetchDepth, a.Tap)
 	a.prefetch = append(a.prefetch, pf)
 	return dec(pf, opt)
+}
+
+// Head returns a new decoder over the file from its start that reads it
+// without read-ahead and without Tap or InputOffset: for reading the first
+// bytes of the payload only.
+func (a *Archive) Head(opt codec.Options) (codec.Reader, error) {
+	dec := decoders[a.Compression]
+	if dec == nil {
+		return nil, fmt.Errorf("%s: %s compression is not supported", a.Path, a.Compression)
+	}
+	return dec(io.NewSectionReader(a.f, 0, a.Size), opt)
 }
 
 type countingReader struct {

@@ -2,6 +2,13 @@ package archive
 
 import "io"
 
+// The read-ahead of Payload: depth chunks of size bytes (small chunks: a
+// buffer's pages cost more to touch the first time than to copy).
+const (
+	prefetchChunk = 256 << 10
+	prefetchDepth = 4
+)
+
 // prefetch reads r in its own goroutine, up to depth chunks of size bytes
 // ahead, so that reading the file (system calls and copies) does not take
 // time from the decoder. tap, if not nil, sees each chunk as it is read.

@@ -54,7 +54,7 @@ func (s *Stream) Decode() (codec.Reader, error) {
 // readHead decodes the stream's first HeadSize bytes (a first pass: no
 // donor).
 func readHead(a *archive.Archive, opt codec.Options) ([]byte, error) {
-	dec, err := a.Payload(codec.Options{Strict: opt.Strict})
+	dec, err := a.Head(codec.Options{Strict: opt.Strict})
 	if err != nil {
 		return nil, err
 	}

@@ -98,6 +98,7 @@ func (h *history) reserve(n int) {
 			return
 		}
 	}
+	// (by four times: a grown buffer's pages are touched afresh)
 	size := min(max(4*len(h.buf), 1<<20), h.limit)
 	size = max(size, h.w+n)
 	nb := make([]byte, size)

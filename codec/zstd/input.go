@@ -31,6 +31,9 @@ const defaultPinMax = 32 << 20
 
 const readChunk = 256 << 10
 
+// maxSpare bounds the input buffer's growth beyond what is needed.
+const maxSpare = 6 << 20
+
 // at returns up to n bytes at stream offset p (p >= the release point),
 // reading more as needed; fewer only at the end of the input. The slice is
 // valid until the next call: reading more may move the buffered bytes.
@@ -53,21 +56,29 @@ func (in *input) at(p int64, n int) []byte {
 	return in.buf[i:j:j]
 }
 
-// fill reads at least once, making room for the bytes up to end.
+// fill reads at least once, making room for the bytes up to end. Released
+// bytes are dropped only when the buffer has no room left; a buffer that
+// keeps more than a quarter of itself grows (by four times, or to maxSpare
+// unless more is needed), so that the bytes kept (the last blocks,
+// for a handover) are copied rarely.
 func (in *input) fill(end int64) {
 	keep := in.keep
 	if in.pin >= 0 {
 		keep = min(keep, in.pin)
 	}
-	if drop := keep - in.off; drop > 0 && drop >= int64(len(in.buf))/2 {
-		drop = min(drop, int64(len(in.buf)))
+	need := int(end-in.off) + readChunk
+	if drop := min(keep-in.off, int64(len(in.buf))); drop > 0 && (cap(in.buf)-len(in.buf) < readChunk || need > cap(in.buf)) {
 		n := copy(in.buf, in.buf[drop:])
 		in.buf = in.buf[:n]
 		in.off += drop
+		need -= int(drop)
 	}
-	need := int(end-in.off) + readChunk
-	if cap(in.buf) < need {
-		nb := make([]byte, len(in.buf), max(need, 2*cap(in.buf)))
+	if c := cap(in.buf); need > c || 4*len(in.buf) > c && c < maxSpare {
+		c = max(need, 4*c)
+		if c > maxSpare/2 {
+			c = max(need, maxSpare) // no step between: each buffer is touched afresh
+		}
+		nb := make([]byte, len(in.buf), c)
 		copy(nb, in.buf)
 		in.buf = nb
 	}
