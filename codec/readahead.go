@@ -17,6 +17,19 @@ func ReadAhead(r Reader, size, depth int) *Ahead {
 	return a
 }
 
+// Lender is implemented by decoders that can lend their output instead of
+// copying it: ReadAhead hands the slices Lend returns to its reader and
+// gives them back with Return once read. Both are called from one
+// goroutine, which must not call Read.
+type Lender interface {
+	// Lend returns the next output, up to n bytes, as Read would (an
+	// error with no bytes at the end); the decoder leaves the bytes
+	// unchanged until they are given back.
+	Lend(n int) ([]byte, error)
+	// Return gives back a slice Lend returned.
+	Return(b []byte)
+}
+
 // Ahead is a read-ahead decoder; see ReadAhead.
 type Ahead struct {
 	r           Reader
@@ -38,7 +51,8 @@ type Ahead struct {
 }
 
 type chunk struct {
-	own      bool // buf belongs to the current free list
+	own      bool   // buf belongs to the current free list
+	loan     []byte // what the decoder (a Lender) lent: buf, or buf within it
 	buf      []byte
 	n        int
 	err      error
@@ -50,14 +64,62 @@ type chunk struct {
 // start launches the producer goroutine.
 func (a *Ahead) start() {
 	a.full = make(chan chunk, a.depth)
-	a.free = make(chan []byte, a.depth+1)
+	// (room for the loans of chunks a failed Resize kept, too)
+	a.free = make(chan []byte, 2*a.depth+4)
 	a.stop = make(chan struct{})
 	a.done = make(chan struct{})
+	a.cur, a.off, a.err, a.sum = chunk{}, 0, nil, ""
+	if l, ok := a.r.(Lender); ok {
+		go a.produceLent(l, a.full, a.free, a.stop, a.done)
+		return
+	}
 	for i := 0; i < a.depth+1; i++ {
 		a.free <- make([]byte, a.size)
 	}
-	a.cur, a.off, a.err, a.sum = chunk{}, 0, nil, ""
 	go a.produce(a.r, a.full, a.free, a.stop, a.done)
+}
+
+// produceLent is produce for a Lender: its slices are handed out, at most
+// depth+1 at a time, and given back through free.
+func (a *Ahead) produceLent(l Lender, full chan<- chunk, free <-chan []byte, stop, done chan struct{}) {
+	defer close(done)
+	defer close(full)
+	out := 0 // slices lent and not given back
+	for {
+		for drained := false; !drained; {
+			select {
+			case b := <-free:
+				l.Return(b)
+				out--
+			default:
+				drained = true
+			}
+		}
+		if out > a.depth {
+			select {
+			case b := <-free:
+				l.Return(b)
+				out--
+			case <-stop:
+				return
+			}
+		}
+		b, err := l.Lend(a.size)
+		c := chunk{loan: b, buf: b, n: len(b), err: err, spans: a.r.Spans(), problems: a.r.Problems()}
+		if err != nil {
+			c.sum = a.r.Checksum()
+		}
+		out++
+		select {
+		case full <- c:
+		case <-stop:
+			a.leftover = &c // read only after done is closed
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (a *Ahead) produce(r Reader, full chan<- chunk, free <-chan []byte, stop, done chan struct{}) {
@@ -96,10 +158,13 @@ func (a *Ahead) Read(p []byte) (int, error) {
 		if a.err != nil {
 			return 0, a.err
 		}
-		if a.cur.buf != nil && a.cur.own {
+		switch {
+		case a.cur.loan != nil:
+			a.free <- a.cur.loan
+		case a.cur.buf != nil && a.cur.own:
 			a.free <- a.cur.buf
 		}
-		a.cur.buf = nil
+		a.cur.buf, a.cur.loan = nil, nil
 		var c chunk
 		if len(a.pending) > 0 {
 			c, a.pending = a.pending[0], a.pending[1:]
@@ -147,7 +212,9 @@ func (a *Ahead) Resize(off, trueLen int64) error {
 	var ahead []chunk
 	if a.off < a.cur.n || a.cur.err != nil {
 		ahead = append(ahead, chunk{buf: a.cur.buf[a.off:a.cur.n], n: a.cur.n - a.off, err: a.cur.err,
-			spans: a.cur.spans, problems: a.cur.problems, sum: a.cur.sum})
+			spans: a.cur.spans, problems: a.cur.problems, sum: a.cur.sum, loan: a.cur.loan})
+	} else if a.cur.loan != nil {
+		a.r.(Lender).Return(a.cur.loan) // read; the producer is stopped
 	}
 	ahead = append(ahead, a.pending...)
 	for c := range a.full {
@@ -162,6 +229,15 @@ func (a *Ahead) Resize(off, trueLen int64) error {
 	err := rs.Resize(off, trueLen)
 	spans, problems := a.spans, a.problems
 	newSpans, newProblems := a.r.Spans(), a.r.Problems()
+	if err == nil {
+		// what was decoded ahead is dropped: its loans end (while the
+		// producer is stopped)
+		for _, c := range ahead {
+			if c.loan != nil {
+				a.r.(Lender).Return(c.loan)
+			}
+		}
+	}
 	a.start()
 	if err != nil {
 		a.pending = ahead

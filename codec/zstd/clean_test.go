@@ -173,3 +173,51 @@ func merged(spans []codec.Span) []codec.Span {
 	}
 	return m
 }
+
+// TestLendKeepsBytes: output lent (Lend) stays unchanged until it is given
+// back, however many loans are out while the decoder slides its history
+// on (clean path and salvage-only decoder; three frames of 8.4 MiB, whose
+// 2 MiB windows make the history slide).
+func TestLendKeepsBytes(t *testing.T) {
+	c := bytes.Repeat(archive(t), 3)
+	want := bytes.Repeat(vmaData(t), 3)
+	for _, cfg := range []config{{}, {salvageOnly: true}} {
+		for _, tc := range []struct{ size, out int }{{256 << 10, 5}, {64 << 10, 1}, {1 << 20, 12}, {4096, 600}} {
+			z := newReader(bytes.NewReader(c), codec.Options{}, cfg)
+			type loan struct {
+				b   []byte
+				off int
+			}
+			var out []loan
+			check := func(l loan) {
+				if !bytes.Equal(l.b, want[l.off:min(l.off+len(l.b), len(want))]) {
+					t.Fatalf("salvage-only %v, %d loans of %d: the loan at %d changed before it was given back", cfg.salvageOnly, tc.out, tc.size, l.off)
+				}
+			}
+			off := 0
+			for {
+				b, err := z.Lend(tc.size)
+				if err == io.EOF {
+					break
+				}
+				if err != nil || len(b) == 0 || len(b) > tc.size {
+					t.Fatalf("Lend: %d bytes, %v", len(b), err)
+				}
+				out = append(out, loan{b, off})
+				off += len(b)
+				if len(out) > tc.out {
+					check(out[0])
+					z.Return(out[0].b)
+					out = out[1:]
+				}
+			}
+			for _, l := range out {
+				check(l)
+			}
+			if off != len(want) || z.Checksum() != codec.ChecksumOK {
+				t.Errorf("salvage-only %v: %d bytes lent of %d, checksum %s", cfg.salvageOnly, off, len(want), z.Checksum())
+			}
+			z.Close()
+		}
+	}
+}

@@ -67,6 +67,64 @@ type history struct {
 	floor int64
 
 	donor codec.Donor // a second pass's donor (donor.go), or nil
+
+	// lent lists the ranges of output lent (Reader.Lend) and not given
+	// back: no byte of them is written until they are.
+	lent  []loan
+	spare []byte // an array buf moved out of (move), to move back into
+}
+
+// loan is a range of an array of output lent.
+type loan struct {
+	array  *byte // the array's first byte
+	first  *byte // the loan's first byte
+	lo, hi int   // the loan in the array
+}
+
+// lend records b = buf[lo:hi] as lent.
+func (h *history) lend(lo, hi int) []byte {
+	b := h.buf[lo:hi:hi]
+	h.lent = append(h.lent, loan{array: &h.buf[0], first: &b[0], lo: lo, hi: hi})
+	return b
+}
+
+// giveBack ends the loan of b (a slice lend returned).
+func (h *history) giveBack(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	for i, l := range h.lent {
+		if l.first == &b[0] && l.hi-l.lo == len(b) {
+			h.lent = append(h.lent[:i], h.lent[i+1:]...)
+			return
+		}
+	}
+}
+
+// unlent reports whether no byte of buf[a:b] is lent.
+func (h *history) unlent(a, b int) bool {
+	if len(h.lent) == 0 || len(h.buf) == 0 {
+		return true
+	}
+	for _, l := range h.lent {
+		if l.array == &h.buf[0] && l.lo < b && a < l.hi {
+			return false
+		}
+	}
+	return true
+}
+
+// unlentIn reports whether no byte of array a is lent.
+func (h *history) unlentIn(a []byte) bool {
+	if len(h.lent) == 0 || cap(a) == 0 {
+		return true
+	}
+	for _, l := range h.lent {
+		if l.array == &a[:1][0] {
+			return false
+		}
+	}
+	return true
 }
 
 // pos returns the absolute offset of the next byte to write.
@@ -87,23 +145,26 @@ func (h *history) holdMax() int64 { return int64(h.limit-h.window) / 2 }
 
 // reserve makes sure n more bytes can be written at buf[w:]. It grows the
 // buffer up to its limit, then slides out old output that is both returned
-// and outside the window.
+// and outside the window. Where output was lent (lend) and not given back,
+// it writes nothing in place: it moves to another array instead.
 func (h *history) reserve(n int) {
-	if len(h.buf)-h.w >= n {
+	if len(h.buf)-h.w >= n && h.unlent(h.w, h.w+n) {
 		return
 	}
-	if h.w+n > h.limit {
-		h.slide(min(h.w, max(h.window, h.w-h.r)))
-		if len(h.buf)-h.w >= n {
-			return
-		}
+	keep := h.w
+	if h.w+n > h.limit || len(h.buf)-h.w >= n {
+		keep = min(h.w, max(h.window, h.w-h.r))
 	}
-	// (by four times: a grown buffer's pages are touched afresh)
-	size := min(max(4*len(h.buf), 1<<20), h.limit)
-	size = max(size, h.w+n)
-	nb := make([]byte, size)
-	copy(nb, h.buf[:h.w])
-	h.buf = nb
+	size := len(h.buf)
+	if keep+n > size {
+		// (by four times: a grown buffer's pages are touched afresh)
+		size = max(min(max(4*len(h.buf), 1<<20), h.limit), keep+n)
+	}
+	if size == len(h.buf) && h.unlent(0, keep+n) {
+		h.slide(keep)
+		return
+	}
+	h.move(keep, size)
 }
 
 // slide drops all but the last keep written bytes (keep ≥ w-r).
@@ -113,6 +174,32 @@ func (h *history) slide(keep int) {
 		return
 	}
 	copy(h.buf, h.buf[drop:h.w])
+	h.dropped(drop)
+}
+
+// move is slide into an array of size bytes other than buf: the spare
+// one if it is large enough and nothing in it is lent, else a new one.
+func (h *history) move(keep, size int) {
+	nb := h.spare
+	if cap(nb) < size || !h.unlentIn(nb) {
+		nb = make([]byte, size)
+	}
+	nb = nb[:size]
+	drop := h.w - keep
+	copy(nb, h.buf[drop:h.w])
+	h.spare = nil
+	if len(h.buf) >= size {
+		h.spare = h.buf // (a smaller one, left by growing, is not kept)
+	}
+	h.buf = nb
+	h.dropped(drop)
+}
+
+// dropped accounts for the drop bytes slid out of the front of buf.
+func (h *history) dropped(drop int) {
+	if drop <= 0 {
+		return
+	}
 	h.base += int64(drop)
 	h.w -= drop
 	h.r = max(h.r-drop, 0)

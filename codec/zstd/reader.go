@@ -165,14 +165,45 @@ func newReader(r io.Reader, opt codec.Options, cfg config) *Reader {
 
 // Read implements io.Reader.
 func (z *Reader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := z.output(1)
+	if n == 0 {
+		return 0, err
+	}
+	n = copy(p, z.h.buf[z.h.r:z.h.r+n])
+	z.h.r += n
+	return n, nil
+}
+
+// Lend implements codec.Lender: the next output, up to n bytes, in the
+// Reader's own buffer, which keeps them unchanged until Return.
+func (z *Reader) Lend(n int) ([]byte, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	k, err := z.output(n)
+	if k == 0 {
+		return nil, err
+	}
+	k = min(k, n)
+	b := z.h.lend(z.h.r, z.h.r+k)
+	z.h.r += k
+	return b, nil
+}
+
+// Return implements codec.Lender.
+func (z *Reader) Return(b []byte) { z.h.giveBack(b) }
+
+// output decodes until want bytes can be read (fewer at the end or after
+// an error) and returns how many can, from buf[r:]; 0 with the error when
+// there are none.
+func (z *Reader) output(want int) (int, error) {
 	for {
-		if rel := int(min(z.hold.rel, z.h.pos()) - z.h.base); z.h.r < rel {
-			n := copy(p, z.h.buf[z.h.r:rel])
-			z.h.r += n
-			return n, nil
-		}
-		if len(p) == 0 {
-			return 0, nil
+		avail := int(min(z.hold.rel, z.h.pos())-z.h.base) - z.h.r
+		if avail >= want {
+			return avail, nil
 		}
 		if z.pending > 0 {
 			z.writePending()
@@ -186,6 +217,9 @@ func (z *Reader) Read(p []byte) (int, error) {
 					z.releaseAll()
 					continue
 				}
+			}
+			if avail > 0 {
+				return avail, nil
 			}
 			return 0, z.err
 		}
