@@ -23,8 +23,8 @@ func ReadAhead(r Reader, size, depth int) *Ahead {
 // goroutine, which must not call Read.
 type Lender interface {
 	// Lend returns the next output, up to n bytes, as Read would (an
-	// error with no bytes at the end); the decoder leaves the bytes
-	// unchanged until they are given back.
+	// error with no bytes, or with the last ones, at the end); the
+	// decoder leaves the bytes unchanged until they are given back.
 	Lend(n int) ([]byte, error)
 	// Return gives back a slice Lend returned.
 	Return(b []byte)

@@ -178,7 +178,8 @@ func (z *Reader) Read(p []byte) (int, error) {
 }
 
 // Lend implements codec.Lender: the next output, up to n bytes, in the
-// Reader's own buffer, which keeps them unchanged until Return.
+// Reader's own buffer, which keeps them unchanged until Return. The last
+// bytes come with the error that ends the output.
 func (z *Reader) Lend(n int) ([]byte, error) {
 	if n <= 0 {
 		return nil, nil
@@ -187,10 +188,25 @@ func (z *Reader) Lend(n int) ([]byte, error) {
 	if k == 0 {
 		return nil, err
 	}
+	last := k <= n
 	k = min(k, n)
 	b := z.h.lend(z.h.r, z.h.r+k)
 	z.h.r += k
+	if last && z.ended() {
+		// the last bytes come with the end, as io.ReadFull gives them
+		return b, z.err
+	}
 	return b, nil
+}
+
+// ended reports whether, with every readable byte read, nothing but the
+// error is left to return.
+func (z *Reader) ended() bool {
+	if z.err == nil || z.pending > 0 {
+		return false
+	}
+	held := z.hold.rel < z.h.pos() || len(z.hold.spans) > 0
+	return !held || z.err != io.EOF && (z.strict || z.closed)
 }
 
 // Return implements codec.Lender.
