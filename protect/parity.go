@@ -123,7 +123,7 @@ type encoder struct {
 }
 
 func newEncoder(p Parity, size int64, emit func(segment, []uint64, []byte) error) (*encoder, error) {
-	rs, err := reedsolomon.New(p.DataShards, p.ParityShards)
+	rs, err := newRS(p.DataShards, p.ParityShards)
 	if err != nil {
 		return nil, err
 	}

@@ -333,7 +333,7 @@ func (r *repairer) point(done int64, sum hash.Hash, start int64, m *damage.Map) 
 // rebuild reconstructs what the parity allows, segment by segment, and
 // writes the output when asked.
 func (r *repairer) rebuild() error {
-	rs, err := reedsolomon.New(r.p.DataShards, r.p.ParityShards)
+	rs, err := newRS(r.p.DataShards, r.p.ParityShards)
 	if err != nil {
 		return err
 	}
