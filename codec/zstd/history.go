@@ -157,8 +157,14 @@ func (h *history) reserve(n int) {
 	}
 	size := len(h.buf)
 	if keep+n > size {
-		// (by four times: a grown buffer's pages are touched afresh)
-		size = max(min(max(4*len(h.buf), 1<<20), h.limit), keep+n)
+		// (1 MiB, then the limit if it is not large, else four times:
+		// a grown buffer's pages are touched afresh, which costs more
+		// than copying them)
+		size = min(max(4*len(h.buf), 1<<20), h.limit)
+		if len(h.buf) > 0 && h.limit <= 32<<20 {
+			size = h.limit
+		}
+		size = max(size, keep+n)
 	}
 	if size == len(h.buf) && h.unlent(0, keep+n) {
 		h.slide(keep)
