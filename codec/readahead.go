@@ -105,21 +105,28 @@ func (a *Ahead) produceLent(l Lender, full chan<- chunk, free <-chan []byte, sto
 			}
 		}
 		b, err := l.Lend(a.size)
-		c := chunk{loan: b, buf: b, n: len(b), err: err, spans: a.r.Spans(), problems: a.r.Problems()}
-		if err != nil {
-			c.sum = a.r.Checksum()
-		}
 		out++
-		select {
-		case full <- c:
-		case <-stop:
-			a.leftover = &c // read only after done is closed
-			return
-		}
-		if err != nil {
+		if !a.deliver(a.r, chunk{loan: b, buf: b, n: len(b), err: err}, full, stop) {
 			return
 		}
 	}
+}
+
+// deliver hands the reader a chunk just decoded, with the decoder's
+// account; it returns false when told to stop (the chunk is then kept as
+// leftover) and after the chunk that ends the output.
+func (a *Ahead) deliver(r Reader, c chunk, full chan<- chunk, stop chan struct{}) bool {
+	c.spans, c.problems = r.Spans(), r.Problems()
+	if c.err != nil {
+		c.sum = r.Checksum()
+	}
+	select {
+	case full <- c:
+	case <-stop:
+		a.leftover = &c // read only after done is closed
+		return false
+	}
+	return c.err == nil
 }
 
 func (a *Ahead) produce(r Reader, full chan<- chunk, free <-chan []byte, stop, done chan struct{}) {
@@ -136,17 +143,7 @@ func (a *Ahead) produce(r Reader, full chan<- chunk, free <-chan []byte, stop, d
 		if err == io.ErrUnexpectedEOF {
 			err = io.EOF
 		}
-		c := chunk{own: true, buf: buf, n: n, err: err, spans: r.Spans(), problems: r.Problems()}
-		if err != nil {
-			c.sum = r.Checksum()
-		}
-		select {
-		case full <- c:
-		case <-stop:
-			a.leftover = &c // read only after done is closed
-			return
-		}
-		if err != nil {
+		if !a.deliver(r, chunk{own: true, buf: buf, n: n, err: err}, full, stop) {
 			return
 		}
 	}
