@@ -58,8 +58,8 @@ func (in *input) at(p int64, n int) []byte {
 
 // fill reads at least once, making room for the bytes up to end. Released
 // bytes are dropped only when the buffer has no room left; a buffer that
-// keeps more than a quarter of itself grows (by four times, or to maxSpare
-// unless more is needed), so that the bytes kept (the last blocks,
+// keeps more than a quarter of itself grows (by four times, or to maxSpare,
+// at least doubling), so that the bytes kept (the last blocks,
 // for a handover) are copied rarely.
 func (in *input) fill(end int64) {
 	keep := in.keep
@@ -74,11 +74,12 @@ func (in *input) fill(end int64) {
 		need -= int(drop)
 	}
 	if c := cap(in.buf); need > c || 4*len(in.buf) > c && c < maxSpare {
-		c = max(need, 4*c)
-		if c > maxSpare/2 {
-			c = max(need, maxSpare) // no step between: each buffer is touched afresh
+		n := 4 * c
+		if n > maxSpare/2 {
+			n = maxSpare // no step between: each buffer is touched afresh
 		}
-		nb := make([]byte, len(in.buf), c)
+		// (at least doubling: a pinned input grows by a read at a time)
+		nb := make([]byte, len(in.buf), max(n, need, 2*c))
 		copy(nb, in.buf)
 		in.buf = nb
 	}
