@@ -1,6 +1,7 @@
 package protect
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"math"
 
@@ -104,30 +105,48 @@ func (p Parity) shardOff(s segment, c, t int) int64 {
 	return s.start + (int64(c)*int64(s.stripes)+int64(t))*int64(p.ShardSize)
 }
 
+// The encoder holds groupCols columns of a segment and adds their parity
+// together: reedsolomon's kernels take up to 10 inputs at once and keep
+// the parity in registers meanwhile, so each group reads and writes the
+// segment's parity once. Column by column, the parity (ParityShards × 4 MiB,
+// far beyond the CPU's caches) would go through memory for every 4 MiB of
+// the file: 4.5× the CPU time. 8 columns: 32 MiB held.
+const groupCols = 8
+
+// subStripes is how many stripes one Encode covers: 64 KiB of each column
+// and of each parity row, which stay in the L2 cache.
+const subStripes = 16
+
 // encoder computes the chunk hashes and parity of a file streamed through
 // Write, segment by segment; emit receives each segment's.
 type encoder struct {
-	p    Parity
-	size int64
-	rs   reedsolomon.Encoder
-	emit func(s segment, hashes []uint64, parity []byte) error
+	p     Parity
+	size  int64
+	rows  [][]byte // the code's parity rows
+	codes map[[2]int]reedsolomon.Encoder
+	emit  func(s segment, hashes []uint64, parity []byte) error
 
 	seg    segment
-	pos    int64 // bytes of the segment consumed
-	shard  []byte
-	fill   int
+	pos    int64  // bytes of the segment consumed
+	hashed int64  // bytes of the segment hashed
+	first  int    // the segment's column at the start of cols
+	cols   []byte // columns first… of the segment as far as consumed
 	hashes []uint64
 	parity []byte
-	rows   [][]byte
+	shards [][]byte
+	tmp    [][]byte
 	err    error
 }
 
 func newEncoder(p Parity, size int64, emit func(segment, []uint64, []byte) error) (*encoder, error) {
-	rs, err := newRS(p.DataShards, p.ParityShards)
-	if err != nil {
+	if err := p.check(); err != nil {
 		return nil, err
 	}
-	e := &encoder{p: p, size: size, rs: rs, emit: emit, shard: make([]byte, p.ShardSize), rows: make([][]byte, p.ParityShards)}
+	e := &encoder{p: p, size: size, rows: parityRows(p.DataShards, p.ParityShards), codes: map[[2]int]reedsolomon.Encoder{},
+		emit: emit, shards: make([][]byte, groupCols+p.ParityShards), tmp: make([][]byte, p.ParityShards)}
+	for r := range e.tmp {
+		e.tmp[r] = make([]byte, subStripes*p.ShardSize)
+	}
 	if size > 0 {
 		e.start(0)
 	}
@@ -136,85 +155,112 @@ func newEncoder(p Parity, size int64, emit func(segment, []uint64, []byte) error
 
 func (e *encoder) start(i int64) {
 	e.seg = e.p.segment(e.size, i)
-	e.pos = 0
+	e.pos, e.hashed, e.first = 0, 0, 0
 	e.hashes = e.hashes[:0]
 	n := e.p.parityLen(e.seg)
 	if cap(e.parity) < n {
 		e.parity = make([]byte, n)
 	}
-	e.parity = e.parity[:n]
-	clear(e.parity)
+	e.parity = e.parity[:n] // the first group overwrites it
+	col := e.colLen()
+	n = int(min(int64(groupCols), (e.seg.length+col-1)/col) * col)
+	if cap(e.cols) < n {
+		e.cols = make([]byte, n)
+	}
+	e.cols = e.cols[:n]
 }
+
+// colLen returns the length of a column of the segment.
+func (e *encoder) colLen() int64 { return int64(e.seg.stripes) * int64(e.p.ShardSize) }
 
 // Write consumes the next bytes of the file.
 func (e *encoder) Write(b []byte) (int, error) {
 	n := len(b)
+	S := int64(e.p.ShardSize)
 	for len(b) > 0 && e.err == nil {
 		if e.seg.length == 0 || e.pos == e.seg.length {
 			e.err = fmt.Errorf("archive longer than its size when protect started (%d bytes)", e.size)
 			break
 		}
-		left := e.seg.length - e.pos
-		S := e.p.ShardSize
-		if e.fill == 0 && len(b) >= S && left >= int64(S) {
-			// whole shards straight from b: as many as stay in this column
-			// (consecutive stripes, whose parity rows are consecutive too)
-			t := len(e.hashes) % e.seg.stripes
-			q := min(len(b)/S, e.seg.stripes-t, int(left/int64(S)))
-			e.addShards(b[:q*S])
-			b = b[q*S:]
-			continue
-		}
-		k := copy(e.shard[e.fill:min(e.p.ShardSize, e.fill+int(min(left, int64(len(b)))))], b)
-		e.fill += k
+		base := int64(e.first) * e.colLen()
+		k := copy(e.cols[e.pos-base:min(int64(len(e.cols)), e.seg.length-base)], b)
+		e.pos += int64(k)
 		b = b[k:]
-		if e.fill == e.p.ShardSize || int64(e.fill) == left {
-			clear(e.shard[e.fill:])
-			e.addShard(e.shard, e.fill)
-			e.fill = 0
+		for ; e.hashed+S <= e.pos || e.hashed < e.pos && e.pos == e.seg.length; e.hashed += S {
+			o := e.hashed - base
+			e.hashes = append(e.hashes, xxhash.Sum64(e.cols[o:min(o+S, e.pos-base)]))
+		}
+		if e.pos-base == int64(len(e.cols)) || e.pos == e.seg.length {
+			e.addGroup()
 		}
 	}
 	return n, e.err
 }
 
-// addShard adds the segment's last shard (n real bytes, the rest of sh
-// zeros).
-func (e *encoder) addShard(sh []byte, n int) {
-	e.hashes = append(e.hashes, xxhash.Sum64(sh[:n]))
-	e.encode(sh, len(e.hashes)-1, int64(n))
-}
-
-// addShards adds whole shards of one column.
-func (e *encoder) addShards(b []byte) {
-	j := len(e.hashes)
-	for o := 0; o < len(b); o += e.p.ShardSize {
-		e.hashes = append(e.hashes, xxhash.Sum64(b[o:o+e.p.ShardSize]))
-	}
-	e.encode(b, j, int64(len(b)))
-}
-
-// encode adds the parity of shards from j on (one column, consecutive
-// stripes), n bytes of the file.
-func (e *encoder) encode(b []byte, j int, n int64) {
-	c, t := j/e.seg.stripes, j%e.seg.stripes
-	for r := range e.rows {
-		o := (r*e.seg.stripes + t) * e.p.ShardSize
-		e.rows[r] = e.parity[o : o+len(b)]
-	}
-	if err := e.rs.EncodeIdx(b, c, e.rows); err != nil {
+// addGroup adds the parity of the columns held, and ends the segment at
+// its end.
+func (e *encoder) addGroup() {
+	col := e.colLen()
+	used := e.pos - int64(e.first)*col
+	g := int((used + col - 1) / col)
+	clear(e.cols[used : int64(g)*col]) // chunks past the file's end are zeros
+	code, err := e.code(e.first, g)
+	if err != nil {
 		e.err = err
 		return
 	}
-	e.pos += n
-	if e.pos == e.seg.length {
-		if err := e.emit(e.seg, e.hashes, e.parity); err != nil {
+	S, T, m := e.p.ShardSize, e.seg.stripes, e.p.ParityShards
+	for t0 := 0; t0 < T; t0 += subStripes {
+		t1 := min(T, t0+subStripes)
+		for j := 0; j < g; j++ {
+			e.shards[j] = e.cols[(j*T+t0)*S : (j*T+t1)*S]
+		}
+		for r := 0; r < m; r++ {
+			e.shards[g+r] = e.tmp[r][:(t1-t0)*S]
+			if e.first == 0 {
+				e.shards[g+r] = e.parity[(r*T+t0)*S : (r*T+t1)*S]
+			}
+		}
+		if err := code.Encode(e.shards[:g+m]); err != nil {
 			e.err = err
 			return
 		}
-		if e.seg.start+e.seg.length < e.size {
-			e.start(e.seg.index + 1)
+		if e.first > 0 {
+			for r := 0; r < m; r++ {
+				row := e.parity[(r*T+t0)*S : (r*T+t1)*S]
+				subtle.XORBytes(row, row, e.tmp[r][:len(row)])
+			}
 		}
 	}
+	e.first += g
+	if e.pos < e.seg.length {
+		return
+	}
+	if err := e.emit(e.seg, e.hashes, e.parity); err != nil {
+		e.err = err
+		return
+	}
+	if e.seg.start+e.seg.length < e.size {
+		e.start(e.seg.index + 1)
+	}
+}
+
+// code returns the code of g columns from column c alone: the part of
+// the segment's code that they add to the parity.
+func (e *encoder) code(c, g int) (reedsolomon.Encoder, error) {
+	if rs := e.codes[[2]int{c, g}]; rs != nil {
+		return rs, nil
+	}
+	m := make([][]byte, len(e.rows))
+	for r, row := range e.rows {
+		m[r] = row[c : c+g]
+	}
+	rs, err := reedsolomon.New(g, len(m), reedsolomon.WithCustomMatrix(m), reedsolomon.WithMaxGoroutines(1))
+	if err != nil {
+		return nil, err
+	}
+	e.codes[[2]int{c, g}] = rs
+	return rs, nil
 }
 
 // done reports whether every byte of the file was consumed.
