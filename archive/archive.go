@@ -17,11 +17,12 @@ type Archive struct {
 	Compression codec.Kind
 	// Size is the file's size in bytes.
 	Size int64
-	// Tap, if set before Payload, is called with every byte of the file in
-	// order, from the goroutine that reads the file, before the decoder
-	// sees them (the slice is valid only during the call). It may not see
-	// the end of the file when the decoder stops reading early.
-	Tap func([]byte)
+	// Taps, if set before Payload, are each called with every byte of the
+	// file in order, each from a goroutine of its own that runs beside the
+	// decoder (the slice is valid only during the call). They may not see
+	// the end of the file when the decoder stops reading early; once Close
+	// returns they have seen every byte read.
+	Taps []func([]byte)
 
 	f        *os.File
 	read     atomic.Int64
@@ -77,13 +78,13 @@ func (a *Archive) Payload(opt codec.Options) (codec.Reader, error) {
 		return nil, fmt.Errorf("%s: %s compression is not supported", a.Path, a.Compression)
 	}
 	src := &countingReader{r: io.NewSectionReader(a.f, 0, a.Size), n: &a.read}
-	pf := newPrefetch(src, prefetchChunk, prefetchDepth, a.Tap)
+	pf := newPrefetch(src, prefetchChunk, prefetchDepth, a.Taps)
 	a.prefetch = append(a.prefetch, pf)
 	return dec(pf, opt)
 }
 
 // Head returns a new decoder over the file from its start that reads it
-// without read-ahead and without Tap or InputOffset: for reading the first
+// without read-ahead and without Taps or InputOffset: for reading the first
 // bytes of the payload only.
 func (a *Archive) Head(opt codec.Options) (codec.Reader, error) {
 	dec := decoders[a.Compression]

@@ -1,68 +1,131 @@
 package archive
 
-import "io"
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+)
 
 // The read-ahead of Payload: depth chunks of size bytes (small chunks: a
-// buffer's pages cost more to touch the first time than to copy).
+// buffer's pages cost more to touch the first time than to copy), and with
+// taps up to tapLag more chunks that a tap has not seen yet.
 const (
 	prefetchChunk = 256 << 10
 	prefetchDepth = 4
+	tapLag        = 12
 )
 
 // prefetch reads r in its own goroutine, up to depth chunks of size bytes
 // ahead, so that reading the file (system calls and copies) does not take
-// time from the decoder. tap, if not nil, sees each chunk as it is read.
-// Close stops it.
+// time from the decoder. Each of taps sees every chunk in order on a
+// goroutine of its own, beside the decoder: a chunk goes back to be read
+// into once the decoder and every tap are done with it. Close stops the
+// goroutines.
 type prefetch struct {
 	full chan pchunk
-	free chan []byte
+	taps []chan pchunk
+	free chan *pbuf
 	stop chan struct{}
-	done chan struct{}
+	done chan struct{}  // the reading goroutine ended
+	tapd sync.WaitGroup // the tap goroutines
 	cur  pchunk
 	off  int
 	err  error
 }
 
+type pbuf struct {
+	b    []byte
+	refs atomic.Int32 // readers of the chunk not done with it
+}
+
 type pchunk struct {
-	b   []byte
+	buf *pbuf
 	n   int
 	err error
 }
 
-func newPrefetch(r io.Reader, size, depth int, tap func([]byte)) *prefetch {
-	p := &prefetch{full: make(chan pchunk, depth), free: make(chan []byte, depth+1),
-		stop: make(chan struct{}), done: make(chan struct{})}
-	for i := 0; i < depth+1; i++ {
-		p.free <- make([]byte, size)
+func newPrefetch(r io.Reader, size, depth int, taps []func([]byte)) *prefetch {
+	bufs := depth + 1
+	if len(taps) > 0 {
+		bufs += tapLag
 	}
-	go func() {
-		defer close(p.done)
-		defer close(p.full)
-		for {
-			var b []byte
+	p := &prefetch{full: make(chan pchunk, depth), free: make(chan *pbuf, bufs),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for _, fn := range taps {
+		ch := make(chan pchunk, bufs)
+		p.taps = append(p.taps, ch)
+		p.tapd.Add(1)
+		go p.tap(fn, ch)
+	}
+	go p.read(r, size, bufs)
+	return p
+}
+
+// read is the reading goroutine: it fills the buffers, bufs at most, made
+// as they are first needed.
+func (p *prefetch) read(r io.Reader, size, bufs int) {
+	defer close(p.done)
+	defer close(p.full)
+	defer func() {
+		for _, ch := range p.taps {
+			close(ch)
+		}
+	}()
+	made := 0
+	for {
+		var b *pbuf
+		select {
+		case b = <-p.free:
+		default:
+			if made < bufs {
+				b = &pbuf{b: make([]byte, size)}
+				made++
+				break
+			}
 			select {
 			case b = <-p.free:
 			case <-p.stop:
 				return
 			}
-			n, err := io.ReadFull(r, b)
-			if err == io.ErrUnexpectedEOF {
-				err = io.EOF
-			}
-			if tap != nil && n > 0 {
-				tap(b[:n])
-			}
-			select {
-			case p.full <- pchunk{b, n, err}:
-			case <-p.stop:
-				return
-			}
-			if err != nil {
-				return
+		}
+		n, err := io.ReadFull(r, b.b)
+		if err == io.ErrUnexpectedEOF {
+			err = io.EOF
+		}
+		c := pchunk{b, n, err}
+		b.refs.Store(1)
+		if n > 0 {
+			b.refs.Add(int32(len(p.taps)))
+			for _, ch := range p.taps {
+				ch <- c // (room for every buffer)
 			}
 		}
-	}()
-	return p
+		select {
+		case p.full <- c:
+		case <-p.stop:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// tap is a tap's goroutine: it hands the chunks read to fn in order,
+// until the reading goroutine ends.
+func (p *prefetch) tap(fn func([]byte), ch chan pchunk) {
+	defer p.tapd.Done()
+	for c := range ch {
+		fn(c.buf.b[:c.n])
+		p.release(c.buf)
+	}
+}
+
+// release marks a reader of b done with it.
+func (p *prefetch) release(b *pbuf) {
+	if b.refs.Add(-1) == 0 {
+		p.free <- b // (room for every buffer)
+	}
 }
 
 func (p *prefetch) Read(b []byte) (int, error) {
@@ -70,9 +133,9 @@ func (p *prefetch) Read(b []byte) (int, error) {
 		if p.err != nil {
 			return 0, p.err
 		}
-		if p.cur.b != nil {
-			p.free <- p.cur.b
-			p.cur.b = nil
+		if p.cur.buf != nil {
+			p.release(p.cur.buf)
+			p.cur.buf = nil
 		}
 		c, ok := <-p.full
 		if !ok {
@@ -84,12 +147,13 @@ func (p *prefetch) Read(b []byte) (int, error) {
 			p.err = c.err
 		}
 	}
-	n := copy(b, p.cur.b[p.off:p.cur.n])
+	n := copy(b, p.cur.buf.b[p.off:p.cur.n])
 	p.off += n
 	return n, nil
 }
 
-// Close stops the reading goroutine and waits for it.
+// Close stops the reading goroutine and waits for it, and for the taps to
+// see every chunk read.
 func (p *prefetch) Close() error {
 	select {
 	case <-p.stop:
@@ -97,5 +161,6 @@ func (p *prefetch) Close() error {
 		close(p.stop)
 	}
 	<-p.done
+	p.tapd.Wait()
 	return nil
 }

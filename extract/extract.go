@@ -51,9 +51,9 @@ type Options struct {
 	// Context, if set, stops the read when it is done (an interrupt):
 	// partial images are removed and its error returned.
 	Context context.Context
-	// Tap, if set, sees the archive file's bytes as they are read (see
-	// archive.Archive.Tap).
-	Tap func([]byte)
+	// Taps, if set, see the archive file's bytes as they are read (see
+	// archive.Archive.Taps).
+	Taps []func([]byte)
 	// Observe, if set, sees every cluster as it is read, in archive order
 	// (Data is valid only during the call).
 	Observe func(h *vma.Header, c *vma.Cluster)
@@ -188,7 +188,7 @@ func run(path, dir string, opt Options) (*Result, error) {
 	}
 	defer s.Close()
 	a := s.Archive
-	a.Tap = opt.Tap
+	a.Taps = opt.Taps
 	dec, err := s.Decode()
 	if err != nil {
 		return nil, err

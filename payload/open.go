@@ -39,7 +39,7 @@ func Open(path string, opt codec.Options) (*Stream, error) {
 }
 
 // Decode returns the decompressed stream from its first byte, decoded
-// ahead in its own goroutine (set Archive.Tap before). Call it once.
+// ahead in its own goroutine (set Archive.Taps before). Call it once.
 func (s *Stream) Decode() (codec.Reader, error) {
 	opt := s.opt
 	opt.Coarse = s.Kind() == VMA // the VMA reader accounts damage in sectors

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"sync"
@@ -85,8 +84,7 @@ func Protect(path string, opt Options) (*Result, error) {
 		}
 	}()
 
-	sum := newSideHash(sha256.New())
-	defer sum.stop()
+	sum := sha256.New()
 	var tapped int64
 	enc, err := newEncoder(par, size, func(s segment, hashes []uint64, parity []byte) error {
 		b := make([]byte, 0, 8*len(hashes))
@@ -101,13 +99,14 @@ func Protect(path string, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	tap := func(b []byte) {
-		// the archive's hash on a goroutine of its own, beside the chunk
-		// hashes and the parity: the two take about as long
-		sum.start(b)
-		enc.Write(b)
-		sum.wait()
-		tapped += int64(len(b))
+	// the archive's hash, and the chunk hashes and the parity, each on a
+	// goroutine of its own beside the decoder
+	taps := []func([]byte){
+		func(b []byte) { sum.Write(b) },
+		func(b []byte) {
+			enc.Write(b)
+			tapped += int64(len(b))
+		},
 	}
 
 	var table *pageTable
@@ -133,7 +132,7 @@ func Protect(path string, opt Options) (*Result, error) {
 		obsErr = table.set(c.Dev, c.Num, hasher.hash(d.Size, c))
 	}
 
-	vres, err := extract.Verify(path, extract.Options{Progress: opt.Progress, Tap: tap, Observe: observe, Hash: true, NoSidecar: true, Context: opt.Context})
+	vres, err := extract.Verify(path, extract.Options{Progress: opt.Progress, Taps: taps, Observe: observe, Hash: true, NoSidecar: true, Context: opt.Context})
 	if err != nil {
 		return nil, err
 	}
@@ -144,14 +143,13 @@ func Protect(path string, opt Options) (*Result, error) {
 	if obsErr != nil {
 		return nil, fmt.Errorf("%s: %w", path, obsErr)
 	}
-	sum.stop()
 	// the decoder may stop before the file's end (bytes after the stream)
 	if tapped < size {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, err
 		}
-		_, err = io.Copy(io.MultiWriter(sum.h, enc), io.NewSectionReader(f, tapped, size-tapped))
+		_, err = io.Copy(io.MultiWriter(sum, enc), io.NewSectionReader(f, tapped, size-tapped))
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -176,7 +174,7 @@ func Protect(path string, opt Options) (*Result, error) {
 		}
 	}
 	h := newHeader(path, st, vres, par, opt.Tool)
-	h.Archive.SHA256 = hex.EncodeToString(sum.h.Sum(nil))
+	h.Archive.SHA256 = hex.EncodeToString(sum.Sum(nil))
 	if err := sw.finish(h); err != nil {
 		return nil, err
 	}
@@ -226,38 +224,4 @@ func writeMembers(sw *sidecarWriter, hs []ctar.MemberHash) error {
 
 func appendUint64(b []byte, v uint64) []byte {
 	return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56))
-}
-
-// sideHash runs a hash on a goroutine of its own: start hands it bytes,
-// wait returns once they are hashed (they must stay unchanged until then).
-type sideHash struct {
-	h    hash.Hash
-	in   chan []byte
-	done chan struct{}
-}
-
-func newSideHash(h hash.Hash) *sideHash {
-	s := &sideHash{h: h, in: make(chan []byte), done: make(chan struct{})}
-	go func() {
-		for b := range s.in {
-			s.h.Write(b)
-			s.done <- struct{}{}
-		}
-		close(s.done)
-	}()
-	return s
-}
-
-func (s *sideHash) start(b []byte) { s.in <- b }
-func (s *sideHash) wait()          { <-s.done }
-
-// stop ends the goroutine (then h may be used directly); it may be called
-// more than once.
-func (s *sideHash) stop() {
-	if s.in != nil {
-		close(s.in)
-		for range s.done {
-		}
-		s.in = nil
-	}
 }
