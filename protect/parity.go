@@ -135,6 +135,7 @@ type encoder struct {
 	parity []byte
 	shards [][]byte
 	tmp    [][]byte
+	frees  []func() // of parity and cols
 	err    error
 }
 
@@ -159,15 +160,30 @@ func (e *encoder) start(i int64) {
 	e.hashes = e.hashes[:0]
 	n := e.p.parityLen(e.seg)
 	if cap(e.parity) < n {
-		e.parity = make([]byte, n)
+		e.parity = e.alloc(n)
 	}
 	e.parity = e.parity[:n] // the first group overwrites it
 	col := e.colLen()
 	n = int(min(int64(groupCols), (e.seg.length+col-1)/col) * col)
 	if cap(e.cols) < n {
-		e.cols = make([]byte, n)
+		e.cols = e.alloc(n)
 	}
 	e.cols = e.cols[:n]
+}
+
+// alloc returns a new buffer of n bytes, given back by free.
+func (e *encoder) alloc(n int) []byte {
+	b, free := bigBytes(n)
+	e.frees = append(e.frees, free)
+	return b
+}
+
+// free gives back the encoder's buffers; it may not be used after.
+func (e *encoder) free() {
+	for _, f := range e.frees {
+		f()
+	}
+	e.frees, e.parity, e.cols = nil, nil, nil
 }
 
 // colLen returns the length of a column of the segment.

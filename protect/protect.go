@@ -99,6 +99,7 @@ func Protect(path string, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer enc.free() // (after the taps: Verify returns once they are done)
 	// the archive's hash, and the chunk hashes and the parity, each on a
 	// goroutine of its own beside the decoder
 	taps := []func([]byte){
