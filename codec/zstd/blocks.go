@@ -38,6 +38,7 @@ func (z *Reader) stepBlock() error {
 	}
 	content := z.in.at(z.pos+3, bh.clen) // after chainBroken's reads (see input.at)
 	z.h.reserve(z.fh.blockMax)
+	z.h.boundTaints()
 	b := &z.blk // reused: a block escapes to the salvage policy's methods
 	*b = block{bh: bh, content: content, start: z.h.pos(), w0: z.h.w}
 	b.rec = blockRecord{In: z.pos, Out: b.start}
