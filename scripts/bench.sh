@@ -10,8 +10,8 @@
 # on the default mix. Each line gives the medians of ROUNDS alternating runs
 # (anchor, vzsalvage, anchor, ...): wall seconds, CPU seconds (user+sys),
 # and vzsalvage's peak RSS. Then the peak RSS of verify, extract and rescue
-# on a badly damaged archive (thousands of garbage runs; its decoding speed
-# is the salvage path's) and on the archive of a 1 TiB sparse disk.
+# on badly damaged archives (3,000 garbage runs, and 30 spread evenly; their
+# decoding speed is the salvage path's) and on the archive of a 1 TiB sparse disk.
 #
 # The load average is printed before and after: on a shared machine wall
 # times are noisy (a process with more threads also gets a larger share of
@@ -115,18 +115,25 @@ once() {
   read -r w c r < "$dir/t"
   printf '  %-8s %6.2fs wall %6.2fs cpu | peak RSS %4d MiB\n' "$label" "$w" "$c" $((r / 1024))
 }
-if has damaged; then
-  archive 102 0 .zst
-  bad=$dir/$(name 103 .zst)
-  python3 - "$dir/$(name 102 .zst)" "$bad" <<'PY'
+# damaged N MIN MAX [even]: the cmp archive with N garbage runs of MIN to MAX
+# bytes at seeded random places (or spread evenly), through verify, extract
+# and rescue
+damaged() {
+  local bad=$dir/$(name 103 .zst)
+  python3 - "$dir/$(name 102 .zst)" "$bad" "$1" "$2" "$3" "${4:-}" <<'PY'
 import random, sys
 b = bytearray(open(sys.argv[1], 'rb').read()); r = random.Random(11)
-for _ in range(3000):  # garbage runs of 64 to 4096 bytes all over the archive
-    n = r.randrange(64, 4097); at = r.randrange(4096, len(b) - n)
+runs, lo, hi = map(int, sys.argv[3:6])
+for i in range(runs):
+    n = r.randrange(lo, hi + 1)
+    if sys.argv[6] == 'even':
+        at = 4096 + (len(b) - 4096 - n) * (2 * i + 1) // (2 * runs)
+    else:
+        at = r.randrange(4096, len(b) - n)
     b[at:at + n] = r.randbytes(n)
 open(sys.argv[2], 'wb').write(b)
 PY
-  printf 'damaged: the cmp archive with 3000 garbage runs (64 B to 4 KiB)\n'
+  printf 'damaged: the cmp archive with %s garbage runs (%s to %s bytes%s)\n' "$1" "$2" "$3" "${4:+, spread evenly}"
   once verify "$vzs" verify -q "$bad"
   once extract "$vzs" extract -q "$bad" -o "$out"
   if [ -s "$out/damage.json" ]; then
@@ -139,6 +146,11 @@ PY
   fi
   once rescue "$vzs" rescue -q "$bad" -o "$out"
   rm -rf "$out" "$bad"
+}
+if has damaged; then
+  archive 102 0 .zst
+  damaged 3000 64 4096 # many small runs: most of the disk lost
+  damaged 30 4096 4096 even # a few: taints copied all over the window
 fi
 if has sparse; then
   sp=$dir/$(name 104 .zst)
