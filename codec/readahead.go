@@ -86,15 +86,7 @@ func (a *Ahead) produceLent(l Lender, full chan<- chunk, free <-chan []byte, sto
 	defer close(full)
 	out := 0 // slices lent and not given back
 	for {
-		for drained := false; !drained; {
-			select {
-			case b := <-free:
-				l.Return(b)
-				out--
-			default:
-				drained = true
-			}
-		}
+		out -= returnFree(l, free)
 		if out > a.depth {
 			select {
 			case b := <-free:
@@ -108,6 +100,19 @@ func (a *Ahead) produceLent(l Lender, full chan<- chunk, free <-chan []byte, sto
 		out++
 		if !a.deliver(a.r, chunk{loan: b, buf: b, n: len(b), err: err}, full, stop) {
 			return
+		}
+	}
+}
+
+// returnFree gives back to l the slices the reader is done with and
+// reports how many.
+func returnFree(l Lender, free <-chan []byte) int {
+	for n := 0; ; n++ {
+		select {
+		case b := <-free:
+			l.Return(b)
+		default:
+			return n
 		}
 	}
 }
@@ -205,6 +210,9 @@ func (a *Ahead) Resize(off, trueLen int64) error {
 		return ErrCannotResize
 	}
 	a.halt()
+	if l, ok := a.r.(Lender); ok {
+		returnFree(l, a.free) // what the reader gave back since the producer last looked
+	}
 	// what was decoded ahead, in order, in case the resize fails
 	var ahead []chunk
 	if a.off < a.cur.n || a.cur.err != nil {

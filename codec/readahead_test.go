@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand"
+	"runtime"
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/damage"
@@ -85,5 +86,47 @@ func TestReadAheadResize(t *testing.T) {
 			t.Fatalf("fail=%v: output differs (%d vs %d bytes)", fail, len(got), len(want))
 		}
 		a.Close()
+	}
+}
+
+// lending is resizable as a Lender, counting the slices lent and not given
+// back.
+type lending struct {
+	resizable
+	out map[*byte]bool
+}
+
+func (l *lending) Lend(n int) ([]byte, error) {
+	b := make([]byte, n)
+	k, err := l.Read(b)
+	if k > 0 {
+		l.out[&b[0]] = true
+	}
+	return b[:k], err
+}
+
+func (l *lending) Return(b []byte) { delete(l.out, &b[0]) }
+
+// TestReadAheadResizeReturnsLoans: every Resize of a Lender's read-ahead
+// gives back what the reader had given back too (else the decoder keeps
+// them lent for ever and cannot reuse its buffer), so the loans stay
+// bounded however many times the output is resized. (On one thread the
+// reader's give-backs are still waiting in the read-ahead when it stops.)
+func TestReadAheadResizeReturnsLoans(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	pre, post := make([]byte, 30000), make([]byte, 50000)
+	dec := &lending{resizable: resizable{pre: pre, post: post, gap: 1000}, out: map[*byte]bool{}}
+	a := ReadAhead(dec, 4096, 3)
+	defer a.Close()
+	for i := 0; i < 50; i++ {
+		if _, err := io.ReadFull(a, make([]byte, 31000)); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Resize(30000, int64(1000+i)); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(dec.out); n > 2*3+4 {
+			t.Fatalf("after %d resizes, %d slices still lent", i+1, n)
+		}
 	}
 }
