@@ -6,6 +6,7 @@ package runmap
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/vzsalvage/vzsalvage/fs"
@@ -141,14 +142,14 @@ func (m *Map) Read(p []byte, off, bs int64, read func(p []byte, blk uint64, with
 			// A hole up to the next run (or the end).
 			k := int64(len(p))
 			if next < len(m.Runs) {
-				k = min(k, int64(m.Runs[next].Off)*bs-off)
+				k = min(k, bytePos(m.Runs[next].Off, bs)-off)
 			}
 			clear(p[:k])
 			p, off = p[k:], off+k
 			continue
 		}
 		r := m.Runs[i]
-		k := min(int64(len(p)), int64(r.End())*bs-off)
+		k := min(int64(len(p)), bytePos(r.End(), bs)-off)
 		switch r.Kind {
 		case Unwritten:
 			clear(p[:k])
@@ -167,6 +168,16 @@ func (m *Map) Read(p []byte, off, bs int64, read func(p []byte, blk uint64, with
 	return first
 }
 
+// bytePos returns the byte offset of block b, or the largest int64 when
+// it lies beyond (a run may reach to 2^64 blocks; reads stop at the file's
+// size, far below).
+func bytePos(b uint64, bs int64) int64 {
+	if b > uint64(math.MaxInt64/bs) {
+		return math.MaxInt64
+	}
+	return int64(b) * bs
+}
+
 // Lost returns the byte ranges of the file below block limit whose
 // mapping is lost (Physical -1), for a layout's Lost list.
 func (m *Map) Lost(limit uint64, bs int64) []fs.Extent {
@@ -174,7 +185,8 @@ func (m *Map) Lost(limit uint64, bs int64) []fs.Extent {
 	for _, r := range m.Runs {
 		if r.Kind == Unknown && r.Off < limit {
 			n := min(r.N, limit-r.Off)
-			out = append(out, fs.Extent{Logical: int64(r.Off) * bs, Physical: -1, Length: int64(n) * bs})
+			at := bytePos(r.Off, bs)
+			out = append(out, fs.Extent{Logical: at, Physical: -1, Length: bytePos(r.Off+n, bs) - at})
 		}
 	}
 	return out

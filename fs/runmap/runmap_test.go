@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -104,4 +105,35 @@ func FuzzSort(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadHugeRuns: runs whose byte offsets do not fit in an int64 (a
+// lost mapping of a whole fork: 2^54 blocks of 4 KiB, or a run the disk
+// puts there) read as what they are, without a hang or a panic.
+func TestReadHugeRuns(t *testing.T) {
+	lost := errors.New("lost")
+	read := func(p []byte, blk uint64, within int64) error { return nil }
+	for _, m := range []Map{
+		{Runs: []Run{{Off: 0, N: 1 << 54, Kind: Unknown}}},
+		{Runs: []Run{{Off: 1 << 60, Phys: 5, N: 1 << 60}}},
+		{Runs: []Run{{Off: 2, Phys: 5, N: 1<<64 - 3}}},
+	} {
+		for _, off := range []int64{0, 4096, 1 << 40} {
+			p := bytes.Repeat([]byte{'x'}, 10000)
+			m.Read(p, off, 4096, read, func(uint64) error { return lost })
+			if m.Runs[0].Kind == Unknown && !bytes.Equal(p, make([]byte, len(p))) {
+				t.Errorf("%v at %d: lost bytes not zeros", m.Runs, off)
+			}
+		}
+	}
+}
+
+// TestLostHuge: a lost mapping beyond what an int64 of bytes reaches is a
+// range to the end of that, not a wrapped one.
+func TestLostHuge(t *testing.T) {
+	m := Map{Runs: []Run{{Off: 3, N: 1 << 54, Kind: Unknown}}}
+	got := m.Lost(1<<54, 4096)
+	if len(got) != 1 || got[0].Logical != 3*4096 || got[0].Length != math.MaxInt64-3*4096 {
+		t.Fatalf("Lost = %+v", got)
+	}
 }
