@@ -142,14 +142,14 @@ func (m *Map) Read(p []byte, off, bs int64, read func(p []byte, blk uint64, with
 			// A hole up to the next run (or the end).
 			k := int64(len(p))
 			if next < len(m.Runs) {
-				k = min(k, bytePos(m.Runs[next].Off, bs)-off)
+				k = min(k, BytePos(m.Runs[next].Off, bs)-off)
 			}
 			clear(p[:k])
 			p, off = p[k:], off+k
 			continue
 		}
 		r := m.Runs[i]
-		k := min(int64(len(p)), bytePos(r.End(), bs)-off)
+		k := min(int64(len(p)), BytePos(r.End(), bs)-off)
 		switch r.Kind {
 		case Unwritten:
 			clear(p[:k])
@@ -168,10 +168,10 @@ func (m *Map) Read(p []byte, off, bs int64, read func(p []byte, blk uint64, with
 	return first
 }
 
-// bytePos returns the byte offset of block b, or the largest int64 when
+// BytePos returns the byte offset of block b, or the largest int64 when
 // it lies beyond (a run may reach to 2^64 blocks; reads stop at the file's
 // size, far below).
-func bytePos(b uint64, bs int64) int64 {
+func BytePos(b uint64, bs int64) int64 {
 	if b > uint64(math.MaxInt64/bs) {
 		return math.MaxInt64
 	}
@@ -185,8 +185,8 @@ func (m *Map) Lost(limit uint64, bs int64) []fs.Extent {
 	for _, r := range m.Runs {
 		if r.Kind == Unknown && r.Off < limit {
 			n := min(r.N, limit-r.Off)
-			at := bytePos(r.Off, bs)
-			out = append(out, fs.Extent{Logical: at, Physical: -1, Length: bytePos(r.Off+n, bs) - at})
+			at := BytePos(r.Off, bs)
+			out = append(out, fs.Extent{Logical: at, Physical: -1, Length: BytePos(r.Off+n, bs) - at})
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package xfs
 
 import (
 	"github.com/vzsalvage/vzsalvage/fs"
+	"github.com/vzsalvage/vzsalvage/fs/runmap"
 )
 
 // Layout returns where a node's data and metadata lie on the volume: the
@@ -61,7 +62,8 @@ func (f *FS) extents(m *forkMap, limit uint64, dir bool) []fs.Extent {
 			break
 		}
 		n := min(r.N, limit-r.Off)
-		e := fs.Extent{Logical: int64(r.Off) * f.bs, Physical: f.fsbPos(r.Phys), Length: int64(n) * f.bs}
+		at := runmap.BytePos(r.Off, f.bs)
+		e := fs.Extent{Logical: at, Physical: f.fsbPos(r.Phys), Length: runmap.BytePos(r.Off+n, f.bs) - at}
 		switch {
 		case r.Kind == runUnknown:
 			continue
