@@ -13,6 +13,7 @@ package codec
 import (
 	"errors"
 	"io"
+	"sort"
 
 	"github.com/vzsalvage/vzsalvage/damage"
 )
@@ -95,10 +96,11 @@ func (s Span) End() int64 { return s.Off + s.Len }
 
 // Reader is a decompressor's output stream.
 //
-// Spans and Problems are append-only (except across a Resize): a span, once
-// returned, never changes, and every span that starts before the number of
-// bytes returned by Read so far has already been appended. Spans are
-// ordered by Off and do not overlap.
+// Spans and Problems are append-only (except across a Resize, and the
+// spans a Trimmer was allowed to forget): a span, once returned, never
+// changes, and every span that starts before the number of bytes returned
+// by Read so far has already been appended. Spans are ordered by Off and do
+// not overlap.
 type Reader interface {
 	io.Reader
 	// Spans returns the damage found so far, in output offsets.
@@ -127,6 +129,35 @@ type Resizer interface {
 	Resize(off, trueLen int64) error
 }
 
+// Trimmer is implemented by readers that can forget spans their reader no
+// longer consults, so that what a long damaged stream keeps does not grow
+// with its length (the VMA reader trims behind the extent it reads).
+type Trimmer interface {
+	// TrimSpans lets the reader forget the spans that end at or before
+	// output offset off and start before it (Dead): Spans need not return
+	// them any more. Slices Spans returned before stay as they were.
+	TrimSpans(off int64)
+}
+
+// Dead reports whether span s ends at or before off and starts before it:
+// a span a TrimSpans(off) lets a reader forget.
+func Dead(s Span, off int64) bool { return s.End() <= off && s.Off < off }
+
+// TrimSpans implements Trimmer for a decoder that keeps its spans in
+// spans, of which spans[:frozen] were handed out (and never change): it
+// drops the dead ones among those, and returns the spans and frozen left.
+// The spans left move to a new array once the dead ones number a quarter
+// of them (slices handed out keep the old one, unchanged): what is kept is
+// at most 1.25 times what is live plus 64, and trimming costs O(1) per
+// span, amortized.
+func TrimSpans(spans []Span, frozen int, off int64) ([]Span, int) {
+	i := sort.Search(frozen, func(i int) bool { return !Dead(spans[i], off) })
+	if i == 0 || i < 64 && i < len(spans) || 4*i < len(spans)-i {
+		return spans, frozen
+	}
+	return append(make([]Span, 0, max(len(spans)-i, 16)), spans[i:]...), frozen - i
+}
+
 // ErrCannotResize is returned by Resize when the decoder can no longer
 // decode the span's surroundings again.
 var ErrCannotResize = errors.New("cannot resize this span")
@@ -153,6 +184,40 @@ type Options struct {
 	// reports fewer bytes damaged; it keeps the spans of a badly damaged
 	// stream from costing one per few bytes (codec/zstd).
 	Coarse bool
+	// MaxProblems, if positive, lets a decoder keep only the first
+	// MaxProblems problems (and those that say where the stream ends:
+	// Truncated, ReadError), counting the rest (ProblemCounter): the
+	// problems of a badly damaged stream must not cost memory without
+	// bound. The damage is all in the spans either way.
+	MaxProblems int
+}
+
+// ProblemCounter is implemented by decoders that may keep fewer problems
+// than they found (Options.MaxProblems).
+type ProblemCounter interface {
+	// ProblemCount returns how many problems were found so far.
+	ProblemCount() int
+}
+
+// KeepProblem reports whether a decoder with the given MaxProblems that
+// keeps kept problems keeps one more of kind k.
+func KeepProblem(kept, maxProblems int, k damage.Kind) bool {
+	switch {
+	case maxProblems <= 0 || kept < maxProblems:
+		return true
+	case k == damage.Truncated || k == damage.ReadError:
+		return kept < maxProblems+16
+	}
+	return false
+}
+
+// CountProblems returns how many problems r found: its ProblemCount, or
+// the length of its Problems.
+func CountProblems(r Reader) int {
+	if pc, ok := r.(ProblemCounter); ok {
+		return pc.ProblemCount()
+	}
+	return len(r.Problems())
 }
 
 // Donor supplies a second decoding pass with what the first could not

@@ -2,6 +2,7 @@ package codec
 
 import (
 	"io"
+	"sync/atomic"
 
 	"github.com/vzsalvage/vzsalvage/damage"
 )
@@ -10,7 +11,8 @@ import (
 // size bytes ahead of the reader, so that decoding and what consumes its
 // output use two cores. Spans, Problems and Checksum are those the decoder
 // had reported when the bytes returned so far were produced. If r is a
-// Resizer, so is the result. Close stops the goroutine.
+// Resizer, so is the result; if r is a Trimmer, TrimSpans reaches it
+// (through the goroutine). Close stops the goroutine.
 func ReadAhead(r Reader, size, depth int) *Ahead {
 	a := &Ahead{r: r, size: size, depth: depth}
 	a.start()
@@ -46,8 +48,12 @@ type Ahead struct {
 	off      int
 	spans    []Span
 	problems []damage.Problem
+	nprob    int
 	sum      Checksum
 	err      error
+
+	trim    atomic.Int64 // TrimSpans' offset, for the producer
+	trimmed int64        // the offset last passed to the decoder (producer's)
 }
 
 type chunk struct {
@@ -58,6 +64,7 @@ type chunk struct {
 	err      error
 	spans    []Span
 	problems []damage.Problem
+	nprob    int
 	sum      Checksum
 }
 
@@ -121,7 +128,8 @@ func returnFree(l Lender, free <-chan []byte) int {
 // account; it returns false when told to stop (the chunk is then kept as
 // leftover) and after the chunk that ends the output.
 func (a *Ahead) deliver(r Reader, c chunk, full chan<- chunk, stop chan struct{}) bool {
-	c.spans, c.problems = r.Spans(), r.Problems()
+	a.passTrim(r)
+	c.spans, c.problems, c.nprob = r.Spans(), r.Problems(), CountProblems(r)
 	if c.err != nil {
 		c.sum = r.Checksum()
 	}
@@ -178,7 +186,7 @@ func (a *Ahead) Read(p []byte) (int, error) {
 			}
 		}
 		a.cur, a.off = c, 0
-		a.spans, a.problems = c.spans, c.problems
+		a.spans, a.problems, a.nprob = c.spans, c.problems, c.nprob
 		if c.err != nil {
 			a.err, a.sum = c.err, c.sum
 		}
@@ -191,8 +199,34 @@ func (a *Ahead) Read(p []byte) (int, error) {
 // Spans implements Reader.
 func (a *Ahead) Spans() []Span { return a.spans }
 
+// ProblemCount implements ProblemCounter.
+func (a *Ahead) ProblemCount() int { return a.nprob }
+
 // Problems implements Reader.
 func (a *Ahead) Problems() []damage.Problem { return a.problems }
+
+// TrimSpans implements Trimmer: the decoder forgets the spans before off
+// when it next hands over a chunk (if it is a Trimmer; otherwise nothing
+// happens). Spans returns them until the next chunk is read.
+func (a *Ahead) TrimSpans(off int64) {
+	for {
+		t := a.trim.Load()
+		if off <= t || a.trim.CompareAndSwap(t, off) {
+			return
+		}
+	}
+}
+
+// passTrim passes the latest TrimSpans offset to the decoder (called where
+// the decoder is used: the producer, or Resize with it stopped).
+func (a *Ahead) passTrim(r Reader) {
+	if t := a.trim.Load(); t > a.trimmed {
+		if tr, ok := r.(Trimmer); ok {
+			tr.TrimSpans(t)
+		}
+		a.trimmed = t
+	}
+}
 
 // Checksum implements Reader.
 func (a *Ahead) Checksum() Checksum {
@@ -217,7 +251,7 @@ func (a *Ahead) Resize(off, trueLen int64) error {
 	var ahead []chunk
 	if a.off < a.cur.n || a.cur.err != nil {
 		ahead = append(ahead, chunk{buf: a.cur.buf[a.off:a.cur.n], n: a.cur.n - a.off, err: a.cur.err,
-			spans: a.cur.spans, problems: a.cur.problems, sum: a.cur.sum, loan: a.cur.loan})
+			spans: a.cur.spans, problems: a.cur.problems, nprob: a.cur.nprob, sum: a.cur.sum, loan: a.cur.loan})
 	} else if a.cur.loan != nil {
 		a.r.(Lender).Return(a.cur.loan) // read; the producer is stopped
 	}
@@ -232,8 +266,8 @@ func (a *Ahead) Resize(off, trueLen int64) error {
 		a.leftover = nil
 	}
 	err := rs.Resize(off, trueLen)
-	spans, problems := a.spans, a.problems
-	newSpans, newProblems := a.r.Spans(), a.r.Problems()
+	spans, problems, nprob := a.spans, a.problems, a.nprob
+	newSpans, newProblems, newN := a.r.Spans(), a.r.Problems(), CountProblems(a.r)
 	if err == nil {
 		// what was decoded ahead is dropped: its loans end (while the
 		// producer is stopped)
@@ -246,7 +280,7 @@ func (a *Ahead) Resize(off, trueLen int64) error {
 	a.start()
 	if err != nil {
 		a.pending = ahead
-		a.spans, a.problems = spans, problems
+		a.spans, a.problems, a.nprob = spans, problems, nprob
 		if len(ahead) > 0 && ahead[len(ahead)-1].err != nil {
 			// the decoder had already ended: nothing more to produce
 			a.halt()
@@ -255,7 +289,7 @@ func (a *Ahead) Resize(off, trueLen int64) error {
 		}
 		return err
 	}
-	a.spans, a.problems = newSpans, newProblems
+	a.spans, a.problems, a.nprob = newSpans, newProblems, newN
 	return nil
 }
 

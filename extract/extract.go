@@ -205,7 +205,7 @@ func run(path, dir string, opt Options) (*Result, error) {
 	var sm *StreamMap
 	if opt.Map {
 		sm = &StreamMap{}
-		vopt.Place = sm.place
+		vopt.Place, vopt.Spans = sm.place, sm.addSpan
 	}
 	vr, err := vma.NewReader(dec, vopt)
 	if err != nil {
@@ -366,7 +366,7 @@ func newArchive(a *archive.Archive, dec codec.Reader, payload string) report.Arc
 func finishArchive(arc *report.Archive, a *archive.Archive, dec codec.Reader, problems []damage.Problem, count int, intact bool, readErr error) {
 	arc.Problems = append(arc.Problems, dec.Problems()...)
 	arc.Problems = append(arc.Problems, problems...)
-	arc.ProblemCount = len(dec.Problems()) + count
+	arc.ProblemCount = codec.CountProblems(dec) + count
 	if readErr != nil {
 		arc.Problems = append(arc.Problems, problemOf(readErr))
 		arc.ProblemCount++

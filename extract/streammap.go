@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/vma"
 )
 
@@ -16,7 +17,9 @@ type StreamMap struct {
 	// Blocks are the placed blocks, by stream offset (BlockSize bytes
 	// each).
 	Blocks []PlacedBlock
-	// Spans are the codec's final spans.
+	// Spans are the codec's final spans, as the VMA reader passed them
+	// (vma.Options.Spans), at most maxMapSpans: past that, neighbours are
+	// merged (coarsen), never making a byte look less damaged.
 	Spans []codec.Span
 	// Losses are the codec's losses of unknown length (with the input
 	// offset where it resumed), when it lists them.
@@ -63,12 +66,60 @@ func (m *StreamMap) finish(dec codec.Reader, raw codec.Reader, vres *vma.Result)
 		out = append(out, b)
 	}
 	m.Blocks = out
-	m.Spans = dec.Spans()
 	if ll, ok := raw.(codec.LossLister); ok {
 		m.Losses = ll.Losses()
 	}
 	m.Known = vres.Losses
 	m.Trusted = vres.TailsTrusted
+}
+
+// maxMapSpans bounds the spans a StreamMap keeps (32 bytes each).
+const maxMapSpans = 1 << 16
+
+// addSpan keeps a span the VMA reader passed (in order).
+func (m *StreamMap) addSpan(s codec.Span) {
+	m.Spans = append(m.Spans, s)
+	if len(m.Spans) > 2*maxMapSpans {
+		m.Spans = coarsen(m.Spans, maxMapSpans)
+	}
+}
+
+// coarsen merges neighbouring spans (ordered, disjoint) until at most max
+// remain: first those less than 512 bytes apart, then 1 KiB, doubling, as
+// damage.Map.Coarsen. A merged span covers its parts and the gaps between
+// them in the worst of their states; it is a Donor span only if all its
+// parts were and no gap lies between them (the donor's bytes are never
+// claimed for a byte that was not), and never Cond (plainly tainted).
+func coarsen(sp []codec.Span, max int) []codec.Span {
+	for gap := int64(512); len(sp) > max; gap *= 2 {
+		w := 0
+		for _, s := range sp {
+			if w > 0 && s.Off-sp[w-1].End() < gap {
+				last := &sp[w-1]
+				donor := last.Donor && s.Donor && !last.Resync && !s.Resync && s.Off == last.End()
+				last.Len = s.End() - last.Off
+				last.State = max2(last.State, s.State)
+				last.Donor, last.Cond = donor, false
+				if !donor {
+					last.State = max2(last.State, damage.Tainted)
+				}
+				last.Resync = last.Resync || s.Resync
+				last.MaxLen = -1
+				continue
+			}
+			sp[w] = s
+			w++
+		}
+		sp = sp[:w]
+	}
+	return sp
+}
+
+func max2(a, b damage.State) damage.State {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 // Block returns the placed block holding stream offset off. When there is

@@ -43,6 +43,7 @@ func Open(path string, opt codec.Options) (*Stream, error) {
 func (s *Stream) Decode() (codec.Reader, error) {
 	opt := s.opt
 	opt.Coarse = s.Kind() == VMA // the VMA reader accounts damage in sectors
+	opt.MaxProblems = MaxProblems
 	dec, err := s.Archive.Payload(opt)
 	if err != nil {
 		return nil, err
@@ -50,6 +51,10 @@ func (s *Stream) Decode() (codec.Reader, error) {
 	s.dec, s.ahd = dec, codec.ReadAhead(dec, 1<<20, 4)
 	return s.ahd, nil
 }
+
+// MaxProblems is how many problems Decode's decoder keeps (as the VMA
+// reader does: vma.Options.MaxProblems); the report counts them all.
+const MaxProblems = 1000
 
 // readHead decodes the stream's first HeadSize bytes (a first pass: no
 // donor).

@@ -255,6 +255,7 @@ func (r *Reader) deliver(p *pendingCluster) *Cluster {
 // finish ends the read: checks for missing clusters and builds the Result.
 func (r *Reader) finish() error {
 	r.done = true
+	r.passAll()
 	if r.res.Bomb {
 		err := fmt.Errorf("decompressed stream goes on past %d bytes, far more than its devices can hold: a decompression bomb (or not this archive's stream); reading stopped there", r.bufEnd())
 		if !r.opt.Salvage {

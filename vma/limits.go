@@ -1,6 +1,10 @@
 package vma
 
-import "io"
+import (
+	"io"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+)
 
 // The stream buffer, and the bound on how long a stream may be (a
 // decompression bomb is stopped, never read to its end).
@@ -25,9 +29,11 @@ func StreamLimit(h *Header) int64 {
 // the bytes the codec reported damaged (a loss of known length decodes to
 // placeholders), plus bombSlack.
 func (r *Reader) headerlessLimit() int64 {
-	var damaged int64
+	damaged := r.damagedPassed
 	for _, sp := range r.spans() {
-		damaged += sp.Len
+		if !codec.Dead(sp, r.passed) {
+			damaged += sp.Len
+		}
 	}
 	return 2*(r.seen*(ClusterSize+ExtentHeaderSize)+damaged) + bombSlack
 }

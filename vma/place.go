@@ -3,6 +3,7 @@ package vma
 import (
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/vzsalvage/vzsalvage/codec"
 )
@@ -106,7 +107,7 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 				if single && implied == sp.Len {
 					r.confirmed[sp.Off] = true
 					place.exactGap = true
-					r.res.Losses = append(r.res.Losses, codec.Span{Off: sp.Off, Len: sp.Len})
+					r.addLoss(codec.Span{Off: sp.Off, Len: sp.Len})
 				} else if single && r.resize(sp, implied) {
 					// decoded again at the right distances: read the extent again
 					r.res.Extents--
@@ -181,11 +182,24 @@ func (r *Reader) resize(sp codec.Span, trueLen int64) bool {
 	for len(r.res.Losses) > 0 && r.res.Losses[len(r.res.Losses)-1].Off >= sp.Off {
 		r.res.Losses = r.res.Losses[:len(r.res.Losses)-1]
 	}
-	r.res.Losses = append(r.res.Losses, codec.Span{Off: sp.Off, Len: trueLen})
+	r.addLoss(codec.Span{Off: sp.Off, Len: trueLen})
 	r.resized = lossRange{sp.Off, sp.Off + trueLen}
 	r.res.Resized++
-	r.rsScanned, r.rsOffs = 0, r.rsOffs[:0]
+	k := sort.Search(len(r.rsOffs), func(i int) bool { return r.rsOffs[i] >= sp.Off })
+	r.rsOffs, r.rsFrom = r.rsOffs[:k], min(r.rsFrom, sp.Off)
 	r.buf = r.buf[:sp.Off-r.bufOff]
 	r.eof, r.readErr = false, nil
 	return true
+}
+
+// maxLosses bounds Result.Losses: past it, losses are confirmed but not
+// listed (a second pass then does not take them as known: it decodes
+// less, never wrongly).
+const maxLosses = 1 << 16
+
+// addLoss lists a loss whose true length the extent arithmetic established.
+func (r *Reader) addLoss(l codec.Span) {
+	if len(r.res.Losses) < maxLosses {
+		r.res.Losses = append(r.res.Losses, l)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/bits"
 
 	"github.com/vzsalvage/vzsalvage/codec"
@@ -29,6 +30,10 @@ type Options struct {
 	// spans it maps damaged stream bytes to device bytes (a second pass
 	// with a donor needs it).
 	Place func(streamOff int64, dev uint8, devOff int64)
+	// Spans, if set, sees every span of the codec once, in order, when
+	// the reader has passed it (the rest at the end): the final spans,
+	// which the reader itself does not keep.
+	Spans func(codec.Span)
 }
 
 // Cluster is one cluster as read from the archive.
@@ -136,8 +141,14 @@ type Reader struct {
 	confirmed   map[int64]bool
 	resizeTried map[int64]bool
 	resized     lossRange // the latest loss resized from the extent arithmetic
-	rsOffs      []int64   // offsets of the Resync spans seen, in order
-	rsScanned   int       // spans looked at for rsOffs
+	rsOffs      []int64   // offsets of the Resync spans seen and not passed, in order
+	rsFrom      int64     // spans from here on are not in rsOffs yet
+
+	// The spans before passed were passed (spans.go): they count here,
+	// and the codec may forget them.
+	passed        int64
+	damagedPassed int64 // the bytes they cover
+	rsBad         int64 // the first Resync span among them never confirmed (MaxInt64: none)
 
 	devs   [MaxDevices]*devState
 	budget int
@@ -176,7 +187,7 @@ func NewReader(r io.Reader, opt Options) (*Reader, error) {
 	if opt.MaxProblems <= 0 {
 		opt.MaxProblems = 1000
 	}
-	vr := &Reader{src: r, opt: opt, aligned: true, confirmed: map[int64]bool{}, resizeTried: map[int64]bool{}}
+	vr := &Reader{src: r, opt: opt, aligned: true, confirmed: map[int64]bool{}, resizeTried: map[int64]bool{}, rsBad: math.MaxInt64}
 	if cr, ok := r.(codec.Reader); ok {
 		vr.cr = cr
 	}
@@ -227,6 +238,7 @@ func (r *Reader) Next() (*Cluster, error) {
 		r.pendingAt = 0
 		if err := r.step(); err != nil {
 			r.err = err
+			r.passAll()
 		}
 	}
 }
@@ -243,6 +255,7 @@ func (r *Reader) fatal(off int64, err error) error {
 // step reads the next extent (or scans for one) and queues its clusters.
 func (r *Reader) step() error {
 	r.keepFrom = r.pos
+	r.pass(r.pos)
 	if !r.aligned {
 		if !r.scan() {
 			return r.finish()

@@ -90,6 +90,7 @@ func (r *Reader) scan() bool {
 	start := r.pos
 	for {
 		r.keepFrom = r.pos
+		r.pass(r.pos)
 		r.fill(r.pos + 1<<20 + ExtentHeaderSize)
 		win := r.at(r.pos, 1<<20+ExtentHeaderSize)
 		if len(win) < ExtentHeaderSize {

@@ -1,6 +1,7 @@
 package vma
 
 import (
+	"math"
 	"sort"
 
 	"github.com/vzsalvage/vzsalvage/codec"
@@ -55,6 +56,9 @@ func (r *Reader) worst(lo, hi int64) (st damage.State, cond bool) {
 // extent arithmetic (confirmed or resized). The trust becomes final at the
 // end, like that of placed tails.
 func (r *Reader) condTrusted(p int64) bool {
+	if r.rsBad < p {
+		return false // a loss the reader passed was never confirmed
+	}
 	for _, off := range r.resyncsBefore(p) {
 		if !r.confirmed[off] {
 			return false
@@ -63,21 +67,68 @@ func (r *Reader) condTrusted(p int64) bool {
 	return true
 }
 
-// resyncsBefore returns the offsets of the Resync spans that start before
-// p. It keeps an index of them, rebuilt when a Resize shrinks the spans.
+// resyncsBefore returns the offsets of the Resync spans that start before p
+// and were not passed yet (see pass). It keeps an index of them, cut back
+// when a Resize drops the spans from the loss on.
 func (r *Reader) resyncsBefore(p int64) []int64 {
 	sp := r.spans()
-	if len(sp) < r.rsScanned {
-		r.rsScanned, r.rsOffs = 0, r.rsOffs[:0]
-	}
-	for ; r.rsScanned < len(sp); r.rsScanned++ {
-		if sp[r.rsScanned].Resync {
-			r.rsOffs = append(r.rsOffs, sp[r.rsScanned].Off)
+	i := sort.Search(len(sp), func(i int) bool { return sp[i].Off >= r.rsFrom })
+	for ; i < len(sp); i++ {
+		if sp[i].Resync && !codec.Dead(sp[i], r.passed) {
+			r.rsOffs = append(r.rsOffs, sp[i].Off)
 		}
+		r.rsFrom = sp[i].Off + 1
 	}
-	i := sort.Search(len(r.rsOffs), func(i int) bool { return r.rsOffs[i] >= p })
+	i = sort.Search(len(r.rsOffs), func(i int) bool { return r.rsOffs[i] >= p })
 	return r.rsOffs[:i]
 }
+
+// pass tells the reader that nothing before stream offset t will be
+// consulted again (t is where the next extent, or scan, starts: the
+// losses before it are confirmed or not for good). What the reader needs
+// of the spans before t is folded into a few numbers (the bytes they
+// cover, the first loss never confirmed), Options.Spans sees them, and
+// the codec may forget them (codec.Trimmer): what a long damaged stream
+// keeps does not grow with its length.
+func (r *Reader) pass(t int64) {
+	if t <= r.passed {
+		return
+	}
+	sp := r.spans()
+	i := sort.Search(len(sp), func(i int) bool { return !codec.Dead(sp[i], r.passed) })
+	for ; i < len(sp) && codec.Dead(sp[i], t); i++ {
+		s := sp[i]
+		r.damagedPassed += s.Len
+		if s.Resync && !r.confirmed[s.Off] {
+			r.rsBad = min(r.rsBad, s.Off)
+		}
+		if r.opt.Spans != nil {
+			r.opt.Spans(s)
+		}
+	}
+	r.passed = t
+	k := sort.Search(len(r.rsOffs), func(i int) bool { return r.rsOffs[i] >= t })
+	if k > 0 {
+		r.rsOffs = append(r.rsOffs[:0], r.rsOffs[k:]...)
+	}
+	for off := range r.confirmed {
+		if off < t {
+			delete(r.confirmed, off)
+		}
+	}
+	for off := range r.resizeTried {
+		if off < t {
+			delete(r.resizeTried, off)
+		}
+	}
+	if tr, ok := r.cr.(codec.Trimmer); ok {
+		tr.TrimSpans(t)
+	}
+}
+
+// passAll passes every span (the end of the read: Options.Spans sees
+// them all).
+func (r *Reader) passAll() { r.pass(math.MaxInt64) }
 
 // resyncsIn returns, for the Resync spans in [lo, hi): the end of the last,
 // the sum of their MaxLen (-1 if any is unbounded) and the sum of their Len.

@@ -115,6 +115,7 @@ type Reader struct {
 	spans    []codec.Span
 	frozen   int // spans[:frozen] were handed out
 	problems []damage.Problem
+	nprob    int // problems found (some not kept: codec.Options.MaxProblems)
 	err      error
 }
 
@@ -151,6 +152,14 @@ func (z *Reader) Spans() []codec.Span {
 	z.frozen = len(z.spans)
 	return z.spans[:len(z.spans):len(z.spans)]
 }
+
+// TrimSpans implements codec.Trimmer.
+func (z *Reader) TrimSpans(off int64) {
+	z.spans, z.frozen = codec.TrimSpans(z.spans, z.frozen, off)
+}
+
+// ProblemCount implements codec.ProblemCounter.
+func (z *Reader) ProblemCount() int { return z.nprob }
 
 // Problems returns what was found wrong so far, at input offsets.
 func (z *Reader) Problems() []damage.Problem { return z.problems[:len(z.problems):len(z.problems)] }
@@ -204,7 +213,10 @@ func (z *Reader) step() {
 }
 
 func (z *Reader) problem(kind damage.Kind, off int64, format string, args ...any) {
-	z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: fmt.Sprintf(format, args...), Kind: kind})
+	z.nprob++
+	if codec.KeepProblem(len(z.problems), z.opt.MaxProblems, kind) {
+		z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: fmt.Sprintf(format, args...), Kind: kind})
+	}
 }
 
 // fail ends the stream with err, after the output released so far.

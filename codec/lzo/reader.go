@@ -68,6 +68,7 @@ type Reader struct {
 
 	spans    []codec.Span
 	problems []damage.Problem
+	nprob    int  // problems found (some not kept: codec.Options.MaxProblems)
 	bad      bool // a block failed its check
 	unknown  bool // the stream ends early
 	err      error
@@ -93,6 +94,14 @@ func NewReader(r io.Reader, opt codec.Options) (codec.Reader, error) {
 
 // Spans returns the damaged output ranges found so far.
 func (z *Reader) Spans() []codec.Span { return z.spans }
+
+// TrimSpans implements codec.Trimmer (a span never changes once appended).
+func (z *Reader) TrimSpans(off int64) {
+	z.spans, _ = codec.TrimSpans(z.spans, len(z.spans), off)
+}
+
+// ProblemCount implements codec.ProblemCounter.
+func (z *Reader) ProblemCount() int { return z.nprob }
 
 // Problems returns what was found wrong so far, at input offsets.
 func (z *Reader) Problems() []damage.Problem { return z.problems }
@@ -203,7 +212,10 @@ func (z *Reader) report(kind error, off int64, format string, args ...any) bool 
 	if errors.Is(kind, codec.ErrTruncated) {
 		k = damage.Truncated
 	}
-	z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: msg, Kind: k})
+	z.nprob++
+	if codec.KeepProblem(len(z.problems), z.opt.MaxProblems, k) {
+		z.problems = append(z.problems, damage.Problem{Layer: layer, Offset: off, Message: msg, Kind: k})
+	}
 	if z.opt.Strict {
 		z.end(fmt.Errorf("lzo: %w at input offset %d: %s", kind, off, msg))
 		return true
@@ -628,10 +640,10 @@ func (z *Reader) candidate() bool {
 // decodeQuiet is decode without reporting a compressed-checksum mismatch.
 func (z *Reader) decodeQuiet(h *blockHeader, data []byte) ([]byte, int, bool) {
 	strict := z.opt.Strict
-	n := len(z.problems)
+	n, np := len(z.problems), z.nprob
 	z.opt.Strict = false
 	out, used, ok := z.decode(h, data, 0)
 	z.opt.Strict = strict
-	z.problems = z.problems[:n]
+	z.problems, z.nprob = z.problems[:n], np
 	return out, used, ok
 }

@@ -34,7 +34,7 @@ import (
 )
 
 // Reader is a zstd decoder's output stream with its damage account. It
-// implements codec.Reader, codec.Resizer and io.Closer.
+// implements codec.Reader, codec.Resizer, codec.Trimmer and io.Closer.
 type Reader struct {
 	blk    block // the block stepBlock decodes (kept here: no allocation per block)
 	strict bool
@@ -48,6 +48,8 @@ type Reader struct {
 	spans    []codec.Span // released spans
 	frozen   int          // spans[:frozen] were handed out: they must not change
 	problems []damage.Problem
+	nprob    int // problems found (some not kept: codec.Options.MaxProblems)
+	maxProb  int
 	hold     holder // output and spans not released yet
 	scratch  []codec.Span
 
@@ -154,7 +156,7 @@ func newReader(r io.Reader, opt codec.Options, cfg config) *Reader {
 		// only our decoder can taint a block that decodes
 		cfg.distrust, cfg.salvageOnly = opt.Distrust, true
 	}
-	z := &Reader{strict: opt.Strict, coarse: opt.Coarse, cfg: cfg}
+	z := &Reader{strict: opt.Strict, coarse: opt.Coarse, cfg: cfg, maxProb: opt.MaxProblems}
 	z.in.src = r
 	z.in.pin, z.in.pinMax = -1, cmp.Or(cfg.pinMax, defaultPinMax)
 	z.d.h = &z.h
@@ -253,6 +255,14 @@ func (z *Reader) Spans() []codec.Span {
 	return z.spans[:len(z.spans):len(z.spans)]
 }
 
+// TrimSpans implements codec.Trimmer.
+func (z *Reader) TrimSpans(off int64) {
+	z.spans, z.frozen = codec.TrimSpans(z.spans, z.frozen, off)
+}
+
+// ProblemCount implements codec.ProblemCounter.
+func (z *Reader) ProblemCount() int { return z.nprob }
+
 // Problems implements codec.Reader.
 func (z *Reader) Problems() []damage.Problem {
 	return z.problems[:len(z.problems):len(z.problems)]
@@ -310,7 +320,10 @@ func (z *Reader) problem(off int64, kind error, msg string) error {
 // problemKind records a problem of the given kind at input offset off
 // (one that never stops a strict reader: a repair).
 func (z *Reader) problemKind(off int64, kind damage.Kind, msg string) {
-	z.problems = append(z.problems, damage.Problem{Layer: "zstd", Offset: off, Message: msg, Kind: kind})
+	z.nprob++
+	if codec.KeepProblem(len(z.problems), z.maxProb, kind) {
+		z.problems = append(z.problems, damage.Problem{Layer: "zstd", Offset: off, Message: msg, Kind: kind})
+	}
 }
 
 // addSpan appends a released span, merging it into the last one when that

@@ -48,6 +48,7 @@ type checkpoint struct {
 	run    run
 	dec    decState
 	nprob  int
+	nfound int
 	est    int64 // the loss's estimated length then
 	maxLen int64
 }
@@ -164,7 +165,7 @@ func (z *Reader) saveResume() {
 	}
 	cp.run = z.run
 	cp.dec.save(&z.d)
-	cp.nprob = len(z.problems)
+	cp.nprob, cp.nfound = len(z.problems), z.nprob
 	cp.est, cp.maxLen = z.gap.est, z.gap.maxLen
 	cp.resumed = true
 	z.in.setPin(z.pos)
@@ -212,7 +213,7 @@ func (z *Reader) Resize(off, trueLen int64) error {
 	// The decoding state where decoding resumed after the loss.
 	z.run = cp.run
 	cp.dec.restore(&z.d)
-	z.problems = z.problems[:cp.nprob]
+	z.problems, z.nprob = z.problems[:cp.nprob], cp.nfound
 	z.err = nil
 	z.frameN += trueLen - cp.est
 
