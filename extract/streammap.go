@@ -14,9 +14,9 @@ import (
 // unknown length with what the VMA extent arithmetic established of them.
 // A second pass with a donor is built from it.
 type StreamMap struct {
-	// Blocks are the placed blocks, by stream offset (BlockSize bytes
-	// each).
-	Blocks []PlacedBlock
+	// blocks are the placed blocks, by stream offset (BlockSize bytes
+	// each), 16 bytes each.
+	blocks []placed
 	// Spans are the codec's final spans, as the VMA reader passed them
 	// (vma.Options.Spans), at most maxMapSpans: past that, neighbours are
 	// merged (coarsen), never making a byte look less damaged.
@@ -42,30 +42,42 @@ type PlacedBlock struct {
 	DevOff int64
 }
 
-// maxPlaced bounds the blocks a StreamMap holds (8 GiB of damaged stream).
+// placed is a PlacedBlock as a StreamMap keeps it: the device and the
+// device block number in one word.
+type placed struct {
+	off int64
+	at  uint64 // dev<<56 | devOff/BlockSize
+}
+
+func (p placed) block() PlacedBlock {
+	return PlacedBlock{Off: p.off, Dev: uint8(p.at >> 56), DevOff: int64(p.at&(1<<56-1)) * vma.BlockSize}
+}
+
+// maxPlaced bounds the blocks a StreamMap holds (8 GiB of damaged stream,
+// 32 MiB).
 const maxPlaced = 1 << 21
 
 func (m *StreamMap) place(off int64, dev uint8, devOff int64) {
-	if len(m.Blocks) >= maxPlaced {
+	if len(m.blocks) >= maxPlaced || devOff < 0 || devOff%vma.BlockSize != 0 {
 		m.Full = true
 		return
 	}
-	m.Blocks = append(m.Blocks, PlacedBlock{off, dev, devOff})
+	m.blocks = append(m.blocks, placed{off, uint64(dev)<<56 | uint64(devOff/vma.BlockSize)})
 }
 
 // finish sorts the blocks (a cluster read again after a resize replaces
 // its earlier places) and takes the codec's and the VMA reader's account.
 func (m *StreamMap) finish(dec codec.Reader, raw codec.Reader, vres *vma.Result) {
-	sort.SliceStable(m.Blocks, func(i, j int) bool { return m.Blocks[i].Off < m.Blocks[j].Off })
-	out := m.Blocks[:0]
-	for _, b := range m.Blocks {
-		if n := len(out); n > 0 && out[n-1].Off == b.Off {
+	sort.SliceStable(m.blocks, func(i, j int) bool { return m.blocks[i].off < m.blocks[j].off })
+	out := m.blocks[:0]
+	for _, b := range m.blocks {
+		if n := len(out); n > 0 && out[n-1].off == b.off {
 			out[n-1] = b
 			continue
 		}
 		out = append(out, b)
 	}
-	m.Blocks = out
+	m.blocks = out
 	if ll, ok := raw.(codec.LossLister); ok {
 		m.Losses = ll.Losses()
 	}
@@ -137,16 +149,17 @@ func (m *StreamMap) Next(off int64) int64 {
 }
 
 func (m *StreamMap) find(off int64) (PlacedBlock, bool, int64) {
-	i := sort.Search(len(m.Blocks), func(i int) bool { return m.Blocks[i].Off+vma.BlockSize > off })
-	if i < len(m.Blocks) && m.Blocks[i].Off <= off {
+	bs := m.blocks
+	i := sort.Search(len(bs), func(i int) bool { return bs[i].off+vma.BlockSize > off })
+	if i < len(bs) && bs[i].off <= off {
 		next := int64(-1)
-		if i+1 < len(m.Blocks) {
-			next = m.Blocks[i+1].Off
+		if i+1 < len(bs) {
+			next = bs[i+1].off
 		}
-		return m.Blocks[i], true, next
+		return bs[i].block(), true, next
 	}
-	if i < len(m.Blocks) {
-		return PlacedBlock{}, false, m.Blocks[i].Off
+	if i < len(bs) {
+		return PlacedBlock{}, false, bs[i].off
 	}
 	return PlacedBlock{}, false, -1
 }
