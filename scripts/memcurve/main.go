@@ -3,7 +3,7 @@
 // read, and the peak heap in use: whether what a read keeps grows with the
 // archive's length. It is a development tool, not part of vzsalvage.
 //
-//	go run ./scripts/memcurve [-every 64] [-o DIR] [-map] ARCHIVE
+//	go run ./scripts/memcurve [-every 64] [-o DIR] [-map] [-heap FILE] ARCHIVE
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ func main() {
 	every := flag.Int64("every", 64, "MiB of archive between samples")
 	out := flag.String("o", "", "extract into this directory (default: verify)")
 	withMap := flag.Bool("map", false, "keep the stream map, as rescue does")
+	heap := flag.String("heap", "", "write a heap profile at the sample with the largest live heap here")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: memcurve [-every MiB] [-o DIR] [-map] ARCHIVE")
@@ -31,6 +33,7 @@ func main() {
 		mu   sync.Mutex
 		next int64
 		peak uint64
+		most uint64
 	)
 	stop := make(chan struct{})
 	go func() { // the heap in use, sampled
@@ -56,6 +59,13 @@ func main() {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		fmt.Printf("%6d MiB of %d: live heap %6.1f MiB, %d objects\n", done>>20, total>>20, float64(ms.HeapAlloc)/(1<<20), ms.HeapObjects)
+		if *heap != "" && ms.HeapAlloc > most {
+			most = ms.HeapAlloc
+			if f, err := os.Create(*heap); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
 	}}
 	var err error
 	var res *extract.Result
