@@ -11,3 +11,5 @@ func (r *Reader) Passed() int64 { return r.passed }
 // Ahead returns how far past the passed spans the reader has buffered the
 // stream: the spans it may still consult lie there.
 func (r *Reader) Ahead() int64 { return r.bufEnd() - r.passed }
+
+func init() { foldCheck = true }

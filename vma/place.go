@@ -105,7 +105,7 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 			}
 			if t, implied, single, ok := r.tailFits(sp, dataStart, size, q, place.kPre, nb); ok {
 				if single && implied == sp.Len {
-					r.confirmed[sp.Off] = true
+					r.confirm(sp.Off)
 					place.exactGap = true
 					r.addLoss(codec.Span{Off: sp.Off, Len: sp.Len})
 				} else if single && r.resize(sp, implied) {
@@ -178,7 +178,14 @@ func (r *Reader) resize(sp codec.Span, trueLen int64) bool {
 	if rz.Resize(sp.Off, trueLen) != nil {
 		return false
 	}
-	r.confirmed[sp.Off] = true
+	if r.ref != nil {
+		for off := range r.ref.seen {
+			if off >= sp.Off {
+				delete(r.ref.seen, off) // the codec reports them anew
+			}
+		}
+	}
+	r.confirm(sp.Off)
 	for len(r.res.Losses) > 0 && r.res.Losses[len(r.res.Losses)-1].Off >= sp.Off {
 		r.res.Losses = r.res.Losses[:len(r.res.Losses)-1]
 	}

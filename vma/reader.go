@@ -149,6 +149,7 @@ type Reader struct {
 	passed        int64
 	damagedPassed int64 // the bytes they cover
 	rsBad         int64 // the first Resync span among them never confirmed (MaxInt64: none)
+	ref           *foldRef
 
 	devs   [MaxDevices]*devState
 	budget int
@@ -190,6 +191,9 @@ func NewReader(r io.Reader, opt Options) (*Reader, error) {
 	vr := &Reader{src: r, opt: opt, aligned: true, confirmed: map[int64]bool{}, resizeTried: map[int64]bool{}, rsBad: math.MaxInt64}
 	if cr, ok := r.(codec.Reader); ok {
 		vr.cr = cr
+	}
+	if foldCheck {
+		vr.ref = &foldRef{seen: map[int64]bool{}, confirmed: map[int64]bool{}}
 	}
 	vr.buf = make([]byte, 0, 256<<10)
 	if err := vr.readHeader(); err != nil {

@@ -1,6 +1,7 @@
 package vma
 
 import (
+	"fmt"
 	"math"
 	"sort"
 
@@ -56,25 +57,64 @@ func (r *Reader) worst(lo, hi int64) (st damage.State, cond bool) {
 // extent arithmetic (confirmed or resized). The trust becomes final at the
 // end, like that of placed tails.
 func (r *Reader) condTrusted(p int64) bool {
-	if r.rsBad < p {
-		return false // a loss the reader passed was never confirmed
-	}
+	ok := r.rsBad >= p // else a loss the reader passed was never confirmed
 	for _, off := range r.resyncsBefore(p) {
-		if !r.confirmed[off] {
-			return false
+		if !ok {
+			break
+		}
+		ok = r.confirmed[off]
+	}
+	if r.ref != nil {
+		r.ref.check(r, p, ok)
+	}
+	return ok
+}
+
+// foldCheck makes every Reader check what condTrusted folds against every
+// loss it saw (tests set it).
+var foldCheck bool
+
+// foldRef is condTrusted's answer the long way: every Resync span seen and
+// every loss confirmed, never forgotten.
+type foldRef struct{ seen, confirmed map[int64]bool }
+
+func (f *foldRef) note(sp []codec.Span) {
+	for _, s := range sp {
+		if s.Resync {
+			f.seen[s.Off] = true
 		}
 	}
-	return true
+}
+
+func (f *foldRef) check(r *Reader, p int64, ok bool) {
+	f.note(r.spans())
+	want := true
+	for off := range f.seen {
+		if off < p && !f.confirmed[off] {
+			want = false
+		}
+	}
+	if ok != want {
+		panic(fmt.Sprintf("vma: condTrusted(%d) = %v, every loss seen says %v", p, ok, want))
+	}
+}
+
+// confirm records that the loss at off has its true length.
+func (r *Reader) confirm(off int64) {
+	r.confirmed[off] = true
+	if r.ref != nil {
+		r.ref.confirmed[off] = true
+	}
 }
 
 // resyncsBefore returns the offsets of the Resync spans that start before p
-// and were not passed yet (see pass). It keeps an index of them, cut back
+// and after the offset last passed (see pass). It keeps an index of them, cut back
 // when a Resize drops the spans from the loss on.
 func (r *Reader) resyncsBefore(p int64) []int64 {
 	sp := r.spans()
 	i := sort.Search(len(sp), func(i int) bool { return sp[i].Off >= r.rsFrom })
 	for ; i < len(sp); i++ {
-		if sp[i].Resync && !codec.Dead(sp[i], r.passed) {
+		if sp[i].Resync {
 			r.rsOffs = append(r.rsOffs, sp[i].Off)
 		}
 		r.rsFrom = sp[i].Off + 1
@@ -84,33 +124,40 @@ func (r *Reader) resyncsBefore(p int64) []int64 {
 }
 
 // pass tells the reader that nothing before stream offset t will be
-// consulted again (t is where the next extent, or scan, starts: the
-// losses before it are confirmed or not for good). What the reader needs
-// of the spans before t is folded into a few numbers (the bytes they
-// cover, the first loss never confirmed), Options.Spans sees them, and
-// the codec may forget them (codec.Trimmer): what a long damaged stream
-// keeps does not grow with its length.
+// consulted again (t is where the next extent, or scan, starts). What the
+// reader needs of the spans before t is folded into a few numbers: the
+// bytes of the spans that end by t, and the first loss of unknown length
+// that starts before t and was never confirmed (only a loss at or after
+// the position of the extent being read can be, so that is final, even for
+// a loss that reaches past t). Options.Spans sees the spans that end by
+// t, and the codec may forget them (codec.Trimmer): what a long damaged
+// stream keeps does not grow with its length.
 func (r *Reader) pass(t int64) {
 	if t <= r.passed {
 		return
 	}
-	sp := r.spans()
-	i := sort.Search(len(sp), func(i int) bool { return !codec.Dead(sp[i], r.passed) })
-	for ; i < len(sp) && codec.Dead(sp[i], t); i++ {
-		s := sp[i]
-		r.damagedPassed += s.Len
-		if s.Resync && !r.confirmed[s.Off] {
-			r.rsBad = min(r.rsBad, s.Off)
-		}
-		if r.opt.Spans != nil {
-			r.opt.Spans(s)
+	if r.ref != nil {
+		r.ref.note(r.spans())
+	}
+	r.resyncsBefore(t) // every loss that starts before t is indexed
+	k := sort.Search(len(r.rsOffs), func(i int) bool { return r.rsOffs[i] >= t })
+	for _, off := range r.rsOffs[:k] {
+		if !r.confirmed[off] {
+			r.rsBad = min(r.rsBad, off)
 		}
 	}
-	r.passed = t
-	k := sort.Search(len(r.rsOffs), func(i int) bool { return r.rsOffs[i] >= t })
 	if k > 0 {
 		r.rsOffs = append(r.rsOffs[:0], r.rsOffs[k:]...)
 	}
+	sp := r.spans()
+	i := sort.Search(len(sp), func(i int) bool { return !codec.Dead(sp[i], r.passed) })
+	for ; i < len(sp) && codec.Dead(sp[i], t); i++ {
+		r.damagedPassed += sp[i].Len
+		if r.opt.Spans != nil {
+			r.opt.Spans(sp[i])
+		}
+	}
+	r.passed = t
 	for off := range r.confirmed {
 		if off < t {
 			delete(r.confirmed, off)
