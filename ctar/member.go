@@ -217,6 +217,10 @@ type Index struct {
 	// Hashes holds, with Options.Hash, each member's hashes (parallel to
 	// Members).
 	Hashes []MemberHash
+	// Fragments lists, in stream order, the runs of bytes found in Gaps
+	// that the decoder vouches for: most often a member's content whose
+	// headers were lost, unverified as a file (see Fragment).
+	Fragments []Fragment
 }
 
 // MemberHash is the xxh64 of a member's header blocks as stored (its pax

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
+	"os"
 	"strings"
 
 	"github.com/vzsalvage/vzsalvage/fs"
@@ -23,6 +24,11 @@ type Restorer struct {
 	dirs map[fs.Node]fs.DirID
 	out  *fs.OutFile // the regular file being written
 	outM *Member
+	// frag is the fragment being written (Index.Fragments), which starts
+	// at stream offset fragOff, with fragSt its metadata.
+	frag    *fs.OutFile
+	fragOff int64
+	fragSt  *fs.Stat
 }
 
 // NewRestorer prepares to write a container's tree into dest (created; it
@@ -51,6 +57,8 @@ func (r *Restorer) Hook(opt *Options) {
 	opt.Begin = func(i int, m *Member) error { return stop(r.begin(i, m)) }
 	opt.Data = func(i int, m *Member, p []byte, off int64) error { return stop(r.data(i, m, p, off)) }
 	opt.End = func(i int, m *Member) error { return stop(r.end(i, m)) }
+	opt.Fragment = func(start int64, p []byte, off int64) error { return stop(r.fragment(start, p, off)) }
+	opt.FragmentEnd = func(fr Fragment, keep bool) error { return stop(r.fragmentEnd(fr, keep)) }
 }
 
 // Finish completes the writing (directories get their metadata) once Scan
@@ -60,6 +68,10 @@ func (r *Restorer) Finish(x *Index) (*FS, *fs.CopyStats, error) {
 	if r.out != nil {
 		r.out.Close(fmt.Errorf("%w: the scan stopped inside it", fs.ErrDamaged))
 		r.out = nil
+	}
+	if r.frag != nil {
+		r.frag.Discard()
+		r.frag = nil
 	}
 	stats, err := r.w.Finish()
 	r.f.info.Size = x.Size
@@ -203,4 +215,64 @@ func (r *Restorer) end(_ int, m *Member) error {
 	r.out.Close(readErr)
 	r.out, r.outM = nil, nil
 	return r.w.Err()
+}
+
+// fragment writes the bytes p at offset off of the fragment that starts
+// at stream offset start, as lost+found/@START: a regular file of mode
+// 0600, owned by the one who runs the rescue (root's when run as root),
+// its times the time of writing: nothing of it comes from the archive but
+// its bytes.
+func (r *Restorer) fragment(start int64, p []byte, off int64) error {
+	if r.frag == nil || r.fragOff != start {
+		if r.frag != nil {
+			r.frag.Discard()
+			r.frag = nil
+		}
+		gp := Fragment{Off: start}.Path()
+		d, err := r.lostFound()
+		if err != nil {
+			r.w.Fail(gp, err)
+			return r.w.Err()
+		}
+		r.fragSt = &fs.Stat{Mode: 0o600, UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Nlink: 1}
+		if r.frag = r.w.Create(d, Fragment{Off: start}.Name(), r.fragSt, gp, false); r.frag == nil {
+			return r.w.Err()
+		}
+		r.fragOff = start
+	}
+	return r.frag.WriteAt(p, off)
+}
+
+// fragmentEnd completes (or, when it is not kept, discards) the fragment
+// being written.
+func (r *Restorer) fragmentEnd(fr Fragment, keep bool) error {
+	if r.frag == nil || r.fragOff != fr.Off {
+		return r.w.Err()
+	}
+	if keep {
+		r.fragSt.Size = fr.Size
+		r.frag.Close(nil)
+	} else {
+		r.frag.Discard()
+	}
+	r.frag = nil
+	return r.w.Err()
+}
+
+// lostFound returns the root's lost+found directory, made when the archive
+// has none (yet: a member of that name later gives it its metadata, as a
+// directory named again). When the archive has something else of that
+// name, fragments are not written.
+func (r *Restorer) lostFound() (fs.DirID, error) {
+	n, ok := r.f.lookup(lostFound)
+	if !ok {
+		r.begin(-1, &Member{Name: lostFound, Type: TypeDir, Mode: 0o700})
+		n, ok = r.f.lookup(lostFound)
+	}
+	if ok && r.f.isDir(n) {
+		if d, ok := r.dirs[n]; ok {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: the archive's /%s is not a directory that could be made", fs.ErrDamaged, lostFound)
 }

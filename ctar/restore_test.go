@@ -116,6 +116,7 @@ func restoreBoth(t *testing.T, b []byte, dmg *damage.Map, opt fs.CopyOptions) (*
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkFragmentFiles(t, once, x, b)
 	x2, err := Scan(&spanReader{Reader: bytes.NewReader(b), spans: spans}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -238,4 +239,40 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkFragmentFiles checks that the fragments of x were written into the
+// tree at dir (lost+found/@OFFSET, mode 0600) with the bytes of the stream
+// b at their offsets, and then removes them with lost+found (which the
+// trees compared here do not have) for the comparison with fs.Copy, which
+// does not write them.
+func checkFragmentFiles(t *testing.T, dir string, x *Index, b []byte) {
+	t.Helper()
+	if len(x.Fragments) == 0 {
+		if _, err := os.Lstat(filepath.Join(dir, lostFound)); err == nil {
+			t.Errorf("lost+found made without fragments")
+		}
+		return
+	}
+	for _, fr := range x.Fragments {
+		p := filepath.Join(dir, filepath.FromSlash(fr.Path()))
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Errorf("fragment %+v: %v", fr, err)
+			continue
+		}
+		if st, _ := os.Lstat(p); st.Mode() != 0o600 {
+			t.Errorf("fragment %s: mode %v", fr.Path(), st.Mode())
+		}
+		if fr.Off+fr.Size+fr.Trimmed > int64(len(b)) || !bytes.Equal(got, b[fr.Off:fr.Off+fr.Size]) ||
+			trailingZeros(b[fr.Off+fr.Size:fr.Off+fr.Size+fr.Trimmed]) != int(fr.Trimmed) {
+			t.Errorf("fragment %+v: not the stream's bytes", fr)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, lostFound))
+	if len(ents) != len(x.Fragments) {
+		t.Errorf("%d entries in lost+found, %d fragments", len(ents), len(x.Fragments))
+	}
+	t.Logf("%d fragments checked", len(x.Fragments))
+	must(t, os.RemoveAll(filepath.Join(dir, lostFound)))
 }

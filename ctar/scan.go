@@ -35,6 +35,14 @@ type Options struct {
 	// ConfigsOnly stops after vzdump's config files, at the first member
 	// of the guest's tree (what inspect needs).
 	ConfigsOnly bool
+	// Fragment and FragmentEnd, if set, receive the fragments
+	// (Index.Fragments) as the scan finds them: Fragment the bytes p at
+	// offset off of the one that starts at stream offset start, in order,
+	// from when it is long enough to be kept; FragmentEnd once it is
+	// complete (keep false: it is not kept after all, being all zeros or
+	// too short once its padding is left out). An error ends the scan.
+	Fragment    func(start int64, p []byte, off int64) error
+	FragmentEnd func(fr Fragment, keep bool) error
 }
 
 // maxProblems bounds the problems an Index lists.
@@ -83,6 +91,7 @@ type scanner struct {
 	// hh and hd hash the current member's header blocks and content
 	// (Options.Hash).
 	hh, hd *xxhash.Digest
+	fr     fragRun // the fragment being collected in a gap
 }
 
 // hashHeader adds header bytes of the current member to its hash.
@@ -149,6 +158,9 @@ func (sc *scanner) run() error {
 	for {
 		if sc.strictErr != nil {
 			return sc.strictErr
+		}
+		if sc.fr.err != nil {
+			return sc.fr.err
 		}
 		blk := sc.s.window(pos, BlockSize)
 		if len(blk) < BlockSize {
@@ -226,12 +238,16 @@ func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 		sc.pend = nil // the extended headers belonged to a lost member
 	}
 	cur := pos
+	sc.fragStart(pos, anyAlign)
+	defer sc.fragEnd()
 	if !anyAlign {
+		sc.frag(pos, sc.s.window(pos, 1))
 		cur++
 	}
 	for {
 		w := sc.s.window(cur, windowSize)
 		if len(w) < BlockSize {
+			sc.frag(cur, w)
 			sc.x.Gaps = append(sc.x.Gaps, Gap{Off: pos, End: sc.s.end()})
 			after := sc.lastName()
 			sc.problem(pos, "no valid header in the %d bytes to the end: members stored after %s are lost", sc.s.end()-pos, after)
@@ -239,10 +255,13 @@ func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 		}
 		i := bytes.Index(w[257:], []byte("ustar"))
 		if i < 0 {
-			cur += int64(len(w) - 257 - 4)
+			adv := len(w) - 257 - 4
+			sc.frag(cur, w[:adv])
+			cur += int64(adv)
 			continue
 		}
 		o := cur + int64(i)
+		sc.frag(cur, w[:o-cur]) // (before a window at o drops them)
 		_, misaligned := sc.s.resyncIn(pos, o)
 		if (anyAlign || misaligned || (o-pos)%BlockSize == 0) && !sc.s.lost(o, BlockSize) {
 			if blk := sc.s.window(o, BlockSize); len(blk) == BlockSize {
@@ -255,6 +274,7 @@ func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 				}
 			}
 		}
+		sc.frag(o, sc.s.window(o, 1))
 		cur = o + 1
 	}
 }

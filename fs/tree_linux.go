@@ -342,6 +342,14 @@ func (f *OutFile) Close(readErr error) {
 	c.progress()
 }
 
+// Discard abandons the file: nothing of it stays.
+func (f *OutFile) Discard() {
+	unix.Close(f.fd)
+	if pfd, err := f.w.fd(f.parent); err == nil {
+		unix.Unlinkat(pfd, f.tmp, 0)
+	}
+}
+
 // Symlink makes the symlink name in parent, pointing to target.
 func (w *TreeWriter) Symlink(parent DirID, name, target string, st *Stat, gp string, replace bool) {
 	if pfd, ok := w.dirFor(parent, gp); ok {

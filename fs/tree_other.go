@@ -34,3 +34,4 @@ func (w *TreeWriter) Link(DirID, string, DirID, string, string, bool)    {}
 func (w *TreeWriter) Finish() (*CopyStats, error)                        { return &CopyStats{}, errors.ErrUnsupported }
 func (f *OutFile) WriteAt(p []byte, off int64) error                     { return errors.ErrUnsupported }
 func (f *OutFile) Close(readErr error)                                   {}
+func (f *OutFile) Discard()                                              {}

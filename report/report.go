@@ -34,7 +34,35 @@ type Report struct {
 	// AbsentDisks lists the disks the VM config names that the backup does
 	// not hold.
 	AbsentDisks []AbsentDisk `json:"absent_disks,omitempty"`
+	// Fragments lists, for a container backup, what was restored of the
+	// members whose headers were lost: runs of content the decoder
+	// vouches for, without a name (lost+found/@OFFSET). Unverified as
+	// files: not in damaged_files, and not counted as files restored.
+	Fragments []Fragment `json:"fragments,omitempty"`
 }
+
+// Fragment is a run of a container's tar stream found where its headers
+// were lost, restored as a file of unknown name: every byte of it decoded
+// untainted (right where the stream holds it), but which file it is, and
+// whether it is all of that file and nothing more, is not known: where it
+// begins and ends is inferred from where the damage stops and starts
+// again (most often exactly one file's content).
+type Fragment struct {
+	Volume string `json:"volume"`
+	Path   string `json:"path"` // "/lost+found/@OFFSET", in the volume's tree
+	// StreamOffset is its first byte's offset in the decompressed tar
+	// stream (the offsets of the archive's problems).
+	StreamOffset int64 `json:"stream_offset"`
+	Size         int64 `json:"size"`
+	// Trimmed counts zero bytes after it left out as tar padding (they may
+	// have been the file's own).
+	Trimmed int64 `json:"trimmed_zeros,omitempty"`
+	// State is "unverified": its bytes are right, its boundaries inferred.
+	State string `json:"state"`
+}
+
+// FragmentUnverified is a Fragment's state.
+const FragmentUnverified = "unverified"
 
 // AbsentDisk is a disk of the VM config that is not in the backup.
 type AbsentDisk struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"io/fs"
 	"maps"
 	"math/rand"
@@ -18,9 +19,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/internal/testimg"
 	"github.com/vzsalvage/vzsalvage/internal/testutil"
+	"github.com/vzsalvage/vzsalvage/payload"
+	"github.com/vzsalvage/vzsalvage/report"
 )
 
 // refExtract restores an archive as Proxmox does (pct restore runs GNU
@@ -93,6 +97,20 @@ func describe(t *testing.T, p string) (entry, error) {
 // test.
 func compareTrees(t *testing.T, ref, got string, skip map[string]bool) (files, same, missing int) {
 	t.Helper()
+	return compareTreesInto(t, ref, got, skip, nil)
+}
+
+// refFile is a regular file of the reference tree: its content's hash,
+// and whether the restored tree has it identical under its own path.
+type refFile struct {
+	sum  [32]byte
+	same bool
+}
+
+// compareTreesInto is compareTrees that also fills all (if not nil) with
+// every regular file of ref, by guest path.
+func compareTreesInto(t *testing.T, ref, got string, skip map[string]bool, all map[string]refFile) (files, same, missing int) {
+	t.Helper()
 	root := os.Geteuid() == 0
 	refIno := map[uint64]string{} // first path of each inode in ref
 	gotIno := map[string]uint64{}
@@ -114,6 +132,9 @@ func compareTrees(t *testing.T, ref, got string, skip map[string]bool) (files, s
 		}
 		if want.typ.IsRegular() {
 			files++
+			if all != nil {
+				all[guest] = refFile{sum: want.sum}
+			}
 		}
 		have, err := describe(t, filepath.Join(got, rel))
 		if want.typ&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeSocket) != 0 {
@@ -147,6 +168,9 @@ func compareTrees(t *testing.T, ref, got string, skip map[string]bool) (files, s
 		}
 		if want.typ.IsRegular() {
 			same++
+			if all != nil {
+				all[guest] = refFile{sum: want.sum, same: true}
+			}
 			if first, ok := refIno[wantIno]; ok {
 				if gotIno[first] != haveIno {
 					t.Errorf("%s: not a hard link of %s", guest, first)
@@ -221,11 +245,11 @@ func TestContainerGarbage(t *testing.T) {
 	garbageRuns(t, containerTree(t, 2000, 2), []float64{0.5}, map[string]float64{".lzo": 0.95, ".zst": 0})
 }
 
-// TestContainerGarbageStress (VZSALVAGE_STRESS=N): garbage at 30, 50 and
-// 70 % of archives of a 4,000-file tree, every codec.
+// TestContainerGarbageStress (VZSALVAGE_STRESS=N): garbage at 15, 25, ...
+// 85 % of archives of a 4,000-file tree, every codec.
 func TestContainerGarbageStress(t *testing.T) {
 	testutil.Stress(t)
-	garbageRuns(t, containerTree(t, 4000, 2), []float64{0.3, 0.5, 0.7}, map[string]float64{".lzo": 0.95, "": 0.95, ".zst": 0, ".gz": 0})
+	garbageRuns(t, containerTree(t, 4000, 2), []float64{0.15, 0.25, 0.35, 0.45, 0.5, 0.55, 0.65, 0.75, 0.85}, map[string]float64{".lzo": 0.95, "": 0.95, ".zst": 0, ".gz": 0})
 }
 
 // garbageRuns archives src with each compressor (extension -> the share of
@@ -291,9 +315,14 @@ func garbage(t *testing.T, arc string, b []byte, at float64, ref string, want fl
 		t.Logf("garbage at %.0f%%: silent (checksum %s)", at*100, a.Checksum)
 		return
 	}
-	files, same, missing := compareTrees(t, ref, filepath.Join(out, "files", "rootfs"), listed)
+	all := map[string]refFile{}
+	files, same, missing := compareTreesInto(t, ref, filepath.Join(out, "files", "rootfs"), listed, all)
 	t.Logf("garbage at %.0f%% of %d bytes: %d of %d files identical (%.1f %%), %d listed damaged, %d entries lost with their headers; first problem %s",
 		at*100, len(b), same, files, 100*float64(same)/float64(files), len(rep.DamagedFiles), missing, a.Problems[0])
+	nameless, whole := checkFragments(t, arc, rep, filepath.Join(out, "files", "rootfs"), all)
+	t.Logf("garbage at %.0f%%: of %d files, %d identical under their own name (%.1f %%), %d more whole among the %d unnamed runs of content in lost+found (%.1f %%; %d of the runs are exactly a file's content), %d lost (%.1f %%)",
+		at*100, files, same, 100*float64(same)/float64(files), nameless, len(rep.Fragments), 100*float64(nameless)/float64(files), whole,
+		files-same-nameless, 100*float64(files-same-nameless)/float64(files))
 	if strings.HasSuffix(arc, ".zst") {
 		if lim, ok := zstdLimit(t, b, bad); ok {
 			t.Logf("limit at %.0f%%: of %d members (files and hard links), %d (%.1f %%) have every byte known, %d (%.1f %%) their content",
@@ -422,4 +451,73 @@ func TestContainerAlso(t *testing.T) {
 			t.Errorf("%s: %v", f.Path, err)
 		}
 	}
+}
+
+// checkFragments checks the unnamed runs of content a container rescue
+// wrote to lost+found (rep.Fragments, in the tree at root): each is
+// reported unverified, never among the files; written 0600 and the
+// rescuer's own; and every byte of it is the original tar stream's (found
+// at its offset, moved by the losses of unknown length before it). It
+// returns how many files of the reference tree (all) that are not
+// identical under their own name have their whole content in a fragment,
+// and how many fragments are exactly some file's content.
+func checkFragments(t *testing.T, arc string, rep *Report, root string, all map[string]refFile) (nameless, whole int) {
+	t.Helper()
+	if len(rep.Fragments) == 0 {
+		return 0, 0
+	}
+	rc, err := payload.OpenDecoded(arc, codec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := map[[32]byte]bool{}
+	for _, f := range all {
+		sums[f.sum] = true
+	}
+	listed := map[string]bool{}
+	for _, f := range rep.DamagedFiles {
+		listed[f.Path] = true
+	}
+	got := map[[32]byte]bool{}
+	var shift int64
+	for _, f := range rep.Fragments {
+		if f.State != report.FragmentUnverified || listed[f.Path] || !strings.HasPrefix(f.Path, "/lost+found/@") {
+			t.Errorf("fragment %+v: not reported as unverified content in lost+found", f)
+		}
+		p := filepath.Join(root, f.Path)
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o600 || st.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != 0 ||
+			st.Size() != f.Size || st.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()) {
+			t.Errorf("fragment %s: %v %v", f.Path, st, err)
+			continue
+		}
+		bs, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := f.StreamOffset - shift; o < 0 || o+f.Size > int64(len(clean)) || !bytes.Equal(clean[o:o+f.Size], bs) {
+			i := bytes.Index(clean, bs)
+			if i < 0 {
+				t.Errorf("fragment %s: its %d bytes are nowhere in the original tar stream", f.Path, f.Size)
+				continue
+			}
+			shift = f.StreamOffset - int64(i)
+		}
+		sum := sha256.Sum256(bs)
+		got[sum] = true
+		if sums[sum] {
+			whole++
+		}
+	}
+	for _, f := range all {
+		if !f.same && got[f.sum] {
+			nameless++
+		}
+	}
+	return nameless, whole
 }

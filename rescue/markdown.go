@@ -41,7 +41,31 @@ func WriteMarkdown(w io.Writer, r *Report) {
 	}
 	writeVolumes(p, rep)
 	writeDamagedFiles(p, rep)
+	writeFragments(p, rep)
 	writeNext(p, r)
+}
+
+// writeFragments lists the content found where a container's tar headers
+// were lost.
+func writeFragments(p printer, rep *report.Report) {
+	if len(rep.Fragments) == 0 {
+		return
+	}
+	p("## Content without a name\n\n")
+	p("Where the backup lost the tar headers of files, runs of their content still decoded right: each is in\n")
+	p("`lost+found` as `@OFFSET` (its offset in the decompressed tar stream). **Unverified as files**: every byte\n")
+	p("is right, but which file each run is, and whether it is the whole file and nothing more, is inferred from\n")
+	p("where the damage stops and starts again; name, owner, mode and times are unknown (written 0600). Up to 511\n")
+	p("zero bytes at the end, taken for tar padding, may have been the file's own.\n\n")
+	p("| volume | file | size | stream offset |\n|---|---|---|---|\n")
+	for i, f := range rep.Fragments {
+		if i == maxListed {
+			p("\n... and %d more in report.json (`fragments`).\n", len(rep.Fragments)-maxListed)
+			break
+		}
+		p("| %s | %s | %s | %d |\n", md(f.Volume), code(f.Path), ui.Bytes(f.Size), f.StreamOffset)
+	}
+	p("\n")
 }
 
 type printer func(format string, args ...any)
