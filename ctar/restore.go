@@ -29,7 +29,13 @@ type Restorer struct {
 	frag    *fs.OutFile
 	fragOff int64
 	fragSt  *fs.Stat
+	written []Fragment // the fragments written
+	noLF    bool       // lost+found could not be had: no fragment is written
 }
+
+// Fragments returns the fragments written (lost+found/@OFFSET), in stream
+// order.
+func (r *Restorer) Fragments() []Fragment { return r.written }
 
 // NewRestorer prepares to write a container's tree into dest (created; it
 // must not exist).
@@ -228,10 +234,14 @@ func (r *Restorer) fragment(start int64, p []byte, off int64) error {
 			r.frag.Discard()
 			r.frag = nil
 		}
+		if r.noLF {
+			return nil
+		}
 		gp := Fragment{Off: start}.Path()
 		d, err := r.lostFound()
 		if err != nil {
-			r.w.Fail(gp, err)
+			r.noLF = true
+			r.w.Fail("/"+lostFound, err)
 			return r.w.Err()
 		}
 		r.fragSt = &fs.Stat{Mode: 0o600, UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Nlink: 1}
@@ -251,7 +261,11 @@ func (r *Restorer) fragmentEnd(fr Fragment, keep bool) error {
 	}
 	if keep {
 		r.fragSt.Size = fr.Size
+		n := len(r.w.Stats().Errors)
 		r.frag.Close(nil)
+		if len(r.w.Stats().Errors) == n && r.w.Err() == nil {
+			r.written = append(r.written, fr)
+		}
 	} else {
 		r.frag.Discard()
 	}
@@ -274,5 +288,5 @@ func (r *Restorer) lostFound() (fs.DirID, error) {
 			return d, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: the archive's /%s is not a directory that could be made", fs.ErrDamaged, lostFound)
+	return 0, fmt.Errorf("%w: the archive's /%s is not a directory that could be made: the content found without its headers is not written", fs.ErrDamaged, lostFound)
 }

@@ -117,6 +117,9 @@ func restoreBoth(t *testing.T, b []byte, dmg *damage.Map, opt fs.CopyOptions) (*
 		t.Fatal(err)
 	}
 	checkFragmentFiles(t, once, x, b)
+	if !slices.Equal(rs.Fragments(), x.Fragments) {
+		t.Errorf("fragments written %+v, found %+v", rs.Fragments(), x.Fragments)
+	}
 	x2, err := Scan(&spanReader{Reader: bytes.NewReader(b), spans: spans}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -275,4 +278,72 @@ func checkFragmentFiles(t *testing.T, dir string, x *Index, b []byte) {
 	}
 	t.Logf("%d fragments checked", len(x.Fragments))
 	must(t, os.RemoveAll(filepath.Join(dir, lostFound)))
+}
+
+// TestFragmentsHostileLostFound: a guest that plants /lost+found as a
+// symlink to a host directory gets nothing written there when content is
+// found without its headers: the fragments are not written at all, and
+// the writer says so once.
+func TestFragmentsHostileLostFound(t *testing.T) {
+	tarBin := testutil.RequireTool(t, "tar")
+	dir := t.TempDir()
+	src, outside := filepath.Join(dir, "src"), filepath.Join(dir, "outside")
+	must(t, os.MkdirAll(src, 0o755))
+	must(t, os.MkdirAll(outside, 0o755))
+	must(t, os.Symlink(outside, filepath.Join(src, lostFound)))
+	must(t, os.WriteFile(filepath.Join(src, "a.txt"), bytes.Repeat([]byte("some text of a file\n"), 100), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "d.txt"), bytes.Repeat([]byte("another file's text\n"), 200), 0o644))
+	arc := filepath.Join(dir, "x.tar")
+	testutil.Run(t, tarBin, "cf", arc, "--format=gnu", "-C", src, lostFound, "a.txt", "d.txt")
+	b, err := os.ReadFile(arc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := Scan(codec.Plain(bytes.NewReader(b)), Options{})
+	if err != nil || len(x.Members) != 3 {
+		t.Fatalf("%v %d members", err, len(x.Members))
+	}
+	// a.txt's header lost, d.txt's damaged; their contents decode right
+	var dm damage.Map
+	a, d := x.Members[1], x.Members[2]
+	dm.Add(a.HeaderOff, a.HeaderEnd-a.HeaderOff, damage.Lost)
+	dm.Add(a.HeaderEnd+a.Size, int64(len(b))-(a.HeaderEnd+a.Size), damage.Tainted)
+	dm.Clear(d.HeaderEnd, d.Size)
+	copy(b[d.HeaderOff:], bytes.Repeat([]byte{'X'}, 100))
+	var spans []codec.Span
+	for _, r := range dm.Ranges() {
+		spans = append(spans, codec.Span{Off: r.Off, Len: r.Len, MaxLen: -1, State: r.State})
+	}
+	rs, err := NewRestorer(filepath.Join(dir, "out"), fs.CopyOptions{Owners: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sopt Options
+	rs.Hook(&sopt)
+	y, err := Scan(&spanReader{Reader: bytes.NewReader(b), spans: spans}, sopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stats, err := rs.Finish(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(y.Fragments) != 2 || len(rs.Fragments()) != 0 {
+		t.Errorf("%d fragments found, %d written", len(y.Fragments), len(rs.Fragments()))
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) > 0 {
+		t.Errorf("written through the planted symlink: %v", ents)
+	}
+	var lf int
+	for _, e := range stats.Errors {
+		if e.Path == "/"+lostFound {
+			lf++
+		}
+	}
+	if lf != 1 {
+		t.Errorf("errors %v: want one for /%s", stats.Errors, lostFound)
+	}
+	if st, err := os.Lstat(filepath.Join(dir, "out", lostFound)); err != nil || st.Mode()&iofs.ModeSymlink == 0 {
+		t.Errorf("the guest's symlink: %v %v", st, err)
+	}
 }

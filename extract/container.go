@@ -68,6 +68,7 @@ func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, 
 	}
 	if rs != nil {
 		res.Tree, res.Copied, res.CopyErr = rs.Finish(x)
+		res.Fragments = rs.Fragments()
 		if res.CopyErr != nil && !errors.Is(res.CopyErr, fs.ErrBudget) {
 			return nil, fmt.Errorf("%s: %w", s.Archive.Path, res.CopyErr)
 		}
@@ -113,6 +114,10 @@ func runContainer(s *payload.Stream, dec codec.Reader, dir string, opt Options, 
 		for _, e := range stats.Errors {
 			vol.Notes = append(vol.Notes, "copy: "+e.Error())
 		}
+	}
+	if dir != "" && !opt.Unlinked {
+		res.Report.Fragments = ContainerFragments(&vol, x, res.Fragments)
+		vol.Files -= len(res.Report.Fragments) // written as files, not the guest's
 	}
 	res.Report.Archives = append(res.Report.Archives, arc)
 	res.Report.Volumes = append(res.Report.Volumes, vol)
@@ -205,5 +210,29 @@ func DamagedMembers(f fs.FS, dmg *damage.Map) []report.DamagedFile {
 		}
 		return nil
 	})
+	return out
+}
+
+// ContainerFragments reports the fragments of a container's stream (x)
+// that a Restorer wrote (lost+found/@OFFSET), and notes them in rv.
+func ContainerFragments(rv *report.Volume, x *ctar.Index, written []ctar.Fragment) []report.Fragment {
+	if len(x.Fragments) == 0 {
+		return nil
+	}
+	var out []report.Fragment
+	var bytes int64
+	for _, fr := range written {
+		out = append(out, report.Fragment{Volume: rv.ID, Path: fr.Path(), StreamOffset: fr.Off, Size: fr.Size, Trimmed: fr.Trimmed,
+			State: report.FragmentUnverified})
+		bytes += fr.Size
+	}
+	if n := len(x.Fragments) - len(written); n > 0 {
+		rv.Notes = append(rv.Notes, fmt.Sprintf("%d runs of content whose tar headers were lost could not be written to /lost+found", n))
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	rv.Notes = append(rv.Notes, fmt.Sprintf("%d runs of content (%d bytes) whose tar headers were lost are in /lost+found as @OFFSET: "+
+		"every byte decoded right, but which file each is, and whether it is all of it, is not known (report.json fragments)", len(out), bytes))
 	return out
 }

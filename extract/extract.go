@@ -106,6 +106,9 @@ type Result struct {
 	// Copied says what was written.
 	Tree   *ctar.FS
 	Copied *fs.CopyStats
+	// Fragments lists the fragments of a container's stream written with
+	// its files (lost+found/@OFFSET).
+	Fragments []ctar.Fragment
 	// CopyErr is what stopped the writing of a container's files early
 	// (the Budget); the read went on to the end.
 	CopyErr error

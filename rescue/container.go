@@ -147,7 +147,7 @@ func runContainerOnce(path, dir string, opt Options) (*Report, error) {
 	}
 	damaged := judgeFiles(&rv, v, res.Tree, res.Copied, nil)
 	ownersNote(&rv, opt)
-	rep.Fragments = fragments(&rv, x, filepath.Join(dir, rv.Dir))
+	rep.Fragments = extract.ContainerFragments(&rv, x, res.Fragments)
 	rep.Volumes = append(rep.Volumes, rv)
 	rep.DamagedFiles = append(rep.DamagedFiles, damaged...)
 	if budget.Stopped != "" {
@@ -173,43 +173,4 @@ func isContainer(path string) bool {
 	}
 	k, err := payload.KindOf(path)
 	return err == nil && k == payload.Tar
-}
-
-// fragments reports the fragments of a container's stream (x) that were
-// written into its tree at root (lost+found/@OFFSET), and notes them in
-// rv.
-func fragments(rv *report.Volume, x *ctar.Index, root string) []report.Fragment {
-	if len(x.Fragments) == 0 {
-		return nil
-	}
-	// a real directory, not a symlink a guest planted, is looked into
-	lf := filepath.Join(root, "lost+found")
-	st, err := os.Lstat(lf)
-	dirOK := err == nil && st.IsDir()
-	var out []report.Fragment
-	var bytes int64
-	unwritten := 0
-	for _, fr := range x.Fragments {
-		rf := report.Fragment{Volume: rv.ID, Path: fr.Path(), StreamOffset: fr.Off, Size: fr.Size, Trimmed: fr.Trimmed,
-			State: report.FragmentUnverified}
-		if !dirOK {
-			unwritten++
-			continue
-		}
-		if st, err := os.Lstat(filepath.Join(lf, fr.Name())); err != nil || !st.Mode().IsRegular() || st.Size() != fr.Size {
-			unwritten++ // (the output cap, a name taken)
-			continue
-		}
-		bytes += fr.Size
-		out = append(out, rf)
-	}
-	if unwritten > 0 {
-		rv.Notes = append(rv.Notes, fmt.Sprintf("%d runs of content whose tar headers were lost could not be written to /lost+found", unwritten))
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	rv.Notes = append(rv.Notes, fmt.Sprintf("%d runs of content (%d bytes) whose tar headers were lost are in /lost+found as @OFFSET: "+
-		"every byte decoded right, but which file each is, and whether it is all of it, is not known (report.json fragments)", len(out), bytes))
-	return out
 }

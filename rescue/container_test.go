@@ -325,8 +325,9 @@ func garbage(t *testing.T, arc string, b []byte, at float64, ref string, want fl
 		files-same-nameless, 100*float64(files-same-nameless)/float64(files))
 	if strings.HasSuffix(arc, ".zst") {
 		if lim, ok := zstdLimit(t, b, bad); ok {
-			t.Logf("limit at %.0f%%: of %d members (files and hard links), %d (%.1f %%) have every byte known, %d (%.1f %%) their content",
-				at*100, lim.Members, lim.Whole, 100*float64(lim.Whole)/float64(lim.Members), lim.Content, 100*float64(lim.Content)/float64(lim.Members))
+			t.Logf("limit at %.0f%%: of %d members (files and hard links), %d (%.1f %%) have every byte known, %d (%.1f %%) their content; of the %d with their content known but not their headers, the size field is known for %d (%d in the stream as decoded, without the loss's true length)",
+				at*100, lim.Members, lim.Whole, 100*float64(lim.Whole)/float64(lim.Members), lim.Content, 100*float64(lim.Content)/float64(lim.Members),
+				lim.Content-lim.Whole, lim.SizeKnown, lim.SizeKnownAsDecoded)
 			if same < lim.Whole {
 				t.Errorf("garbage at %.0f%%: %d files identical, %d members have every byte known", at*100, same, lim.Whole)
 			}

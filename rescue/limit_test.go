@@ -22,6 +22,14 @@ type tarLimit struct {
 	// Content: members whose content bytes are known (their headers may
 	// not be).
 	Content int
+	// SizeKnown: of the members with their content known but not their
+	// headers, those whose ustar size field (where the content ends) is
+	// known; SizeKnownAsDecoded: the same in the stream as the decoder
+	// gives it to a reader that cannot tell the loss's true length (Cond
+	// bytes tainted, offsets after the loss moved by the decoder's
+	// estimate). What a reader could place exactly without the header's
+	// checksum.
+	SizeKnown, SizeKnownAsDecoded int
 }
 
 // zstdLimit measures the limit of the damaged stream bad whose original
@@ -38,6 +46,10 @@ func zstdLimit(t *testing.T, good, bad []byte) (lim tarLimit, ok bool) {
 		t.Fatal(err)
 	}
 	first, spans, _ := decodeAll(t, bad, nil)
+	var asDecoded damage.Map
+	for _, s := range spans {
+		asDecoded.Add(s.Off, s.Len, damage.Tainted)
+	}
 	var sized *codec.Span
 	for _, s := range spans {
 		if !s.Resync {
@@ -79,6 +91,20 @@ func zstdLimit(t *testing.T, good, bad []byte) (lim tarLimit, ok bool) {
 			lim.Content++
 			if !dm.Any(m.HeaderOff, m.HeaderEnd-m.HeaderOff, damage.Tainted) {
 				lim.Whole++
+			} else if size := m.HeaderEnd - ctar.BlockSize + 124; !m.Sparse {
+				if !dm.Any(size, 12, damage.Tainted) {
+					lim.SizeKnown++
+				}
+				// offsets after the loss as decoded
+				shift := int64(0)
+				if m.HeaderOff >= sized.End() {
+					shift = int64(len(first) - len(clean))
+				}
+				if m.HeaderOff >= sized.End() || m.HeaderEnd <= sized.Off {
+					if !asDecoded.Any(size+shift, 12, damage.Tainted) {
+						lim.SizeKnownAsDecoded++
+					}
+				}
 			}
 		}
 	}
