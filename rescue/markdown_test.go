@@ -22,9 +22,13 @@ func TestMarkdownEscapesGuestStrings(t *testing.T) {
 	rep.DamagedFiles = []report.DamagedFile{{Volume: evil, Path: "/" + evil, State: "partial", Size: 10, BadBytes: 5}}
 	rep.Config = "disks/" + evil
 	rep.AbsentDisks = []report.AbsentDisk{{Key: evil, Volume: evil}}
+	rep.Fragments = []report.Fragment{{Volume: evil, Path: "/lost+found/@1", StreamOffset: 1, Size: 200, State: report.FragmentUnverified}}
 	var b strings.Builder
 	WriteMarkdown(&b, rep)
 	out := b.String()
+	if !strings.Contains(out, "## Content without a name") || !strings.Contains(out, "`/lost+found/@1`") {
+		t.Error("the unnamed content is not listed")
+	}
 	if strings.ContainsAny(out, "\x1b\r") {
 		t.Error("a raw control character reached report.md")
 	}
