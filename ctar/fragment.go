@@ -76,8 +76,9 @@ func (sc *scanner) fragStart(pos int64, afterResync bool) {
 
 // frag takes the gap's stream bytes b at off (in order, each once): the
 // parts the decoder vouches for extend or start runs; damaged ones end
-// them.
-func (sc *scanner) frag(off int64, b []byte) {
+// them. ahead holds the bytes after b, if the caller has them (a look at
+// the next byte).
+func (sc *scanner) frag(off int64, b, ahead []byte) {
 	if !sc.fr.on || len(b) == 0 || sc.fr.err != nil {
 		return
 	}
@@ -87,19 +88,69 @@ func (sc *scanner) frag(off int64, b []byte) {
 			continue
 		}
 		if r.Off > p {
-			sc.fragBytes(p, b[p-off:r.Off-off])
+			sc.fragBytes(p, b[p-off:r.Off-off], nil)
 		}
 		sc.fragEnd()
 		p = max(p, r.End())
 	}
 	if end := off + int64(len(b)); p < end {
-		sc.fragBytes(p, b[p-off:])
+		sc.fragBytes(p, b[p-off:], ahead)
 	}
 }
 
 // fragBytes adds vouched-for bytes c at off to the open run, or starts
-// one.
-func (sc *scanner) fragBytes(off int64, c []byte) {
+// one; it ends the run before what looks like the next member's header
+// (splitHeader).
+func (sc *scanner) fragBytes(off int64, c, ahead []byte) {
+	for len(c) > 0 {
+		k := sc.splitHeader(off, c, ahead)
+		sc.fragRun(off, c[:k])
+		if k == len(c) {
+			return
+		}
+		sc.fragEnd()
+		off, c = off+int64(k), c[k:]
+		sc.fragRun(off, c[:1]) // the next run starts there
+		off, c = off+1, c[1:]
+	}
+}
+
+// splitHeader returns how many of the bytes c at off belong to the open
+// run (or the one they start): all, unless a header seems to start among
+// them, at a whole number of blocks from the run's start (a member's
+// content starts at a block), after a zero byte (padding or a header's
+// end) and with "./" (how vzdump's GNU tar starts every name): when the
+// padding after a content and the next header's name decoded untainted,
+// the run would otherwise take them in.
+func (sc *scanner) splitHeader(off int64, c, ahead []byte) int {
+	fr := &sc.fr
+	start := off
+	if fr.open && fr.end == off {
+		start = fr.start
+	}
+	q := start + (off-start+BlockSize-1)/BlockSize*BlockSize
+	if q == start {
+		q += BlockSize
+	}
+	for ; q < off+int64(len(c)); q += BlockSize {
+		i := q - off
+		prevZero := i > 0 && c[i-1] == 0 || i == 0 && fr.open && fr.end == off && fr.zeros > 0
+		var next byte
+		switch {
+		case i+1 < int64(len(c)):
+			next = c[i+1]
+		case len(ahead) > 0:
+			next = ahead[0]
+		}
+		if prevZero && c[i] == '.' && next == '/' {
+			return int(i)
+		}
+	}
+	return len(c)
+}
+
+// fragRun adds c at off to the open run, or starts one.
+func (sc *scanner) fragRun(off int64, c []byte) {
 	fr := &sc.fr
 	if fr.open && fr.end != off {
 		sc.fragEnd()

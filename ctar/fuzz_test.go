@@ -22,9 +22,26 @@ func FuzzScan(f *testing.F) {
 func fuzzOne(t *testing.T, b []byte) {
 	{
 		for _, spans := range [][]codec.Span{nil, {{Off: int64(len(b) / 3), Len: int64(len(b) / 5), MaxLen: -1, State: 3, Resync: len(b)%2 == 0}}} {
-			x, err := Scan(&spanReader{Reader: bytes.NewReader(b), spans: spans}, Options{})
+			got := map[int64][]byte{}
+			x, err := Scan(&spanReader{Reader: bytes.NewReader(b), spans: spans}, Options{
+				Fragment: func(start int64, p []byte, off int64) error {
+					if int64(len(got[start])) != off {
+						t.Fatalf("fragment %d: bytes at %d after %d", start, off, len(got[start]))
+					}
+					got[start] = append(got[start], p...)
+					return nil
+				},
+			})
 			if err != nil {
 				t.Fatal(err)
+			}
+			end := int64(0)
+			for _, fr := range x.Fragments {
+				if fr.Off < end || fr.Size < minFragment || fr.Off+fr.Size > x.Size || x.Damage.Any(fr.Off, fr.Size, damage.Tainted) ||
+					!bytes.Equal(got[fr.Off][:min(len(got[fr.Off]), int(fr.Size))], b[fr.Off:fr.Off+fr.Size]) {
+					t.Fatalf("fragment %+v (after %d): out of order, short, outside the stream, damaged or not its bytes", fr, end)
+				}
+				end = fr.Off + fr.Size
 			}
 			for _, m := range x.Members {
 				for _, e := range m.Data() {

@@ -241,13 +241,14 @@ func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 	sc.fragStart(pos, anyAlign)
 	defer sc.fragEnd()
 	if !anyAlign {
-		sc.frag(pos, sc.s.window(pos, 1))
+		w := sc.s.window(pos, 2)
+		sc.frag(pos, w[:min(1, len(w))], w[min(1, len(w)):])
 		cur++
 	}
 	for {
 		w := sc.s.window(cur, windowSize)
 		if len(w) < BlockSize {
-			sc.frag(cur, w)
+			sc.frag(cur, w, nil)
 			sc.x.Gaps = append(sc.x.Gaps, Gap{Off: pos, End: sc.s.end()})
 			after := sc.lastName()
 			sc.problem(pos, "no valid header in the %d bytes to the end: members stored after %s are lost", sc.s.end()-pos, after)
@@ -256,15 +257,19 @@ func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 		i := bytes.Index(w[257:], []byte("ustar"))
 		if i < 0 {
 			adv := len(w) - 257 - 4
-			sc.frag(cur, w[:adv])
+			sc.frag(cur, w[:adv], w[adv:])
 			cur += int64(adv)
 			continue
 		}
 		o := cur + int64(i)
-		sc.frag(cur, w[:o-cur]) // (before a window at o drops them)
+		// the bytes from cur with the candidate block (a window at o would
+		// drop those before it)
+		w = sc.s.window(cur, int(o-cur)+BlockSize)
+		at := int(o - cur)
+		sc.frag(cur, w[:at], w[at:])
 		_, misaligned := sc.s.resyncIn(pos, o)
 		if (anyAlign || misaligned || (o-pos)%BlockSize == 0) && !sc.s.lost(o, BlockSize) {
-			if blk := sc.s.window(o, BlockSize); len(blk) == BlockSize {
+			if blk := w[at:]; len(blk) == BlockSize {
 				if _, err := parseHeader(blk); err == nil {
 					after := sc.lastName()
 					sc.x.Gaps = append(sc.x.Gaps, Gap{Off: pos, End: o})
@@ -274,7 +279,7 @@ func (sc *scanner) search(pos int64, why string, anyAlign bool) int64 {
 				}
 			}
 		}
-		sc.frag(o, sc.s.window(o, 1))
+		sc.frag(o, w[at:at+1], w[at+1:])
 		cur = o + 1
 	}
 }
