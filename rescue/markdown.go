@@ -116,6 +116,9 @@ func writeInShort(p printer, r *Report) {
 		}
 		p(".\n")
 	}
+	if n := len(rep.Fragments); n > 0 {
+		p("- **Without a name:** %d runs of content whose tar headers were lost are in `lost+found` as `@OFFSET`, unverified as files (see *Content without a name*).\n", n)
+	}
 	switch {
 	case container(rep) && rep.Config != "":
 		p("- **Container config:** %s (Proxmox's pct.conf from the backup: what you need to recreate the container).\n", code(rep.Config))
