@@ -211,6 +211,22 @@ func (sc *scanner) fragEnd() {
 	}
 }
 
+// recheckFragments drops the fragments that the stream's final damage
+// account touches (a decoder that reported damage after the bytes it
+// covers; none should): the account at the end decides.
+func (sc *scanner) recheckFragments() {
+	k := 0
+	for _, fr := range sc.x.Fragments {
+		if sc.s.dmg.Any(fr.Off, fr.Size, damage.Tainted) {
+			sc.problem(fr.Off, "content found without its headers dropped: damage was reported in it after it was read")
+			continue
+		}
+		sc.x.Fragments[k] = fr
+		k++
+	}
+	sc.x.Fragments = sc.x.Fragments[:k]
+}
+
 // trailingZeros counts the zero bytes at the end of b.
 func trailingZeros(b []byte) int {
 	i := len(b)

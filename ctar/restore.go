@@ -31,6 +31,7 @@ type Restorer struct {
 	fragSt  *fs.Stat
 	written []Fragment // the fragments written
 	noLF    bool       // lost+found could not be had: no fragment is written
+	lf      fs.DirID   // lost+found, once it has a fragment
 }
 
 // Fragments returns the fragments written (lost+found/@OFFSET), in stream
@@ -79,6 +80,7 @@ func (r *Restorer) Finish(x *Index) (*FS, *fs.CopyStats, error) {
 		r.frag.Discard()
 		r.frag = nil
 	}
+	r.dropFragments(x)
 	stats, err := r.w.Finish()
 	r.f.info.Size = x.Size
 	if !x.Damage.Empty() || x.ProblemCount > 0 {
@@ -248,6 +250,7 @@ func (r *Restorer) fragment(start int64, p []byte, off int64) error {
 		if r.frag = r.w.Create(d, Fragment{Off: start}.Name(), r.fragSt, gp, false); r.frag == nil {
 			return r.w.Err()
 		}
+		r.lf = d
 		r.fragOff = start
 	}
 	return r.frag.WriteAt(p, off)
@@ -271,6 +274,25 @@ func (r *Restorer) fragmentEnd(fr Fragment, keep bool) error {
 	}
 	r.frag = nil
 	return r.w.Err()
+}
+
+// dropFragments removes the fragments written that x (the scan's final
+// account) no longer lists.
+func (r *Restorer) dropFragments(x *Index) {
+	keep := make(map[int64]bool, len(x.Fragments))
+	for _, fr := range x.Fragments {
+		keep[fr.Off] = true
+	}
+	k := 0
+	for _, fr := range r.written {
+		if keep[fr.Off] {
+			r.written[k] = fr
+			k++
+		} else {
+			r.w.Remove(r.lf, fr.Name(), fr.Path())
+		}
+	}
+	r.written = r.written[:k]
 }
 
 // lostFound returns the root's lost+found directory, made when the archive

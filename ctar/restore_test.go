@@ -4,6 +4,7 @@ package ctar
 
 import (
 	"bytes"
+	"io"
 	"crypto/sha256"
 	"fmt"
 	iofs "io/fs"
@@ -345,5 +346,86 @@ func TestFragmentsHostileLostFound(t *testing.T) {
 	}
 	if st, err := os.Lstat(filepath.Join(dir, "out", lostFound)); err != nil || st.Mode()&iofs.ModeSymlink == 0 {
 		t.Errorf("the guest's symlink: %v %v", st, err)
+	}
+}
+
+// lateReader reports one more span once the stream has been read to its
+// end.
+type lateReader struct {
+	spanReader
+	late codec.Span
+	done bool
+}
+
+func (l *lateReader) Read(p []byte) (int, error) {
+	n, err := l.spanReader.Read(p)
+	if err == io.EOF {
+		l.done = true
+	}
+	return n, err
+}
+
+func (l *lateReader) Spans() []codec.Span {
+	if l.done {
+		return append(slices.Clone(l.spans), l.late)
+	}
+	return l.spans
+}
+
+// TestFragmentsLateDamage: a fragment that damage reported after its
+// bytes were read touches is dropped from the index and from the tree
+// written: the final account decides.
+func TestFragmentsLateDamage(t *testing.T) {
+	tarBin := testutil.RequireTool(t, "tar")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	must(t, os.MkdirAll(src, 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "a.txt"), bytes.Repeat([]byte("some text of a file\n"), 100), 0o644))
+	// (d.txt is larger than the scan's window: a.txt's bytes are read
+	// and passed on before the stream's end)
+	must(t, os.WriteFile(filepath.Join(src, "d.txt"), bytes.Repeat([]byte("another file's text\n"), 3<<16), 0o644))
+	arc := filepath.Join(dir, "x.tar")
+	testutil.Run(t, tarBin, "cf", arc, "--format=gnu", "-C", src, "./a.txt", "./d.txt")
+	b, err := os.ReadFile(arc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := Scan(codec.Plain(bytes.NewReader(b)), Options{})
+	if err != nil || len(x.Members) != 2 {
+		t.Fatalf("%v %d members", err, len(x.Members))
+	}
+	var dm damage.Map
+	a, d := x.Members[0], x.Members[1]
+	dm.Add(a.HeaderOff, a.HeaderEnd-a.HeaderOff, damage.Lost)
+	dm.Add(a.HeaderEnd+a.Size, int64(len(b))-(a.HeaderEnd+a.Size), damage.Tainted)
+	dm.Clear(d.HeaderEnd, d.Size)
+	copy(b[d.HeaderOff+100:], bytes.Repeat([]byte{'X'}, 100))
+	var spans []codec.Span
+	for _, r := range dm.Ranges() {
+		spans = append(spans, codec.Span{Off: r.Off, Len: r.Len, MaxLen: -1, State: r.State})
+	}
+	out := filepath.Join(dir, "out")
+	rs, err := NewRestorer(out, fs.CopyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sopt Options
+	rs.Hook(&sopt)
+	lr := &lateReader{spanReader: spanReader{Reader: bytes.NewReader(b), spans: spans},
+		late: codec.Span{Off: a.HeaderEnd + 10, Len: 1, MaxLen: -1, State: damage.Tainted}}
+	y, err := Scan(lr, sopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := rs.Finish(y); err != nil {
+		t.Fatal(err)
+	}
+	want := []Fragment{{Off: d.HeaderEnd, Size: d.Size}}
+	if !slices.Equal(y.Fragments, want) || !slices.Equal(rs.Fragments(), want) {
+		t.Errorf("fragments %+v, written %+v, want %+v", y.Fragments, rs.Fragments(), want)
+	}
+	ents, _ := os.ReadDir(filepath.Join(out, lostFound))
+	if len(ents) != 1 || ents[0].Name() != want[0].Name() {
+		t.Errorf("lost+found holds %v", ents)
 	}
 }

@@ -68,6 +68,7 @@ func Scan(r codec.Reader, opt Options) (*Index, error) {
 	}
 	sc.x.Size = sc.s.end()
 	sc.x.Damage = &sc.s.dmg
+	sc.recheckFragments()
 	if err == nil && sc.s.err != nil {
 		err = sc.s.err
 	}
