@@ -4,9 +4,9 @@ package ctar
 
 import (
 	"bytes"
-	"io"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"os"
 	"os/exec"
