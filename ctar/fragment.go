@@ -12,9 +12,10 @@ import (
 //
 // After a zstd loss, each tar header copies the one before it, so the
 // headers that follow copy the lost bytes: their checksums fail, and
-// their size fields are tainted too (on the 4,000-file test tree, not
-// one of them stays untainted), while the files' contents, mostly new
-// bytes, decode right. A fragment is then most often one member's content,
+// their size fields are tainted too (on the 4,000-file test tree, of the
+// 276-1499 members per damaged position whose content decodes right, the
+// size field of 0-19), while the files' contents, mostly new bytes,
+// decode right. A fragment is then most often one member's content,
 // but nothing verifies that: where the member began and ended is inferred
 // from where the damage stops and starts again, so a fragment may be part
 // of a file, or a file with bytes of its neighbours (the tar padding after
