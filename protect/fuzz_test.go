@@ -1,6 +1,8 @@
 package protect
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,7 +12,7 @@ import (
 // segment of one chunk) and returns its bytes.
 func tinySidecar(t testing.TB) []byte {
 	p := filepath.Join(t.TempDir(), "a.vzsalvage")
-	sw, err := createSidecar(p)
+	sw, err := createSidecar(p, Version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +21,8 @@ func tinySidecar(t testing.TB) []byte {
 	sw.record(recCluster, clusterKey(1, 0), encodePage(nil, []uint64{0, 5, 0}))
 	sw.record(recChunks, 0, appendUint64(nil, 42))
 	sw.record(recParity, 0, make([]byte, par.parityLen(s)))
-	h := &Header{Format: "vzsalvage-sidecar", Version: Version, Archive: ArchiveInfo{Size: 100},
+	sum := sha256.Sum256(appendUint64(nil, 42))
+	h := &Header{Format: "vzsalvage-sidecar", Version: Version, Archive: ArchiveInfo{Size: 100, ChunksSHA256: hex.EncodeToString(sum[:])},
 		VMA:      VMAInfo{Devices: []DeviceInfo{{ID: 1, Name: "drive-scsi0", Size: 3 * clusterSize}}},
 		Clusters: ClusterInfo{Hash: "xxh64", Size: clusterSize, Page: pageClusters}, Chunks: ChunkInfo{Hash: "xxh64", Size: par.ShardSize}, Parity: par}
 	if err := sw.finish(h); err != nil {

@@ -33,6 +33,10 @@ type Options struct {
 	// Context, if set, stops the read when done (an interrupt): no
 	// sidecar is written and its temporary file is removed.
 	Context context.Context
+
+	// version is the format version to write (Version when 0); tests
+	// write version 1 to check that it is still read.
+	version int
 }
 
 // Result is what Protect did.
@@ -72,8 +76,14 @@ func Protect(path string, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	size := st.Size()
+	if opt.version == 0 {
+		opt.version = Version
+	}
+	if opt.version < minVersion || opt.version > Version {
+		return nil, fmt.Errorf("sidecar format version %d: this vzsalvage writes versions %d to %d", opt.version, minVersion, Version)
+	}
 	scPath := SidecarPath(path, opt.SidecarDir)
-	sw, err := createSidecar(scPath)
+	sw, err := createSidecar(scPath, uint32(opt.version))
 	if err != nil {
 		return nil, err
 	}
@@ -84,13 +94,16 @@ func Protect(path string, opt Options) (*Result, error) {
 		}
 	}()
 
-	sum := sha256.New()
+	// the archive's pin: version 1 the SHA-256 of its bytes (a tap of its
+	// own), version 2 the SHA-256 of its chunk hashes (as they are written)
+	fileSum, chunkSum := sha256.New(), sha256.New()
 	var tapped int64
 	enc, err := newEncoder(par, size, func(s segment, hashes []uint64, parity []byte) error {
 		b := make([]byte, 0, 8*len(hashes))
 		for _, h := range hashes {
 			b = appendUint64(b, h)
 		}
+		chunkSum.Write(b) // (segments are emitted in order)
 		if err := sw.record(recChunks, uint64(s.index), b); err != nil {
 			return err
 		}
@@ -100,14 +113,18 @@ func Protect(path string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	defer enc.free() // (after the taps: Verify returns once they are done)
-	// the archive's hash, and the chunk hashes and the parity, each on a
-	// goroutine of its own beside the decoder
+	// the chunk hashes and the parity (and for version 1 the archive's
+	// hash), each on a goroutine of its own beside the decoder
 	taps := []func([]byte){
-		func(b []byte) { sum.Write(b) },
 		func(b []byte) {
 			enc.Write(b)
 			tapped += int64(len(b))
 		},
+	}
+	var rest io.Writer = enc
+	if opt.version == 1 {
+		taps = append(taps, func(b []byte) { fileSum.Write(b) })
+		rest = io.MultiWriter(fileSum, enc)
 	}
 
 	var table *pageTable
@@ -150,7 +167,7 @@ func Protect(path string, opt Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, err = io.Copy(io.MultiWriter(sum, enc), io.NewSectionReader(f, tapped, size-tapped))
+		_, err = io.Copy(rest, io.NewSectionReader(f, tapped, size-tapped))
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -175,7 +192,12 @@ func Protect(path string, opt Options) (*Result, error) {
 		}
 	}
 	h := newHeader(path, st, vres, par, opt.Tool)
-	h.Archive.SHA256 = hex.EncodeToString(sum.Sum(nil))
+	h.Version = opt.version
+	if opt.version == 1 {
+		h.Archive.SHA256 = hex.EncodeToString(fileSum.Sum(nil))
+	} else {
+		h.Archive.ChunksSHA256 = hex.EncodeToString(chunkSum.Sum(nil))
+	}
 	if err := sw.finish(h); err != nil {
 		return nil, err
 	}

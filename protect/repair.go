@@ -57,17 +57,19 @@ type RepairOptions struct {
 
 // ScanPoint is how far a chunk check got: the bytes before Offset are
 // checked, their damage is in Damage and SHA256 is the whole-file hash's
-// state after them. The archive's and sidecar's identities make a point of
+// state after them (for a version 1 sidecar; empty for version 2, whose
+// pin is the hash of the sidecar's chunk hashes, not of the file). The archive's and sidecar's identities make a point of
 // a changed archive or sidecar void.
 type ScanPoint struct {
 	ScanIdentity
 	Offset int64       `json:"offset"`
-	SHA256 []byte      `json:"sha256_state"`
+	SHA256 []byte      `json:"sha256_state,omitempty"`
 	Damage *damage.Map `json:"damage"`
 }
 
 // ScanIdentity names the archive (path, size, mtime) and the sidecar (path,
-// size, mtime, the archive SHA-256 it records) a ScanPoint belongs to.
+// size, mtime, the archive's pin it records: its SHA-256 for version 1,
+// ArchiveInfo.Pin for version 2) a ScanPoint belongs to.
 type ScanIdentity struct {
 	Archive       string `json:"archive"`
 	Size          int64  `json:"size"`
@@ -96,7 +98,9 @@ type RepairResult struct {
 	Rebuilt      int64       `json:"rebuilt"`
 	FromCopies   int64       `json:"from_copies,omitempty"`
 	Unrepairable *damage.Map `json:"unrepairable"`
-	// Complete: the output is bit for bit the original (SHA-256 equal).
+	// Complete: the output is bit for bit the original (version 1: its
+	// SHA-256 is the sidecar's; version 2: every chunk's hash is the
+	// sidecar's and the SHA-256 of them all is the sidecar's pin).
 	Complete bool `json:"complete"`
 	// Output is the file written (empty when none).
 	Output string `json:"output,omitempty"`
@@ -215,13 +219,17 @@ func (r *repairer) identity(path string, st os.FileInfo) (ScanIdentity, error) {
 	if err != nil {
 		return ScanIdentity{}, err
 	}
+	pin := r.sc.Header.Archive.SHA256 // (as version 1 state files have it)
+	if pin == "" {
+		pin = r.sc.Header.Archive.Pin()
+	}
 	return ScanIdentity{Archive: path, Size: st.Size(), ModTime: st.ModTime().UnixNano(),
 		Sidecar: r.sc.Path, SidecarSize: sst.Size(), SidecarMTime: sst.ModTime().UnixNano(),
-		SidecarSHA256: r.sc.Header.Archive.SHA256}, nil
+		SidecarSHA256: pin}, nil
 }
 
-// resumable returns opt.Resume when the check can go on from it, and the
-// whole-file hash restored to its state.
+// resumable returns opt.Resume when the check can go on from it, and (for a
+// version 1 sidecar) the whole-file hash restored to its state.
 func (r *repairer) resumable(sum hash.Hash) *ScanPoint {
 	p := r.opt.Resume
 	if p == nil || p.Offset <= 0 || p.Offset > r.orig || len(r.copies) > 0 {
@@ -232,6 +240,9 @@ func (r *repairer) resumable(sum hash.Hash) *ScanPoint {
 	}
 	if p.Offset != r.orig && (p.Offset%r.p.segmentSize())%scanBlock != 0 {
 		return nil
+	}
+	if !r.fileSum() {
+		return p
 	}
 	u, ok := sum.(encoding.BinaryUnmarshaler)
 	if !ok || u.UnmarshalBinary(p.SHA256) != nil {
@@ -254,11 +265,19 @@ func clip(m *damage.Map, off, n int64) *damage.Map {
 	return out
 }
 
-// scan compares every chunk of the file with its hash (and the whole with
-// the SHA-256) and records the damaged ones.
+// fileSum says whether the sidecar pins the archive by the SHA-256 of its
+// bytes (version 1) rather than of its chunk hashes (version 2).
+func (r *repairer) fileSum() bool { return r.sc.Header.Version == 1 }
+
+// scan compares every chunk of the file with its hash and records the
+// damaged ones; it checks the archive's pin: version 1 the SHA-256 of the
+// whole file, version 2 the SHA-256 of the sidecar's chunk hashes (the file
+// is then intact when every chunk matched its hash).
 func (r *repairer) scan() error {
 	nseg := r.p.segments(r.orig)
 	sum := sha256.New()
+	hsum := sha256.New() // of the sidecar's chunk hashes
+	hashesOK := true
 	buf := make([]byte, scanBlock)
 	r.bad = make([]*damage.Map, nseg)
 	var from int64
@@ -276,10 +295,16 @@ func (r *repairer) scan() error {
 		if err != nil {
 			// the sidecar cannot say where the damage is in this segment
 			r.rr.Notes = append(r.rr.Notes, fmt.Sprintf("segment %d of the archive cannot be checked: %v", i, err))
+			hashesOK = false
+		} else {
+			writeHashes(hsum, hashes)
 		}
+		fileSum := r.fileSum()
 		err = r.eachBlock(s, max(0, from-s.start), buf, func(off int64, b []byte, got int) error {
 			n := int64(len(b))
-			sum.Write(b[:got])
+			if fileSum {
+				sum.Write(b[:got])
+			}
 			for j := int64(0); j < n; j += int64(r.p.ShardSize) {
 				sh := (off + j) / int64(r.p.ShardSize)
 				l := min(int64(r.p.ShardSize), s.length-off-j)
@@ -316,15 +341,42 @@ func (r *repairer) scan() error {
 			r.rr.Damage.Add(s.start+rg.Off, rg.Len, rg.State)
 		}
 	}
-	r.sumOK = hex.EncodeToString(sum.Sum(nil)) == r.sc.Header.Archive.SHA256
+	if r.fileSum() {
+		r.sumOK = hex.EncodeToString(sum.Sum(nil)) == r.sc.Header.Archive.SHA256
+		return nil
+	}
+	r.sumOK = hashesOK && hex.EncodeToString(hsum.Sum(nil)) == r.sc.Header.Archive.ChunksSHA256
+	if hashesOK && !r.sumOK {
+		r.rr.Notes = append(r.rr.Notes, "the sidecar's chunk hashes are not those it was written with (their SHA-256 differs from its header's)")
+	}
 	return nil
+}
+
+// pinName names the archive's pin in messages.
+func (r *repairer) pinName() string {
+	if r.fileSum() {
+		return "SHA-256"
+	}
+	return "SHA-256 of its chunk hashes"
+}
+
+// writeHashes adds chunk hashes to h as the sidecar stores them: 8 bytes,
+// little-endian, each.
+func writeHashes(h hash.Hash, hs []uint64) {
+	b := make([]byte, 0, 8*len(hs))
+	for _, v := range hs {
+		b = appendUint64(b, v)
+	}
+	h.Write(b)
 }
 
 // point returns the ScanPoint after done bytes: the damage of the segments
 // before and of the current one so far (m, from segment offset start).
 func (r *repairer) point(done int64, sum hash.Hash, start int64, m *damage.Map) *ScanPoint {
 	p := ScanPoint{ScanIdentity: r.here, Offset: done}
-	p.SHA256, _ = sum.(encoding.BinaryMarshaler).MarshalBinary()
+	if r.fileSum() {
+		p.SHA256, _ = sum.(encoding.BinaryMarshaler).MarshalBinary()
+	}
 	p.Damage = r.rr.Damage.Clone()
 	p.Damage.Shift(m, start)
 	return &p
@@ -338,7 +390,8 @@ func (r *repairer) rebuild() error {
 		return err
 	}
 	var out *os.File
-	var outSum hash.Hash
+	var outSum hash.Hash // version 1: of the output; version 2: of its chunk hashes
+	var outHashes []uint64
 	target := r.opt.Output
 	if r.opt.InPlace {
 		target = r.rr.Archive
@@ -357,6 +410,7 @@ func (r *repairer) rebuild() error {
 		outSum = sha256.New()
 	}
 	buf := make([]byte, 4<<20)
+	proven := true // version 2: every chunk of the output has the sidecar's hash
 	for i := int64(0); i < r.p.segments(r.orig); i++ {
 		s := r.p.segment(r.orig, i)
 		fixes, err := r.rebuildSegment(rs, s)
@@ -366,29 +420,56 @@ func (r *repairer) rebuild() error {
 		if out == nil {
 			continue
 		}
+		var want []uint64
+		if !r.fileSum() {
+			if want, err = r.sc.chunkHashes(i, s.shards); err != nil {
+				proven = false
+			}
+			outHashes = outHashes[:0]
+		}
 		err = r.eachBlock(s, 0, buf, func(off int64, b []byte, got int) error {
 			n := int64(len(b))
 			clear(b[got:])
-			for j := int64(0); j < n; j += int64(r.p.ShardSize) {
-				if fx, ok := fixes[(off+j)/int64(r.p.ShardSize)]; ok {
+			S := int64(r.p.ShardSize)
+			for j := int64(0); j < n; j += S {
+				sh := (off + j) / S
+				if fx, ok := fixes[sh]; ok {
 					copy(b[j:], fx)
 				}
+				if r.fileSum() {
+					continue
+				}
+				h := xxhash.Sum64(b[j : j+min(S, s.length-off-j)])
+				outHashes = append(outHashes, h)
+				if want == nil || sh >= int64(len(want)) || want[sh] != h {
+					proven = false
+				}
 			}
-			outSum.Write(b)
+			if r.fileSum() {
+				outSum.Write(b)
+			}
 			_, err := out.Write(b)
 			return report.TargetError(err, out.Name(), target)
 		})
 		if err != nil {
 			return err
 		}
+		if !r.fileSum() {
+			writeHashes(outSum, outHashes)
+		}
 	}
 	r.rr.Complete = r.rr.Unrepairable.Empty()
 	if out == nil {
 		return nil
 	}
-	complete := hex.EncodeToString(outSum.Sum(nil)) == r.sc.Header.Archive.SHA256
+	var complete bool
+	if r.fileSum() {
+		complete = hex.EncodeToString(outSum.Sum(nil)) == r.sc.Header.Archive.SHA256
+	} else {
+		complete = proven && hex.EncodeToString(outSum.Sum(nil)) == r.sc.Header.Archive.ChunksSHA256
+	}
 	if r.rr.Complete && !complete {
-		return errors.New("the rebuilt archive's SHA-256 differs from the sidecar's although every chunk matched (please report this)")
+		return fmt.Errorf("the rebuilt archive's %s differs from the sidecar's although every chunk matched (please report this)", r.pinName())
 	}
 	r.rr.Complete = complete
 	if r.opt.InPlace && !complete {

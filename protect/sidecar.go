@@ -65,8 +65,9 @@ func (s *Sidecar) load() error {
 	if string(pre[:8]) != magic {
 		return formatErr("wrong magic")
 	}
-	if v := binary.LittleEndian.Uint32(pre[8:]); v != Version {
-		return formatErr("format version %d (this vzsalvage reads version %d)", v, Version)
+	v := binary.LittleEndian.Uint32(pre[8:])
+	if v < minVersion || v > Version {
+		return formatErr("format version %d (this vzsalvage reads versions %d to %d)", v, minVersion, Version)
 	}
 	var foot [footerSize]byte
 	if _, err := s.f.ReadAt(foot[:], s.Size-footerSize); err != nil {
@@ -99,6 +100,9 @@ func (s *Sidecar) load() error {
 	if err := json.Unmarshal(js, &s.Header); err != nil {
 		return formatErr("header: %v", err)
 	}
+	if s.Header.Version != int(v) {
+		return formatErr("header version %d in a version %d file", s.Header.Version, v)
+	}
 	return s.Header.check()
 }
 
@@ -106,8 +110,12 @@ func (s *Sidecar) load() error {
 func (h *Header) check() error {
 	p := h.Parity
 	switch {
-	case h.Format != "vzsalvage-sidecar" || h.Version != Version:
+	case h.Format != "vzsalvage-sidecar" || h.Version < minVersion || h.Version > Version:
 		return formatErr("header format %q version %d", h.Format, h.Version)
+	case h.Version == 1 && !isHexSHA256(h.Archive.SHA256):
+		return formatErr("archive sha256 %q", h.Archive.SHA256)
+	case h.Version >= 2 && !isHexSHA256(h.Archive.ChunksSHA256):
+		return formatErr("archive chunks_sha256 %q", h.Archive.ChunksSHA256)
 	case h.Archive.Size < 0:
 		return formatErr("archive size %d", h.Archive.Size)
 	case h.Clusters.Hash != "xxh64" || h.Clusters.Size != clusterSize || h.Clusters.Page != pageClusters:
@@ -269,4 +277,17 @@ func decodePage(b []byte, n int) ([]uint64, error) {
 		return nil, formatErr("cluster page kind %d", kind)
 	}
 	return hs, nil
+}
+
+// isHexSHA256 reports whether s is a SHA-256 in lower-case hex.
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

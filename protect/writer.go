@@ -30,8 +30,9 @@ type indexed struct {
 	loc recLoc
 }
 
-// createSidecar starts the sidecar that will be at path.
-func createSidecar(path string) (*sidecarWriter, error) {
+// createSidecar starts the sidecar of the given format version that will
+// be at path.
+func createSidecar(path string, version uint32) (*sidecarWriter, error) {
 	f, err := report.CreateTemp(path)
 	if err != nil {
 		return nil, err
@@ -39,7 +40,7 @@ func createSidecar(path string) (*sidecarWriter, error) {
 	sw := &sidecarWriter{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20)}
 	var pre [preambleSize]byte
 	copy(pre[:], magic)
-	binary.LittleEndian.PutUint32(pre[8:], Version)
+	binary.LittleEndian.PutUint32(pre[8:], version)
 	sw.write(pre[:])
 	return sw, sw.err
 }

@@ -147,8 +147,8 @@ func printRepair(w io.Writer, o repairOutput, opt protect.RepairOptions) {
 	unrep := rr.Unrepairable.Total(damage.Tainted)
 	switch {
 	case rr.Complete && rr.Output != "":
-		ui.Fprintf(w, "  repaired: %s rebuilt from parity%s; %s is bit for bit the original (SHA-256 %s)\n",
-			ui.Bytes(rr.Rebuilt), fromCopies(rr), ui.Safe(rr.Output), rr.Header.Archive.SHA256)
+		ui.Fprintf(w, "  repaired: %s rebuilt from parity%s; %s is bit for bit the original (%s)\n",
+			ui.Bytes(rr.Rebuilt), fromCopies(rr), ui.Safe(rr.Output), pinText(rr.Header.Archive))
 		return
 	case rr.Complete:
 		ui.Fprintf(w, "  repairable: the parity rebuilds all of it; run\n    vzsalvage repair --in-place %s\n  or -o FIXED to keep the damaged file\n", p)
@@ -227,4 +227,14 @@ func printMerge(w io.Writer, rr *protect.RepairResult, opt protect.RepairOptions
 		args += " --also " + ui.Safe(c)
 	}
 	ui.Fprintf(w, "next: vzsalvage rescue %s%s -o DIR   (it reads past the damage and fills from the copies)\n", p, args)
+}
+
+// pinText says how a repaired archive was proven the original: by its
+// SHA-256 (a version 1 sidecar) or by every chunk's hash and the SHA-256 of
+// them all (version 2).
+func pinText(a protect.ArchiveInfo) string {
+	if a.SHA256 != "" {
+		return "SHA-256 " + a.SHA256
+	}
+	return "every 4 KiB chunk's xxh64 matches; SHA-256 of the chunk hashes " + a.ChunksSHA256
 }
