@@ -4,6 +4,8 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/vzsalvage/vzsalvage/codec"
 )
 
 // The read-ahead of Payload: depth chunks of size bytes (small chunks: a
@@ -150,6 +152,28 @@ func (p *prefetch) Read(b []byte) (int, error) {
 	n := copy(b, p.cur.buf.b[p.off:p.cur.n])
 	p.off += n
 	return n, nil
+}
+
+// FillAsync implements codec.AsyncFiller: a goroutine copies into b what
+// is read ahead, as Read, and goes on while more is already read.
+func (p *prefetch) FillAsync(b []byte) <-chan codec.FillResult {
+	ch := make(chan codec.FillResult, 1)
+	go func() {
+		n, err := p.Read(b)
+		for err == nil && n < len(b) && p.ready() {
+			var k int
+			k, err = p.Read(b[n:])
+			n += k
+		}
+		ch <- codec.FillResult{N: n, Err: err}
+	}()
+	return ch
+}
+
+// ready reports whether Read would return at once: bytes of the current
+// chunk are left or the next chunk is read already.
+func (p *prefetch) ready() bool {
+	return p.off < p.cur.n || p.err == nil && len(p.full) > 0
 }
 
 // Close stops the reading goroutine and waits for it, and for the taps to

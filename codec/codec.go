@@ -254,3 +254,20 @@ var ErrCorrupt = errors.New("corrupt compressed data")
 // ErrTruncated is wrapped by the errors a strict decoder returns when the
 // input ends early.
 var ErrTruncated = errors.New("compressed data ends early")
+
+// AsyncFiller is implemented by input readers that can copy their next
+// bytes into a buffer on a goroutine of their own (archive's read-ahead),
+// so that the copy does not take the decoder's time.
+type AsyncFiller interface {
+	// FillAsync starts reading into b (at least one byte, or an error, as
+	// Read) and delivers the result on the channel returned. Until it is
+	// delivered, b belongs to the filler and the reader must not be used
+	// in any other way.
+	FillAsync(b []byte) <-chan FillResult
+}
+
+// FillResult is the outcome of an AsyncFiller's read: as Read's results.
+type FillResult struct {
+	N   int
+	Err error
+}

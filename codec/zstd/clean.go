@@ -124,6 +124,10 @@ func (f *feeder) Read(p []byte) (int, error) {
 // stepClean lets klauspost decode the next piece of the frame.
 func (z *Reader) stepClean() error {
 	const chunk = 1 << 20
+	if len(z.h.buf)-z.h.w < chunk || !z.h.unlent(z.h.w, z.h.w+chunk) {
+		// the reserve may slide or move the output being hashed
+		z.hashSync()
+	}
 	z.h.reserve(chunk)
 	w0 := z.h.w
 	// With concurrency 1, klauspost returns at most one block's output per
@@ -131,13 +135,16 @@ func (z *Reader) stepClean() error {
 	n, err := z.kd.Read(z.h.buf[w0 : w0+chunk])
 	z.h.w += n
 	z.frameN += int64(n)
-	z.hashOut(z.h.buf[w0:z.h.w])
+	z.hashAhead(false)
 	if n > 0 {
 		z.markDecoded(z.feed.pos, z.softBlock(z.feed.lastBlock()), int64(n))
 	}
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
+	}
+	// the end of the clean path: the frame's hash is complete
+	z.hashSync()
+	switch {
 	case err == io.EOF && z.feed.next == itemEnd && z.feed.pos == z.feed.limit && !z.feed.bad:
 		z.pos = z.feed.pos
 		z.state = stFrame

@@ -3,18 +3,25 @@ package zstd
 import (
 	"errors"
 	"io"
+
+	"github.com/vzsalvage/vzsalvage/codec"
 )
 
 // input is the compressed stream with random access to a bounded region:
 // bytes from the last release point on stay buffered, so the decoder can
 // look ahead (chain scanning) and back (rebuilding state at the handover).
 type input struct {
-	src  io.Reader
-	buf  []byte // buf[0] is at stream offset off
-	off  int64
-	keep int64 // bytes before keep may be dropped
-	eof  bool
-	err  error // a read error other than io.EOF
+	src io.Reader
+	// async, when src is a codec.AsyncFiller, copies the next bytes into
+	// the buffer's free room beside the decoder; ahead is its read under
+	// way (into buf[len(buf):cap(buf)]), nil when none.
+	async codec.AsyncFiller
+	ahead <-chan codec.FillResult
+	buf   []byte // buf[0] is at stream offset off
+	off   int64
+	keep  int64 // bytes before keep may be dropped
+	eof   bool
+	err   error // a read error other than io.EOF
 
 	// pin, when ≥ 0, keeps bytes from pin on although released (a resume
 	// point Resize may decode from again), as long as the decoder asks for
@@ -62,6 +69,14 @@ func (in *input) at(p int64, n int) []byte {
 // at least doubling), so that the bytes kept (the last blocks,
 // for a handover) are copied rarely.
 func (in *input) fill(end int64) {
+	if in.ahead != nil {
+		// the read under way: its bytes are the next ones
+		r := <-in.ahead
+		in.ahead = nil
+		in.got(r.N, r.Err)
+		in.readAhead()
+		return
+	}
 	keep := in.keep
 	if in.pin >= 0 {
 		keep = min(keep, in.pin)
@@ -84,12 +99,38 @@ func (in *input) fill(end int64) {
 		in.buf = nb
 	}
 	n, err := in.src.Read(in.buf[len(in.buf):cap(in.buf)])
+	in.got(n, err)
+	in.readAhead()
+}
+
+// got appends n bytes read into the free room, and notes the read's error.
+func (in *input) got(n int, err error) {
 	in.buf = in.buf[:len(in.buf)+n]
 	if err != nil {
 		in.eof = true
 		if !errors.Is(err, io.EOF) {
 			in.err = err
 		}
+	}
+}
+
+// readAhead starts an asynchronous read into the buffer's free room when
+// the source can and there is a read's worth of room: the next fill takes
+// its bytes without copying them itself.
+func (in *input) readAhead() {
+	if in.async == nil || in.eof || cap(in.buf)-len(in.buf) < readChunk {
+		return
+	}
+	in.ahead = in.async.FillAsync(in.buf[len(in.buf):cap(in.buf)])
+}
+
+// stop waits for a read under way and keeps its bytes: the source is then
+// free to be used otherwise (or dropped).
+func (in *input) stop() {
+	if in.ahead != nil {
+		r := <-in.ahead
+		in.ahead = nil
+		in.got(r.N, r.Err)
 	}
 }
 

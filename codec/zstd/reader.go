@@ -67,8 +67,12 @@ type Reader struct {
 	losses   []codec.Loss
 
 	pending int64 // Lost placeholder bytes still to write
-	closed  bool
-	err     error
+	// bg hashes the clean path's output (bghash.go); bgFrom is the output
+	// offset of the first byte not yet handed to it.
+	bg     bgHash
+	bgFrom int64
+	closed bool
+	err    error
 }
 
 // run is the Reader's decoding state apart from the history, the decoder
@@ -158,6 +162,7 @@ func newReader(r io.Reader, opt codec.Options, cfg config) *Reader {
 	}
 	z := &Reader{strict: opt.Strict, coarse: opt.Coarse, cfg: cfg, maxProb: opt.MaxProblems}
 	z.in.src = r
+	z.in.async, _ = r.(codec.AsyncFiller)
 	z.in.pin, z.in.pinMax = -1, cmp.Or(cfg.pinMax, defaultPinMax)
 	z.d.h = &z.h
 	z.sv.init(z)
@@ -294,6 +299,8 @@ func (z *Reader) Close() error {
 }
 
 func (z *Reader) close() {
+	z.bg.wait()
+	z.in.stop()
 	if z.kd != nil {
 		z.kd.Close()
 		z.kd = nil
@@ -439,8 +446,10 @@ func (z *Reader) startFrame(fh frameHeader) {
 	z.notFull = false
 	z.nblocks, z.blkIn = 0, 0
 	z.decN, z.decIn, z.decOut = 0, 0, 0
+	z.bg.wait() // (nothing is pending at a frame's start)
 	z.hash.Reset()
 	z.hashed = z.h.pos()
+	z.bgFrom = z.h.pos()
 	z.h.setWindow(fh.window)
 	z.d.resetFrame(fh.blockMax)
 }

@@ -163,6 +163,7 @@ func (z *Reader) saveResume() {
 	if !cp.valid {
 		return
 	}
+	z.hashSync()
 	cp.run = z.run
 	cp.dec.save(&z.d)
 	cp.nprob, cp.nfound = len(z.problems), z.nprob
@@ -174,6 +175,7 @@ func (z *Reader) saveResume() {
 // Resize implements codec.Resizer: it sets the true length of the latest
 // Resync loss, at output offset off, and decodes again after it.
 func (z *Reader) Resize(off, trueLen int64) error {
+	z.hashSync()
 	cp := &z.cp
 	if z.closed || !cp.valid || !cp.resumed || cp.off != off || z.in.pinLost {
 		return codec.ErrCannotResize
