@@ -18,7 +18,8 @@ import (
 // at several positions (the damage kinds of testimg.Damagers, garbage runs
 // in compressed blocks and on their headers, several at once, a stream of
 // two frames damaged in both), the default Reader, read whole and through
-// codec.ReadAhead as the commands read it, gives the output, spans,
+// codec.ReadAhead as the commands read it (its input through a
+// codec.AsyncFiller), gives the output, spans,
 // problems and checksum of the salvage-only Reader, and the VMA reader the
 // same results and images.
 //
@@ -95,7 +96,8 @@ func TestCleanMatchesSalvage(t *testing.T) {
 		same := func(out []byte, spans []codec.Span, problemAt []int64, sum codec.Checksum) bool {
 			return bytes.Equal(out, ref.out) && slices.Equal(merged(spans), merged(ref.spans)) && slices.Equal(problemAt, ref.problemAt) && sum == ref.sum
 		}
-		z := newReader(bytes.NewReader(v.b), codec.Options{}, config{})
+		// (its input copied asynchronously, as from archive's read-ahead)
+		z := newReader(&asyncSource{r: bytes.NewReader(v.b)}, codec.Options{}, config{})
 		a := codec.ReadAhead(z, 1<<20, 4)
 		out, err := readVarying(a)
 		if err != nil {
