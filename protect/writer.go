@@ -37,7 +37,7 @@ func createSidecar(path string, version uint32) (*sidecarWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	sw := &sidecarWriter{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20)}
+	sw := &sidecarWriter{path: path, f: f, w: bufio.NewWriterSize(&writeback{f: f}, 1<<20)}
 	var pre [preambleSize]byte
 	copy(pre[:], magic)
 	binary.LittleEndian.PutUint32(pre[8:], version)
@@ -120,4 +120,23 @@ func (sw *sidecarWriter) finish(h *Header) error {
 func (sw *sidecarWriter) abort() {
 	sw.f.Close()
 	os.Remove(sw.f.Name())
+}
+
+// writeback writes to the sidecar's file and starts the disk writes of
+// every writebackStep bytes written (startWriteback).
+type writeback struct {
+	f          *os.File
+	n, started int64
+}
+
+const writebackStep = 4 << 20
+
+func (w *writeback) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	w.n += int64(n)
+	if w.n-w.started >= writebackStep {
+		startWriteback(w.f, w.started, w.n-w.started)
+		w.started = w.n
+	}
+	return n, err
 }
