@@ -23,7 +23,8 @@ func newRepair() *cobra.Command {
 		Use:   "repair ARCHIVE [--copy COPY...] [-o FIXED | --in-place]",
 		Short: "Put a damaged archive back bit for bit from its sidecar or its copies",
 		Long: `repair checks an archive against the sidecar protect wrote for it: every 4 KiB of the
-file against its hash, and the whole against its SHA-256. Damaged chunks are rebuilt from
+file against its hash, and the hashes against the sidecar's SHA-256 of them (version 1
+sidecars: the whole file against its SHA-256). Damaged chunks are rebuilt from
 the sidecar's Reed-Solomon parity when the damage fits it (many small hits spread over
 the file, or one run of several MiB).
 
@@ -132,7 +133,7 @@ func printRepair(w io.Writer, o repairOutput, opt protect.RepairOptions) {
 	}
 	p := ui.Safe(rr.Archive)
 	if rr.Intact {
-		ui.Fprintf(w, "%s: intact (every chunk and the SHA-256 equal the sidecar's)\n", p)
+		ui.Fprintf(w, "%s: intact (every chunk's hash and the archive's %s equal the sidecar's)\n", p, pinKind(rr.Header.Archive))
 		return
 	}
 	bad := rr.Damage.Total(damage.Tainted)
@@ -227,6 +228,15 @@ func printMerge(w io.Writer, rr *protect.RepairResult, opt protect.RepairOptions
 		args += " --also " + ui.Safe(c)
 	}
 	ui.Fprintf(w, "next: vzsalvage rescue %s%s -o DIR   (it reads past the damage and fills from the copies)\n", p, args)
+}
+
+// pinKind names the archive's pin in a sidecar: its SHA-256 (version 1) or
+// the SHA-256 of its chunk hashes (version 2).
+func pinKind(a protect.ArchiveInfo) string {
+	if a.SHA256 != "" {
+		return "SHA-256"
+	}
+	return "SHA-256 of the chunk hashes"
 }
 
 // pinText says how a repaired archive was proven the original: by its

@@ -31,8 +31,9 @@ func newScrub() *cobra.Command {
 		Use:   "scrub DIR...",
 		Short: "Re-check stored backups against their sidecars (resumable, in slices)",
 		Long: `scrub re-reads every vzdump archive in the DIRs and checks it against its sidecar:
-every 4 KiB chunk against its hash and the whole file against its SHA-256 (no
-decompression: it runs at disk speed). It says which archives are intact, which are
+every 4 KiB chunk against its hash, and the hashes against the sidecar's SHA-256 of
+them (a sidecar of format version 1: the whole file against its SHA-256). No
+decompression: it runs at disk speed. It says which archives are intact, which are
 damaged but repairable from their parity (vzsalvage repair --in-place), and which are
 damaged beyond it; archives never protected and sidecars whose archive is gone are listed.
 
