@@ -15,7 +15,8 @@ import (
 // cluster (a content whose xxh64 is 0 is recorded as 1). xxh64 is not a
 // cryptographic hash: it guards against accidental damage (disks, RAM,
 // transfers), at a cost of 1/40th of the decompression; the archive as a
-// whole is pinned by its SHA-256.
+// whole is pinned by the SHA-256 of its chunk hashes (a version 1 sidecar:
+// by its SHA-256).
 
 // nonZero maps the hash of a non-zero cluster away from 0.
 func nonZero(h uint64) uint64 {
