@@ -58,8 +58,9 @@ type RepairOptions struct {
 // ScanPoint is how far a chunk check got: the bytes before Offset are
 // checked, their damage is in Damage and SHA256 is the whole-file hash's
 // state after them (for a version 1 sidecar; empty for version 2, whose
-// pin is the hash of the sidecar's chunk hashes, not of the file). The archive's and sidecar's identities make a point of
-// a changed archive or sidecar void.
+// pin is the hash of the sidecar's chunk hashes, not of the file). The
+// archive's and sidecar's identities make a point of a changed archive or
+// sidecar void.
 type ScanPoint struct {
 	ScanIdentity
 	Offset int64       `json:"offset"`
