@@ -78,6 +78,9 @@ type Options struct {
 	// Distrust lists ranges of the archive file whose bytes may be wrong
 	// although they decode (codec.Options.Distrust).
 	Distrust []damage.Range
+	// Overlay, for a second pass (Donor), writes into the first pass's
+	// images in place (overlay.go); the result is the same.
+	Overlay *Overlay
 }
 
 // ErrNotVM is returned for archives whose payload is not a VMA stream.
@@ -96,6 +99,9 @@ type Result struct {
 	Files []*os.File
 	// Map is where the damaged stream bytes belong (Options.Map).
 	Map *StreamMap
+	// Written are, with Options.Map, the device ranges each image was
+	// written (sorted, merged; nil for an image with too many to keep).
+	Written map[string][]damage.Range
 	// Verified: a read with a donor whose output the stream's own
 	// checksum confirmed: no byte of any device is damaged.
 	Verified bool
@@ -224,6 +230,7 @@ func run(path, dir string, opt Options) (*Result, error) {
 	if dir != "" {
 		out = newImageSet(dir, opt.Force)
 		out.unlinked = opt.Unlinked
+		out.over = opt.Overlay
 		out.qcow2, out.qcow2Compress = opt.Format == "qcow2", opt.Compress
 		defer out.abort()
 		if !opt.Unlinked {
@@ -259,7 +266,10 @@ func run(path, dir string, opt Options) (*Result, error) {
 			chk.Cluster(vr.Header(), c)
 		}
 		if out != nil {
-			if err := out.write(vr, c); err != nil {
+			// an overlay's images hold what the first pass wrote from the
+			// output both passes share
+			skip := opt.Overlay != nil && vr.Consumed() <= opt.Overlay.From
+			if err := out.write(vr, c, skip); err != nil {
 				return nil, err
 			}
 		}
@@ -305,11 +315,22 @@ func run(path, dir string, opt Options) (*Result, error) {
 				res.Close()
 				return nil, err
 			}
-			if f != nil {
+			switch {
+			case f != nil:
 				res.Files = append(res.Files, f)
-			} else {
+			case out.files[d.ID].log != nil:
+				// written in place (Overlay): name is its path
+				rd.Image = filepath.Base(name)
+				res.Images[d.Name] = name
+			default:
 				rd.Image = name
 				res.Images[d.Name] = filepath.Join(dir, name)
+			}
+			if opt.Map {
+				if res.Written == nil {
+					res.Written = map[string][]damage.Range{}
+				}
+				res.Written[d.Name] = out.files[d.ID].w.ranges()
 			}
 		}
 		res.Report.Devices = append(res.Report.Devices, rd)

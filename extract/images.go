@@ -38,6 +38,9 @@ type imageSet struct {
 	// abort removes them unless the read is done.
 	newConfigs []string
 	done       bool
+	// over, when set, makes the images of its devices be written in place
+	// (overlay.go).
+	over *Overlay
 }
 
 func newImageSet(dir string, force bool) *imageSet {
@@ -73,11 +76,21 @@ type image struct {
 	final string
 	q     *qcow2.Writer // writes into f, for qcow2 images
 	size  int64
+	w     writes     // the ranges written
+	log   *ChangeLog // an image written in place: its changes (f is the log's)
 }
 
 // writeAt writes p at off of the device (the last block may reach past
-// the device's end: a qcow2 image gets only what lies within it).
+// the device's end: a qcow2 image gets only what lies within it, an image
+// written in place too, as the fresh one is cut to the device's size).
 func (im *image) writeAt(p []byte, off int64) error {
+	im.w.add(off, int64(len(p)))
+	if im.log != nil {
+		if off >= im.size {
+			return nil
+		}
+		return im.log.write(im.f, p[:min(int64(len(p)), im.size-off)], off)
+	}
 	if im.q == nil {
 		_, err := im.f.WriteAt(p, off)
 		return err
@@ -131,6 +144,9 @@ func (s *imageSet) open(d vma.Device) (*image, error) {
 	if im := s.files[d.ID]; im != nil {
 		return im, nil
 	}
+	if im, err := s.openInPlace(d); im != nil || err != nil {
+		return im, err
+	}
 	asQcow2 := s.qcow2 && d.Size > 0 && !s.unlinked
 	name := ImageName(d.Name)
 	if asQcow2 {
@@ -177,8 +193,34 @@ func (s *imageSet) open(d vma.Device) (*image, error) {
 	return im, nil
 }
 
-// write stores a cluster's blocks, one write per run of adjacent blocks.
-func (s *imageSet) write(vr *vma.Reader, c *vma.Cluster) error {
+// openInPlace opens, for an overlay, the first pass's image of a device
+// (nil when it has none of the device's size, or its writes are unknown).
+func (s *imageSet) openInPlace(d vma.Device) (*image, error) {
+	o := s.over
+	if o == nil || s.qcow2 || s.unlinked || d.Size <= 0 {
+		return nil, nil
+	}
+	path, ok := o.Images[d.Name]
+	if _, known := o.Written[d.Name]; !ok || !known || o.Written[d.Name] == nil {
+		return nil, nil
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() != d.Size {
+		return nil, nil
+	}
+	s.unique(filepath.Base(path), fmt.Sprint(d.ID))
+	f, err := o.Log.open(path)
+	if err != nil {
+		return nil, err
+	}
+	im := &image{f: f, final: path, size: d.Size, log: o.Log}
+	s.files[d.ID] = im
+	return im, nil
+}
+
+// write stores a cluster's blocks, one write per run of adjacent blocks;
+// with skip it only counts them as written (an overlay's image holds them
+// already).
+func (s *imageSet) write(vr *vma.Reader, c *vma.Cluster, skip bool) error {
 	im := s.files[c.Dev]
 	if im == nil {
 		// headerless salvage: the device is learned from its clusters
@@ -195,7 +237,10 @@ func (s *imageSet) write(vr *vma.Reader, c *vma.Cluster) error {
 				if s.zero == nil {
 					s.zero = make([]byte, vma.BlockSize)
 				}
-				if err := im.writeAt(s.zero, base+int64(j)*vma.BlockSize); err != nil {
+				if skip {
+					im.w.add(base+int64(j)*vma.BlockSize, vma.BlockSize)
+					s.over.Skipped += vma.BlockSize
+				} else if err := im.writeAt(s.zero, base+int64(j)*vma.BlockSize); err != nil {
 					return err
 				}
 			}
@@ -206,7 +251,10 @@ func (s *imageSet) write(vr *vma.Reader, c *vma.Cluster) error {
 		for j+n < vma.BlocksPerCluster && c.Mask&(1<<(j+n)) != 0 {
 			n++
 		}
-		if err := im.writeAt(c.Data[k*vma.BlockSize:(k+n)*vma.BlockSize], base+int64(j)*vma.BlockSize); err != nil {
+		if skip {
+			im.w.add(base+int64(j)*vma.BlockSize, int64(n)*vma.BlockSize)
+			s.over.Skipped += int64(n) * vma.BlockSize
+		} else if err := im.writeAt(c.Data[k*vma.BlockSize:(k+n)*vma.BlockSize], base+int64(j)*vma.BlockSize); err != nil {
 			return err
 		}
 		k += n
@@ -221,6 +269,9 @@ func (s *imageSet) finish(d vma.Device) (string, *os.File, error) {
 	im, err := s.open(d)
 	if err != nil {
 		return "", nil, err
+	}
+	if im.log != nil {
+		return s.finishInPlace(d, im)
 	}
 	if im.q != nil {
 		if err := im.q.Close(); err != nil {
@@ -254,7 +305,7 @@ func (s *imageSet) abort() {
 		}
 	}
 	for _, im := range s.files {
-		if im.f != nil {
+		if im.f != nil && im.log == nil {
 			im.f.Close()
 			im.f = nil
 			if !s.unlinked {
@@ -262,4 +313,30 @@ func (s *imageSet) abort() {
 			}
 		}
 	}
+}
+
+// ErrOverlayWrites: a read in place wrote too many ranges to compare
+// them with the first pass's.
+var ErrOverlayWrites = errors.New("extract: too many write ranges to write in place")
+
+// finishInPlace completes an image written in place: what the first pass
+// wrote and this one did not becomes zeros, as in a fresh image.
+func (s *imageSet) finishInPlace(d vma.Device, im *image) (string, *os.File, error) {
+	mine := im.w.ranges()
+	if mine == nil {
+		return "", nil, ErrOverlayWrites
+	}
+	for _, r := range subtract(s.over.Written[d.Name], mine) {
+		for p := r.Off; p < r.End() && p < im.size; {
+			n := min(r.End()-p, 1<<20)
+			if int64(len(s.zero)) < n {
+				s.zero = make([]byte, 1<<20)
+			}
+			if err := im.log.write(im.f, s.zero[:min(n, im.size-p)], p); err != nil {
+				return "", nil, err
+			}
+			p += n
+		}
+	}
+	return im.final, nil, nil
 }

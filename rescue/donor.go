@@ -1,6 +1,7 @@
 package rescue
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -256,12 +257,23 @@ type redo struct {
 	donated int64
 	filled  map[string]*damage.Map // device name -> ranges from another night
 	passes  int
+	log     *extract.ChangeLog // the pass's changes to the images written in place
+	undone  bool               // they were undone (a later pass ran)
+	// skipped, changed: bytes an in-place pass did not write again, and
+	// bytes it changed
+	skipped, changed int64
 }
 
 // redoNewest decodes the newest backup again with the older nights as
 // donors, at most one pass per older night (up to maxRedoPasses), until
 // one is verified by the stream's checksum. It returns nil when no pass
 // could be made or none improves on the first.
+//
+// A pass writes into the first pass's images in place (extract.Overlay):
+// the clusters read from the output both passes share (before the first
+// pass's first damaged stream byte) are not written again, the others
+// only where they differ, each change logged, so that a pass not kept is
+// undone. The images are the same as a pass into fresh ones would write.
 func redoNewest(path string, newest *extract.Result, disksDir, work string, olds []*extract.Result, distrust []damage.Range, opt Options) (*redo, error) {
 	if newest.Map == nil || newest.Map.Full || len(olds) == 0 || newest.Intact() {
 		return nil, nil
@@ -274,21 +286,61 @@ func redoNewest(path string, newest *extract.Result, disksDir, work string, olds
 		return nil, err
 	}
 	defer donor.close()
+	inPlace := inPlaceRedo && newest.Written != nil
+	if inPlace {
+		// the images change during a pass: what the donor compares with
+		// the newest night's bytes is compared before
+		if err := donor.agreeAll(); err != nil {
+			return nil, err
+		}
+	}
 	var best *redo
+	defer func() {
+		if best != nil && best.log != nil {
+			best.log.Close()
+		}
+	}()
 	passes := min(donor.gens(), maxRedoPasses)
 	for k := 0; k < passes; k++ {
 		donor.first = k
 		clear(donor.used)
 		dir := filepath.Join(work, fmt.Sprintf("redo%d", k))
 		opt.Progress.Phase("decode again with older nights "+filepath.Base(path), 0)
-		res, err := extract.Extract(path, dir, extract.Options{Force: true, Progress: opt.Progress.Set, Context: opt.Context, Donor: donor, Map: true, Distrust: distrust})
+		x := extract.Options{Force: true, Progress: opt.Progress.Set, Context: opt.Context, Donor: donor, Map: true, Distrust: distrust}
+		var log *extract.ChangeLog
+		if inPlace {
+			if log, err = extract.NewChangeLog(filepath.Join(work, fmt.Sprintf("redo%d.log", k))); err != nil {
+				return nil, err
+			}
+			x.Overlay = &extract.Overlay{Images: map[string]string{}, Written: newest.Written, From: firstDamaged(newest.Map), Log: log}
+			for _, d := range newest.Report.Devices {
+				x.Overlay.Images[d.Name] = filepath.Join(disksDir, d.Image)
+			}
+		}
+		res, err := extract.Extract(path, dir, x)
+		if err == nil && donor.err != nil {
+			err = donor.err
+		}
 		if err != nil {
+			if log != nil {
+				uerr := log.Undo()
+				log.Close()
+				if uerr == nil && errors.Is(err, extract.ErrOverlayWrites) {
+					// too many writes to compare: this pass again, into
+					// fresh images
+					os.RemoveAll(dir)
+					inPlace = false
+					k--
+					continue
+				}
+			}
 			return nil, err
 		}
-		if donor.err != nil {
-			return nil, donor.err
+		r := &redo{res: res, dir: dir, passes: k + 1, filled: map[string]*damage.Map{}, log: log}
+		if log != nil {
+			_, r.changed = log.Changes()
+			r.skipped = x.Overlay.Skipped
 		}
-		r := &redo{res: res, dir: dir, passes: k + 1, filled: map[string]*damage.Map{}}
 		for a, n := range donor.used {
 			r.donors = append(r.donors, a)
 			r.donated += n
@@ -297,23 +349,98 @@ func redoNewest(path string, newest *extract.Result, disksDir, work string, olds
 			r.donors[0], r.donors[1] = r.donors[1], r.donors[0]
 		}
 		if r.donated == 0 {
-			os.RemoveAll(dir)
+			if err := r.drop(); err != nil {
+				return nil, err
+			}
 			break
 		}
 		if res.Verified {
 			if best != nil {
-				os.RemoveAll(best.dir)
+				if err := best.drop(); err != nil {
+					return nil, err
+				}
+				best = nil
+			}
+			if log != nil {
+				log.Close() // its changes stay
+				r.log = nil
 			}
 			return r, nil
 		}
 		r.mapFilled()
 		if best == nil && r.notWorse(newest) {
 			best = r
-		} else {
-			os.RemoveAll(dir)
+			if k+1 < passes && log != nil {
+				// the next pass starts from the first pass's images; this
+				// one is done again if it stays the best
+				if err := log.Undo(); err != nil {
+					return nil, err
+				}
+				r.undone = true
+			}
+		} else if err := r.drop(); err != nil {
+			return nil, err
+		}
+	}
+	if best != nil && best.undone {
+		if err := best.log.Redo(); err != nil {
+			return nil, err
 		}
 	}
 	return best, nil
+}
+
+// inPlaceRedo lets a second pass write into the first pass's images
+// (tests turn it off to compare with passes into fresh images).
+var inPlaceRedo = true
+
+// firstDamaged returns the stream offset of a read's first damaged span:
+// the output before it is the same in a second pass.
+func firstDamaged(m *extract.StreamMap) int64 {
+	if len(m.Spans) == 0 {
+		return 0
+	}
+	first := m.Spans[0].Off
+	for _, s := range m.Spans {
+		first = min(first, s.Off)
+	}
+	return max(first, 0)
+}
+
+// drop removes a pass not kept: its directory, and its changes to the
+// images.
+func (r *redo) drop() error {
+	os.RemoveAll(r.dir)
+	if r.log == nil {
+		return nil
+	}
+	var err error
+	if !r.undone {
+		err = r.log.Undo()
+	}
+	if e := r.log.Close(); err == nil {
+		err = e
+	}
+	r.log = nil
+	return err
+}
+
+// agreeAll compares, for every placed block's cluster and every older
+// night, the older night with what the newest knows (the cache agrees
+// answers from).
+func (d *nightDonor) agreeAll() error {
+	for _, blk := range d.m.Blocks {
+		dd := d.devs[blk.Dev]
+		if dd == nil || blk.DevOff >= dd.size {
+			continue
+		}
+		for i := range dd.gens {
+			if _, _, err := d.agrees(dd, i, blk.DevOff/clusterSize); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // notWorse reports whether the second pass leaves no more bytes damaged

@@ -209,6 +209,10 @@ func (r *Reader) Header() *Header { return r.hdr }
 // Offset returns how far into the (decompressed) stream the reader has got.
 func (r *Reader) Offset() int64 { return r.pos }
 
+// Consumed returns how many stream bytes the reader has taken from its
+// source so far: what it delivered depends on nothing after them.
+func (r *Reader) Consumed() int64 { return r.bufEnd() }
+
 func (r *Reader) problem(off int64, format string, args ...any) {
 	r.problemKind(off, damage.Corrupt, format, args...)
 }
