@@ -56,9 +56,12 @@ type nightDonor struct {
 	loss  map[int64]codec.Loss
 	devs  map[uint8]*donorDev
 	first int // the gen preferred in this pass
-	used  map[string]int64
-	err   error
-	a, b  []byte
+	// frozen: every agreement was computed before the pass (agreeAll);
+	// the newest's images may change during it and are not read
+	frozen bool
+	used   map[string]int64
+	err    error
+	a, b   []byte
 }
 
 // newNightDonor builds the donor for the newest backup's first pass.
@@ -205,6 +208,9 @@ func (d *nightDonor) agrees(dd *donorDev, i int, cluster int64) (bool, int64, er
 	if ok, seen := dd.agree[key]; seen {
 		return ok, 0, nil
 	}
+	if d.frozen {
+		return false, 0, fmt.Errorf("rescue: cluster %d not compared before the second pass", cluster)
+	}
 	off := cluster * clusterSize
 	n := min(int64(clusterSize), dd.size-off)
 	ok, same, err := agreeKnown(dd.newest, dd.known, dd.gens[i].f, dd.gens[i].dmg, off, n, d.a, d.b)
@@ -293,6 +299,7 @@ func redoNewest(path string, newest *extract.Result, disksDir, work string, olds
 		if err := donor.agreeAll(); err != nil {
 			return nil, err
 		}
+		donor.frozen = true
 	}
 	var best *redo
 	defer func() {
@@ -329,7 +336,7 @@ func redoNewest(path string, newest *extract.Result, disksDir, work string, olds
 					// too many writes to compare: this pass again, into
 					// fresh images
 					os.RemoveAll(dir)
-					inPlace = false
+					inPlace, donor.frozen = false, false
 					k--
 					continue
 				}

@@ -6,12 +6,13 @@
 # cluster order. The newest is hit by a 64 KiB garbage run at PCT % of its length, the older at
 # 60 %. For each PCT: wall seconds and peak RSS of `rescue NEWEST` and `rescue NEWEST --also OLDER`,
 # and what the second pass reported.
-# Usage: scripts/measure-nights.sh [PCT...]   (MEASURE_DIR, default /tmp/vzsalvage-measure-nights)
+# Usage: scripts/measure-nights.sh [PCT...]   (MEASURE_DIR, default /tmp/vzsalvage-measure-nights;
+# VZSALVAGE=BINARY measures that binary instead of one built from this checkout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${MEASURE_DIR:-/tmp/vzsalvage-measure-nights}
 mkdir -p "$dir"
-go build -o "$dir/vzsalvage" ./cmd/vzsalvage
+if [ -n "${VZSALVAGE:-}" ]; then cp "$VZSALVAGE" "$dir/vzsalvage"; else go build -o "$dir/vzsalvage" ./cmd/vzsalvage; fi
 old="$dir/vzdump-qemu-100-2025_12_14-03_00_03.vma.zst"
 new="$dir/vzdump-qemu-100-2025_12_15-03_00_03.vma.zst"
 if [ ! -s "$new" ]; then
