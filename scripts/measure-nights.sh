@@ -5,7 +5,8 @@
 # disk and an efidisk, each archived as vzdump does (zstd --threads=1) with another UUID, time and
 # cluster order. The newest is hit by a 64 KiB garbage run at PCT % of its length, the older at
 # 60 %. For each PCT: wall seconds and peak RSS of `rescue NEWEST` and `rescue NEWEST --also OLDER`,
-# and what the second pass reported.
+# and what the second pass reported (the machine's other load shows in the wall seconds more than in
+# the CPU seconds).
 # Usage: scripts/measure-nights.sh [PCT...]   (MEASURE_DIR, default /tmp/vzsalvage-measure-nights;
 # VZSALVAGE=BINARY measures that binary instead of one built from this checkout)
 set -euo pipefail
@@ -74,16 +75,16 @@ for pct in "${@:-30}"; do
     rm -rf "$dir/out"
     s=$(date +%s.%N)
     # shellcheck disable=SC2086
-    /usr/bin/time -o "$dir/rss" -f %M "$dir/vzsalvage" rescue -q "$dir/bad/$(basename "$new")" $also -o "$dir/out" >/dev/null 2>&1 || true
-    kb=$(tail -1 "$dir/rss")
+    /usr/bin/time -o "$dir/rss" -f "%M %U %S" "$dir/vzsalvage" rescue -q "$dir/bad/$(basename "$new")" $also -o "$dir/out" >/dev/null 2>&1 || true
+    read -r kb us ss < <(tail -1 "$dir/rss")
     e=$(date +%s.%N)
     same=$(sha256sum "$dir/out/disks/disk-drive-scsi0.raw" | cut -d' ' -f1)
-    python3 - "$dir" "$pct" "${also:+--also}" "$(echo "$e - $s" | bc)" "$kb" "$([ "$same" = "$(cat "$dir/root-new.sha256")" ] && echo yes || echo no)" <<'PY'
+    python3 - "$dir" "$pct" "${also:+--also}" "$(echo "$e - $s" | bc)" "$kb" "$(echo "$us + $ss" | bc)" "$([ "$same" = "$(cat "$dir/root-new.sha256")" ] && echo yes || echo no)" <<'PY'
 import json, os, sys
-d, pct, also, secs, kb, same = sys.argv[1:]
+d, pct, also, secs, kb, cpu, same = sys.argv[1:]
 rep = json.load(open(os.path.join(d, "out", "report.json")))
 rd = rep["archives"][0].get("redecode") or {}
-print(f"garbage at {pct}% rescue{' --also' if also else ''}: {float(secs):.1f} s, peak RSS {int(kb)//1024} MiB, "
+print(f"garbage at {pct}% rescue{' --also' if also else ''}: {float(secs):.1f} s ({float(cpu):.1f} s CPU), peak RSS {int(kb)//1024} MiB, "
       f"{len(rep['damaged_files'])} files listed damaged, root disk identical: {same}, "
       f"redecode passes={rd.get('passes')} verified={rd.get('verified')} donated={rd.get('donated_bytes')}")
 PY
