@@ -231,6 +231,9 @@ func run(path, dir string, opt Options) (*Result, error) {
 		out = newImageSet(dir, opt.Force)
 		out.unlinked = opt.Unlinked
 		out.over = opt.Overlay
+		if opt.Map || opt.Overlay != nil {
+			out.budget = maxWrites
+		}
 		out.qcow2, out.qcow2Compress = opt.Format == "qcow2", opt.Compress
 		defer out.abort()
 		if !opt.Unlinked {

@@ -41,6 +41,9 @@ type imageSet struct {
 	// over, when set, makes the images of its devices be written in place
 	// (overlay.go).
 	over *Overlay
+	// budget: the write ranges the images may still keep (writes); 0:
+	// writes are not tracked
+	budget int
 }
 
 func newImageSet(dir string, force bool) *imageSet {
@@ -181,7 +184,7 @@ func (s *imageSet) open(d vma.Device) (*image, error) {
 		os.Remove(f.Name())
 		return nil, err
 	}
-	im := &image{f: f, tmp: f.Name(), final: final, size: d.Size}
+	im := &image{f: f, tmp: f.Name(), final: final, size: d.Size, w: writes{budget: &s.budget}}
 	if asQcow2 {
 		if im.q, err = qcow2.NewWriter(f, d.Size, qcow2.WriterOptions{Compress: s.qcow2Compress}); err != nil {
 			f.Close()
@@ -212,7 +215,7 @@ func (s *imageSet) openInPlace(d vma.Device) (*image, error) {
 	if err != nil {
 		return nil, err
 	}
-	im := &image{f: f, final: path, size: d.Size, log: o.Log}
+	im := &image{f: f, final: path, size: d.Size, log: o.Log, w: writes{budget: &s.budget}}
 	s.files[d.ID] = im
 	return im, nil
 }

@@ -46,13 +46,16 @@ type Overlay struct {
 	Skipped int64
 }
 
-// maxWrites bounds the write ranges a read keeps per device (Result.Written).
-const maxWrites = 1 << 20
+// maxWrites bounds the write ranges a read keeps for all its images
+// together (Result.Written; a var for tests).
+var maxWrites = 1 << 20
 
 // writes records the ranges written to one image.
 type writes struct {
 	r    []damage.Range
-	full bool // more than maxWrites: not tracked
+	full bool // over the budget: not tracked
+	// budget is the ranges the images of a read may still keep (shared)
+	budget *int
 }
 
 func (w *writes) add(off, n int64) {
@@ -63,10 +66,12 @@ func (w *writes) add(off, n int64) {
 		w.r[k-1].Len += n
 		return
 	}
-	if len(w.r) >= maxWrites {
+	if *w.budget <= 0 {
+		*w.budget += len(w.r)
 		w.full, w.r = true, nil
 		return
 	}
+	*w.budget--
 	w.r = append(w.r, damage.Range{Off: off, Len: n})
 }
 

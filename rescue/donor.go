@@ -550,8 +550,11 @@ func applyRedo(rep *Report, r *redo, disksDir string) error {
 			if nd.Name != d.Name {
 				continue
 			}
-			if err := os.Rename(r.res.Images[nd.Name], filepath.Join(disksDir, d.Image)); err != nil {
-				return err
+			// (an image written in place is there already)
+			if p := filepath.Join(disksDir, d.Image); r.res.Images[nd.Name] != p {
+				if err := os.Rename(r.res.Images[nd.Name], p); err != nil {
+					return err
+				}
 			}
 			d.Damage, d.Clusters = nd.Damage, nd.Clusters
 			if f := r.filled[d.Name]; f != nil {
