@@ -232,6 +232,8 @@ func (s *imageSet) write(vr *vma.Reader, c *vma.Cluster, skip bool) error {
 			return err
 		}
 	}
+	// only an image written in place holds the clusters not written again
+	skip = skip && im.log != nil
 	base := c.Offset()
 	k := 0
 	for j := 0; j < vma.BlocksPerCluster; {

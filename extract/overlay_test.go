@@ -136,24 +136,42 @@ func TestOverlay(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer log.Close()
-			over := &Overlay{Images: first.Images, Written: first.Written, From: from, Log: log}
+			// in the first case the root disk has no image to write over:
+			// a fresh one gets every cluster, those before the damage too
+			notOver := ""
+			if i == 0 {
+				notOver = "drive-scsi0"
+			}
+			images := map[string]string{}
+			for name, p := range first.Images {
+				if name != notOver {
+					images[name] = p
+				}
+			}
+			over := &Overlay{Images: images, Written: first.Written, From: from, Log: log}
 			res, err := Extract(arc, filepath.Join(tmp, "again"), Options{Overlay: over})
 			if err != nil {
 				t.Fatal(err)
 			}
 			n, changed := log.Changes()
 			t.Logf("from stream offset %d: %d bytes not written again, %d changes (%d bytes)", from, over.Skipped, n, changed)
-			if from > 0 && over.Skipped == 0 || n == 0 {
+			if from > 0 && over.Skipped == 0 || n == 0 && notOver == "" {
 				t.Errorf("nothing skipped or nothing changed")
 			}
 			same := func(what string, want map[string][]byte) {
 				t.Helper()
 				for name, p := range first.Images {
-					if res.Images[name] != p {
+					w := want[name]
+					switch {
+					case name == notOver && what == "in place":
+						p = res.Images[name]
+					case name == notOver:
+						w = before[name] // not written over
+					case res.Images[name] != p:
 						t.Errorf("%s: read into %s, not in place", name, res.Images[name])
 					}
 					got, _ := os.ReadFile(p)
-					if !bytes.Equal(got, want[name]) {
+					if !bytes.Equal(got, w) {
 						t.Errorf("%s: %s: the image differs", what, name)
 					}
 				}
