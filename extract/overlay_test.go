@@ -127,10 +127,7 @@ func TestOverlay(t *testing.T) {
 			for name, p := range first.Images {
 				before[name], _ = os.ReadFile(p)
 			}
-			from := int64(0)
-			if len(first.Map.Spans) > 0 {
-				from = first.Map.Spans[0].Off
-			}
+			from := max(first.Map.First(), 0)
 			log, err := NewChangeLog(filepath.Join(tmp, "log"))
 			if err != nil {
 				t.Fatal(err)

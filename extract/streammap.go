@@ -134,6 +134,38 @@ func max2(a, b damage.State) damage.State {
 	return b
 }
 
+// Placed calls f for every placed block, in stream order.
+func (m *StreamMap) Placed(f func(PlacedBlock)) {
+	for _, b := range m.blocks {
+		f(b.block())
+	}
+}
+
+// First returns the lowest stream offset the map says anything of: its
+// first span, loss or placed block (-1: none). The output before it had
+// no damage.
+func (m *StreamMap) First() int64 {
+	first := int64(-1)
+	low := func(o int64) {
+		if first < 0 || o < first {
+			first = o
+		}
+	}
+	for _, s := range m.Spans {
+		low(s.Off)
+	}
+	for _, l := range m.Losses {
+		low(l.Off)
+	}
+	for _, k := range m.Known {
+		low(k.Off)
+	}
+	if len(m.blocks) > 0 {
+		low(m.blocks[0].off)
+	}
+	return first
+}
+
 // Block returns the placed block holding stream offset off. When there is
 // none, next is the stream offset of the next placed block (-1: none).
 func (m *StreamMap) Block(off int64) (b PlacedBlock, ok bool) {

@@ -401,17 +401,10 @@ func redoNewest(path string, newest *extract.Result, disksDir, work string, olds
 // (tests turn it off to compare with passes into fresh images).
 var inPlaceRedo = true
 
-// firstDamaged returns the stream offset of a read's first damaged span:
-// the output before it is the same in a second pass.
+// firstDamaged returns the stream offset of a read's first damage: the
+// output before it is the same in a second pass.
 func firstDamaged(m *extract.StreamMap) int64 {
-	if len(m.Spans) == 0 {
-		return 0
-	}
-	first := m.Spans[0].Off
-	for _, s := range m.Spans {
-		first = min(first, s.Off)
-	}
-	return max(first, 0)
+	return max(m.First(), 0)
 }
 
 // drop removes a pass not kept: its directory, and its changes to the
@@ -436,18 +429,19 @@ func (r *redo) drop() error {
 // night, the older night with what the newest knows (the cache agrees
 // answers from).
 func (d *nightDonor) agreeAll() error {
-	for _, blk := range d.m.Blocks {
+	var err error
+	d.m.Placed(func(blk extract.PlacedBlock) {
 		dd := d.devs[blk.Dev]
-		if dd == nil || blk.DevOff >= dd.size {
-			continue
+		if err != nil || dd == nil || blk.DevOff >= dd.size {
+			return
 		}
 		for i := range dd.gens {
-			if _, _, err := d.agrees(dd, i, blk.DevOff/clusterSize); err != nil {
-				return err
+			if _, _, err = d.agrees(dd, i, blk.DevOff/clusterSize); err != nil {
+				return
 			}
 		}
-	}
-	return nil
+	})
+	return err
 }
 
 // notWorse reports whether the second pass leaves no more bytes damaged
