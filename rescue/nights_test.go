@@ -46,7 +46,10 @@ func buildNights(t *testing.T, n, files int) *nights {
 	testimg.Tree(t, v.src, testimg.TreeOptions{Files: files, Seed: 11})
 	fixTimes(t, v.src)
 	v.disks = []testimg.Disk{{Name: "drive-scsi0", Path: filepath.Join(v.dir, "root.raw")}}
-	size := max(int64(96<<20), int64(files)*(128<<10)) // room as for 800 files
+	size := int64(96 << 20)
+	if files > 800 {
+		size = int64(files) * (128 << 10) // room as for 800 files
+	}
 	parts := testimg.GPTExt4(t, v.disks[0].Path, size, v.src, "-b", "4096",
 		"-U", "6f0c1d52-3f7e-4a1b-9c2d-0a1b2c3d4e5f", "-E", "hash_seed=1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9")
 	v.root = parts[2]
