@@ -344,6 +344,9 @@ func TestNightsVerified(t *testing.T) {
 	rd := rep.Archives[0].Redecode
 	listed, needless, wrong = listing(t, rep, out, ns.wants[2])
 	t.Logf("with two older nights: %s; %d identical, %d listed as damaged (%d of them identical), %d differ or missing; redecode %+v", rep.Summary(), same, listed, needless, wrong, rd)
+	if w := outsideDamage(t, out, rep, ns.raws[2]); w != 0 {
+		t.Errorf("with two older nights: %d bytes outside the damage differ from the original", w)
+	}
 	if rd == nil || !rd.Verified {
 		t.Fatalf("not verified: %+v", rd)
 	}
