@@ -200,11 +200,11 @@ func (sc *scanner) run() error {
 				// nothing located this damage (an uncompressed archive, a
 				// raw zstd block): what destroyed the header may have
 				// reached back into the member before it
-				sc.s.dmg.Add(sc.last.HeaderOff, pos-sc.last.HeaderOff, damage.Tainted)
+				sc.s.addDamage(sc.last.HeaderOff, pos-sc.last.HeaderOff, damage.Tainted)
 			}
 			next := sc.resync(pos, err.Error())
 			if unexplained {
-				sc.s.dmg.Add(pos, next-pos, damage.Tainted)
+				sc.s.addDamage(pos, next-pos, damage.Tainted)
 			}
 			pos = next
 			continue

@@ -107,7 +107,23 @@ func (s *stream) sync() {
 		if st < damage.Tainted {
 			st = damage.Tainted // a span is never trusted
 		}
-		s.dmg.Add(x.Off, x.Len, st)
+		s.addDamage(x.Off, x.Len, st)
+	}
+}
+
+// maxStreamRanges bounds the stream's damage map: past four times as many
+// ranges (24 bytes each: 6 MiB) it is coarsened back to this many
+// (damage.Map.Coarsen: neighbours merge into the worse state, the bytes
+// between included), so damage is reported wider than it is, never
+// narrower, and the map's memory does not grow with the archive.
+const maxStreamRanges = 1 << 16
+
+// addDamage marks [off, off+n) as st in the stream's damage map, keeping
+// the map within its bound.
+func (s *stream) addDamage(off, n int64, st damage.State) {
+	s.dmg.Add(off, n, st)
+	if s.dmg.Len() > 4*maxStreamRanges {
+		s.dmg.Coarsen(maxStreamRanges)
 	}
 }
 

@@ -46,7 +46,7 @@ type donorDev struct {
 	newest *os.File    // the newest night's first-pass image
 	known  *damage.Map // its damage: the bytes it does not know
 	gens   []genImage
-	agree  map[[2]int64]bool // (gen, cluster): the gen agrees with every known byte
+	agree  map[[2]int64]bool // (gen, cluster): the gen agrees with every known byte (at most maxAgree)
 }
 
 // nightDonor gives a second pass over the newest archive the older
@@ -217,9 +217,17 @@ func (d *nightDonor) agrees(dd *donorDev, i int, cluster int64) (bool, int64, er
 	if err != nil {
 		return false, 0, err
 	}
+	if len(dd.agree) >= maxAgree {
+		dd.agree = map[[2]int64]bool{} // a cache: forget it (a new map frees the old one's buckets)
+	}
 	dd.agree[key] = ok
 	return ok, same, nil
 }
+
+// maxAgree bounds the agreement cache of a device (a few tens of bytes an
+// entry: ~4 MiB): past it the cache starts over, and a cluster asked again
+// is compared again, with the same answer.
+const maxAgree = 1 << 16
 
 // agreeKnown compares [off, off+n) of two images where the first knows its
 // bytes (outside knownDmg) and the second has them clean (outside

@@ -150,7 +150,10 @@ func (z *Reader) saveBefore() {
 	off := h.pos()
 	k := min(int64(h.window), off-h.frameStart, int64(h.w))
 	cp.win = append(cp.win[:0], h.buf[int64(h.w)-k:h.w]...)
-	cp.taints = append(cp.taints[:0], h.taints...)
+	var ok bool
+	if cp.taints, ok = checkpointTaints(cp.taints, h.taints); !ok {
+		return // lost ranges alone are too many: no checkpoint
+	}
 	cp.window, cp.frameStart = h.window, h.frameStart
 	cp.off = off
 	cp.valid = true
@@ -244,4 +247,58 @@ func cutSpans(spans []codec.Span, off int64) []codec.Span {
 		return 1
 	})
 	return spans[:i]
+}
+
+// maxCheckpointTaints bounds the taints a checkpoint copies (24 bytes
+// each: 1.5 MiB). The window may hold maxTaints; copying all of them at
+// each loss doubled what the taints cost.
+const maxCheckpointTaints = 1 << 16
+
+// checkpointTaints copies ts into dst[:0]. Past maxCheckpointTaints it
+// copies them coarsened: neighbours closer than a gap merge into one range
+// with the worse level, the bytes between included (as coarsenTaints), so
+// a Resize restores the window with more damage, never less. Lost ranges
+// are never merged; when they alone leave too many it reports false (the
+// caller keeps no checkpoint, as when the pinned input is lost). A dst
+// grown far past the bound is not kept.
+func checkpointTaints(dst, ts []taint) ([]taint, bool) {
+	if cap(dst) > 2*maxCheckpointTaints {
+		dst = nil
+	}
+	if len(ts) <= maxCheckpointTaints {
+		return append(dst[:0], ts...), true
+	}
+	// n ranges over span bytes: fewer than span/gap gaps are gap or wider.
+	span := ts[len(ts)-1].end - ts[0].start
+	for gap, i := span/(maxCheckpointTaints/2)+1, 0; i < 8; gap, i = gap*2, i+1 {
+		if mergeTaints(nil, ts, gap) <= maxCheckpointTaints {
+			dst = dst[:0]
+			mergeTaints(&dst, ts, gap)
+			return dst, true
+		}
+	}
+	return dst[:0], false
+}
+
+// mergeTaints merges neighbouring non-lost taints of ts closer than gap,
+// appending the result to *out when out is not nil, and returns how many
+// ranges the result has.
+func mergeTaints(out *[]taint, ts []taint, gap int64) int {
+	n := 0
+	var l taint
+	for i, t := range ts {
+		if i > 0 && t.start-l.end < gap && l.state != lvLost && t.state != lvLost {
+			l.end, l.state = t.end, max(l.state, t.state)
+			continue
+		}
+		if i > 0 && out != nil {
+			*out = append(*out, l)
+		}
+		l = t
+		n++
+	}
+	if n > 0 && out != nil {
+		*out = append(*out, l)
+	}
+	return n
 }
