@@ -46,7 +46,7 @@ type donorDev struct {
 	newest *os.File    // the newest night's first-pass image
 	known  *damage.Map // its damage: the bytes it does not know
 	gens   []genImage
-	agree  map[[2]int64]bool // (gen, cluster): the gen agrees with every known byte (at most maxAgree)
+	agree  agreeCache // (gen, cluster): the gen agrees with every known byte
 }
 
 // nightDonor gives a second pass over the newest archive the older
@@ -81,7 +81,7 @@ func newNightDonor(newest *extract.Result, newestDir string, olds []*extract.Res
 		}
 	}
 	for _, dev := range newest.Report.Devices {
-		dd := &donorDev{size: dev.Size, known: dev.Damage, agree: map[[2]int64]bool{}}
+		dd := &donorDev{size: dev.Size, known: dev.Damage}
 		f, err := os.Open(filepath.Join(newestDir, dev.Image))
 		if err != nil {
 			d.close()
@@ -205,7 +205,7 @@ func (d *nightDonor) choose(dd *donorDev, devOff, n int64) *genImage {
 // and how many known bytes it compared.
 func (d *nightDonor) agrees(dd *donorDev, i int, cluster int64) (bool, int64, error) {
 	key := [2]int64{int64(i), cluster}
-	if ok, seen := dd.agree[key]; seen {
+	if ok, seen := dd.agree.get(key); seen {
 		return ok, 0, nil
 	}
 	if d.frozen {
@@ -217,17 +217,29 @@ func (d *nightDonor) agrees(dd *donorDev, i int, cluster int64) (bool, int64, er
 	if err != nil {
 		return false, 0, err
 	}
-	if len(dd.agree) >= maxAgree {
-		dd.agree = map[[2]int64]bool{} // a cache: forget it (a new map frees the old one's buckets)
-	}
-	dd.agree[key] = ok
+	dd.agree.put(key, ok)
 	return ok, same, nil
 }
 
-// maxAgree bounds the agreement cache of a device (a few tens of bytes an
-// entry: ~4 MiB): past it the cache starts over, and a cluster asked again
-// is compared again, with the same answer.
+// agreeCache remembers, per (older night, cluster), whether the night
+// agrees with every byte the newest knows there. It holds at most
+// maxAgree answers (a few tens of bytes each: ~4 MiB): past that it starts
+// over, and a cluster asked again is compared again, with the same answer.
+type agreeCache struct{ m map[[2]int64]bool }
+
 const maxAgree = 1 << 16
+
+func (c *agreeCache) get(key [2]int64) (ok, seen bool) {
+	ok, seen = c.m[key]
+	return ok, seen
+}
+
+func (c *agreeCache) put(key [2]int64, ok bool) {
+	if c.m == nil || len(c.m) >= maxAgree {
+		c.m = map[[2]int64]bool{} // a new map: the old one's buckets are freed
+	}
+	c.m[key] = ok
+}
 
 // agreeKnown compares [off, off+n) of two images where the first knows its
 // bytes (outside knownDmg) and the second has them clean (outside
