@@ -164,6 +164,7 @@ func (sc *scanner) run() error {
 			return sc.fr.err
 		}
 		blk := sc.s.window(pos, BlockSize)
+		sc.s.forgetResyncs(pos) // nothing before pos is asked about again
 		if len(blk) < BlockSize {
 			if sc.s.err != nil {
 				return nil // the decoder failed (a strict read): its error says why

@@ -20,7 +20,7 @@ type stream struct {
 
 	nspans int
 	dmg    damage.Map
-	resync []codec.Span // Resync spans, in order
+	resync []codec.Span // Resync spans, in order, from the scan's header on (forgetResyncs)
 }
 
 const windowSize = 1 << 20
@@ -132,6 +132,18 @@ func (s *stream) damaged(off, n int64) bool { return s.dmg.Any(off, n, damage.Ta
 
 // lost reports whether any byte of [off, off+n) is lost (a placeholder).
 func (s *stream) lost(off, n int64) bool { return s.dmg.Any(off, n, damage.Lost) }
+
+// forgetResyncs drops the Resync spans that start before off, the scan's
+// current header: every later question (resyncIn) starts at or after it,
+// the scan's header position only going forward. So the list holds the
+// spans of what the scan reads past its header, not of the whole stream.
+// (Amortised: it copies only when at least half the list goes.)
+func (s *stream) forgetResyncs(off int64) {
+	i := sort.Search(len(s.resync), func(i int) bool { return s.resync[i].Off >= off })
+	if i > 0 && 2*i >= len(s.resync) {
+		s.resync = append(s.resync[:0], s.resync[i:]...)
+	}
+}
 
 // resyncIn returns the first Resync span that starts in [off, end), if any.
 func (s *stream) resyncIn(off, end int64) (codec.Span, bool) {

@@ -35,3 +35,29 @@ func TestStreamDamageBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestForgetResyncs: the Resync spans before the scan's header are
+// forgotten, and every question from there on has the same answer.
+func TestForgetResyncs(t *testing.T) {
+	var spans []codec.Span
+	for i := int64(0); i < 1000; i++ {
+		spans = append(spans, codec.Span{Off: i * 1000, Len: 10, State: damage.Lost, Resync: true})
+	}
+	s := newStream(&spanReader{Reader: strings.NewReader(""), spans: spans})
+	s.sync()
+	all := append([]codec.Span(nil), s.resync...)
+	for low := int64(0); low < 1000*1000; low += 333 * 512 {
+		s.forgetResyncs(low)
+		if n := len(s.resync); n > 2*(1000-int(low/1000))+1 {
+			t.Fatalf("%d spans kept from %d on", n, low)
+		}
+		ref := stream{resync: all}
+		for off := low; off < 1000*1000+5000; off += 777 {
+			a, okA := s.resyncIn(off, off+1500)
+			b, okB := ref.resyncIn(off, off+1500)
+			if a != b || okA != okB {
+				t.Fatalf("from %d, resyncIn(%d) = %v %v, want %v %v", low, off, a, okA, b, okB)
+			}
+		}
+	}
+}
