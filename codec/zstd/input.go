@@ -93,14 +93,22 @@ func (in *input) fill(end int64) {
 		if n > maxSpare/2 {
 			n = maxSpare // no step between: each buffer is touched afresh
 		}
-		// (at least doubling: a pinned input grows by a read at a time)
-		nb := make([]byte, len(in.buf), max(n, need, 2*c))
+		// (at least doubling: a pinned input grows by a read at a time;
+		// but never past what a pin may keep (growCap), unless needed)
+		nb := make([]byte, len(in.buf), max(n, need, min(2*c, in.growCap())))
 		copy(nb, in.buf)
 		in.buf = nb
 	}
 	n, err := in.src.Read(in.buf[len(in.buf):cap(in.buf)])
 	in.got(n, err)
 	in.readAhead()
+}
+
+// growCap bounds the buffer's doubling: the most a pin keeps (pinMax, and
+// a read and a block past it) and maxSpare. Doubling alone took a buffer
+// pinned to its limit from 24 MiB to 48 MiB.
+func (in *input) growCap() int {
+	return int(in.pinMax) + readChunk + maxBlockSize + maxSpare
 }
 
 // got appends n bytes read into the free room, and notes the read's error.

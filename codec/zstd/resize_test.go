@@ -397,3 +397,24 @@ func TestPinBoundBuffered(t *testing.T) {
 		t.Error("pin kept more than pinMax past the resume point")
 	}
 }
+
+// TestPinGrowthBounded: an input pinned to its limit, read a block at a
+// time, keeps a buffer of at most growCap bytes (doubling alone went to
+// twice the pin).
+func TestPinGrowthBounded(t *testing.T) {
+	const pinMax = defaultPinMax
+	in := input{src: bytes.NewReader(make([]byte, pinMax+4<<20)), pin: -1, pinMax: pinMax}
+	in.setPin(0)
+	for p := int64(0); p+maxBlockSize <= pinMax; p += maxBlockSize {
+		if len(in.at(p, maxBlockSize)) != maxBlockSize {
+			t.Fatalf("short read at %d", p)
+		}
+		in.release(p)
+		if cap(in.buf) > in.growCap() {
+			t.Fatalf("at %d: a buffer of %d bytes, more than %d", p, cap(in.buf), in.growCap())
+		}
+	}
+	if in.pinLost {
+		t.Fatal("pin dropped within pinMax")
+	}
+}
