@@ -75,6 +75,7 @@ func (r *Reader) readExtentData(eh *ExtentHeader) error {
 	if sp, ok := r.resyncIn(dataStart, min(end, r.bufEnd())); ok {
 		place.kPre = int(max(sp.Off-dataStart, 0) / BlockSize)
 		r.problem(hdrOff, "extent broken by a loss of unknown length at stream offset %d", sp.Off)
+		r.skipHole(sp)
 		room := int64(nb-place.kPre) * BlockSize
 		from := sp.End()
 		// the tail ends at most room bytes after the last loss before it:
@@ -194,7 +195,7 @@ func (r *Reader) resize(sp codec.Span, trueLen int64) bool {
 	r.res.Resized++
 	k := sort.Search(len(r.rsOffs), func(i int) bool { return r.rsOffs[i] >= sp.Off })
 	r.rsOffs, r.rsFrom = r.rsOffs[:k], min(r.rsFrom, sp.Off)
-	r.buf = r.buf[:sp.Off-r.bufOff]
+	r.cutAt(sp.Off)
 	r.eof, r.readErr = false, nil
 	return true
 }

@@ -121,10 +121,14 @@ type Reader struct {
 	opt Options
 	hdr *Header
 
-	buf     []byte
-	bufOff  int64 // stream offset of buf[0]
-	eof     bool
-	readErr error
+	buf    []byte
+	bufOff int64 // stream offset of buf[0]
+	// hole: the stream bytes [holeAt, holeAt+hole) are not in buf (the
+	// placeholders of a long loss, skipHole); buf holds the bytes before
+	// and after it. skip: how many of them are still to be read.
+	holeAt, hole, skip int64
+	eof                bool
+	readErr            error
 
 	pos       int64 // next stream offset to parse
 	aligned   bool  // pos is at a known extent boundary (false: scan for one)

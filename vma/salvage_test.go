@@ -373,3 +373,51 @@ func TestTailSearchBounded(t *testing.T) {
 	}
 	salvageAndCheck(t, damageStream(arc, ops, rng, nil), disks)
 }
+
+// TestLongLossNotBuffered: a loss of unknown length estimated far longer
+// than an extent, inside one, is not buffered while the reader looks for
+// the extent's tail (it was: 253 MiB for a loss of 200 MiB), and the
+// salvage is what it was.
+func TestLongLossNotBuffered(t *testing.T) {
+	rng := rand.New(rand.NewSource(13))
+	disks := [][]byte{testDisk(rng, 40<<20)}
+	arc, h := testArchive(t, rng, disks)
+	ext := extentOffsets(t, arc, h)
+	var ops []dmgOp
+	for _, i := range []int{2, len(ext) - 2} {
+		lo := ext[i] + 10000
+		ops = append(ops, dmgOp{kind: 'r', lo: lo, hi: lo + 100000, est: 48 << 20, max: -1})
+	}
+	// with Resize, and without (the hole is kept until the reader passes it)
+	for _, resizer := range []bool{true, false} {
+		src := func() io.Reader {
+			f := damageStream(arc, ops, rng, nil)
+			if resizer {
+				return f
+			}
+			return struct{ codec.Reader }{f}
+		}
+		r, err := NewReader(src(), Options{Salvage: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		peak := 0
+		for {
+			_, err := r.Next()
+			peak = max(peak, cap(r.buf))
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		const bound = (2*MaxExtentSize + maxTailWiden) * 5 / 4
+		t.Logf("resizer %v: peak buffer %d bytes (bound %d)", resizer, peak, bound)
+		if peak > bound {
+			t.Errorf("resizer %v: peak buffer %d bytes, want at most %d", resizer, peak, bound)
+		}
+		good, total, _ := salvageAndCheck(t, src(), disks)
+		t.Logf("resizer %v: %d of %d clusters right", resizer, good, total)
+	}
+}
