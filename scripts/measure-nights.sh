@@ -8,7 +8,14 @@
 # and what the second pass reported (the machine's other load shows in the wall seconds more than in
 # the CPU seconds).
 # Usage: scripts/measure-nights.sh [PCT...]   (MEASURE_DIR, default /tmp/vzsalvage-measure-nights;
-# VZSALVAGE=BINARY measures that binary instead of one built from this checkout)
+# VZSALVAGE=BINARY measures that binary instead of one built from this checkout; MEASURE_OUT, default
+# MEASURE_DIR, is where the rescues write: a tmpfs such as /dev/shm/x leaves the host filesystem out)
+#
+# Every rescue writes into a fresh directory, and the outputs are removed only when the script ends:
+# on an ext4 without a journal (this machine's root) the kernel skips, inode by inode, the inodes
+# freed in the last 60-300 s (fs/ext4/ialloc.c recently_deleted), so rescuing right after an
+# `rm -rf` of the previous output's ~16,000 files costs up to 15 s more system CPU in openat and
+# mkdirat. The sys seconds are printed apart from the user seconds for that reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${MEASURE_DIR:-/tmp/vzsalvage-measure-nights}
@@ -67,24 +74,26 @@ garble() { # FILE PCT SEED
   python3 -c "import random,sys; sys.stdout.buffer.write(random.Random($3).randbytes(65536))" |
     dd of="$1" bs=1 seek=$((size * $2 / 100)) conv=notrunc status=none
 }
-mkdir -p "$dir/bad"
+mkdir -p "$dir/bad" "${MEASURE_OUT:-$dir}"
+outs=$(mktemp -d "${MEASURE_OUT:-$dir}/out.XXXXXX")
+trap 'rm -rf "$outs"' EXIT
 cp "$old" "$dir/bad/"; garble "$dir/bad/$(basename "$old")" 60 2
 for pct in "${@:-30}"; do
   cp "$new" "$dir/bad/"; garble "$dir/bad/$(basename "$new")" "$pct" 1
   for also in "" "--also $dir/bad/$(basename "$old")"; do
-    rm -rf "$dir/out"
+    out="$outs/$pct${also:+-also}"
     s=$(date +%s.%N)
     # shellcheck disable=SC2086
-    /usr/bin/time -o "$dir/rss" -f "%M %U %S" "$dir/vzsalvage" rescue -q "$dir/bad/$(basename "$new")" $also -o "$dir/out" >/dev/null 2>&1 || true
+    /usr/bin/time -o "$dir/rss" -f "%M %U %S" "$dir/vzsalvage" rescue -q "$dir/bad/$(basename "$new")" $also -o "$out" >/dev/null 2>&1 || true
     read -r kb us ss < <(tail -1 "$dir/rss")
     e=$(date +%s.%N)
-    same=$(sha256sum "$dir/out/disks/disk-drive-scsi0.raw" | cut -d' ' -f1)
-    python3 - "$dir" "$pct" "${also:+--also}" "$(echo "$e - $s" | bc)" "$kb" "$(echo "$us + $ss" | bc)" "$([ "$same" = "$(cat "$dir/root-new.sha256")" ] && echo yes || echo no)" <<'PY'
+    same=$(sha256sum "$out/disks/disk-drive-scsi0.raw" | cut -d' ' -f1)
+    python3 - "$out" "$pct" "${also:+--also}" "$(echo "$e - $s" | bc)" "$kb" "$us" "$ss" "$([ "$same" = "$(cat "$dir/root-new.sha256")" ] && echo yes || echo no)" <<'PY'
 import json, os, sys
-d, pct, also, secs, kb, cpu, same = sys.argv[1:]
-rep = json.load(open(os.path.join(d, "out", "report.json")))
+out, pct, also, secs, kb, us, ss, same = sys.argv[1:]
+rep = json.load(open(os.path.join(out, "report.json")))
 rd = rep["archives"][0].get("redecode") or {}
-print(f"garbage at {pct}% rescue{' --also' if also else ''}: {float(secs):.1f} s ({float(cpu):.1f} s CPU), peak RSS {int(kb)//1024} MiB, "
+print(f"garbage at {pct}% rescue{' --also' if also else ''}: {float(secs):.1f} s ({float(us):.1f} s user + {float(ss):.1f} s sys CPU), peak RSS {int(kb)//1024} MiB, "
       f"{len(rep['damaged_files'])} files listed damaged, root disk identical: {same}, "
       f"redecode passes={rd.get('passes')} verified={rd.get('verified')} donated={rd.get('donated_bytes')}")
 PY

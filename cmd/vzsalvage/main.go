@@ -37,7 +37,10 @@ func (e *exitError) Error() string {
 var errDamaged = &exitError{code: ui.ExitDamaged}
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	stop := startCPUProfile()
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 // run executes the command line and returns the exit status.
