@@ -14,8 +14,11 @@
 # Every rescue writes into a fresh directory, and the outputs are removed only when the script ends:
 # on an ext4 without a journal (this machine's root) the kernel skips, inode by inode, the inodes
 # freed in the last 60-300 s (fs/ext4/ialloc.c recently_deleted), so rescuing right after an
-# `rm -rf` of the previous output's ~16,000 files costs up to 15 s more system CPU in openat and
-# mkdirat. The sys seconds are printed apart from the user seconds for that reason.
+# `rm -rf` of the previous output's ~16,000 files costs up to 16 s more system CPU in openat and
+# mkdirat. Other processes' deletions count too (a test run just before cost 11.7 s sys where a
+# tmpfs cost 1.2 s): for comparable CPU seconds on a shared machine use MEASURE_OUT=/dev/shm/NAME
+# (each run keeps ~0.8 GiB there until the script ends). The sys seconds are printed apart from
+# the user seconds for that reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${MEASURE_DIR:-/tmp/vzsalvage-measure-nights}
