@@ -370,13 +370,11 @@ func TestNightsVerified(t *testing.T) {
 	}
 }
 
-// TestNightsWrongDonor: an older night whose every block differs from the
-// newest's (each cluster changed between the nights) is never reported
-// verified: the checksum catches it, and no byte outside the damage is
-// wrong.
-func TestNightsWrongDonor(t *testing.T) {
-	ns := buildNights(t, 2, 300)
-	// the older night's disk: every 4 KiB block of the root changed
+// wrongNight archives, as an older night taken at when, the oldest night's
+// disk with every 4 KiB block of the root changed: a donor that is wrong
+// everywhere.
+func (ns *nights) wrongNight(t *testing.T, when time.Time) string {
+	t.Helper()
 	b, err := os.ReadFile(ns.raws[0])
 	if err != nil {
 		t.Fatal(err)
@@ -389,8 +387,19 @@ func TestNightsWrongDonor(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(ns.v.dir, "wrong")
-	os.Mkdir(dir, 0o755)
-	older := testimg.BuildArchiveAt(t, dir, []testimg.Disk{{Name: "drive-scsi0", Path: wrongDisk}}, ".zst", 7, time.Date(2025, 12, 12, 3, 0, 3, 0, time.UTC))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return testimg.BuildArchiveAt(t, dir, []testimg.Disk{{Name: "drive-scsi0", Path: wrongDisk}}, ".zst", 7, when)
+}
+
+// TestNightsWrongDonor: an older night whose every block differs from the
+// newest's (each cluster changed between the nights) is never reported
+// verified: the checksum catches it, and no byte outside the damage is
+// wrong.
+func TestNightsWrongDonor(t *testing.T) {
+	ns := buildNights(t, 2, 300)
+	older := ns.wrongNight(t, time.Date(2025, 12, 12, 3, 0, 3, 0, time.UTC))
 	hit(t, ns.arcs[1], placeable(t, ns.arcs[1], []float64{0.5, 0.3, 0.7, 0.2, 0.6}, 9), 9)
 	out := filepath.Join(ns.v.dir, "rescue")
 	rep, err := Run(ns.arcs[1], out, Options{Also: []string{older}})

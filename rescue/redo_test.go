@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vzsalvage/vzsalvage/extract"
-	"github.com/vzsalvage/vzsalvage/internal/testimg"
 )
 
 // redoBoth runs the second passes over newest twice from the same first
@@ -121,20 +120,7 @@ func redoBoth(t *testing.T, newest string, olds []string) *redo {
 func TestRedoInPlace(t *testing.T) {
 	ns := buildNights(t, 2, 300)
 	// an older night whose every block of the root differs (wrong donor)
-	b, err := os.ReadFile(ns.raws[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p := int(ns.v.root.Offset); p < len(b); p += 4096 {
-		b[p+100] ^= 0xa5
-	}
-	wrongDisk := filepath.Join(ns.v.dir, "wrong.raw")
-	if err := os.WriteFile(wrongDisk, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(ns.v.dir, "wrong")
-	os.Mkdir(dir, 0o755)
-	wrong := testimg.BuildArchiveAt(t, dir, []testimg.Disk{{Name: "drive-scsi0", Path: wrongDisk}}, ".zst", 7, time.Date(2025, 12, 14, 3, 0, 3, 0, time.UTC))
+	wrong := ns.wrongNight(t, time.Date(2025, 12, 14, 3, 0, 3, 0, time.UTC))
 	hit(t, ns.arcs[1], placeable(t, ns.arcs[1], []float64{0.5, 0.3, 0.7, 0.2, 0.6}, 9), 9)
 
 	t.Run("verified", func(t *testing.T) {

@@ -349,21 +349,7 @@ func TestTailSearchBounded(t *testing.T) {
 	for lo := ext[3] + 10000; lo+100000 < ext[len(ext)-2]; lo += 500000 {
 		ops = append(ops, dmgOp{kind: 'r', lo: lo, hi: lo + 100000, est: 2 << 20, max: -1})
 	}
-	r, err := NewReader(damageStream(arc, ops, rng, nil), Options{Salvage: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	peak := 0
-	for {
-		_, err := r.Next()
-		peak = max(peak, cap(r.buf))
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	peak := peakBuffer(t, damageStream(arc, ops, rng, nil))
 	// the extent before the loss, its tail's room, the widening, and
 	// fill's growth margin
 	const bound = (2*MaxExtentSize + maxTailWiden) * 5 / 4
@@ -372,6 +358,27 @@ func TestTailSearchBounded(t *testing.T) {
 		t.Errorf("peak buffer %d bytes, want at most %d", peak, bound)
 	}
 	salvageAndCheck(t, damageStream(arc, ops, rng, nil), disks)
+}
+
+// peakBuffer reads src with salvage and returns the largest stream buffer
+// the reader held.
+func peakBuffer(t *testing.T, src io.Reader) int {
+	t.Helper()
+	r, err := NewReader(src, Options{Salvage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := 0
+	for {
+		_, err := r.Next()
+		peak = max(peak, cap(r.buf))
+		if err == io.EOF {
+			return peak
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestLongLossNotBuffered: a loss of unknown length estimated far longer
@@ -397,21 +404,7 @@ func TestLongLossNotBuffered(t *testing.T) {
 			}
 			return struct{ codec.Reader }{f}
 		}
-		r, err := NewReader(src(), Options{Salvage: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		peak := 0
-		for {
-			_, err := r.Next()
-			peak = max(peak, cap(r.buf))
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		peak := peakBuffer(t, src())
 		const bound = (2*MaxExtentSize + maxTailWiden) * 5 / 4
 		t.Logf("resizer %v: peak buffer %d bytes (bound %d)", resizer, peak, bound)
 		if peak > bound {
