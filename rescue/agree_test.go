@@ -6,7 +6,7 @@ import "testing"
 // maxAgree answers, and the answers it holds are the ones given.
 func TestAgreeCacheBounded(t *testing.T) {
 	var c agreeCache
-	for i := int64(0); i < 3*maxAgree+7; i++ {
+	for i := int64(0); i < int64(3*maxAgree+7); i++ {
 		c.put([2]int64{i % 3, i}, i%5 == 0)
 		if len(c.m) > maxAgree {
 			t.Fatalf("%d answers kept, more than %d", len(c.m), maxAgree)

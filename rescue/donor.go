@@ -227,7 +227,8 @@ func (d *nightDonor) agrees(dd *donorDev, i int, cluster int64) (bool, int64, er
 // over, and a cluster asked again is compared again, with the same answer.
 type agreeCache struct{ m map[[2]int64]bool }
 
-const maxAgree = 1 << 16
+// maxAgree is a var for tests.
+var maxAgree = 1 << 16
 
 func (c *agreeCache) get(key [2]int64) (ok, seen bool) {
 	ok, seen = c.m[key]
@@ -316,10 +317,13 @@ func redoNewest(path string, newest *extract.Result, disksDir, work string, olds
 	if inPlace {
 		// the images change during a pass: what the donor compares with
 		// the newest night's bytes is compared before
-		if err := donor.agreeAll(); err != nil {
+		// (when the answers do not all fit in the agreement cache, the
+		// passes go into fresh images instead)
+		fits, err := donor.agreeAll()
+		if err != nil {
 			return nil, err
 		}
-		donor.frozen = true
+		inPlace, donor.frozen = fits, fits
 	}
 	var best *redo
 	defer func() {
@@ -447,21 +451,30 @@ func (r *redo) drop() error {
 
 // agreeAll compares, for every placed block's cluster and every older
 // night, the older night with what the newest knows (the cache agrees
-// answers from).
-func (d *nightDonor) agreeAll() error {
-	var err error
+// answers from). It reports false, having stopped, when the answers do not
+// all fit in the cache (a pass that may not compare later cannot be made).
+func (d *nightDonor) agreeAll() (fits bool, err error) {
+	fits = true
 	d.m.Placed(func(blk extract.PlacedBlock) {
 		dd := d.devs[blk.Dev]
-		if err != nil || dd == nil || blk.DevOff >= dd.size {
+		if err != nil || !fits || dd == nil || blk.DevOff >= dd.size {
 			return
 		}
 		for i := range dd.gens {
-			if _, _, err = d.agrees(dd, i, blk.DevOff/clusterSize); err != nil {
+			key := [2]int64{int64(i), blk.DevOff / clusterSize}
+			if _, seen := dd.agree.get(key); seen {
+				continue
+			}
+			if len(dd.agree.m) >= maxAgree {
+				fits = false
+				return
+			}
+			if _, _, err = d.agrees(dd, i, key[1]); err != nil {
 				return
 			}
 		}
 	})
-	return err
+	return fits && err == nil, err
 }
 
 // notWorse reports whether the second pass leaves no more bytes damaged

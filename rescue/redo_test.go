@@ -16,7 +16,7 @@ import (
 // images, and asserts the same outcome: verdict, donors, damage maps,
 // ranges from another night, and every image byte for byte. It returns
 // the in-place outcome.
-func redoBoth(t *testing.T, newest string, olds []string) *redo {
+func redoBoth(t *testing.T, newest string, olds []string, wantInPlace bool) *redo {
 	t.Helper()
 	base := t.TempDir()
 	first, err := extract.Extract(newest, filepath.Join(base, "first"), extract.Options{Map: true})
@@ -99,7 +99,7 @@ func redoBoth(t *testing.T, newest string, olds []string) *redo {
 		}
 	}
 	t.Logf("passes %d, verified %v: in place %d bytes not written again, %d changed", in.passes, in.res.Verified, in.skipped, in.changed)
-	if in.skipped == 0 || in.changed == 0 {
+	if wantInPlace && (in.skipped == 0 || in.changed == 0) {
 		t.Errorf("the pass in place skipped %d bytes and changed %d", in.skipped, in.changed)
 	}
 	same("verdicts", []any{full.res.Verified, full.passes, full.donors, full.donated}, []any{in.res.Verified, in.passes, in.donors, in.donated})
@@ -124,19 +124,33 @@ func TestRedoInPlace(t *testing.T) {
 	hit(t, ns.arcs[1], placeable(t, ns.arcs[1], []float64{0.5, 0.3, 0.7, 0.2, 0.6}, 9), 9)
 
 	t.Run("verified", func(t *testing.T) {
-		rd := redoBoth(t, ns.arcs[1], []string{ns.arcs[0]})
+		rd := redoBoth(t, ns.arcs[1], []string{ns.arcs[0]}, true)
 		if rd == nil || !rd.res.Verified {
 			t.Fatalf("not verified: %+v", rd)
 		}
 	})
+	t.Run("agreements-over-the-cache", func(t *testing.T) {
+		// more clusters to compare than the agreement cache holds: the
+		// pass cannot freeze them all, so it is made into fresh images
+		// (it failed with "not compared before the second pass")
+		defer func(n int) { maxAgree = n }(maxAgree)
+		maxAgree = 4
+		rd := redoBoth(t, ns.arcs[1], []string{ns.arcs[0]}, false)
+		if rd == nil || !rd.res.Verified {
+			t.Fatalf("not verified: %+v", rd)
+		}
+		if rd.log != nil || rd.skipped != 0 {
+			t.Errorf("written in place (%d bytes skipped) with the cache too small", rd.skipped)
+		}
+	})
 	t.Run("wrong", func(t *testing.T) {
-		rd := redoBoth(t, ns.arcs[1], []string{wrong})
+		rd := redoBoth(t, ns.arcs[1], []string{wrong}, true)
 		if rd != nil && rd.res.Verified {
 			t.Fatalf("a wrong donor verified")
 		}
 	})
 	t.Run("wrong-then-right", func(t *testing.T) {
-		rd := redoBoth(t, ns.arcs[1], []string{wrong, ns.arcs[0]})
+		rd := redoBoth(t, ns.arcs[1], []string{wrong, ns.arcs[0]}, true)
 		if rd == nil || !rd.res.Verified {
 			t.Fatalf("not verified: %+v", rd)
 		}
