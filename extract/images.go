@@ -204,7 +204,7 @@ func (s *imageSet) openInPlace(d vma.Device) (*image, error) {
 		return nil, nil
 	}
 	path, ok := o.Images[d.Name]
-	if _, known := o.Written[d.Name]; !ok || !known || o.Written[d.Name] == nil {
+	if !ok || o.Written[d.Name] == nil {
 		return nil, nil
 	}
 	if st, err := os.Stat(path); err != nil || st.Size() != d.Size {

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -81,7 +82,7 @@ func (w *writes) ranges() []damage.Range {
 		return nil
 	}
 	rs := slices.Clone(w.r)
-	slices.SortFunc(rs, func(a, b damage.Range) int { return int(min(max(a.Off-b.Off, -1), 1)) })
+	slices.SortFunc(rs, func(a, b damage.Range) int { return cmp.Compare(a.Off, b.Off) })
 	out := rs[:0]
 	for _, r := range rs {
 		if k := len(out); k > 0 && out[k-1].End() >= r.Off {
