@@ -18,6 +18,21 @@ import (
 // realDisks builds, once per test binary, the disks of a typical VM with
 // the real tools: a GPT disk with ext4 /boot and root (sgdisk, mke2fs -d), a
 // bare XFS data disk (mkfs.xfs) and an efidisk.
+// realZstdArchive archives the real disks with the zstd CLI in a new
+// temporary directory: the disks, that directory, the archive's path and
+// its bytes.
+func realZstdArchive(t *testing.T) (disks []testimg.Disk, dir, arc string, clean []byte) {
+	t.Helper()
+	disks = realDisks(t)
+	dir = t.TempDir()
+	arc = testimg.BuildArchive(t, dir, disks, ".zst", 42)
+	clean, err := os.ReadFile(arc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return disks, dir, arc, clean
+}
+
 func realDisks(t *testing.T) []testimg.Disk {
 	t.Helper()
 	shared.once.Do(func() {

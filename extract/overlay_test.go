@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/vzsalvage/vzsalvage/damage"
-	"github.com/vzsalvage/vzsalvage/internal/testimg"
 )
 
 func TestSubtract(t *testing.T) {
@@ -84,13 +83,7 @@ func TestChangeLogUndoRedo(t *testing.T) {
 // without writing again what lies before the damage; undone, they are the
 // damaged read's again, and redone the clean read's.
 func TestOverlay(t *testing.T) {
-	disks := realDisks(t)
-	dir := t.TempDir()
-	arc := testimg.BuildArchive(t, dir, disks, ".zst", 42)
-	clean, err := os.ReadFile(arc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dir, arc, clean := realZstdArchive(t)
 	fresh, err := Extract(arc, filepath.Join(dir, "fresh"), Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -57,13 +57,7 @@ type damageCase struct {
 // extent whose header is lost loses all its clusters, a large share of this
 // small archive; scripts/measure-salvage.sh measures a 400 MB one.
 func TestSalvageRealZstd(t *testing.T) {
-	disks := realDisks(t)
-	dir := t.TempDir()
-	arc := testimg.BuildArchive(t, dir, disks, ".zst", 42)
-	clean, err := os.ReadFile(arc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	disks, _, arc, clean := realZstdArchive(t)
 	blocks := zstdBlocks(t, clean)
 	at := func(frac float64) int { return blocks[int(frac*float64(len(blocks)))] }
 	// The floors were measured on the bytes Debian 12's tools make; the

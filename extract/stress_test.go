@@ -22,13 +22,7 @@ import (
 //	VZSALVAGE_STRESS=500 go test ./extract -run 'TestStress$' -v -timeout 1h
 func TestStress(t *testing.T) {
 	first, end := testutil.Stress(t)
-	disks := realDisks(t)
-	dir := t.TempDir()
-	arc := testimg.BuildArchive(t, dir, disks, ".zst", 42)
-	clean, err := os.ReadFile(arc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	disks, dir, arc, clean := realZstdArchive(t)
 	blocks := zstdBlocks(t, clean)
 	bad, silent, refused := 0, 0, 0
 	for seed := first; seed < end; seed++ {
