@@ -29,20 +29,22 @@ type WriterOptions struct {
 // Writer writes a qcow2 version 3 image of a given virtual size into an
 // io.ReaderAt+WriterAt (a file opened read-write), as data arrives in any
 // order: clusters that are never written, or written as zeros, take no
-// space. Memory grows with the L2 tables of the regions written (64 KiB
-// per 512 MiB of virtual disk) and a 2-byte refcount per host cluster: a
-// fully written 1 TiB disk needs about 160 MiB. Close lays out the L2
-// tables and the refcounts and writes the header; until then the file is
+// space. Memory is bounded: at most maxWriterL2 L2 tables (64 KiB each,
+// one per 512 MiB of virtual disk) are held, the others written to their
+// place in the file and read back when needed; Close needs a 2-byte
+// refcount per host cluster (32 MiB per TiB written). Close writes the L2
+// tables still held, the refcounts and the header; until then the file is
 // not a valid image.
 type Writer struct {
 	f    rwAt
 	size int64
 	opt  WriterOptions
 
-	l1     []uint64           // the host offsets of L2 tables, assigned at Close
-	l2     map[int64][]uint64 // L2 tables by L1 index, entries as on disk
-	next   int64              // end of the host file (cluster aligned, except while packing compressed data)
-	packed int64              // where the next compressed cluster goes (0: start a new host cluster)
+	l1     []uint64          // the host offsets of L2 tables (with entryCopied), 0 until one is written
+	l2     map[int64]*wTable // the L2 tables held, by L1 index
+	tick   uint64            // use counter for the tables' eviction
+	next   int64             // end of the host file (cluster aligned, except while packing compressed data)
+	packed int64             // where the next compressed cluster goes (0: start a new host cluster)
 	comp   *flate.Writer
 	buf    bytes.Buffer
 	closed bool
@@ -66,7 +68,7 @@ func NewWriter(f rwAt, size int64, opt WriterOptions) (*Writer, error) {
 	if l1Size*8 > maxL1Bytes {
 		return nil, fmt.Errorf("qcow2: a %d-byte disk needs too large an L1 table", size)
 	}
-	w := &Writer{f: f, size: size, opt: opt, l1: make([]uint64, l1Size), l2: map[int64][]uint64{}}
+	w := &Writer{f: f, size: size, opt: opt, l1: make([]uint64, l1Size), l2: map[int64]*wTable{}}
 	// cluster 0: the header; then the L1 table; data after it.
 	w.next = WriterCluster + roundUp(l1Size*8)
 	return w, nil
@@ -74,24 +76,93 @@ func NewWriter(f rwAt, size int64, opt WriterOptions) (*Writer, error) {
 
 func roundUp(n int64) int64 { return (n + WriterCluster - 1) &^ (WriterCluster - 1) }
 
-// entry returns a pointer to the L2 entry of virtual cluster vc, creating
-// its table if need be.
-func (w *Writer) entry(vc int64) *uint64 {
-	i := vc / l2Entries
-	t := w.l2[i]
-	if t == nil {
-		t = make([]uint64, l2Entries)
-		w.l2[i] = t
+// maxWriterL2 bounds the L2 tables a Writer holds (64 KiB each: 4 MiB,
+// 32 GiB of virtual disk); a var for tests.
+var maxWriterL2 = 64
+
+// wTable is an L2 table a Writer holds: entries as on disk.
+type wTable struct {
+	e    []uint64
+	used uint64
+}
+
+// table returns the L2 table of L1 index i: held, read back from the file,
+// or (with create) a new empty one; nil when it has none and create is
+// false.
+func (w *Writer) table(i int64, create bool) (*wTable, error) {
+	w.tick++
+	if t := w.l2[i]; t != nil {
+		t.used = w.tick
+		return t, nil
 	}
-	return &t[vc%l2Entries]
+	if w.l1[i] == 0 && !create {
+		return nil, nil
+	}
+	var buf []uint64
+	if len(w.l2) >= maxWriterL2 {
+		var lru int64 = -1
+		for j, t := range w.l2 {
+			if lru < 0 || t.used < w.l2[lru].used {
+				lru = j
+			}
+		}
+		buf = w.l2[lru].e
+		if err := w.spill(lru); err != nil {
+			return nil, err
+		}
+	} else {
+		buf = make([]uint64, l2Entries)
+	}
+	if host := int64(w.l1[i] & offsetMask); host != 0 {
+		raw := make([]byte, WriterCluster)
+		if _, err := w.f.ReadAt(raw, host); err != nil && err != io.EOF {
+			return nil, fmt.Errorf("qcow2: reading back an L2 table: %w", err)
+		}
+		for j := range buf {
+			buf[j] = binary.BigEndian.Uint64(raw[8*j:])
+		}
+	} else {
+		clear(buf)
+	}
+	t := &wTable{e: buf, used: w.tick}
+	w.l2[i] = t
+	return t, nil
+}
+
+// spill writes the held table of L1 index i to its place in the file (a
+// new host cluster the first time) and stops holding it.
+func (w *Writer) spill(i int64) error {
+	t := w.l2[i]
+	delete(w.l2, i)
+	if w.l1[i] == 0 {
+		w.l1[i] = uint64(w.allocCluster()) | entryCopied
+	}
+	raw := make([]byte, WriterCluster)
+	for j, e := range t.e {
+		binary.BigEndian.PutUint64(raw[8*j:], e)
+	}
+	_, err := w.f.WriteAt(raw, int64(w.l1[i]&offsetMask))
+	return err
+}
+
+// set sets the L2 entry of virtual cluster vc, creating its table if need
+// be.
+func (w *Writer) set(vc int64, e uint64) error {
+	t, err := w.table(vc/l2Entries, true)
+	if err != nil {
+		return err
+	}
+	t.e[vc%l2Entries] = e
+	return nil
 }
 
 // lookup returns the L2 entry of vc, or 0 if none.
-func (w *Writer) lookup(vc int64) uint64 {
-	if t := w.l2[vc/l2Entries]; t != nil {
-		return t[vc%l2Entries]
+func (w *Writer) lookup(vc int64) (uint64, error) {
+	t, err := w.table(vc/l2Entries, false)
+	if t == nil || err != nil {
+		return 0, err
 	}
-	return 0
+	return t.e[vc%l2Entries], nil
 }
 
 // WriteAt writes p at virtual offset off (not past the disk's end). A
@@ -145,7 +216,10 @@ func (w *Writer) WriteCluster(vc int64, data []byte) error {
 
 // writeIn writes b at offset in of virtual cluster vc.
 func (w *Writer) writeIn(vc, in int64, b []byte) error {
-	e := w.lookup(vc)
+	e, err := w.lookup(vc)
+	if err != nil {
+		return err
+	}
 	switch {
 	case e == 0 && isZero(b):
 		return nil
@@ -161,12 +235,13 @@ func (w *Writer) writeIn(vc, in int64, b []byte) error {
 	case e == 0 && in == 0 && len(b) == WriterCluster:
 		return w.storeCluster(vc, b)
 	case e == 0:
-		host := w.allocCluster()
-		*w.entry(vc) = uint64(host) | entryCopied
-		e = w.lookup(vc)
+		e = uint64(w.allocCluster()) | entryCopied
+		if err := w.set(vc, e); err != nil {
+			return err
+		}
 	}
 	host := int64(e & offsetMask)
-	_, err := w.f.WriteAt(b, host+in)
+	_, err = w.f.WriteAt(b, host+in)
 	return err
 }
 
@@ -176,19 +251,26 @@ func (w *Writer) storeCluster(vc int64, data []byte) error {
 	if w.opt.Compress && !isZero(data) {
 		return w.storeCompressed(vc, data)
 	}
-	e := w.lookup(vc)
+	e, err := w.lookup(vc)
+	if err != nil {
+		return err
+	}
 	var host int64
 	if e != 0 && e&entryCompressed == 0 {
 		host = int64(e & offsetMask)
 	} else {
 		if isZero(data) {
-			*w.entry(vc) = 0
-			return nil
+			if e == 0 {
+				return nil
+			}
+			return w.set(vc, 0)
 		}
 		host = w.allocCluster()
-		*w.entry(vc) = uint64(host) | entryCopied
+		if err := w.set(vc, uint64(host)|entryCopied); err != nil {
+			return err
+		}
 	}
-	_, err := w.f.WriteAt(data, host)
+	_, err = w.f.WriteAt(data, host)
 	return err
 }
 
@@ -242,8 +324,7 @@ func (w *Writer) storeCompressed(vc int64, data []byte) error {
 	w.packed += int64(len(c))
 	w.next = w.packed
 	sectors := (host%512+int64(len(c))+511)/512 - 1
-	*w.entry(vc) = uint64(host) | uint64(sectors)<<compShiftW | entryCompressed
-	return nil
+	return w.set(vc, uint64(host)|uint64(sectors)<<compShiftW|entryCompressed)
 }
 
 // inflate returns the content of the compressed cluster of entry e.
@@ -280,23 +361,15 @@ func (w *Writer) finish() error {
 	be := binary.BigEndian
 	w.next = roundUp(w.next)
 	w.packed = 0
-	// L2 tables, in L1 order.
-	tab := make([]byte, WriterCluster)
+	// The L2 tables still held, in L1 order.
 	for i := range w.l1 {
-		t := w.l2[int64(i)]
-		if t == nil {
-			continue
+		if w.l2[int64(i)] != nil {
+			if err := w.spill(int64(i)); err != nil {
+				return err
+			}
 		}
-		host := w.next
-		w.next += WriterCluster
-		for j, e := range t {
-			be.PutUint64(tab[8*j:], e)
-		}
-		if _, err := w.f.WriteAt(tab, host); err != nil {
-			return err
-		}
-		w.l1[i] = uint64(host) | entryCopied
 	}
+	w.next = roundUp(w.next)
 	// Refcounts: every host cluster in use counts 1, those holding
 	// compressed data once per compressed cluster touching them.
 	dataEnd := w.next
@@ -305,12 +378,18 @@ func (w *Writer) finish() error {
 	for c := int64(0); c < 1+l1Clusters; c++ {
 		refs[c] = 1 // header and L1 table
 	}
-	for i, l1e := range w.l1 {
+	tab := make([]byte, WriterCluster)
+	for _, l1e := range w.l1 {
 		if l1e == 0 {
 			continue
 		}
-		refs[int64(l1e&offsetMask)/WriterCluster]++
-		for _, e := range w.l2[int64(i)] {
+		host := int64(l1e & offsetMask)
+		refs[host/WriterCluster]++
+		if _, err := w.f.ReadAt(tab, host); err != nil && err != io.EOF {
+			return fmt.Errorf("qcow2: reading back an L2 table: %w", err)
+		}
+		for j := 0; j < l2Entries; j++ {
+			e := be.Uint64(tab[8*j:])
 			switch {
 			case e == 0:
 			case e&entryCompressed != 0:

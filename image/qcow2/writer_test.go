@@ -2,6 +2,7 @@ package qcow2
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -174,5 +175,77 @@ func TestWriterSparseTerabyte(t *testing.T) {
 	got := make([]byte, WriterCluster)
 	if _, err := im.ReadAt(got, 300<<30); err != nil || !bytes.Equal(got, data) {
 		t.Errorf("read back: %v", err)
+	}
+}
+
+// TestWriterSpillsL2: with fewer L2 tables held than the disk has, writes
+// that jump between tables (plain, compressed, rewritten, zeroed) make an
+// image qemu-img checks and finds equal to the raw disk.
+func TestWriterSpillsL2(t *testing.T) {
+	qimg := testutil.RequireTool(t, "qemu-img")
+	defer func(n int) { maxWriterL2 = n }(maxWriterL2)
+	maxWriterL2 = 2
+	const size = 4<<30 + 3*WriterCluster // 9 L2 tables
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
+			dir := t.TempDir()
+			raw, err := os.Create(filepath.Join(dir, "disk.raw"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			if err := raw.Truncate(size); err != nil {
+				t.Fatal(err)
+			}
+			img, err := os.Create(filepath.Join(dir, "disk.qcow2"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			w, err := NewWriter(img, size, WriterOptions{Compress: compress})
+			if err != nil {
+				t.Fatal(err)
+			}
+			write := func(p []byte, off int64) {
+				t.Helper()
+				if _, err := w.WriteAt(p, off); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := raw.WriteAt(p, off); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const region = l2Entries * WriterCluster // what one table maps
+			cl := rawDisk(WriterCluster, 3)
+			for round := int64(0); round < 3; round++ {
+				for r := int64(0); r*region < size; r++ {
+					off := min(r*region+round*5*WriterCluster, size-WriterCluster)
+					cl[0], cl[1] = byte(r), byte(round)
+					if compress && round == 0 {
+						if err := w.WriteCluster(off/WriterCluster, cl); err != nil {
+							t.Fatal(err)
+						}
+						raw.WriteAt(cl, off)
+					} else {
+						write(cl, off)
+					}
+				}
+			}
+			// rewrite part of the first cluster of every table, zero the
+			// last one written in the first table
+			for r := int64(0); r*region < size; r++ {
+				write([]byte("rewritten"), r*region+100)
+			}
+			write(make([]byte, WriterCluster), 10*WriterCluster)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(qimg, "check", img.Name()).CombinedOutput(); err != nil {
+				t.Errorf("qemu-img check: %v\n%s", err, out)
+			}
+			if out, err := exec.Command(qimg, "compare", "-f", "qcow2", "-F", "raw", img.Name(), raw.Name()).CombinedOutput(); err != nil || !strings.Contains(string(out), "identical") {
+				t.Errorf("qemu-img compare: %v\n%s", err, out)
+			}
+		})
 	}
 }
