@@ -24,9 +24,9 @@ type Archive struct {
 	// returns they have seen every byte read.
 	Taps []func([]byte)
 
-	f        *os.File
-	read     atomic.Int64
-	readers  []io.Closer // the read-aheads of Payload
+	f       *os.File
+	read    atomic.Int64
+	readers []io.Closer // the read-aheads of Payload
 }
 
 // ErrEmpty is returned for an empty file.
