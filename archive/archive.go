@@ -24,9 +24,9 @@ type Archive struct {
 	// returns they have seen every byte read.
 	Taps []func([]byte)
 
-	f        *os.File
-	read     atomic.Int64
-	prefetch []*prefetch
+	f       *os.File
+	read    atomic.Int64
+	readers []io.Closer // the read-aheads of Payload
 }
 
 // ErrEmpty is returned for an empty file.
@@ -60,7 +60,7 @@ func Open(path string) (*Archive, error) {
 
 // Close stops the readers of Payload and closes the file.
 func (a *Archive) Close() error {
-	for _, p := range a.prefetch {
+	for _, p := range a.readers {
 		p.Close()
 	}
 	return a.f.Close()
@@ -78,8 +78,14 @@ func (a *Archive) Payload(opt codec.Options) (codec.Reader, error) {
 		return nil, fmt.Errorf("%s: %s compression is not supported", a.Path, a.Compression)
 	}
 	src := &countingReader{r: io.NewSectionReader(a.f, 0, a.Size), n: &a.read}
+	if a.Compression == codec.Zstd && len(a.Taps) == 0 {
+		// zstd reads through FillAsync: straight into its buffer
+		d := &direct{r: src}
+		a.readers = append(a.readers, d)
+		return dec(d, opt)
+	}
 	pf := newPrefetch(src, prefetchChunk, prefetchDepth, a.Taps)
-	a.prefetch = append(a.prefetch, pf)
+	a.readers = append(a.readers, pf)
 	return dec(pf, opt)
 }
 

@@ -227,6 +227,7 @@ func (r *Reader) deliver(p *pendingCluster) *Cluster {
 	n := bi.Blocks()
 	c := &r.cl
 	*c = Cluster{Dev: bi.Dev(), Num: bi.Cluster(), Mask: bi.Mask(), Rewrite: p.rewrite}
+	r.inScratch = false
 	if n == 0 {
 		return c
 	}
@@ -238,6 +239,7 @@ func (r *Reader) deliver(p *pendingCluster) *Cluster {
 			return c
 		}
 	}
+	r.inScratch = true
 	if cap(r.scratch) < ClusterSize {
 		r.scratch = make([]byte, ClusterSize)
 	}

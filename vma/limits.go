@@ -46,12 +46,16 @@ func (r *Reader) fill(end int64) {
 		need -= min(r.hole, end-r.holeAt) // the hole's bytes are not stored
 	}
 	if need > int64(cap(r.buf)) {
-		nb := make([]byte, len(r.buf), need+need/4)
+		// (at once to what a whole extent takes: growing by steps costs
+		// an allocation and fresh pages each)
+		nb := make([]byte, len(r.buf), max(need+need/4, extentBuffer))
 		copy(nb, r.buf)
 		r.buf = nb
 	}
 	for !r.eof && r.bufEnd() < end {
-		chunk := r.buf[len(r.buf):cap(r.buf)]
+		// (no more than end needs: what is read past it is moved to the
+		// buffer's front by the next dropBefore)
+		chunk := r.buf[len(r.buf):min(int64(cap(r.buf)), int64(len(r.buf))+max(end-r.bufEnd(), fillMin))]
 		if len(chunk) > 1<<20 {
 			chunk = chunk[:1<<20]
 		}
@@ -79,6 +83,13 @@ func (r *Reader) fill(end int64) {
 		r.readDone(err)
 	}
 }
+
+// extentBuffer is the buffer a read of whole extents needs: the largest
+// extent, its header and a read's worth of room.
+const extentBuffer = ExtentHeaderSize + EntriesPerExtent*ClusterSize + 64<<10
+
+// fillMin is the least fill asks its source for at a time.
+const fillMin = 16 << 10
 
 // readDone notes a read's error.
 func (r *Reader) readDone(err error) {
@@ -169,11 +180,13 @@ func (r *Reader) overLimit() bool {
 	case r.limit > 0:
 		return end >= r.limit
 	case r.res.Headerless && end >= r.nextCheck:
-		// the spans are summed each time: checked every 16 MiB
-		if end >= r.headerlessLimit() {
+		// the spans are summed each time: checked every 16 MiB, and
+		// where the limit found lies (it never shrinks)
+		lim := r.headerlessLimit()
+		if end >= lim {
 			return true
 		}
-		r.nextCheck = end + 16<<20
+		r.nextCheck = min(end+16<<20, lim)
 	}
 	return false
 }

@@ -134,6 +134,7 @@ type Reader struct {
 	aligned   bool  // pos is at a known extent boundary (false: scan for one)
 	keepFrom  int64
 	scratch   []byte
+	inScratch bool // the cluster delivered last has its Data in scratch
 	pending   []pendingCluster
 	pendingAt int
 	ext       extentPlace
@@ -253,6 +254,15 @@ func (r *Reader) Next() (*Cluster, error) {
 			r.passAll()
 		}
 	}
+}
+
+// DataKept reports whether the next call to Next leaves the Data of the
+// cluster returned last in place and unchanged (it then delivers another
+// cluster of the same extent from the stream buffer without reading):
+// a writer may hold it until then, to write the clusters that follow
+// each other in the buffer and on the device at once.
+func (r *Reader) DataKept() bool {
+	return r.err == nil && !r.inScratch && r.pendingAt < len(r.pending)
 }
 
 // fatal turns a problem into an error in strict mode.
