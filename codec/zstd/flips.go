@@ -1,0 +1,723 @@
+package zstd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Repair of a small error: a flipped bit (or a changed byte).
+//
+// A bit flip in a compressed block that the decoder detects costs a block
+// and everything copied from it, yet the archive holds all it needs to be
+// put back: try each flip of the failing block and keep the one that makes
+// the frame's content checksum match. Decoding alone does not single it
+// out — many flips of a Huffman stream or a sequences bitstream decode, and
+// the blocks after the failing one decode from their state just as well —
+// so each candidate that survives cheap checks is decoded to the frame's
+// end, from the decoder state at the failing block (its window, repeat
+// offsets, tables and the checksum's running hash: nothing before the block
+// is decoded again), and accepted only when the checksum matches and no
+// other candidate's does.
+//
+// The candidates are narrowed by the section that failed: when one of the
+// four Huffman streams fails and the other three decode, only that stream
+// (with the literals header, the tree description and the jump table) can
+// hold a single flip; when the literals decode, only the literals header
+// and the sequences section can. A candidate in a Huffman stream must first
+// make that stream decode by itself, one in the sequences section must make
+// the sequences decode and fit the block; only then is the block decoded
+// and the frame after it.
+//
+// Out of scope: a flip the decoder does not detect (every block decodes and
+// only the checksum fails: nothing says which block), a flip whose block
+// decodes wrongly without an error when a later block fails, a frame
+// without a content checksum (nothing would verify a candidate), a broken
+// chain of block headers (the header repair in repair.go deals with it),
+// and more than one fault in a block (no candidate matches: refused).
+
+// DefaultFlipBudget is the time a flip repair allows each failing block.
+const DefaultFlipBudget = 60 * time.Second
+
+// FlipOptions configures RepairFlips.
+type FlipOptions struct {
+	// Budget is the time allowed for the candidates of one failing
+	// block (0: DefaultFlipBudget).
+	Budget time.Duration
+	// Workers is how many candidates are tried at once (0: GOMAXPROCS).
+	Workers int
+	// Bytes tries every value of each byte of the narrowed positions,
+	// not only its single-bit flips (32 times the candidates).
+	Bytes bool
+	// MaxCandidates caps the candidates tried per block (0: no cap).
+	MaxCandidates int
+}
+
+// FlipRepair is one repaired byte.
+type FlipRepair struct {
+	Block  int64 `json:"block"`  // input offset of the block's header
+	Offset int64 `json:"offset"` // input offset of the byte
+	Bit    int   `json:"bit"`    // the flipped bit (0: least significant), -1 if more changed
+	Old    byte  `json:"old"`
+	New    byte  `json:"new"`
+}
+
+// FlipStats counts a failing block's candidates by how far they got.
+type FlipStats struct {
+	Block      int64         `json:"block"`      // input offset of the failing block's header
+	Section    string        `json:"section"`    // the section the candidates were narrowed to
+	Positions  int           `json:"positions"`  // bytes whose candidates are tried
+	Candidates int           `json:"candidates"` // candidates in those bytes
+	Tried      int           `json:"tried"`      // candidates tried within the budget
+	Section1   int           `json:"section_ok"` // passed the section's own check
+	BlockOK    int           `json:"block_ok"`   // the block decoded
+	Next1      int           `json:"next1_ok"`   // and the next block (or the frame ended)
+	Next4      int           `json:"next4_ok"`   // and the 4 next
+	Next16     int           `json:"next16_ok"`  // and the 16 next
+	End        int           `json:"end_ok"`     // decoded to the frame's end
+	Matched    int           `json:"matched"`    // the frame's checksum matched
+	Elapsed    time.Duration `json:"elapsed_ns"`
+	Exhaustive bool          `json:"exhaustive"` // every candidate was tried
+}
+
+// FlipResult is what RepairFlips found.
+type FlipResult struct {
+	Intact  bool         `json:"intact"`  // every frame decoded and its checksum matched as it was
+	Repairs []FlipRepair `json:"repairs"` // the changes that make the stream whole
+	Blocks  []FlipStats  `json:"blocks"`  // each failing block's search
+	// Why says why the stream is not whole after the repairs, or "".
+	Why string `json:"why,omitempty"`
+}
+
+// Repaired reports whether the repairs make the stream whole.
+func (r *FlipResult) Repaired() bool { return !r.Intact && r.Why == "" && len(r.Repairs) > 0 }
+
+// String says what was repaired, as "repaired at offset X, bit B".
+func (f FlipRepair) String() string {
+	if f.Bit >= 0 {
+		return fmt.Sprintf("repaired at offset %d, bit %d (byte %02x, was %02x)", f.Offset, f.Bit, f.New, f.Old)
+	}
+	return fmt.Sprintf("repaired at offset %d: byte %02x, was %02x", f.Offset, f.New, f.Old)
+}
+
+// errFlipStop ends a frame's walk with FlipResult.Why set.
+var errFlipStop = errors.New("zstd: flip repair stops")
+
+// RepairFlips reads the zstd stream src (size bytes) and, at each
+// compressed block that fails to decode, looks for the one flipped bit
+// (with opt.Bytes, changed byte) that makes its frame decode with a
+// matching content checksum. It never writes to src: apply the repairs to
+// a copy. An error is returned only when src cannot be read.
+func RepairFlips(src io.ReaderAt, size int64, opt FlipOptions) (*FlipResult, error) {
+	fw := &flipWalk{src: src, size: size, opt: opt, res: &FlipResult{}}
+	fw.d.h = &fw.h
+	intact := true
+	for pos := int64(0); pos < size; {
+		next, repaired, err := fw.frame(pos)
+		if err == errFlipStop {
+			return fw.res, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		intact = intact && !repaired
+		pos = next
+	}
+	fw.res.Intact = intact && len(fw.res.Repairs) == 0
+	return fw.res, nil
+}
+
+// flipWalk decodes a stream frame by frame for RepairFlips.
+type flipWalk struct {
+	src  io.ReaderAt
+	size int64
+	opt  FlipOptions
+	res  *FlipResult
+	d    decoder
+	h    history
+	pre  decState
+	buf  []byte
+}
+
+// stop ends the walk: the stream is not whole, for the reason given.
+func (fw *flipWalk) stop(format string, a ...any) error {
+	fw.res.Why = fmt.Sprintf(format, a...)
+	return errFlipStop
+}
+
+// read returns n bytes of src at off in buf (reused), or fewer at the end.
+func readAt(src io.ReaderAt, off int64, n int, buf *[]byte) ([]byte, error) {
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	k, err := src.ReadAt(b, off)
+	if k == n {
+		return b, nil
+	}
+	if err == io.EOF || err == nil {
+		return b[:k], nil
+	}
+	return nil, err
+}
+
+// flipBlock is a block of a frame: its header's input offset and header.
+type flipBlock struct {
+	at int64
+	bh blockHeader
+}
+
+// frame walks the frame (or skippable frame) at pos and returns where the
+// next one starts, and whether a block of it was repaired.
+func (fw *flipWalk) frame(pos int64) (int64, bool, error) {
+	hb, err := readAt(fw.src, pos, 18, &fw.buf)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(hb) < 4 {
+		return 0, false, fw.stop("the input ends inside a frame magic at offset %d", pos)
+	}
+	if le32(hb)&skippableMask == skippableMagicLow {
+		if len(hb) < 8 {
+			return 0, false, fw.stop("the input ends inside a skippable frame at offset %d", pos)
+		}
+		return pos + 8 + int64(le32(hb[4:])), false, nil
+	}
+	fh, err := parseFrameHeader(hb)
+	if err != nil {
+		return 0, false, fw.stop("frame at offset %d: %v (not a small error)", pos, err)
+	}
+	// The chain of block headers must hold: a flip in a header is the
+	// header repair's (rescue and verify make it as they read).
+	var blocks []flipBlock
+	p := pos + int64(fh.size)
+	for {
+		b, err := readAt(fw.src, p, 3, &fw.buf)
+		if err != nil {
+			return 0, false, err
+		}
+		if len(b) < 3 {
+			return 0, false, fw.stop("the input ends inside the frame at offset %d", pos)
+		}
+		bh := parseBlockHeader(b)
+		if !plausible(bh, fh.blockMax) {
+			return 0, false, fw.stop("the chain of block headers breaks at offset %d (not a small error: rescue rebuilds a damaged header)", p)
+		}
+		blocks = append(blocks, flipBlock{p, bh})
+		p += 3 + int64(bh.clen)
+		if p > fw.size {
+			return 0, false, fw.stop("the input ends inside the block at offset %d", blocks[len(blocks)-1].at)
+		}
+		if bh.last {
+			break
+		}
+	}
+	end := p
+	if fh.checksum {
+		end += 4
+		if end > fw.size {
+			return 0, false, fw.stop("the input ends inside the checksum of the frame at offset %d", pos)
+		}
+	}
+	if end < fw.size {
+		if m, err := readAt(fw.src, end, 4, &fw.buf); err != nil {
+			return 0, false, err
+		} else if len(m) < 4 || le32(m) != frameMagic && le32(m)&skippableMask != skippableMagicLow {
+			return 0, false, fw.stop("no frame follows the frame at offset %d (its chain of block headers may be damaged)", pos)
+		}
+	}
+	var want uint32
+	if fh.checksum {
+		b, err := readAt(fw.src, p, 4, &fw.buf)
+		if err != nil {
+			return 0, false, err
+		}
+		want = le32(b)
+	}
+
+	fr := &flipFrame{fw: fw, fh: fh, in: pos, blocks: blocks, want: want}
+	h := &fw.h
+	h.taints, h.floor = nil, 0
+	h.setWindow(fh.window)
+	fw.d.resetFrame(fh.blockMax)
+	fw.d.lossBefore = false
+	var hash xxhash.Digest
+	hash.Reset()
+	for i := 0; i < len(blocks); i++ {
+		b := blocks[i]
+		content, err := readAt(fw.src, b.at+3, b.bh.clen, &fw.buf)
+		if err != nil {
+			return 0, false, err
+		}
+		h.reserve(fh.blockMax)
+		w0 := h.w
+		if b.bh.typ == blockCompressed {
+			fw.pre.save(&fw.d)
+		}
+		res := fw.d.decodeBlock(b.bh, content)
+		if res.err != nil || res.lost || res.tainted {
+			if !fh.checksum {
+				return 0, false, fw.stop("block at offset %d: %v (its frame has no checksum to verify a repair)", b.at, res.err)
+			}
+			h.w = w0
+			st := &flipState{
+				win:        append([]byte(nil), h.buf[max(0, w0-h.window, int(h.frameStart-h.base)):w0]...),
+				out:        h.base + int64(w0),
+				frameStart: h.frameStart,
+				window:     h.window,
+				blockMax:   fh.blockMax,
+				hash:       hash,
+				from:       &fw.d,
+			}
+			st.dec = fw.pre
+			fix, ok, err := fr.search(i, append([]byte(nil), content...), st, res.err)
+			if err != nil {
+				return 0, false, err
+			}
+			if !ok {
+				return 0, false, errFlipStop
+			}
+			// The candidate decoded the frame to its end: the next
+			// frame starts after its checksum.
+			fw.res.Repairs = append(fw.res.Repairs, fix)
+			return end, true, nil
+		}
+		hash.Write(h.buf[w0:h.w])
+		h.r = h.w
+	}
+	if fh.checksum && uint32(hash.Sum64()) != want {
+		return 0, false, fw.stop("the checksum of the frame at offset %d does not match, yet every block decodes: a flip the decoder does not detect (nothing says which block holds it)", pos)
+	}
+	return end, false, nil
+}
+
+// flipFrame is the frame a flip repair works on.
+type flipFrame struct {
+	fw     *flipWalk
+	fh     frameHeader
+	in     int64
+	blocks []flipBlock
+	want   uint32 // the content checksum
+}
+
+// flipState is the decoder state at the start of a failing block: what a
+// candidate's decoding starts from.
+type flipState struct {
+	win        []byte // the frame's output in the window before the block
+	out        int64  // absolute output offset of the block's output
+	frameStart int64
+	window     int
+	blockMax   int
+	dec        decState
+	from       *decoder // the decoder dec was saved from
+	hash       xxhash.Digest
+}
+
+// load makes d (with its own history) start where st is.
+func (st *flipState) load(d *decoder) {
+	h := d.h
+	h.taints, h.floor, h.lent = nil, 0, nil
+	h.base = st.out - int64(len(st.win))
+	h.w, h.r = 0, 0
+	h.window = st.window
+	h.limit = h.window + max(min(4*h.window, 16<<20), 4*maxBlockSize)
+	if len(h.buf) < len(st.win)+2*maxBlockSize {
+		h.buf = make([]byte, min(h.limit, len(st.win)+8*maxBlockSize))
+	}
+	h.w = copy(h.buf, st.win)
+	h.r = h.w
+	h.frameStart = st.frameStart
+	st.loadTables(d)
+	d.lossBefore = false
+}
+
+// flipCand is a candidate: content[pos] ^= mask.
+type flipCand struct {
+	pos  int32
+	mask uint8
+}
+
+// layout is where a compressed block's sections lie in its content, and
+// which of them fail by themselves.
+type layout struct {
+	section   string
+	positions [][2]int // byte ranges of the content to try
+	stream    [2]int   // the failing Huffman stream's range, or 0, 0
+	streamOut int      // its regenerated bytes
+	huf       *hufTable
+	seqFrom   int // start of the sequences section, -1 if unknown
+	regen     int
+	// sw walks the sequences bitstream, which starts at bsFrom (0: no
+	// walk), from checkpoints.
+	sw     *seqWalk
+	bsFrom int
+}
+
+// seqPositions returns the positions of the sequences section where a
+// single fault can lie: its header and tables, and its bitstream from
+// where the damaged one fails (the bytes the reader loaded by then), the
+// nearest first. It sets up the walk of the bitstream.
+func (ly *layout) seqPositions(c []byte, st *flipState) [][2]int {
+	all := [][2]int{{ly.seqFrom, len(c)}}
+	var d decoder
+	st.loadTables(&d)
+	ss := c[ly.seqFrom:]
+	nseq, cons, err := d.readSeqHeader(ss)
+	if err != nil || nseq == 0 || cons >= len(ss) {
+		return all
+	}
+	sw := &seqWalk{ll: d.ll, of: d.of, ml: d.ml, nseq: nseq, regen: ly.regen, blockMax: st.blockMax,
+		window: st.window, before: st.out - st.frameStart, reps: d.reps}
+	sw.record(ss[cons:])
+	ly.sw, ly.bsFrom = sw, ly.seqFrom+cons
+	return [][2]int{{ly.bsFrom + sw.failOff, len(c)}, {ly.seqFrom, ly.bsFrom}}
+}
+
+// narrow finds where a single fault in the compressed block content c can
+// lie, given the decoder state st.
+func narrow(c []byte, st *flipState) layout {
+	all := layout{section: "the whole block", positions: [][2]int{{0, len(c)}}, seqFrom: -1}
+	lh, err := parseLitHeader(c)
+	if err != nil || lh.regen > st.blockMax || lh.hsize+lh.csize > len(c) {
+		return all
+	}
+	litEnd := lh.hsize + lh.csize
+	ly := layout{seqFrom: litEnd, regen: lh.regen}
+	hdr := [2]int{0, lh.hsize}
+	if lh.typ < litCompressed {
+		// raw or RLE literals cannot fail: the literals header (sizes)
+		// or the sequences section
+		ly.section = "literals header and sequences section"
+		ly.positions = append(ly.seqPositions(c, st), hdr)
+		return ly
+	}
+	body := c[lh.hsize:litEnd]
+	var huf hufTable
+	var wt fseTable
+	tree := 0
+	if lh.typ == litCompressed {
+		n, err := huf.read(body, &wt)
+		if err != nil {
+			ly.section = "literals header and Huffman tree"
+			ly.positions = [][2]int{{0, litEnd}}
+			return ly
+		}
+		tree = n
+	} else {
+		d := decoder{}
+		st.loadTables(&d)
+		if !d.huf.valid {
+			return all
+		}
+		huf = d.huf
+	}
+	ly.huf = &huf
+	streams := body[tree:]
+	head := [2]int{0, lh.hsize + tree}
+	var ranges [][2]int
+	var outs []int
+	if lh.streams == 1 {
+		ranges, outs = [][2]int{{0, len(streams)}}, []int{lh.regen}
+	} else {
+		if len(streams) < 10 || lh.regen < 4 {
+			ly.section = "literals"
+			ly.positions = [][2]int{{0, litEnd}}
+			return ly
+		}
+		head[1] += 6
+		s1, s2, s3 := int(le16(streams)), int(le16(streams[2:])), int(le16(streams[4:]))
+		if 6+s1+s2+s3 >= len(streams) {
+			ly.section = "literals (jump table)"
+			ly.positions = [][2]int{{0, litEnd}}
+			return ly
+		}
+		seg := (lh.regen + 3) / 4
+		a := 6
+		for _, s := range []int{s1, s2, s3, len(streams) - 6 - s1 - s2 - s3} {
+			ranges = append(ranges, [2]int{a, a + s})
+			a += s
+		}
+		outs = []int{seg, seg, seg, lh.regen - 3*seg}
+	}
+	scratch := make([]byte, lh.regen)
+	var failed []int
+	for i, r := range ranges {
+		if huf.decodeStream(scratch[:outs[i]], streams[r[0]:r[1]]) != nil {
+			failed = append(failed, i)
+		}
+	}
+	base := lh.hsize + tree
+	switch len(failed) {
+	case 0:
+		ly.section = "literals header and sequences section"
+		ly.positions = append(ly.seqPositions(c, st), hdr)
+	case 1:
+		r := ranges[failed[0]]
+		ly.section = fmt.Sprintf("Huffman stream %d of %d", failed[0]+1, len(ranges))
+		ly.stream = [2]int{base + r[0], base + r[1]}
+		ly.streamOut = outs[failed[0]]
+		ly.positions = [][2]int{head, ly.stream}
+	default:
+		ly.section = fmt.Sprintf("literals header, Huffman tree and jump table (%d streams fail)", len(failed))
+		ly.positions = [][2]int{head}
+	}
+	return ly
+}
+
+// loadTables sets d's entropy tables and repeat offsets from st.
+func (st *flipState) loadTables(d *decoder) {
+	s := &st.dec
+	d.blockMax, d.huf, d.hufDefined, d.reps = s.blockMax, s.huf, s.hufDefined, s.reps
+	cur, own := d.tables()
+	_, fromOwn := st.from.tables()
+	for i := range cur {
+		*cur[i] = s.tabs[i]
+		if s.tabs[i] == fromOwn[i] {
+			*cur[i] = own[i]
+			own[i].log, own[i].valid = s.bufs[i].log, s.bufs[i].valid
+			own[i].t = append(own[i].t[:0], s.bufs[i].t...)
+		}
+	}
+}
+
+// search tries the candidates of the failing block blocks[k] (content c,
+// decoded from st) and returns the one repair that makes the frame's
+// checksum match.
+func (fr *flipFrame) search(k int, c []byte, st *flipState, why error) (FlipRepair, bool, error) {
+	fw := fr.fw
+	start := time.Now()
+	b := fr.blocks[k]
+	ly := narrow(c, st)
+	stats := FlipStats{Block: b.at, Section: ly.section}
+	var cands []flipCand
+	for _, r := range ly.positions {
+		for p := r[0]; p < r[1]; p++ {
+			stats.Positions++
+			if fw.opt.Bytes {
+				for m := 1; m < 256; m++ {
+					cands = append(cands, flipCand{int32(p), uint8(m)})
+				}
+			} else {
+				for bit := 0; bit < 8; bit++ {
+					cands = append(cands, flipCand{int32(p), 1 << bit})
+				}
+			}
+		}
+	}
+	stats.Candidates = len(cands)
+	if m := fw.opt.MaxCandidates; m > 0 && len(cands) > m {
+		cands = cands[:m]
+	}
+	budget := fw.opt.Budget
+	if budget <= 0 {
+		budget = DefaultFlipBudget
+	}
+	deadline := start.Add(budget)
+	workers := fw.opt.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var (
+		next    atomic.Int64
+		mu      sync.Mutex
+		matches []flipCand
+		rerr    error
+		wg      sync.WaitGroup
+	)
+	counts := make([]FlipStats, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(cs *FlipStats) {
+			defer wg.Done()
+			t := newFlipTrier(fr, k, c, st, &ly)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(cands) || time.Now().After(deadline) {
+					return
+				}
+				ok, err := t.try(cands[i], cs)
+				if err != nil {
+					mu.Lock()
+					rerr = err
+					mu.Unlock()
+					return
+				}
+				if ok {
+					mu.Lock()
+					matches = append(matches, cands[i])
+					mu.Unlock()
+				}
+			}
+		}(&counts[w])
+	}
+	wg.Wait()
+	for _, cs := range counts {
+		stats.Tried += cs.Tried
+		stats.Section1 += cs.Section1
+		stats.BlockOK += cs.BlockOK
+		stats.Next1 += cs.Next1
+		stats.Next4 += cs.Next4
+		stats.Next16 += cs.Next16
+		stats.End += cs.End
+		stats.Matched += cs.Matched
+	}
+	stats.Exhaustive = stats.Tried == stats.Candidates
+	stats.Elapsed = time.Since(start)
+	fw.res.Blocks = append(fw.res.Blocks, stats)
+	if rerr != nil {
+		return FlipRepair{}, false, rerr
+	}
+	switch {
+	case len(matches) > 1:
+		fw.res.Why = fmt.Sprintf("block at offset %d: %d candidates make the checksum match: refused (%v)", b.at, len(matches), why)
+		return FlipRepair{}, false, nil
+	case len(matches) == 0 && !stats.Exhaustive:
+		fw.res.Why = fmt.Sprintf("block at offset %d: %v; no single flip found in %d of %d candidates (%s) within the budget of %s", b.at, why, stats.Tried, stats.Candidates, ly.section, budget)
+		return FlipRepair{}, false, nil
+	case len(matches) == 0:
+		fw.res.Why = fmt.Sprintf("block at offset %d: %v; none of the %d candidates (%s) makes the checksum match: more than a single fault", b.at, why, stats.Candidates, ly.section)
+		return FlipRepair{}, false, nil
+	}
+	m := matches[0]
+	old := c[m.pos]
+	fix := FlipRepair{Block: b.at, Offset: b.at + 3 + int64(m.pos), Bit: -1, Old: old, New: old ^ m.mask}
+	if m.mask&(m.mask-1) == 0 {
+		for fix.Bit = 0; m.mask>>fix.Bit != 1; fix.Bit++ {
+		}
+	}
+	return fix, true, nil
+}
+
+// flipTrier tries candidates on its own decoder and history.
+type flipTrier struct {
+	fr      *flipFrame
+	k       int
+	c       []byte // the failing block's content, a candidate applied while tried
+	st      *flipState
+	ly      *layout
+	d       decoder
+	h       history
+	buf     []byte
+	scratch []byte
+}
+
+func newFlipTrier(fr *flipFrame, k int, c []byte, st *flipState, ly *layout) *flipTrier {
+	t := &flipTrier{fr: fr, k: k, c: append([]byte(nil), c...), st: st, ly: ly}
+	t.d.h = &t.h
+	t.scratch = make([]byte, max(ly.streamOut, 1))
+	return t
+}
+
+// try reports whether candidate x makes the frame decode with a matching
+// checksum, counting in cs how far it got.
+func (t *flipTrier) try(x flipCand, cs *FlipStats) (bool, error) {
+	cs.Tried++
+	c := t.c
+	c[x.pos] ^= x.mask
+	defer func() { c[x.pos] ^= x.mask }()
+	p := int(x.pos)
+	ly := t.ly
+	switch {
+	case ly.stream[1] > 0 && p >= ly.stream[0] && p < ly.stream[1]:
+		if ly.huf.decodeStream(t.scratch[:ly.streamOut], c[ly.stream[0]:ly.stream[1]]) != nil {
+			return false, nil
+		}
+	case ly.sw != nil && p >= ly.bsFrom:
+		in := c[ly.bsFrom:]
+		i, ck, ok := ly.sw.from(in, p-ly.bsFrom)
+		if !ok {
+			return false, nil
+		}
+		if ok, _ := ly.sw.walk(in, i, ck, false); !ok {
+			return false, nil
+		}
+	case ly.seqFrom >= 0 && p >= ly.seqFrom:
+		t.st.loadTables(&t.d)
+		if !t.seqsFit(c[ly.seqFrom:]) {
+			return false, nil
+		}
+	}
+	cs.Section1++
+	t.st.load(&t.d)
+	h := &t.h
+	hash := t.st.hash
+	fr := t.fr
+	for i := t.k; i < len(fr.blocks); i++ {
+		b := fr.blocks[i]
+		content := c
+		if i != t.k {
+			var err error
+			content, err = readAt(fr.fw.src, b.at+3, b.bh.clen, &t.buf)
+			if err != nil {
+				return false, err
+			}
+		}
+		h.reserve(fr.fh.blockMax)
+		w0 := h.w
+		res := t.d.decodeBlock(b.bh, content)
+		if res.err != nil || res.lost || res.tainted {
+			return false, nil
+		}
+		hash.Write(h.buf[w0:h.w])
+		h.r = h.w
+		if i == t.k {
+			cs.BlockOK++
+		}
+		t.countNext(i-t.k, cs, false)
+	}
+	t.countNext(len(fr.blocks)-1-t.k, cs, true)
+	cs.End++
+	if uint32(hash.Sum64()) != fr.want {
+		return false, nil
+	}
+	cs.Matched++
+	return true, nil
+}
+
+// countNext counts a candidate whose n-th block after the failing one
+// decoded (or, at the frame's end, every one it has).
+func (t *flipTrier) countNext(n int, cs *FlipStats, end bool) {
+	for _, k := range []struct {
+		n int
+		c *int
+	}{{1, &cs.Next1}, {4, &cs.Next4}, {16, &cs.Next16}} {
+		if n == k.n || end && n < k.n {
+			*k.c++
+		}
+	}
+}
+
+// seqsFit reports whether the sequences section ss decodes with the
+// tables loaded in t.d and its sequences fit the block: the literals they
+// take exist, the output does not exceed the block, and every offset lies
+// within the window and the frame.
+func (t *flipTrier) seqsFit(ss []byte) bool {
+	d := &t.d
+	nseq, cons, err := d.readSeqHeader(ss)
+	if err != nil {
+		return false
+	}
+	if nseq == 0 {
+		return true
+	}
+	if d.decodeSeqs(ss[cons:], nseq) != nil {
+		return false
+	}
+	lits, total := 0, 0
+	before := t.st.out - t.st.frameStart // the frame's output before the block
+	for _, s := range d.seqs {
+		lits += int(s.ll)
+		total += int(s.ll)
+		if s.off == 0 || int(s.off) > t.st.window || int64(s.off) > before+int64(total) {
+			return false
+		}
+		total += int(s.ml)
+	}
+	return lits <= t.ly.regen && total+t.ly.regen-lits <= t.st.blockMax
+}
