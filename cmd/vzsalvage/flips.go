@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/vzsalvage/vzsalvage/codec/zstd"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
@@ -20,6 +19,7 @@ type flipOutput struct {
 	*zstd.FlipResult
 	Output string `json:"output,omitempty"`
 	SHA256 string `json:"sha256,omitempty"` // of the repaired archive
+	bytes  bool
 }
 
 // isZstd reports whether the file at path starts with a zstd frame magic.
@@ -39,7 +39,7 @@ func isZstd(path string) bool {
 // single-bit flips, and one that makes the frame's checksum match is
 // written to out (or, with inPlace, over the archive), through a temporary
 // file renamed when complete.
-func runFlipRepair(w io.Writer, path, out string, inPlace bool, budget time.Duration, asJSON bool) error {
+func runFlipRepair(w io.Writer, path, out string, inPlace bool, opt zstd.FlipOptions, asJSON bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return &exitError{code: ui.ExitFailed, err: err}
@@ -49,11 +49,11 @@ func runFlipRepair(w io.Writer, path, out string, inPlace bool, budget time.Dura
 	if err != nil {
 		return &exitError{code: ui.ExitFailed, err: err}
 	}
-	res, err := zstd.RepairFlips(f, st.Size(), zstd.FlipOptions{Budget: budget})
+	res, err := zstd.RepairFlips(f, st.Size(), opt)
 	if err != nil {
 		return &exitError{code: ui.ExitFailed, err: err}
 	}
-	o := flipOutput{Archive: path, FlipResult: res}
+	o := flipOutput{Archive: path, FlipResult: res, bytes: opt.Bytes}
 	target := out
 	if inPlace {
 		target = path
@@ -133,9 +133,13 @@ func printFlips(w io.Writer, o flipOutput) {
 		ui.Fprintf(w, "%s: intact (no sidecar: every zstd block decodes and every frame's checksum matches)\n", p)
 		return
 	}
+	kind := "single-bit flips"
+	if o.bytes {
+		kind = "byte values"
+	}
 	for _, b := range res.Blocks {
-		ui.Fprintf(w, "%s: the compressed block at offset %d fails to decode; tried %d of %d single-bit flips in its %s (%d passed the section's check, %d decoded to the frame's end, %d matched the checksum) in %.1f s\n",
-			p, b.Block, b.Tried, b.Candidates, b.Section, b.Section1, b.End, b.Matched, b.Elapsed.Seconds())
+		ui.Fprintf(w, "%s: the compressed block at offset %d fails to decode; tried %d of %d candidates (%s) in its %s (%d passed the section's check, %d decoded to the frame's end, %d matched the checksum) in %.1f s\n",
+			p, b.Block, b.Tried, b.Candidates, kind, b.Section, b.Section1, b.End, b.Matched, b.Elapsed.Seconds())
 	}
 	for _, x := range res.Repairs {
 		ui.Fprintf(w, "  %s: the frame decodes and its checksum matches\n", x)

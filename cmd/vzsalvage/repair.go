@@ -23,6 +23,7 @@ func newRepair() *cobra.Command {
 	var copies []string
 	var inPlace, force, asJSON, quiet bool
 	var flipBudget time.Duration
+	var flipBytes bool
 	c := &cobra.Command{
 		Use:   "repair ARCHIVE [--copy COPY...] [-o FIXED | --in-place]",
 		Short: "Put a damaged archive back bit for bit from its sidecar or its copies",
@@ -59,6 +60,8 @@ no other flip's does ("repaired at offset X, bit B"). A flip the decoder does no
 are not repaired this way.
 
   --flip-budget D  time allowed for the flips of one block (default 60s)
+  --flip-bytes     try every value of each byte, not only its single-bit flips (32 times
+                   the work: a block with a long sequences section takes minutes)
 
 Exit status: 0 intact or completely repaired, 1 damaged (not or partly repaired),
 2 could not run (no sidecar and no copy, unreadable).`,
@@ -88,7 +91,7 @@ Exit status: 0 intact or completely repaired, 1 damaged (not or partly repaired)
 				}
 			}
 			if len(copies) == 0 && !haveSidecar(args[0]) && isZstd(args[0]) {
-				return runFlipRepair(cmd.OutOrStdout(), args[0], out, inPlace, flipBudget, asJSON)
+				return runFlipRepair(cmd.OutOrStdout(), args[0], out, inPlace, zstd.FlipOptions{Budget: flipBudget, Bytes: flipBytes}, asJSON)
 			}
 			return runRepair(cmd.OutOrStdout(), args[0], protect.RepairOptions{SidecarDir: sidecarDir, Output: out, InPlace: inPlace, Copies: copies}, asJSON, quiet)
 		},
@@ -99,6 +102,7 @@ Exit status: 0 intact or completely repaired, 1 damaged (not or partly repaired)
 	c.Flags().StringArrayVar(&copies, "copy", nil, "another copy of the same archive (repeatable)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	c.Flags().BoolVar(&flipBytes, "flip-bytes", false, "without a sidecar or copies: try every value of each byte, not only single-bit flips")
 	c.Flags().DurationVar(&flipBudget, "flip-budget", zstd.DefaultFlipBudget, "without a sidecar or copies: time allowed for the bit flips of one block")
 	return c
 }

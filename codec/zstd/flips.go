@@ -505,24 +505,32 @@ func (fr *flipFrame) search(k int, c []byte, st *flipState, why error) (FlipRepa
 	b := fr.blocks[k]
 	ly := narrow(c, st)
 	stats := FlipStats{Block: b.at, Section: ly.section}
-	var cands []flipCand
+	// The candidates: each position's flips (or byte values), the
+	// positions in the order narrow gives.
+	var positions []int32
 	for _, r := range ly.positions {
 		for p := r[0]; p < r[1]; p++ {
-			stats.Positions++
-			if fw.opt.Bytes {
-				for m := 1; m < 256; m++ {
-					cands = append(cands, flipCand{int32(p), uint8(m)})
-				}
-			} else {
-				for bit := 0; bit < 8; bit++ {
-					cands = append(cands, flipCand{int32(p), 1 << bit})
-				}
-			}
+			positions = append(positions, int32(p))
 		}
 	}
-	stats.Candidates = len(cands)
-	if m := fw.opt.MaxCandidates; m > 0 && len(cands) > m {
-		cands = cands[:m]
+	stats.Positions = len(positions)
+	per := 8
+	if fw.opt.Bytes {
+		per = 255
+	}
+	cand := func(i int) flipCand {
+		x := flipCand{pos: positions[i/per]}
+		if per == 8 {
+			x.mask = 1 << (i % 8)
+		} else {
+			x.mask = uint8(i%255) + 1
+		}
+		return x
+	}
+	ncand := len(positions) * per
+	stats.Candidates = ncand
+	if m := fw.opt.MaxCandidates; m > 0 && ncand > m {
+		ncand = m
 	}
 	budget := fw.opt.Budget
 	if budget <= 0 {
@@ -558,10 +566,11 @@ func (fr *flipFrame) search(k int, c []byte, st *flipState, why error) (FlipRepa
 			t := newFlipTrier(fr, k, c, st, &ly, rps)
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(cands) || time.Now().After(deadline) {
+				if i >= ncand || time.Now().After(deadline) {
 					return
 				}
-				ok, err := t.try(cands[i], cs)
+				x := cand(i)
+				ok, err := t.try(x, cs)
 				if err != nil {
 					mu.Lock()
 					rerr = err
@@ -570,7 +579,7 @@ func (fr *flipFrame) search(k int, c []byte, st *flipState, why error) (FlipRepa
 				}
 				if ok {
 					mu.Lock()
-					matches = append(matches, cands[i])
+					matches = append(matches, x)
 					mu.Unlock()
 				}
 			}

@@ -139,3 +139,23 @@ func TestRepairFlipsTwoFaults(t *testing.T) {
 		t.Fatalf("two faults in a block: %+v", res)
 	}
 }
+
+// TestRepairFlipsByte: with FlipOptions.Bytes a changed byte (several
+// bits) is repaired too, at 255 candidates per position instead of 8.
+func TestRepairFlipsByte(t *testing.T) {
+	c := archive(t)
+	d := bytes.Clone(c)
+	d[487777] ^= 0x5a
+	start := time.Now()
+	res, err := RepairFlips(bytes.NewReader(d), int64(len(d)), FlipOptions{Bytes: true, Budget: 60 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.Blocks {
+		t.Logf("block %d: %s: %d positions, %d candidates, %d tried, %d passed the section, %d to the end, %d matched", s.Block, s.Section, s.Positions, s.Candidates, s.Tried, s.Section1, s.End, s.Matched)
+	}
+	t.Logf("%.2f s: %v %s", time.Since(start).Seconds(), res.Repairs, res.Why)
+	if !res.Repaired() || !bytes.Equal(applyFlips(d, res), c) || res.Repairs[0].Bit != -1 {
+		t.Fatalf("not repaired: %+v", res)
+	}
+}
