@@ -673,7 +673,7 @@ func (t *flipTrier) try(x flipCand, cs *FlipStats) (bool, error) {
 		if !ok {
 			return false, nil
 		}
-		if ok, _ := ly.sw.walk(in, i, ck, false); !ok {
+		if ok, _ := ly.sw.walk(in, i, ck, p-ly.bsFrom); !ok {
 			return false, nil
 		}
 	case ly.seqFrom >= 0 && p >= ly.seqFrom:

@@ -21,6 +21,11 @@ type seqWalk struct {
 	cks        []seqCk // cks[i]: the state before sequence i of the damaged stream
 	failOff    int     // where the reader was when the damaged stream failed (0: at its start)
 	failed     bool
+	// bitsBad: the damaged stream's bits do not end exactly with its last
+	// sequence (whatever their values). A candidate whose reader, past its
+	// changed byte, is where the damaged one was with the same states
+	// reads the same bits from there on: it fails too.
+	bitsBad bool
 }
 
 // seqCk is a sequences decoder's state between two sequences.
@@ -53,7 +58,7 @@ func (w *seqWalk) record(in []byte) {
 		w.failed, w.failOff = true, 0
 		return
 	}
-	ok, off := w.walk(in, 0, ck, true)
+	ok, off := w.walk(in, 0, ck, -1)
 	w.failed, w.failOff = !ok, off
 	if ok {
 		w.failOff = 0
@@ -71,12 +76,29 @@ func (w *seqWalk) from(in []byte, q int) (int, seqCk, bool) {
 	return i - 1, w.cks[i-1], true
 }
 
-// walk decodes sequences i.. of the stream in from state ck and reports
-// whether each fits the block (its literals exist, its offset lies within
-// the window and the frame, the output does not exceed the block) and the
-// stream ends exactly after the last; if not, where the reader was. With
-// rec it records the checkpoints.
-func (w *seqWalk) walk(in []byte, i int, ck seqCk, rec bool) (bool, int) {
+// walk decodes sequences i.. of the stream in (whose byte q is a
+// candidate's change) from state ck and reports whether each fits the
+// block (its literals exist, its offset lies within the window and the
+// frame, the output does not exceed the block) and the stream ends exactly
+// after the last; if not, where the reader was. With q < 0 it walks the
+// damaged stream: it records the checkpoints and goes on to the end after
+// a sequence that does not fit, to learn whether the bits end exactly
+// (bitsBad).
+func (w *seqWalk) walk(in []byte, i int, ck seqCk, q int) (bool, int) {
+	rec := q < 0
+	valueFail := -1
+	fail := func(off int) (bool, int) {
+		if !rec {
+			return false, off
+		}
+		w.bitsBad = true
+		if valueFail >= 0 {
+			return false, valueFail
+		}
+		return false, off
+	}
+	bit := 8 * q // bits below the changed byte's
+	cut := !rec && w.bitsBad
 	br := ck.br
 	br.in = in
 	sLL, sOF, sML := ck.sLL, ck.sOF, ck.sML
@@ -86,6 +108,13 @@ func (w *seqWalk) walk(in []byte, i int, ck seqCk, rec bool) (bool, int) {
 	for ; i < w.nseq; i++ {
 		if rec {
 			w.cks = append(w.cks, seqCk{br, sLL, sOF, sML, [3]uint32{r0, r1, r2}, lits, total})
+		} else if cut && i < len(w.cks) {
+			// past the changed byte, on the damaged stream's path?
+			d := &w.cks[i]
+			if pos := br.off*8 + 64 - int(br.consumed); pos <= bit && pos == d.br.off*8+64-int(d.br.consumed) &&
+				sLL == d.sLL && sOF == d.sOF && sML == d.sML {
+				return false, br.off
+			}
 		}
 		br.reload()
 		le, oe, me := llt[sLL&uint32(len(llt)-1)], oft[sOF&uint32(len(oft)-1)], mlt[sML&uint32(len(mlt)-1)]
@@ -112,7 +141,7 @@ func (w *seqWalk) walk(in []byte, i int, ck seqCk, rec bool) (bool, int) {
 				off = r2
 				r0, r1, r2 = off, r0, r1
 			default:
-				if r0 == 1 {
+				if r0 == 1 && !rec {
 					return false, br.off
 				}
 				off = r0 - 1
@@ -121,12 +150,15 @@ func (w *seqWalk) walk(in []byte, i int, ck seqCk, rec bool) (bool, int) {
 		}
 		lits += int(ll)
 		total += int(ll)
-		if off == 0 || lits > w.regen || int(off) > w.window || int64(off) > w.before+int64(total) {
-			return false, br.off
-		}
+		bad := off == 0 || lits > w.regen || int(off) > w.window || int64(off) > w.before+int64(total)
 		total += int(ml)
-		if total > w.blockMax {
-			return false, br.off
+		if bad || total > w.blockMax {
+			if !rec {
+				return false, br.off
+			}
+			if valueFail < 0 {
+				valueFail = br.off
+			}
 		}
 		if i < w.nseq-1 {
 			sLL = uint32(le.next) + br.get(le.nbBits)
@@ -134,11 +166,17 @@ func (w *seqWalk) walk(in []byte, i int, ck seqCk, rec bool) (bool, int) {
 			sOF = uint32(oe.next) + br.get(oe.nbBits)
 		}
 		if br.overflowed() {
-			return false, br.off
+			return fail(br.off)
 		}
 	}
 	br.reload()
-	if !br.finished() || total+w.regen-lits > w.blockMax {
+	if !br.finished() {
+		return fail(br.off)
+	}
+	if valueFail >= 0 {
+		return false, valueFail
+	}
+	if total+w.regen-lits > w.blockMax {
 		return false, br.off
 	}
 	return true, 0
