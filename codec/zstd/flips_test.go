@@ -75,7 +75,7 @@ func TestRepairFlips(t *testing.T) {
 		d := bytes.Clone(c)
 		d[off] ^= 1 << bit
 		start := time.Now()
-		res, err := RepairFlips(bytes.NewReader(d), int64(len(d)), FlipOptions{})
+		res, err := RepairFlips(bytes.NewReader(d), int64(len(d)), FlipOptions{Budget: 5 * time.Minute})
 		el := time.Since(start)
 		if err != nil {
 			t.Fatal(err)
