@@ -159,3 +159,56 @@ func TestRepairFlipsByte(t *testing.T) {
 		t.Fatalf("not repaired: %+v", res)
 	}
 }
+
+// TestRepairFlipsFrames: in a stream of two frames the flip is looked for
+// in the frame whose block fails, and checked by that frame's checksum; the
+// frame before it is left as it is.
+func TestRepairFlipsFrames(t *testing.T) {
+	first, second := smallStream(t), archiveST(t)
+	c := append(bytes.Clone(first), second...)
+	blocks := compressedBlocks(t, second)
+	for k := 0; k < 60; k++ {
+		b := blocks[(k*7)%len(blocks)]
+		off := int64(len(first)) + b.at + 3 + int64(k*977)%int64(b.bh.clen)
+		d := bytes.Clone(c)
+		d[off] ^= 1 << (k % 8)
+		res, err := RepairFlips(bytes.NewReader(d), int64(len(d)), FlipOptions{Budget: 5 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(res.Why, "does not detect") {
+			continue
+		}
+		t.Logf("offset %d: %v %s (%+v)", off, res.Repairs, res.Why, res.Blocks)
+		if !res.Repaired() || !bytes.Equal(applyFlips(d, res), c) || res.Repairs[0].Offset != off {
+			t.Fatalf("offset %d bit %d: %+v", off, k%8, res)
+		}
+		return
+	}
+	t.Fatal("no detected flip in 60 tries")
+}
+
+// TestRepairFlipsJunk: input that is no zstd stream, or one cut short, is
+// not repaired, with a reason, and never panics.
+func TestRepairFlipsJunk(t *testing.T) {
+	c := archive(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	junk := make([]byte, 100000)
+	for i := range junk {
+		junk[i] = byte(rng.Uint32())
+	}
+	hdrJunk := append(bytes.Clone(c[:64]), junk...)
+	for name, in := range map[string][]byte{
+		"empty": {}, "junk": junk, "header then junk": hdrJunk,
+		"cut": c[:len(c)/2], "cut in the checksum": c[:len(c)-2], "zeros": make([]byte, 4096),
+	} {
+		res, err := RepairFlips(bytes.NewReader(in), int64(len(in)), FlipOptions{Budget: 2 * time.Second})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if res.Repaired() || name != "empty" && (res.Intact || res.Why == "") {
+			t.Errorf("%s: %+v", name, res)
+		}
+		t.Logf("%s: %s", name, res.Why)
+	}
+}
