@@ -144,6 +144,11 @@ func printFlips(w io.Writer, o flipOutput) {
 	for _, x := range res.Repairs {
 		ui.Fprintf(w, "  %s: the frame decodes and its checksum matches\n", x)
 	}
+	for _, b := range res.Blocks {
+		if b.Matched > 0 && !b.Exhaustive {
+			ui.Fprintf(w, "  (the budget ended before every candidate of the block at offset %d was tried: no other match was ruled out; --flip-budget gives more time)\n", b.Block)
+		}
+	}
 	if !res.Repaired() {
 		ui.Fprintf(w, "%s: not repaired: %s\n", p, ui.Safe(res.Why))
 		ui.Fprintf(w, "next: vzsalvage rescue %s -o DIR   (it reads past the damage)\n", p)
