@@ -14,7 +14,7 @@ import (
 // that the zstd decoder detects in a real archive and writes the original
 // bit for bit to -o (exit 0, "repaired at offset X, bit B"); a flip the
 // decoder does not detect is out of scope: exit 1, not repaired, the reason
-// said (also in --json).
+// said (also in --json). verify points to repair when a zstd block fails.
 func TestRepairFlip(t *testing.T) {
 	dir := t.TempDir()
 	arc := smallArchive(t, dir)
@@ -49,6 +49,9 @@ func TestRepairFlip(t *testing.T) {
 			continue
 		}
 		t.Logf("%s", out)
+		if _, vout, _ := vz("verify", "-q", dmg); !strings.Contains(vout, "if a bit flipped: vzsalvage repair "+dmg+" -o FIXED") {
+			t.Errorf("verify does not point to repair:\n%s", vout)
+		}
 		got, _ := os.ReadFile(fixed)
 		want := "repaired at offset " + strconv.Itoa(p) + ", bit " + strconv.Itoa(bit)
 		if code != 0 || !strings.Contains(out, want) || !bytes.Equal(got, orig) {
