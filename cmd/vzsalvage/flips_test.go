@@ -12,7 +12,8 @@ import (
 
 // TestRepairFlip: repair without a sidecar or copies finds a flipped bit
 // that the zstd decoder detects in a real archive and writes the original
-// bit for bit to -o (exit 0, "repaired at offset X, bit B"); a flip the
+// bit for bit to -o (exit 0, "repaired at offset X, bit B") or over the
+// archive with --in-place; a flip the
 // decoder does not detect is out of scope: exit 1, not repaired, the reason
 // said (also in --json). verify points to repair when a zstd block fails.
 func TestRepairFlip(t *testing.T) {
@@ -56,6 +57,12 @@ func TestRepairFlip(t *testing.T) {
 		want := "repaired at offset " + strconv.Itoa(p) + ", bit " + strconv.Itoa(bit)
 		if code != 0 || !strings.Contains(out, want) || !bytes.Equal(got, orig) {
 			t.Fatalf("flip at %d bit %d: exit %d, identical %v, lacks %q\n%s%s", p, bit, code, bytes.Equal(got, orig), want, out, errs)
+		}
+		if code, out, _ := vz("repair", "-q", "--in-place", dmg); code != 0 {
+			t.Fatalf("--in-place: exit %d\n%s", code, out)
+		}
+		if got, _ := os.ReadFile(dmg); !bytes.Equal(got, orig) {
+			t.Fatal("--in-place: the archive is not the original")
 		}
 		return
 	}
