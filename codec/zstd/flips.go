@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -440,6 +441,11 @@ func narrow(c []byte, st *flipState) layout {
 			return ly
 		}
 		seg := (lh.regen + 3) / 4
+		if 3*seg > lh.regen {
+			ly.section = "literals"
+			ly.positions = [][2]int{{0, litEnd}}
+			return ly
+		}
 		a := 6
 		for _, s := range []int{s1, s2, s3, len(streams) - 6 - s1 - s2 - s3} {
 			ranges = append(ranges, [2]int{a, a + s})
@@ -604,7 +610,14 @@ func (fr *flipFrame) search(k int, c []byte, st *flipState, why error) (FlipRepa
 	}
 	switch {
 	case len(matches) > 1:
-		fw.res.Why = fmt.Sprintf("block at offset %d: %d candidates make the checksum match: refused (%v)", b.at, len(matches), why)
+		// (seen: two flips of a Huffman tree description that give the
+		// same table for the literals used)
+		var at []string
+		for _, m := range matches[:min(len(matches), 4)] {
+			at = append(at, fmt.Sprintf("offset %d mask %02x", b.at+3+int64(m.pos), m.mask))
+		}
+		fw.res.Why = fmt.Sprintf("block at offset %d: %v; %d candidates make the checksum match (%s): which one undoes the damage is unknown, refused",
+			b.at, why, len(matches), strings.Join(at, ", "))
 		return FlipRepair{}, false, nil
 	case len(matches) == 0 && !stats.Exhaustive:
 		fw.res.Why = fmt.Sprintf("block at offset %d: %v; no single flip found in %d of %d candidates (%s) within the budget of %s", b.at, why, stats.Tried, stats.Candidates, ly.section, budget)

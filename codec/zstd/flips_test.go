@@ -212,3 +212,55 @@ func TestRepairFlipsJunk(t *testing.T) {
 		t.Logf("%s: %s", name, res.Why)
 	}
 }
+
+// TestRepairFlipsRandom: one flipped bit, two flipped bits close together
+// or a random byte anywhere in a small stream (4 KiB blocks, headers and
+// checksum included): the repair never panics, and whatever it repairs is
+// the original bit for bit — never a wrong repair. (With
+// VZSALVAGE_STRESS=1, 2,000 trials: one bit 255 repaired, 6 refused — 5 in
+// block headers, 1 where two flips of a Huffman tree description both give
+// the original content —, 406 not detected; two bits or a byte: none
+// repaired but byte changes that were one bit.)
+func TestRepairFlipsRandom(t *testing.T) {
+	c := smallStream(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	n := 150
+	if os.Getenv("VZSALVAGE_STRESS") != "" {
+		n = 2000
+	}
+	var repaired, refused, undetected [3]int
+	for i := 0; i < n; i++ {
+		d := bytes.Clone(c)
+		kind := i % 3
+		p := rng.IntN(len(d))
+		switch kind {
+		case 0:
+			d[p] ^= 1 << rng.IntN(8)
+		case 1:
+			d[p] ^= 1 << rng.IntN(8)
+			q := min(len(d)-1, p+1+rng.IntN(64))
+			d[q] ^= 1 << rng.IntN(8)
+		case 2:
+			d[p] = byte(rng.Uint32())
+		}
+		res, err := RepairFlips(bytes.NewReader(d), int64(len(d)), FlipOptions{Budget: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case res.Repaired():
+			repaired[kind]++
+			if !bytes.Equal(applyFlips(d, res), c) {
+				t.Fatalf("kind %d at %d: a wrong repair %v", kind, p, res.Repairs)
+			}
+		case strings.Contains(res.Why, "does not detect") || res.Intact:
+			undetected[kind]++
+		default:
+			refused[kind]++
+			if kind == 0 && !strings.Contains(res.Why, "chain of block headers") {
+				t.Logf("one bit at %d refused: %s", p, res.Why)
+			}
+		}
+	}
+	t.Logf("repaired %v, refused %v, not detected or unchanged %v (one bit, two bits, a byte)", repaired, refused, undetected)
+}
