@@ -53,11 +53,11 @@ exactly which clusters of which disk are damaged (with a sidecar no damage is si
                'vzsalvage rescue ARCHIVE --also COPY' reads past what is left.
 
 Without a sidecar or a copy, a zstd archive whose compressed block fails to decode is
-tried with each single-bit flip of that block (the failing section of it): a flip is
-taken only when the block and all after it decode and the frame's checksum matches, and
-no other flip's does ("repaired at offset X, bit B"). A flip the decoder does not see
-(only the checksum fails), a damaged block header and more than one fault in a block
-are not repaired this way.
+tried with each single-bit flip of that block (the failing section of it), and one whose
+chain of block headers breaks with each flip of its last headers: a flip is taken only
+when the block and all after it decode and the frame's checksum matches, and no other
+flip's does ("repaired at offset X, bit B"). A flip the decoder does not see (only the
+checksum fails) and more than one fault are not repaired this way.
 
   --flip-budget D  time allowed for the flips of one block (default 60s)
   --flip-bytes     try every value of each byte, not only its single-bit flips (32 times
