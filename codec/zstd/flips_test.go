@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -297,4 +298,62 @@ func TestRepairFlipsHeader(t *testing.T) {
 	if repaired < 24 {
 		t.Fatalf("%d of 24 header flips repaired", repaired)
 	}
+}
+
+// TestRepairFlipsFile measures the flip repair on a one-frame archive
+// $VZSALVAGE_FLIP_FILE (e.g. scripts/mkdisk | scripts/mkvma | zstd
+// --threads=1): $VZSALVAGE_FLIP_N (default 5) flips the decoder detects,
+// at random positions in compressed blocks, each repaired with a budget of
+// $VZSALVAGE_FLIP_BUDGET (default 60s) and checked to be exactly the flip
+// made; the time per repair is printed.
+func TestRepairFlipsFile(t *testing.T) {
+	path := os.Getenv("VZSALVAGE_FLIP_FILE")
+	if path == "" {
+		t.Skip("VZSALVAGE_FLIP_FILE not set")
+	}
+	c, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 5
+	if v, err := strconv.Atoi(os.Getenv("VZSALVAGE_FLIP_N")); err == nil {
+		n = v
+	}
+	budget := DefaultFlipBudget
+	if v, err := time.ParseDuration(os.Getenv("VZSALVAGE_FLIP_BUDGET")); err == nil {
+		budget = v
+	}
+	blocks := compressedBlocks(t, c)
+	rng := rand.New(rand.NewPCG(14, 2))
+	done, undetected, repaired := 0, 0, 0
+	for done < n {
+		b := blocks[rng.IntN(len(blocks))]
+		off := b.at + 3 + rng.Int64N(int64(b.bh.clen))
+		bit := rng.IntN(8)
+		src := &patchedAt{bytes.NewReader(c), off, c[off] ^ 1<<bit}
+		start := time.Now()
+		res, err := RepairFlips(src, int64(len(c)), FlipOptions{Budget: budget})
+		el := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(res.Why, "does not detect") {
+			undetected++
+			continue
+		}
+		done++
+		for _, s := range res.Blocks {
+			t.Logf("offset %d bit %d: block %d: %s: %d candidates, %d tried, %d passed the section, %d to the end, %d matched; %.2f s",
+				off, bit, s.Block, s.Section, s.Candidates, s.Tried, s.Section1, s.End, s.Matched, s.Elapsed.Seconds())
+		}
+		ok := res.Repaired() && len(res.Repairs) == 1 && res.Repairs[0].Offset == off && res.Repairs[0].Bit == bit
+		if res.Repaired() && !ok {
+			t.Errorf("offset %d bit %d: a wrong repair %v", off, bit, res.Repairs)
+		}
+		if ok {
+			repaired++
+		}
+		t.Logf("offset %d bit %d: repaired %v in %.2f s (the whole run; %s)", off, bit, ok, el.Seconds(), res.Why)
+	}
+	t.Logf("%d of %d detected flips repaired, %d not detected", repaired, n, undetected)
 }
