@@ -7,8 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vzsalvage/vzsalvage/codec/zstd"
 
 	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
@@ -19,6 +22,8 @@ func newRepair() *cobra.Command {
 	var out string
 	var copies []string
 	var inPlace, force, asJSON, quiet bool
+	var flipBudget time.Duration
+	var flipBytes bool
 	c := &cobra.Command{
 		Use:   "repair ARCHIVE [--copy COPY...] [-o FIXED | --in-place]",
 		Short: "Put a damaged archive back bit for bit from its sidecar or its copies",
@@ -47,6 +52,17 @@ exactly which clusters of which disk are damaged (with a sidecar no damage is si
                original bit for bit; when the damage overlaps, repair says where, and
                'vzsalvage rescue ARCHIVE --also COPY' reads past what is left.
 
+Without a sidecar or a copy, a zstd archive whose compressed block fails to decode is
+tried with each single-bit flip of that block (the failing section of it), and one whose
+chain of block headers breaks with each flip of its last headers: a flip is taken only
+when the block and all after it decode and the frame's checksum matches, and no other
+flip's does ("repaired at offset X, bit B"). A flip the decoder does not see (only the
+checksum fails) and more than one fault are not repaired this way.
+
+  --flip-budget D  time allowed for the flips of one block (default 60s)
+  --flip-bytes     try every value of each byte, not only its single-bit flips (32 times
+                   the work: a block with a long sequences section takes minutes)
+
 Exit status: 0 intact or completely repaired, 1 damaged (not or partly repaired),
 2 could not run (no sidecar and no copy, unreadable).`,
 		Example: `  vzsalvage repair vzdump-qemu-100-2025_12_15-03_00_03.vma.zst
@@ -74,6 +90,9 @@ Exit status: 0 intact or completely repaired, 1 damaged (not or partly repaired)
 					return err
 				}
 			}
+			if len(copies) == 0 && !haveSidecar(args[0]) && isZstd(args[0]) {
+				return runFlipRepair(cmd.OutOrStdout(), args[0], out, inPlace, zstd.FlipOptions{Budget: flipBudget, Bytes: flipBytes}, asJSON)
+			}
 			return runRepair(cmd.OutOrStdout(), args[0], protect.RepairOptions{SidecarDir: sidecarDir, Output: out, InPlace: inPlace, Copies: copies}, asJSON, quiet)
 		},
 	}
@@ -83,7 +102,19 @@ Exit status: 0 intact or completely repaired, 1 damaged (not or partly repaired)
 	c.Flags().StringArrayVar(&copies, "copy", nil, "another copy of the same archive (repeatable)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	c.Flags().BoolVar(&flipBytes, "flip-bytes", false, "without a sidecar or copies: try every value of each byte, not only single-bit flips")
+	c.Flags().DurationVar(&flipBudget, "flip-budget", zstd.DefaultFlipBudget, "without a sidecar or copies: time allowed for the bit flips of one block")
 	return c
+}
+
+// haveSidecar reports whether the archive at path has a sidecar (or one
+// that cannot be opened: repair says why).
+func haveSidecar(path string) bool {
+	sc, err := protect.Find(path, sidecarDir)
+	if sc != nil {
+		sc.Close()
+	}
+	return sc != nil || err != nil
 }
 
 // repairOutput is repair --json.
