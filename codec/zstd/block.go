@@ -10,6 +10,41 @@ var (
 	errSeqs    = errors.New("zstd: corrupt sequences section")
 )
 
+// resolveOffset returns the offset of a sequence whose offset value is
+// ofv and literal length ll, and moves the repeat offsets r0, r1, r2 as
+// RFC 8878 3.1.2.5 says. zero reports the one invalid case: repeat offset
+// 1 minus one (offset 0); an unknown repeat offset (0) gives offset 0.
+func resolveOffset(ofv, ll uint32, r0, r1, r2 *uint32) (off uint32, zero bool) {
+	if ofv > 3 {
+		off = ofv - 3
+		*r0, *r1, *r2 = off, *r0, *r1
+		return off, false
+	}
+	idx := ofv - 1
+	if ll == 0 {
+		idx++
+	}
+	switch idx {
+	case 0:
+		off = *r0
+	case 1:
+		off = *r1
+		*r0, *r1 = off, *r0
+	case 2:
+		off = *r2
+		*r0, *r1, *r2 = off, *r0, *r1
+	default:
+		if *r0 == 1 {
+			return 0, true
+		}
+		if *r0 != 0 {
+			off = *r0 - 1
+		}
+		*r0, *r1, *r2 = off, *r0, *r1
+	}
+	return off, false
+}
+
 // seq is one decoded sequence. off == 0 means the offset is a repeat
 // offset that is unknown (lost with damaged input).
 type seq struct{ ll, ml, off uint32 }
@@ -336,33 +371,9 @@ func (d *decoder) decodeSeqs(b []byte, nseq int) error {
 		ml := me.base + br.get(me.addBits)
 		br.reload()
 		ll := le.base + br.get(le.addBits)
-		var off uint32
-		if ofv > 3 {
-			off = ofv - 3
-			r0, r1, r2 = off, r0, r1
-		} else {
-			idx := ofv - 1
-			if ll == 0 {
-				idx++
-			}
-			switch idx {
-			case 0:
-				off = r0
-			case 1:
-				off = r1
-				r0, r1 = off, r0
-			case 2:
-				off = r2
-				r0, r1, r2 = off, r0, r1
-			default:
-				if r0 == 1 {
-					return errOffset0
-				}
-				if r0 != 0 {
-					off = r0 - 1
-				}
-				r0, r1, r2 = off, r0, r1
-			}
+		off, zero := resolveOffset(ofv, ll, &r0, &r1, &r2)
+		if zero {
+			return errOffset0
 		}
 		seqs[i] = seq{ll, ml, off}
 		if i < nseq-1 {

@@ -122,31 +122,12 @@ func (w *seqWalk) walk(in []byte, i int, ck seqCk, q int) (bool, int) {
 		ml := me.base + br.get(me.addBits)
 		br.reload()
 		ll := le.base + br.get(le.addBits)
-		var off uint32
-		if ofv > 3 {
-			off = ofv - 3
-			r0, r1, r2 = off, r0, r1
-		} else {
-			idx := ofv - 1
-			if ll == 0 {
-				idx++
+		off, zero := resolveOffset(ofv, ll, &r0, &r1, &r2)
+		if zero {
+			if !rec {
+				return false, br.off
 			}
-			switch idx {
-			case 0:
-				off = r0
-			case 1:
-				off = r1
-				r0, r1 = off, r0
-			case 2:
-				off = r2
-				r0, r1, r2 = off, r0, r1
-			default:
-				if r0 == 1 && !rec {
-					return false, br.off
-				}
-				off = r0 - 1
-				r0, r1, r2 = off, r0, r1
-			}
+			r0, r1, r2 = 0, r0, r1 // as an offset of 0: bad below
 		}
 		lits += int(ll)
 		total += int(ll)
