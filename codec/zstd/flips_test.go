@@ -310,14 +310,7 @@ func TestRepairFlipsHeader(t *testing.T) {
 // $VZSALVAGE_FLIP_BUDGET (default 60s) and checked to be exactly the flip
 // made; the time per repair is printed.
 func TestRepairFlipsFile(t *testing.T) {
-	path := os.Getenv("VZSALVAGE_FLIP_FILE")
-	if path == "" {
-		t.Skip("VZSALVAGE_FLIP_FILE not set")
-	}
-	c, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := envArchive(t, "VZSALVAGE_FLIP_FILE")
 	n := 5
 	if v, err := strconv.Atoi(os.Getenv("VZSALVAGE_FLIP_N")); err == nil {
 		n = v

@@ -208,3 +208,18 @@ func (a *asyncSource) FillAsync(b []byte) <-chan codec.FillResult {
 	}()
 	return ch
 }
+
+// envArchive returns the file named by the environment variable env, or
+// skips the test when it is not set.
+func envArchive(t testing.TB, env string) []byte {
+	t.Helper()
+	path := os.Getenv(env)
+	if path == "" {
+		t.Skip(env + " not set")
+	}
+	c, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

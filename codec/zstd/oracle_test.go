@@ -354,14 +354,7 @@ func TestSalvageNearOracle(t *testing.T) {
 // For each percentage it writes 64 KiB of garbage there and prints both
 // counts.
 func TestOracleBound(t *testing.T) {
-	path := os.Getenv("VZSALVAGE_ORACLE_ARCHIVE")
-	if path == "" {
-		t.Skip("VZSALVAGE_ORACLE_ARCHIVE not set")
-	}
-	clean, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	clean := envArchive(t, "VZSALVAGE_ORACLE_ARCHIVE")
 	for i, s := range strings.Split(os.Getenv("VZSALVAGE_ORACLE_AT"), ",") {
 		pct, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 		if err != nil {
