@@ -41,7 +41,14 @@ import (
 // its end: the first sequences of a block whose bitstream is hit near its
 // start decode), literals decoded before the damage inside a touched
 // Huffman stream, and known literals whose place is unknown.
-func sectionOracleConfig(lo, hi int64, seen []byte) config {
+//
+// With edges set it is the edge oracle, a loose upper bound on what any
+// partial decoding of touched blocks could give: a compressed block the
+// garbage covers wholly is lost; one it covers in part loses only the raw
+// literal bytes replaced (and their copies): its sequences and its
+// Huffman-coded literals are assumed decoded, though some of their bits
+// are gone; raw and RLE blocks as above.
+func sectionOracleConfig(lo, hi int64, seen []byte, edges bool) config {
 	return config{salvageOnly: true, decoded: func(z *Reader, b *block) {
 		cIn := b.rec.In + 3
 		cEnd := cIn + int64(b.bh.clen)
@@ -64,6 +71,10 @@ func sectionOracleConfig(lo, hi int64, seen []byte) config {
 		case blockRLE:
 			all()
 		case blockCompressed:
+			if edges && lo <= cIn && cEnd <= hi {
+				all()
+				break
+			}
 			lh, err := parseLitHeader(b.content)
 			if err != nil {
 				all()
@@ -77,7 +88,7 @@ func sectionOracleConfig(lo, hi int64, seen []byte) config {
 				litLen = 1
 			}
 			litEnd := cIn + int64(lh.hsize+litLen)
-			if hi > litEnd { // the sequences section is touched
+			if hi > litEnd && !edges { // the sequences section is touched
 				all()
 				break
 			}
@@ -93,6 +104,8 @@ func sectionOracleConfig(lo, hi int64, seen []byte) config {
 					p := data + int64(i)
 					litLost[i] = p >= lo && p < hi
 				}
+			case edges:
+				clear(litLost) // Huffman-coded or RLE: assumed decoded
 			case lh.typ == litRLE || lh.streams != 4:
 				// all lost
 			default:
@@ -184,9 +197,9 @@ func sectionOracleConfig(lo, hi int64, seen []byte) config {
 
 // TestOracleSections: on the pinned archive and with
 // VZSALVAGE_ORACLE_ARCHIVE (at VZSALVAGE_ORACLE_AT, as TestOracleBound),
-// 64 KiB of garbage read by salvage, by the whole-block oracle and by the
-// section oracle; the section oracle never loses more than the
-// whole-block one. With -v it prints the three counts.
+// 64 KiB of garbage read by salvage, by the whole-block oracle, the
+// section oracle and the edge oracle; each oracle never loses more than
+// the one before. With -v it prints the three counts.
 func TestOracleSections(t *testing.T) {
 	clean := archive(t)
 	at := []float64{20, 35, 50, 65, 80}
@@ -211,11 +224,16 @@ func TestOracleSections(t *testing.T) {
 		n := int64(64 << 10)
 		z, ours, block := oracleCompare(t, clean, off, n, uint64(i), false)
 		bad := garbage(clean, off, n, uint64(i))
-		sect := readVMA(t, newReader(bytes.NewReader(clean), codec.Options{}, sectionOracleConfig(off, off+n, bad)), false)
-		line := fmt.Sprintf("garbage at %g%%: ours %v; whole-block oracle %v; section oracle %v; checksum %s", pct, ours.count, block.count, sect.count, z.Checksum())
+		sect := readVMA(t, newReader(bytes.NewReader(clean), codec.Options{}, sectionOracleConfig(off, off+n, bad, false)), false)
+		edge := readVMA(t, newReader(bytes.NewReader(clean), codec.Options{}, sectionOracleConfig(off, off+n, bad, true)), false)
+		line := fmt.Sprintf("garbage at %g%%: ours %v; whole-block oracle %v; section oracle %v; edge oracle %v; checksum %s",
+			pct, ours.count, block.count, sect.count, edge.count, z.Checksum())
 		t.Log(line)
 		if os.Getenv("VZSALVAGE_ORACLE_ARCHIVE") != "" {
 			fmt.Println(line)
+		}
+		if edge.count.damaged > sect.count.damaged {
+			t.Errorf("garbage at %g%%: the edge oracle loses %d clusters, more than the section oracle's %d", pct, edge.count.damaged, sect.count.damaged)
 		}
 		if sect.count.damaged > block.count.damaged {
 			t.Errorf("garbage at %g%%: the section oracle loses %d clusters, more than the whole-block oracle's %d", pct, sect.count.damaged, block.count.damaged)
