@@ -422,3 +422,19 @@ func MkdirAll(dir string) error {
 	}
 	return fmt.Errorf("cannot make the output directory: %w", err)
 }
+
+// MayBeFlip reports whether the reader of a zstd archive without a sidecar
+// found a compressed block that fails to decode (not only a checksum
+// mismatch or a cut file): a flipped bit there is what 'vzsalvage repair'
+// without a sidecar can mend.
+func (a Archive) MayBeFlip() bool {
+	if a.Compression != string(codec.Zstd) || a.Sidecar != nil && a.Sidecar.Used {
+		return false
+	}
+	for _, p := range a.Problems {
+		if p.Layer == "zstd" && p.Kind == damage.Corrupt {
+			return true
+		}
+	}
+	return false
+}

@@ -390,6 +390,12 @@ func writeNext(p printer, r *Report) {
 	} else {
 		step("Copy the files not listed as damaged back first: they are under `files/<volume>/`.")
 		step("For damaged files, look for another copy: an older backup (`vzsalvage rescue NEWEST --also OLDER...`\n   fills gaps from it), the application's own dumps, or replicas.")
+		for _, a := range rep.Archives {
+			if a.MayBeFlip() {
+				step("If %s was hit by one flipped bit (a block that fails to decode, the rest intact),\n   %s may put it back bit for bit (it tries each flip against the archive's checksum): then rescue the fixed copy.",
+					code(filepath.Base(a.Path)), code("vzsalvage repair "+a.Path+" -o FIXED.vma.zst"))
+			}
+		}
 	}
 	if container(rep) {
 		step("%s", containerBack(r))

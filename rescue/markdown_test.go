@@ -144,3 +144,28 @@ func TestMarkdownContainer(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkdownFlipHint: a zstd archive without a sidecar with a block
+// that fails to decode gets the repair step; a gzip archive does not.
+func TestMarkdownFlipHint(t *testing.T) {
+	corrupt := damage.Problem{Layer: "zstd", Kind: damage.Corrupt, Offset: 100, Message: "block fails"}
+	for _, tc := range []struct {
+		name        string
+		compression string
+		problems    []damage.Problem
+		want        bool
+	}{
+		{"one failing block", "zstd", []damage.Problem{corrupt}, true},
+		{"two", "zstd", []damage.Problem{corrupt, corrupt}, true},
+		{"gzip", "gzip", []damage.Problem{{Layer: "gzip", Kind: damage.Corrupt}}, false},
+	} {
+		rep := &Report{Report: report.New("vzsalvage")}
+		rep.Archives = []report.Archive{{Path: "/b/a.vma.zst", Compression: tc.compression, Status: report.Damaged, Checksum: "unknown",
+			ProblemCount: len(tc.problems), Problems: tc.problems}}
+		var b strings.Builder
+		WriteMarkdown(&b, rep)
+		if got := strings.Contains(b.String(), "vzsalvage repair /b/a.vma.zst -o"); got != tc.want {
+			t.Errorf("%s: repair step %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

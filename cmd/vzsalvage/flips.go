@@ -8,9 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/vzsalvage/vzsalvage/codec"
 	"github.com/vzsalvage/vzsalvage/codec/zstd"
-	"github.com/vzsalvage/vzsalvage/damage"
 	"github.com/vzsalvage/vzsalvage/internal/ui"
 	"github.com/vzsalvage/vzsalvage/report"
 )
@@ -161,20 +159,4 @@ func printFlips(w io.Writer, o flipOutput) {
 		return
 	}
 	ui.Fprintf(w, "  repaired: %s (SHA-256 %s)\n", ui.Safe(o.Output), o.SHA256)
-}
-
-// flipHint reports whether verify's reader of a zstd archive without a
-// sidecar found a compressed block that fails to decode (not only a
-// checksum mismatch or a cut file): a flipped bit there is what repair
-// without a sidecar can mend.
-func flipHint(a report.Archive) bool {
-	if a.Compression != string(codec.Zstd) || a.Sidecar != nil && a.Sidecar.Used {
-		return false
-	}
-	for _, p := range a.Problems {
-		if p.Layer == "zstd" && p.Kind == damage.Corrupt {
-			return true
-		}
-	}
-	return false
 }

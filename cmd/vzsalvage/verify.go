@@ -102,7 +102,7 @@ func printArchive(w io.Writer, rep *report.Report, allProblems bool) {
 		if a.Checksum == codec.ChecksumMismatch && a.ProblemCount == 0 {
 			ui.Fprintf(w, "  the stream's checksum fails but no damage could be located\n")
 		}
-		if flipHint(a) {
+		if a.MayBeFlip() {
 			ui.Fprintf(w, "  if a bit flipped: vzsalvage repair %s -o FIXED tries each flip of the block that fails against the checksum\n", ui.Safe(a.Path))
 		}
 		if s := a.Sidecar; s != nil && s.Used && s.WrongMembers+s.ConfirmedMembers+s.MissingMembers > 0 {
