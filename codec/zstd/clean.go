@@ -196,6 +196,7 @@ func (z *Reader) handover() error {
 		z.decN, z.decIn, z.decOut = z.nblocks, z.blkIn, z.frameN
 	}
 	z.state = stBlocks
+	z.saveCheckpoint()
 	return nil
 }
 

@@ -170,6 +170,9 @@ func (z *Reader) holdSpan(s codec.Span) {
 	if s.Len <= 0 && !s.Resync {
 		return
 	}
+	if s.Len > 0 {
+		z.ckptTouched(s.Off)
+	}
 	if s.Off < z.hold.rel && !s.Resync {
 		head := s
 		head.Len = min(s.Len, z.hold.rel-s.Off)
@@ -205,6 +208,7 @@ func (z *Reader) taintHeld(a, cur int64) {
 	if a >= cur {
 		return
 	}
+	z.ckptTouched(a)
 	z.h.addTaint(a, cur, lvTainted)
 	// Spans: only the unreleased part can change (the part before rel is
 	// already tainted when this is a replay after Resize).

@@ -73,6 +73,10 @@ type Reader struct {
 	bgFrom int64
 	closed bool
 	err    error
+
+	// A first pass's checkpoint at its first handover (checkpoint.go).
+	wantCkpt, ckptTried bool
+	ckpt                *Checkpoint
 }
 
 // run is the Reader's decoding state apart from the history, the decoder

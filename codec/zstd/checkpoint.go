@@ -1,0 +1,128 @@
+package zstd
+
+import (
+	"errors"
+	"io"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+)
+
+// Resuming a second pass at the first damaged block.
+//
+// A second pass (codec.Options.Donor) decodes exactly as the first did up
+// to the first block the clean path fails on: the donor changes nothing
+// before a loss, and the first loss lies at or after that block. So the
+// first pass, asked to (KeepCheckpoint), saves the Reader's whole state at
+// its first handover — the input offset from which the decoder may still
+// read, the output window (and the held output) before the failing block,
+// the decoder's tables and repeat offsets, the frame's running hash, the
+// held-back marks — and a second pass resumes from it (ResumeReader)
+// instead of decoding the clean prefix again. The checkpoint is taken only
+// while nothing before it is damaged (no problem, no span, no taint), and
+// only when the output it copies is at most maxCheckpointWindow bytes.
+
+// maxCheckpointWindow bounds the output a Checkpoint copies.
+const maxCheckpointWindow = 40 << 20
+
+// Checkpoint is a first pass's Reader state at its first handover to the
+// salvage decoder: what a second pass resumes from.
+type Checkpoint struct {
+	In  int64 // input offset the resumed Reader's source must start at
+	Out int64 // output offset of the failing block's output
+
+	base int64  // output offset of win[0]
+	win  []byte // output [base, Out): the window and the held output
+	hist history
+	run  run
+	dec  decState
+	hold holder
+	sv   salvage
+	gap  gap
+}
+
+// From returns the earliest output offset a resumed Reader can start at.
+func (c *Checkpoint) From() int64 { return c.base }
+
+// KeepCheckpoint makes z (a first pass) save a Checkpoint at its first
+// handover (Checkpoint). Call it before the first Read.
+func (z *Reader) KeepCheckpoint() { z.wantCkpt = true }
+
+// Checkpoint returns the checkpoint saved (KeepCheckpoint), or nil when
+// there is none: the stream had no damage, damage came before the first
+// handover, or the window was too large.
+func (z *Reader) Checkpoint() *Checkpoint { return z.ckpt }
+
+// saveCheckpoint saves the state at a handover (z.state == stBlocks, the
+// decoder's state rebuilt) when asked to and nothing before is damaged.
+func (z *Reader) saveCheckpoint() {
+	if !z.wantCkpt || z.ckptTried {
+		return
+	}
+	z.ckptTried = true
+	h := &z.h
+	if z.donor != nil || z.nprob > 0 || len(z.spans) > 0 || len(z.hold.spans) > 0 ||
+		len(h.taints) > 0 || z.pending > 0 || len(z.losses) > 0 || z.cp.valid {
+		return
+	}
+	z.hashSync()
+	out := h.pos()
+	lo := max(h.base, min(z.hold.rel, out-int64(h.window)))
+	if out-lo > maxCheckpointWindow {
+		return
+	}
+	c := &Checkpoint{In: z.in.keep, Out: out, base: lo}
+	c.win = append([]byte(nil), h.buf[lo-h.base:h.w]...)
+	c.hist = history{window: h.window, frameStart: h.frameStart, limit: h.limit, floor: h.floor}
+	c.run = z.run
+	c.dec.save(&z.d)
+	c.hold = holder{rel: z.hold.rel, marks: append([]mark(nil), z.hold.marks[z.hold.head:]...)}
+	c.sv = salvage{distrustPrev: z.sv.distrustPrev, fix: z.sv.fix, skipped: z.sv.skipped}
+	c.gap = z.gap
+	z.ckpt = c
+}
+
+// errCheckpoint refuses a resume the checkpoint cannot give.
+var errCheckpoint = errors.New("zstd: cannot resume from this checkpoint")
+
+// ResumeReader returns a Reader that continues from the checkpoint c that a
+// first pass over the same stream saved: r must deliver the stream from
+// input offset c.In on. Its output starts at output offset from (c.From()
+// ≤ from ≤ c.Out): the bytes before c.Out come from the checkpoint, those
+// after from decoding; its spans, problems and checksum verdict are those
+// a Reader started at the stream's beginning would report, with the
+// output offsets of the whole stream (spans before from are not reported:
+// the checkpoint lies before any damage).
+func ResumeReader(r io.Reader, opt codec.Options, c *Checkpoint, from int64) (*Reader, error) {
+	if c == nil || from < c.base || from > c.Out {
+		return nil, errCheckpoint
+	}
+	z := newReader(r, opt, config{})
+	z.in.off, z.in.keep = c.In, c.In
+	h := &z.h
+	donor := h.donor
+	*h = c.hist
+	h.donor = donor
+	h.base = c.base
+	h.buf = make([]byte, max(len(c.win)+4*maxBlockSize, min(h.limit, len(c.win)+(1<<20))))
+	h.w = copy(h.buf, c.win)
+	h.r = int(from - c.base)
+	z.run = c.run
+	c.dec.restore(&z.d)
+	z.hold = holder{rel: c.hold.rel, marks: append([]mark(nil), c.hold.marks...)}
+	z.sv.distrustPrev, z.sv.fix, z.sv.skipped = c.sv.distrustPrev, c.sv.fix, c.sv.skipped
+	z.gap = c.gap
+	z.bgFrom = h.pos()
+	z.hashed = h.pos()
+	z.ckptTried = true
+	return z, nil
+}
+
+// ckptTouched drops the checkpoint when output before it becomes damaged
+// (a chain break taints the held output before the failing block): a
+// second pass would then change or hash differently what the checkpoint
+// holds.
+func (z *Reader) ckptTouched(off int64) {
+	if z.ckpt != nil && off < z.ckpt.Out {
+		z.ckpt = nil
+	}
+}

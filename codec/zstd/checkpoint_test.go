@@ -1,0 +1,144 @@
+package zstd
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/vzsalvage/vzsalvage/codec"
+	"github.com/vzsalvage/vzsalvage/damage"
+)
+
+// passResult is what a pass reported, for comparing two passes.
+type passResult struct {
+	out      []byte
+	err      error
+	spans    []codec.Span
+	problems []damage.Problem
+	sum      codec.Checksum
+	losses   []codec.Loss
+}
+
+func readPass(t *testing.T, z *Reader) passResult {
+	t.Helper()
+	var p passResult
+	p.out, p.err = io.ReadAll(z)
+	p.spans = slices.Clone(z.Spans())
+	p.problems = slices.Clone(z.Problems())
+	p.sum = z.Checksum()
+	p.losses = z.Losses()
+	return p
+}
+
+// samePass reports how a pass resumed at output offset from differs from
+// one started at the stream's beginning, or "".
+func samePass(full, res passResult, from int64) string {
+	switch {
+	case (full.err == nil) != (res.err == nil) || full.err != nil && full.err.Error() != res.err.Error():
+		return "errors differ: " + errString(full.err) + " / " + errString(res.err)
+	case from > int64(len(full.out)) || !bytes.Equal(full.out[from:], res.out):
+		return "output differs"
+	case full.sum != res.sum:
+		return "checksum verdict differs"
+	case !slices.Equal(full.problems, res.problems):
+		return "problems differ"
+	}
+	var want []codec.Span
+	for _, s := range full.spans {
+		if s.End() > from || s.Resync && s.Off >= from {
+			want = append(want, s)
+		}
+	}
+	if !slices.Equal(want, res.spans) {
+		return "spans differ"
+	}
+	return ""
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "nil"
+	}
+	return err.Error()
+}
+
+// TestCheckpointResume: a first pass saves a checkpoint at its first
+// handover; a Reader resumed from it (at the checkpoint, at the earliest
+// offset it can replay from, and between) gives the same output past that
+// offset, the same spans, problems and checksum verdict as the pass from
+// the stream's start — a first pass, a second pass with a clean donor
+// (verified bit-exact) and one with a wrong donor — at several damage
+// positions in the zstd CLI's streams.
+func TestCheckpointResume(t *testing.T) {
+	s := newStressStream(t)
+	saved, verified := 0, 0
+	for i, frac := range []float64{0.1, 0.3, 0.5, 0.7, 0.9} {
+		for _, size := range []int{1, 4 << 10, 64 << 10} {
+			d := append([]byte(nil), s.c...)
+			at := int64(s.ref.blocks[pickCompressed(t, s.c, s.ref, frac)].In) + 3 + int64(size%997)
+			r := rand.New(rand.NewPCG(uint64(i), uint64(size)))
+			for p := at; p < min(at+int64(size), int64(len(d))); p++ {
+				d[p] = byte(r.Uint32())
+			}
+			var blocks []blockRecord
+			z := newReader(bytes.NewReader(d), codec.Options{}, config{trace: func(b blockRecord) { blocks = append(blocks, b) }})
+			z.KeepCheckpoint()
+			first := readPass(t, z)
+			cp := z.Checkpoint()
+			z.Close()
+			if len(first.spans) == 0 {
+				continue
+			}
+			if cp == nil {
+				t.Logf("frac %.1f size %d: no checkpoint (first span at %d)", frac, size, first.spans[0].Off)
+				continue
+			}
+			saved++
+			if first.spans[0].Off < cp.Out {
+				t.Fatalf("frac %.1f size %d: checkpoint at %d, damage from %d", frac, size, cp.Out, first.spans[0].Off)
+			}
+			lengths, _ := trueLosses(s.ref, blocks)
+			wrong := append([]byte(nil), s.orig...)
+			for p := 0; p+4096 <= len(wrong); p += 64 << 10 {
+				for k := p; k < p+4096; k++ {
+					wrong[k] ^= 0x5a
+				}
+			}
+			for _, pass := range []struct {
+				name  string
+				donor func() codec.Donor
+			}{
+				{"first", func() codec.Donor { return nil }},
+				{"donor", func() codec.Donor { return &testDonor{data: s.orig, lengths: lengths} }},
+				{"wrong-donor", func() codec.Donor { return &testDonor{data: wrong, lengths: lengths} }},
+			} {
+				zf := newReader(bytes.NewReader(d), codec.Options{Donor: pass.donor()}, config{})
+				full := readPass(t, zf)
+				zf.Close()
+				if pass.name == "donor" && full.sum == codec.ChecksumOK && bytes.Equal(full.out, s.orig) {
+					verified++
+				}
+				for _, from := range []int64{cp.Out, cp.From(), (cp.From() + cp.Out) / 2} {
+					zr, err := ResumeReader(bytes.NewReader(d[cp.In:]), codec.Options{Donor: pass.donor()}, cp, from)
+					if err != nil {
+						t.Fatal(err)
+					}
+					res := readPass(t, zr)
+					zr.Close()
+					if why := samePass(full, res, from); why != "" {
+						t.Errorf("frac %.1f size %d %s from %d (checkpoint %d, input %d): %s", frac, size, pass.name, from, cp.Out, cp.In, why)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d checkpoints saved; %d clean-donor passes verified", saved, verified)
+	if saved < 8 {
+		t.Errorf("only %d checkpoints saved", saved)
+	}
+	if _, err := ResumeReader(bytes.NewReader(nil), codec.Options{}, nil, 0); err == nil {
+		t.Error("a nil checkpoint resumed")
+	}
+}
