@@ -76,6 +76,9 @@ func (z *Reader) hashAhead(all bool) {
 		return
 	}
 	end := z.h.pos()
+	if z.lagHash {
+		end = min(end, max(z.hold.rel, z.bgFrom)) // (checkpoint.go)
+	}
 	if end == z.bgFrom || end-z.bgFrom < hashBatch && !all {
 		return
 	}
@@ -86,7 +89,7 @@ func (z *Reader) hashAhead(all bool) {
 		z.bgFrom = end
 		return
 	}
-	z.bg.add(&z.hash, z.h.buf[z.bgFrom-z.h.base:z.h.w])
+	z.bg.add(&z.hash, z.h.buf[z.bgFrom-z.h.base:end-z.h.base])
 	z.bgFrom = end
 }
 

@@ -30,14 +30,15 @@ type Checkpoint struct {
 	In  int64 // input offset the resumed Reader's source must start at
 	Out int64 // output offset of the failing block's output
 
-	base int64  // output offset of win[0]
-	win  []byte // output [base, Out): the window and the held output
-	hist history
-	run  run
-	dec  decState
-	hold holder
-	sv   salvage
-	gap  gap
+	base   int64  // output offset of win[0]
+	win    []byte // output [base, Out): the window and the held output
+	hashed int64  // the frame's hash in run covers its output before hashed
+	hist   history
+	run    run
+	dec    decState
+	hold   holder
+	sv     salvage
+	gap    gap
 }
 
 // From returns the earliest output offset a resumed Reader can start at.
@@ -45,7 +46,7 @@ func (c *Checkpoint) From() int64 { return c.base }
 
 // KeepCheckpoint makes z (a first pass) save a Checkpoint at its first
 // handover (Checkpoint). Call it before the first Read.
-func (z *Reader) KeepCheckpoint() { z.wantCkpt = true }
+func (z *Reader) KeepCheckpoint() { z.wantCkpt, z.lagHash = true, true }
 
 // Checkpoint returns the checkpoint saved (KeepCheckpoint), or nil when
 // there is none: the stream had no damage, damage came before the first
@@ -66,11 +67,15 @@ func (z *Reader) saveCheckpoint() {
 	}
 	z.hashSync()
 	out := h.pos()
-	lo := max(h.base, min(z.hold.rel, out-int64(h.window)))
+	hashed := z.bgFrom
+	if !z.exact || hashed > z.hold.rel || hashed < h.base {
+		return
+	}
+	lo := max(h.base, min(hashed, out-int64(h.window)))
 	if out-lo > maxCheckpointWindow {
 		return
 	}
-	c := &Checkpoint{In: z.in.keep, Out: out, base: lo}
+	c := &Checkpoint{In: z.in.keep, Out: out, base: lo, hashed: hashed}
 	c.win = append([]byte(nil), h.buf[lo-h.base:h.w]...)
 	c.hist = history{window: h.window, frameStart: h.frameStart, limit: h.limit, floor: h.floor}
 	c.run = z.run
@@ -112,17 +117,32 @@ func ResumeReader(r io.Reader, opt codec.Options, c *Checkpoint, from int64) (*R
 	z.sv.distrustPrev, z.sv.fix, z.sv.skipped = c.sv.distrustPrev, c.sv.fix, c.sv.skipped
 	z.gap = c.gap
 	z.bgFrom = h.pos()
-	z.hashed = h.pos()
+	z.hashed = c.hashed
+	if z.donor == nil {
+		// a first pass hashes output as it is decoded (hashHeld)
+		z.hash.Write(h.buf[c.hashed-c.base : h.w])
+		z.hashed = h.pos()
+	}
 	z.ckptTried = true
 	return z, nil
 }
 
-// ckptTouched drops the checkpoint when output before it becomes damaged
-// (a chain break taints the held output before the failing block): a
-// second pass would then change or hash differently what the checkpoint
-// holds.
+// ckptTouched drops the checkpoint when output its hash covers becomes
+// damaged (it cannot: that output is released).
 func (z *Reader) ckptTouched(off int64) {
-	if z.ckpt != nil && off < z.ckpt.Out {
+	if z.ckpt != nil && off < z.ckpt.hashed {
 		z.ckpt = nil
 	}
+}
+
+// hashHeld, in a first pass keeping a checkpoint, hashes the held output
+// the lagging clean path left unhashed (at the end of a clean frame, and
+// at the handover, before the salvage decoder hashes its output).
+func (z *Reader) hashHeld() {
+	if !z.lagHash {
+		return
+	}
+	z.lagHash = false
+	z.hashSync()
+	z.lagHash = true
 }

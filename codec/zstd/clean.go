@@ -146,6 +146,7 @@ func (z *Reader) stepClean() error {
 	z.hashSync()
 	switch {
 	case err == io.EOF && z.feed.next == itemEnd && z.feed.pos == z.feed.limit && !z.feed.bad:
+		z.hashHeld()
 		z.pos = z.feed.pos
 		z.state = stFrame
 		z.markBlock(z.pos, false)
@@ -197,6 +198,8 @@ func (z *Reader) handover() error {
 	}
 	z.state = stBlocks
 	z.saveCheckpoint()
+	z.hashHeld()
+	z.lagHash = false
 	return nil
 }
 

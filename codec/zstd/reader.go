@@ -77,6 +77,9 @@ type Reader struct {
 	// A first pass's checkpoint at its first handover (checkpoint.go).
 	wantCkpt, ckptTried bool
 	ckpt                *Checkpoint
+	// lagHash: the clean path hashes only released output (a first pass
+	// keeping a checkpoint, until its first handover).
+	lagHash bool
 }
 
 // run is the Reader's decoding state apart from the history, the decoder
