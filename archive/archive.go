@@ -70,14 +70,25 @@ func (a *Archive) Close() error {
 // reader has consumed (for progress).
 func (a *Archive) InputOffset() int64 { return a.read.Load() }
 
-// Payload returns a new decoder over the whole file, from its start.
+// Payload returns a new decoder over the whole file, from its start (from
+// opt.Resume's input offset when it resumes a first pass).
 func (a *Archive) Payload(opt codec.Options) (codec.Reader, error) {
 	a.read.Store(0)
 	dec := decoders[a.Compression]
 	if dec == nil {
 		return nil, fmt.Errorf("%s: %s compression is not supported", a.Path, a.Compression)
 	}
-	src := &countingReader{r: io.NewSectionReader(a.f, 0, a.Size), n: &a.read}
+	var in int64
+	if opt.Resume != nil {
+		// a second pass from a first pass's checkpoint: the input from
+		// where it starts (no Taps: they see the whole file)
+		in = opt.Resume.Input()
+		if in < 0 || in > a.Size || len(a.Taps) > 0 {
+			return nil, fmt.Errorf("%s: cannot resume at input offset %d", a.Path, in)
+		}
+		a.read.Store(in)
+	}
+	src := &countingReader{r: io.NewSectionReader(a.f, in, a.Size-in), n: &a.read}
 	if a.Compression == codec.Zstd && len(a.Taps) == 0 {
 		// zstd reads through FillAsync: straight into its buffer
 		d := &direct{r: src}

@@ -190,6 +190,34 @@ type Options struct {
 	// problems of a badly damaged stream must not cost memory without
 	// bound. The damage is all in the spans either way.
 	MaxProblems int
+	// KeepCheckpoint makes a first pass keep a Checkpoint (Checkpointer)
+	// at the first block its clean path fails on, so that a second pass
+	// (Donor) can start there instead of at the stream's start. Decoders
+	// that cannot ignore it.
+	KeepCheckpoint bool
+	// Resume, if set, makes the decoder continue from a first pass's
+	// checkpoint: its input must start at Resume.Input(), and its output
+	// starts at output offset ResumeFrom (Resume.From() ≤ ResumeFrom ≤
+	// Resume.Until()). Only the decoder that made it can.
+	Resume     Checkpoint
+	ResumeFrom int64
+}
+
+// Checkpoint is a first pass's decoder state before its first damage,
+// from which a second pass over the same stream can continue.
+type Checkpoint interface {
+	// Input is the input offset a resumed decoder's input starts at.
+	Input() int64
+	// From and Until bound the output offsets it can resume at.
+	From() int64
+	Until() int64
+}
+
+// Checkpointer is implemented by decoders that keep a Checkpoint
+// (Options.KeepCheckpoint). Checkpoint returns nil while there is none;
+// it may be called while another goroutine reads.
+type Checkpointer interface {
+	Checkpoint() Checkpoint
 }
 
 // ProblemCounter is implemented by decoders that may keep fewer problems

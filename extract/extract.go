@@ -81,6 +81,13 @@ type Options struct {
 	// Overlay, for a second pass (Donor), writes into the first pass's
 	// images in place (overlay.go); the result is the same.
 	Overlay *Overlay
+	// Resumable makes a first pass keep what a second pass needs to start
+	// at the extent header before the first damaged block instead of at
+	// the stream's start (Result.Resume; resume.go).
+	Resumable bool
+	// Resume, for a second pass (Donor) writing in place (Overlay, every
+	// device), starts at the first pass's Result.Resume.
+	Resume *Resume
 }
 
 // ErrNotVM is returned for archives whose payload is not a VMA stream.
@@ -118,6 +125,10 @@ type Result struct {
 	// CopyErr is what stopped the writing of a container's files early
 	// (the Budget); the read went on to the end.
 	CopyErr error
+	// Resume is where a second pass can start (Options.Resumable), or nil.
+	Resume *Resume
+	// ResumedAt is the stream offset a read with Options.Resume started at.
+	ResumedAt int64
 }
 
 // Restore says where and how a container's files are written while its
@@ -164,6 +175,11 @@ func Extract(path, dir string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	res, err := run(path, dir, opt)
+	if errors.Is(err, errResume) {
+		// (found before any cluster was written) the whole stream again
+		opt.Resume = nil
+		res, err = run(path, dir, opt)
+	}
 	if err != nil {
 		// what run wrote is gone; so are the directories made for it
 		for i := len(made) - 1; i >= 0; i-- {
@@ -191,7 +207,15 @@ func mkdirs(dir string) ([]string, error) {
 }
 
 func run(path, dir string, opt Options) (*Result, error) {
-	s, err := payload.Open(path, codec.Options{Strict: opt.Strict, Donor: opt.Donor, Distrust: opt.Distrust})
+	copt := codec.Options{Strict: opt.Strict, Donor: opt.Donor, Distrust: opt.Distrust}
+	if err := opt.Resume.check(opt); err != nil {
+		return nil, err
+	}
+	if opt.Resume != nil {
+		copt.Resume, copt.ResumeFrom = opt.Resume.cp, opt.Resume.snap.Offset()
+	}
+	copt.KeepCheckpoint = opt.resumable()
+	s, err := payload.Open(path, copt)
 	if err != nil {
 		return nil, err
 	}
@@ -206,9 +230,15 @@ func run(path, dir string, opt Options) (*Result, error) {
 	stop := startProgress(a, opt.Progress)
 	defer stop()
 	if s.Kind() == payload.Tar {
+		if opt.Resume != nil {
+			return nil, errResume
+		}
 		return runContainer(s, dec, dir, opt, stop)
 	}
 	chk, chkProblem := findChecker(path, opt)
+	if chk != nil && opt.Resume != nil {
+		return nil, errResume
+	}
 
 	vopt := vma.Options{Salvage: !opt.Strict}
 	var sm *StreamMap
@@ -216,7 +246,13 @@ func run(path, dir string, opt Options) (*Result, error) {
 		sm = &StreamMap{}
 		vopt.Place, vopt.Spans = sm.place, sm.addSpan
 	}
-	vr, err := vma.NewReader(dec, vopt)
+	ck := snapshots(&vopt, raw, opt, chk)
+	var vr *vma.Reader
+	if opt.Resume != nil {
+		vr, err = vma.Resume(dec, opt.Resume.snap, vopt)
+	} else {
+		vr, err = vma.NewReader(dec, vopt)
+	}
 	if err != nil {
 		return nil, NotVM(path, a, err)
 	}
@@ -245,6 +281,12 @@ func run(path, dir string, opt Options) (*Result, error) {
 			if _, err := out.open(d); err != nil {
 				return nil, err
 			}
+		}
+		if opt.Resume != nil {
+			if err := out.resumed(opt.Resume.snap); err != nil {
+				return nil, err
+			}
+			res.ResumedAt = opt.Resume.snap.Offset()
 		}
 	}
 	var readErr error
@@ -281,6 +323,9 @@ func run(path, dir string, opt Options) (*Result, error) {
 	vres := vr.Result()
 	if sm != nil {
 		sm.finish(dec, raw, vres)
+	}
+	if readErr == nil {
+		res.Resume = resumePoint(ck, vr, sm)
 	}
 	res.Verified = opt.Donor != nil && readErr == nil && dec.Checksum() == codec.ChecksumOK && vres.ProblemCount == 0
 	if res.Verified {

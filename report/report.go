@@ -169,6 +169,12 @@ type Redecode struct {
 	Checksum     codec.Checksum `json:"checksum"`
 	Verified     bool           `json:"verified"`
 	Note         string         `json:"note"`
+	// ResumedAt is the stream offset the passes started decoding at (the
+	// extent before the first damaged block), and ResumedInput the archive
+	// file offset they started reading at; 0 when they read the whole
+	// stream again.
+	ResumedAt    int64 `json:"resumed_at,omitempty"`
+	ResumedInput int64 `json:"resumed_input,omitempty"`
 }
 
 // Merge is the merge of an archive with its copies where they differ

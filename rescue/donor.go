@@ -289,6 +289,8 @@ type redo struct {
 	// skipped, changed: bytes an in-place pass did not write again, and
 	// bytes it changed
 	skipped, changed int64
+	// where it started (extract.Result.ResumedAt; 0: at the start)
+	resumedAt, resumedInput int64
 }
 
 // redoNewest decodes the newest backup again with the older nights as
@@ -344,6 +346,9 @@ func redoNewest(path string, newest *extract.Result, disksDir, work string, olds
 				return nil, err
 			}
 			x.Overlay = &extract.Overlay{Images: map[string]string{}, Written: newest.Written, From: firstDamaged(newest.Map), Log: log}
+			if resumeRedo {
+				x.Resume = newest.Resume
+			}
 			for _, d := range newest.Report.Devices {
 				x.Overlay.Images[d.Name] = filepath.Join(disksDir, d.Image)
 			}
@@ -368,6 +373,9 @@ func redoNewest(path string, newest *extract.Result, disksDir, work string, olds
 			return nil, err
 		}
 		r := &redo{res: res, dir: dir, passes: k + 1, filled: map[string]*damage.Map{}, log: log}
+		if res.ResumedAt > 0 {
+			r.resumedAt, r.resumedInput = res.ResumedAt, x.Resume.Input()
+		}
 		if log != nil {
 			_, r.changed = log.Changes()
 			r.skipped = x.Overlay.Skipped
@@ -424,6 +432,11 @@ func redoNewest(path string, newest *extract.Result, disksDir, work string, olds
 // inPlaceRedo lets a second pass write into the first pass's images
 // (tests turn it off to compare with passes into fresh images).
 var inPlaceRedo = true
+
+// resumeRedo lets a second pass start at the first pass's Resume, the
+// extent before the first damaged block (tests turn it off to compare
+// with passes from the stream's start).
+var resumeRedo = true
 
 // firstDamaged returns the stream offset of a read's first damage: the
 // output before it is the same in a second pass.
@@ -593,7 +606,7 @@ func applyRedo(rep *Report, r *redo, disksDir string) error {
 	}
 	a := &rep.Archives[0]
 	a.Redecode = &report.Redecode{Donors: r.donors, DonatedBytes: r.donated, Passes: r.passes, Verified: r.res.Verified,
-		Checksum: r.res.Report.Archives[0].Checksum}
+		Checksum: r.res.Report.Archives[0].Checksum, ResumedAt: r.resumedAt, ResumedInput: r.resumedInput}
 	if r.res.Verified {
 		a.Redecode.Note = fmt.Sprintf("decoded again with the lost bytes taken from %s: the archive's own checksum matches, every disk is the original bit for bit", donorNames(r.donors))
 	} else {

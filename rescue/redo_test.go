@@ -19,7 +19,7 @@ import (
 func redoBoth(t *testing.T, newest string, olds []string, wantInPlace bool) *redo {
 	t.Helper()
 	base := t.TempDir()
-	first, err := extract.Extract(newest, filepath.Join(base, "first"), extract.Options{Map: true})
+	first, err := extract.Extract(newest, filepath.Join(base, "first"), extract.Options{Map: true, Resumable: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func redoBoth(t *testing.T, newest string, olds []string, wantInPlace bool) *red
 		}
 		older = append(older, res)
 	}
-	run := func(name string, inPlace bool) (*redo, map[string][]byte) {
+	run := func(name string, inPlace, resume bool) (*redo, map[string][]byte) {
 		disks := filepath.Join(base, name, "disks")
 		if err := os.MkdirAll(disks, 0o755); err != nil {
 			t.Fatal(err)
@@ -49,6 +49,8 @@ func redoBoth(t *testing.T, newest string, olds []string, wantInPlace bool) *red
 		os.MkdirAll(work, 0o755)
 		defer func(v bool) { inPlaceRedo = v }(inPlaceRedo)
 		inPlaceRedo = inPlace
+		defer func(v bool) { resumeRedo = v }(resumeRedo)
+		resumeRedo = resume
 		rd, err := redoNewest(newest, first, disks, work, older, nil, Options{Progress: noProgress{}})
 		if err != nil {
 			t.Fatal(err)
@@ -72,41 +74,53 @@ func redoBoth(t *testing.T, newest string, olds []string, wantInPlace bool) *red
 		}
 		return rd, imgs
 	}
-	full, fullImgs := run("fresh", false)
-	in, inImgs := run("inplace", true)
-	if (full == nil) != (in == nil) {
-		t.Fatalf("second pass kept: fresh %v, in place %v", full != nil, in != nil)
-	}
-	for name, b := range fullImgs {
-		if !bytes.Equal(b, inImgs[name]) {
-			n := 0
-			for i := range b {
-				if b[i] != inImgs[name][i] {
-					n++
+	full, fullImgs := run("fresh", false, false)
+	var in *redo
+	for _, resume := range []bool{false, true} {
+		name := "inplace"
+		if resume {
+			name = "resumed"
+		}
+		r, imgs := run(name, true, resume)
+		if (full == nil) != (r == nil) {
+			t.Fatalf("second pass kept: fresh %v, %s %v", full != nil, name, r != nil)
+		}
+		for dev, b := range fullImgs {
+			if !bytes.Equal(b, imgs[dev]) {
+				n := 0
+				for i := range b {
+					if b[i] != imgs[dev][i] {
+						n++
+					}
 				}
+				t.Errorf("%s, %s: the images differ in %d bytes", name, dev, n)
 			}
-			t.Errorf("%s: the images differ in %d bytes", name, n)
 		}
-	}
-	if full == nil {
-		return nil
-	}
-	same := func(what string, a, b any) {
-		ja, _ := json.Marshal(a)
-		jb, _ := json.Marshal(b)
-		if !bytes.Equal(ja, jb) {
-			t.Errorf("%s differ:\nfresh    %s\nin place %s", what, ja, jb)
+		if full == nil {
+			return nil
 		}
+		same := func(what string, a, b any) {
+			ja, _ := json.Marshal(a)
+			jb, _ := json.Marshal(b)
+			if !bytes.Equal(ja, jb) {
+				t.Errorf("%s differ:\nfresh    %s\n%-8s %s", what, ja, name, jb)
+			}
+		}
+		t.Logf("%s: passes %d, verified %v: %d bytes not written again, %d changed; started at stream offset %d, file offset %d (first damage at %d)",
+			name, r.passes, r.res.Verified, r.skipped, r.changed, r.resumedAt, r.resumedInput, firstDamaged(first.Map))
+		if wantInPlace && (r.skipped == 0 || r.changed == 0) {
+			t.Errorf("the pass in place skipped %d bytes and changed %d", r.skipped, r.changed)
+		}
+		if resume && wantInPlace && (first.Resume == nil || r.resumedAt == 0) {
+			t.Errorf("the pass did not resume (first pass's resume point %v)", first.Resume)
+		}
+		same("verdicts", []any{full.res.Verified, full.passes, full.donors, full.donated}, []any{r.res.Verified, r.passes, r.donors, r.donated})
+		same("devices", full.res.Report.Devices, r.res.Report.Devices)
+		same("filled", full.filled, r.filled)
+		same("checksums", full.res.Report.Archives[0].Checksum, r.res.Report.Archives[0].Checksum)
+		same("problems", full.res.Report.Archives[0].Problems, r.res.Report.Archives[0].Problems)
+		in = r
 	}
-	t.Logf("passes %d, verified %v: in place %d bytes not written again, %d changed", in.passes, in.res.Verified, in.skipped, in.changed)
-	if wantInPlace && (in.skipped == 0 || in.changed == 0) {
-		t.Errorf("the pass in place skipped %d bytes and changed %d", in.skipped, in.changed)
-	}
-	same("verdicts", []any{full.res.Verified, full.passes, full.donors, full.donated}, []any{in.res.Verified, in.passes, in.donors, in.donated})
-	same("devices", full.res.Report.Devices, in.res.Report.Devices)
-	same("filled", full.filled, in.filled)
-	same("checksums", full.res.Report.Archives[0].Checksum, in.res.Report.Archives[0].Checksum)
-	same("problems", full.res.Report.Archives[0].Problems, in.res.Report.Archives[0].Problems)
 	return in
 }
 

@@ -228,7 +228,7 @@ func Run(path, dir string, opt Options) (_ *Report, err error) {
 	}
 	opt.Also = mg.also
 	disksDir := filepath.Join(dir, "disks")
-	x := extract.Options{Map: len(opt.Also) > 0, Distrust: mg.distrust}
+	x := extract.Options{Map: len(opt.Also) > 0, Resumable: len(opt.Also) > 0, Distrust: mg.distrust}
 	if mg.read != path {
 		x.Checker = sidecarOf(path)
 	}

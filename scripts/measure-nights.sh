@@ -98,7 +98,7 @@ rep = json.load(open(os.path.join(out, "report.json")))
 rd = rep["archives"][0].get("redecode") or {}
 print(f"garbage at {pct}% rescue{' --also' if also else ''}: {float(secs):.1f} s ({float(us):.1f} s user + {float(ss):.1f} s sys CPU), peak RSS {int(kb)//1024} MiB, "
       f"{len(rep['damaged_files'])} files listed damaged, root disk identical: {same}, "
-      f"redecode passes={rd.get('passes')} verified={rd.get('verified')} donated={rd.get('donated_bytes')}")
+      f"redecode passes={rd.get('passes')} verified={rd.get('verified')} donated={rd.get('donated_bytes')} resumed at stream {rd.get('resumed_at', 0)} / file {rd.get('resumed_input', 0)}")
 PY
   done
 done

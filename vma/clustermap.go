@@ -64,6 +64,20 @@ type clusterMap struct {
 type statePage struct {
 	dense  []byte // denseBytes, or nil while sparse
 	sparse []sparseState
+	// frozen: the page is shared with a Snapshot; set copies it first.
+	frozen bool
+}
+
+// freeze returns a map with m's states that shares its pages: from now on
+// set copies a page before it changes it, in either map. (The copies are
+// not counted in the reader's budget: they at most double it.)
+func (m *clusterMap) freeze() clusterMap {
+	c := clusterMap{pages: make(map[uint32]*statePage, len(m.pages))}
+	for k, p := range m.pages {
+		p.frozen = true
+		c.pages[k] = p
+	}
+	return c
 }
 
 type sparseState struct {
@@ -105,6 +119,9 @@ func (m *clusterMap) set(c uint32, s cstate, budget *int) error {
 		}
 		*budget += pageCost
 		p = &statePage{}
+		m.pages[c>>pageBits] = p
+	} else if p.frozen {
+		p = &statePage{dense: slices.Clone(p.dense), sparse: slices.Clone(p.sparse)}
 		m.pages[c>>pageBits] = p
 	}
 	i := c & (pageSize - 1)

@@ -34,6 +34,11 @@ type Options struct {
 	// the reader has passed it (the rest at the end): the final spans,
 	// which the reader itself does not keep.
 	Spans func(codec.Span)
+	// Snapshot, if set, is called at each extent header the reader
+	// reaches while nothing it has read is damaged (stream offset pos);
+	// when it returns true the reader saves its state there (Snapshot,
+	// replacing the one before), for a second pass to Resume from.
+	Snapshot func(pos int64) bool
 }
 
 // Cluster is one cluster as read from the archive.
@@ -168,6 +173,9 @@ type Reader struct {
 	// seen counts the clusters seen, for headerlessLimit, checked again
 	// once the stream passes nextCheck.
 	seen, nextCheck int64
+
+	snap     *Snapshot // (snapshot.go)
+	snapDone bool      // no snapshot is taken any more
 }
 
 // bombSlack is the stream StreamLimit allows beyond its bound, and what
@@ -278,6 +286,7 @@ func (r *Reader) fatal(off int64, err error) error {
 func (r *Reader) step() error {
 	r.keepFrom = r.pos
 	r.pass(r.pos)
+	r.maybeSnapshot()
 	if !r.aligned {
 		if !r.scan() {
 			return r.finish()

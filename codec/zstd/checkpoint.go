@@ -44,14 +44,42 @@ type Checkpoint struct {
 // From returns the earliest output offset a resumed Reader can start at.
 func (c *Checkpoint) From() int64 { return c.base }
 
+// Until returns the latest output offset a resumed Reader can start at
+// (Out).
+func (c *Checkpoint) Until() int64 { return c.Out }
+
+// Input returns the input offset a resumed Reader's source starts at (In).
+func (c *Checkpoint) Input() int64 { return c.In }
+
 // KeepCheckpoint makes z (a first pass) save a Checkpoint at its first
 // handover (Checkpoint). Call it before the first Read.
-func (z *Reader) KeepCheckpoint() { z.wantCkpt, z.lagHash = true, true }
+// Until its first handover, z keeps at least ckptBack bytes of output
+// behind it, so that the checkpoint reaches back past the start of the
+// VMA extent the failing block lies in (3.7 MiB at most): a second pass
+// resumes at that extent's header.
+func (z *Reader) KeepCheckpoint() {
+	z.wantCkpt, z.lagHash = true, true
+	z.h.keepBack = ckptBack
+}
 
-// Checkpoint returns the checkpoint saved (KeepCheckpoint), or nil when
-// there is none: the stream had no damage, damage came before the first
-// handover, or the window was too large.
-func (z *Reader) Checkpoint() *Checkpoint { return z.ckpt }
+// ckptBack is how much output a Reader keeping a checkpoint holds behind
+// it before its first handover: a VMA extent (59 clusters of 64 KiB and
+// its 512-byte header) and a margin.
+const ckptBack = 4 << 20
+
+// Saved returns the checkpoint saved (KeepCheckpoint), or nil when there
+// is none: the stream had no damage, damage came before the first
+// handover, or the window was too large. It may be called while another
+// goroutine reads.
+func (z *Reader) Saved() *Checkpoint { return z.ckpt.Load() }
+
+// Checkpoint implements codec.Checkpointer (Saved).
+func (z *Reader) Checkpoint() codec.Checkpoint {
+	if c := z.Saved(); c != nil {
+		return c
+	}
+	return nil
+}
 
 // saveCheckpoint saves the state at a handover (z.state == stBlocks, the
 // decoder's state rebuilt) when asked to and nothing before is damaged.
@@ -71,19 +99,20 @@ func (z *Reader) saveCheckpoint() {
 	if !z.exact || hashed > z.hold.rel || hashed < h.base {
 		return
 	}
-	lo := max(h.base, min(hashed, out-int64(h.window)))
+	lo := max(h.base, min(hashed, out-int64(max(h.window, ckptBack))))
 	if out-lo > maxCheckpointWindow {
 		return
 	}
 	c := &Checkpoint{In: z.in.keep, Out: out, base: lo, hashed: hashed}
 	c.win = append([]byte(nil), h.buf[lo-h.base:h.w]...)
-	c.hist = history{window: h.window, frameStart: h.frameStart, limit: h.limit, floor: h.floor}
+	c.hist = history{window: h.window, frameStart: h.frameStart, limit: h.limit, extra: h.extra, floor: h.floor}
 	c.run = z.run
 	c.dec.save(&z.d)
+	c.dec.detach(&z.d)
 	c.hold = holder{rel: z.hold.rel, marks: append([]mark(nil), z.hold.marks[z.hold.head:]...)}
 	c.sv = salvage{distrustPrev: z.sv.distrustPrev, fix: z.sv.fix, skipped: z.sv.skipped}
 	c.gap = z.gap
-	z.ckpt = c
+	z.ckpt.Store(c)
 }
 
 // errCheckpoint refuses a resume the checkpoint cannot give.
@@ -130,8 +159,8 @@ func ResumeReader(r io.Reader, opt codec.Options, c *Checkpoint, from int64) (*R
 // ckptTouched drops the checkpoint when output its hash covers becomes
 // damaged (it cannot: that output is released).
 func (z *Reader) ckptTouched(off int64) {
-	if z.ckpt != nil && off < z.ckpt.hashed {
-		z.ckpt = nil
+	if c := z.ckpt.Load(); c != nil && off < c.hashed {
+		z.ckpt.Store(nil)
 	}
 }
 

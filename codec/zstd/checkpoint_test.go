@@ -98,7 +98,7 @@ func TestCheckpointResume(t *testing.T) {
 			z := newReader(bytes.NewReader(d), codec.Options{}, config{trace: func(b blockRecord) { blocks = append(blocks, b) }})
 			z.KeepCheckpoint()
 			first := readPass(t, z)
-			cp := z.Checkpoint()
+			cp := z.Saved()
 			z.Close()
 			zp := newReader(bytes.NewReader(d), codec.Options{}, config{})
 			if why := samePass(readPass(t, zp), first, &Checkpoint{}, 0); why != "" {
@@ -169,7 +169,7 @@ func TestCheckpointResume(t *testing.T) {
 		z := newReader(bytes.NewReader(c), codec.Options{}, config{})
 		z.KeepCheckpoint()
 		p := readPass(t, z)
-		if p.sum != codec.ChecksumOK || len(p.spans) > 0 || len(p.problems) > 0 || len(p.out) != len(c)/len(s.c)*len(s.orig) || z.Checkpoint() != nil {
+		if p.sum != codec.ChecksumOK || len(p.spans) > 0 || len(p.problems) > 0 || len(p.out) != len(c)/len(s.c)*len(s.orig) || z.Saved() != nil {
 			t.Errorf("undamaged stream of %d bytes: checksum %v, %d spans, %d problems, %d bytes out", len(c), p.sum, len(p.spans), len(p.problems), len(p.out))
 		}
 	}
@@ -197,7 +197,7 @@ func TestCheckpointCost(t *testing.T) {
 		z := newReader(bytes.NewReader(d), codec.Options{}, config{})
 		z.KeepCheckpoint()
 		full := readPass(t, z)
-		cp := z.Checkpoint()
+		cp := z.Saved()
 		z.Close()
 		if cp == nil {
 			t.Log(at, z.ckptTried, full.problems[:min(3, len(full.problems))], full.spans[:min(3, len(full.spans))])

@@ -200,6 +200,7 @@ func (z *Reader) handover() error {
 	z.saveCheckpoint()
 	z.hashHeld()
 	z.lagHash = false
+	z.h.keepBack = 0
 	return nil
 }
 

@@ -60,6 +60,10 @@ type history struct {
 	window     int   // bytes matches may reach back (the frame's window)
 	frameStart int64 // matches never reach before the current frame
 	limit      int   // capacity of buf beyond which old output slides out
+	// keepBack: output kept behind the write position besides the window
+	// (a Reader keeping a checkpoint, until its first handover), and the
+	// room added to limit for it.
+	keepBack, extra int
 
 	taints []taint // sorted, non-overlapping, within the window
 	// taintsLeft: how many taints the last coarsening left (boundTaints).
@@ -139,11 +143,16 @@ func (h *history) setWindow(window int64) {
 	// Room for the window, the held-back output and a good stretch of new
 	// output, so that sliding (a copy of the window) is rare.
 	h.limit = h.window + max(min(4*h.window, 16<<20), 4*maxBlockSize)
+	h.extra = 0
+	if h.keepBack > h.window {
+		h.extra = h.keepBack - h.window
+		h.limit += h.extra
+	}
 }
 
 // holdMax is how much output may be held back (not yet released to the
 // reader) before the oldest is released anyway.
-func (h *history) holdMax() int64 { return int64(h.limit-h.window) / 2 }
+func (h *history) holdMax() int64 { return int64(h.limit-h.extra-h.window) / 2 }
 
 // reserve makes sure n more bytes can be written at buf[w:]. It grows the
 // buffer up to its limit, then slides out old output that is both returned
@@ -155,7 +164,7 @@ func (h *history) reserve(n int) {
 	}
 	keep := h.w
 	if h.w+n > h.limit || len(h.buf)-h.w >= n {
-		keep = min(h.w, max(h.window, h.w-h.r))
+		keep = min(h.w, max(h.window, h.keepBack, h.w-h.r))
 	}
 	size := len(h.buf)
 	if keep+n > size {

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 	kzstd "github.com/klauspost/compress/zstd"
@@ -76,7 +77,7 @@ type Reader struct {
 
 	// A first pass's checkpoint at its first handover (checkpoint.go).
 	wantCkpt, ckptTried bool
-	ckpt                *Checkpoint
+	ckpt                atomic.Pointer[Checkpoint]
 	// lagHash: the clean path hashes only released output (a first pass
 	// keeping a checkpoint, until its first handover).
 	lagHash bool
@@ -158,8 +159,22 @@ const (
 // opt.Strict it fails at the first problem with an error wrapping
 // codec.ErrCorrupt or codec.ErrTruncated (checksum mismatch included).
 // The Reader also implements io.Closer; closing it is cheap.
+//
+// With opt.Resume (a *Checkpoint of this package) it is ResumeReader; with
+// opt.KeepCheckpoint, it keeps a checkpoint (KeepCheckpoint).
 func NewReader(r io.Reader, opt codec.Options) (codec.Reader, error) {
-	return newReader(r, opt, config{}), nil
+	if opt.Resume != nil {
+		c, ok := opt.Resume.(*Checkpoint)
+		if !ok {
+			return nil, errCheckpoint
+		}
+		return ResumeReader(r, opt, c, opt.ResumeFrom)
+	}
+	z := newReader(r, opt, config{})
+	if opt.KeepCheckpoint {
+		z.KeepCheckpoint()
+	}
+	return z, nil
 }
 
 func newReader(r io.Reader, opt codec.Options, cfg config) *Reader {

@@ -67,6 +67,23 @@ func (d *decoder) tables() ([3]**fseTable, [3]*fseTable) {
 	return [3]**fseTable{&d.ll, &d.of, &d.ml}, [3]*fseTable{&d.llBuf, &d.ofBuf, &d.mlBuf}
 }
 
+// ownTable stands, in a decState detached from its decoder, for the
+// table in the decoder's own buffer (its copy is in bufs).
+var ownTable fseTable
+
+// detach makes a saved state refer to no table of the decoder it was
+// saved from (a Checkpoint outlives that decoder: it must not keep it,
+// its history and buffers alive): restore puts the copies in bufs into
+// the restoring decoder's own buffers.
+func (s *decState) detach(d *decoder) {
+	_, own := d.tables()
+	for i := range s.tabs {
+		if s.tabs[i] == own[i] {
+			s.tabs[i] = &ownTable
+		}
+	}
+}
+
 func (s *decState) save(d *decoder) {
 	s.blockMax, s.huf, s.hufDefined, s.reps = d.blockMax, d.huf, d.hufDefined, d.reps
 	cur, own := d.tables()
@@ -83,8 +100,12 @@ func (s *decState) restore(d *decoder) {
 	d.blockMax, d.huf, d.hufDefined, d.reps = s.blockMax, s.huf, s.hufDefined, s.reps
 	cur, own := d.tables()
 	for i := range cur {
-		*cur[i] = s.tabs[i]
-		if s.tabs[i] == own[i] {
+		t := s.tabs[i]
+		if t == &ownTable {
+			t = own[i]
+		}
+		*cur[i] = t
+		if t == own[i] {
 			own[i].log, own[i].valid = s.bufs[i].log, s.bufs[i].valid
 			own[i].t = append(own[i].t[:0], s.bufs[i].t...)
 		}
