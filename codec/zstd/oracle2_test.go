@@ -48,7 +48,18 @@ import (
 // literal bytes replaced (and their copies): its sequences and its
 // Huffman-coded literals are assumed decoded, though some of their bits
 // are gone; raw and RLE blocks as above.
-func sectionOracleConfig(lo, hi int64, seen []byte, edges bool) config {
+//
+// With locate set it is the locatable oracle: the section oracle, except
+// that a raw block or a raw literals section the garbage touches is lost
+// whole. Nothing in random garbage over incompressible bytes says where
+// it starts or ends inside a run of raw bytes (both look random), so no
+// decoder without a record of the original (a sidecar) can keep the
+// untouched part of such a run; the section oracle does. What the
+// locatable oracle keeps beyond the whole-block oracle is what a partial-
+// block decoder could give back at most: the untouched Huffman streams of
+// a block whose sequences are intact, and the matches placed by them.
+func sectionOracleConfig(lo, hi int64, seen []byte, edges bool, locate ...bool) config {
+	loc := len(locate) > 0 && locate[0]
 	return config{salvageOnly: true, decoded: func(z *Reader, b *block) {
 		cIn := b.rec.In + 3
 		cEnd := cIn + int64(b.bh.clen)
@@ -65,6 +76,10 @@ func sectionOracleConfig(lo, hi int64, seen []byte, edges bool) config {
 		}
 		switch b.bh.typ {
 		case blockRaw:
+			if loc {
+				all()
+				break
+			}
 			for i := max(lo, cIn); i < min(hi, cEnd); i++ {
 				lost[i-cIn] = true
 			}
@@ -99,6 +114,8 @@ func sectionOracleConfig(lo, hi int64, seen []byte, edges bool) config {
 			}
 			data := cIn + int64(lh.hsize) // the literals' bytes
 			switch {
+			case lh.typ == litRaw && loc:
+				// all lost: where the garbage starts in them is not known
 			case lh.typ == litRaw:
 				for i := range litLost {
 					p := data + int64(i)
@@ -226,14 +243,18 @@ func TestOracleSections(t *testing.T) {
 		bad := garbage(clean, off, n, uint64(i))
 		sect := readVMA(t, newReader(bytes.NewReader(clean), codec.Options{}, sectionOracleConfig(off, off+n, bad, false)), false)
 		edge := readVMA(t, newReader(bytes.NewReader(clean), codec.Options{}, sectionOracleConfig(off, off+n, bad, true)), false)
-		line := fmt.Sprintf("garbage at %g%%: ours %v; whole-block oracle %v; section oracle %v; edge oracle %v; checksum %s",
-			pct, ours.count, block.count, sect.count, edge.count, z.Checksum())
+		loc := readVMA(t, newReader(bytes.NewReader(clean), codec.Options{}, sectionOracleConfig(off, off+n, bad, false, true)), false)
+		line := fmt.Sprintf("garbage at %g%%: ours %v; whole-block oracle %v; locatable oracle %v; section oracle %v; edge oracle %v; checksum %s",
+			pct, ours.count, block.count, loc.count, sect.count, edge.count, z.Checksum())
 		t.Log(line)
 		if os.Getenv("VZSALVAGE_ORACLE_ARCHIVE") != "" {
 			fmt.Println(line)
 		}
 		if edge.count.damaged > sect.count.damaged {
 			t.Errorf("garbage at %g%%: the edge oracle loses %d clusters, more than the section oracle's %d", pct, edge.count.damaged, sect.count.damaged)
+		}
+		if sect.count.damaged > loc.count.damaged || loc.count.damaged > block.count.damaged {
+			t.Errorf("garbage at %g%%: the locatable oracle loses %d clusters, not between the section oracle's %d and the whole-block oracle's %d", pct, loc.count.damaged, sect.count.damaged, block.count.damaged)
 		}
 		if sect.count.damaged > block.count.damaged {
 			t.Errorf("garbage at %g%%: the section oracle loses %d clusters, more than the whole-block oracle's %d", pct, sect.count.damaged, block.count.damaged)
