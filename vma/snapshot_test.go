@@ -20,20 +20,20 @@ type delivery struct {
 	sum     [32]byte
 }
 
-func deliveries(t *testing.T, r *Reader) ([]delivery, *Result) {
+// deliveries reads r to its end, appending what it delivers to out as it
+// goes, and returns its Result.
+func deliveries(t *testing.T, r *Reader, out *[]delivery) *Result {
 	t.Helper()
-	var out []delivery
 	for {
 		c, err := r.Next()
 		if err == io.EOF {
-			break
+			return r.Result()
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, delivery{c.Dev, c.Num, c.Mask, c.Rewrite, sha256.Sum256(c.Data)})
+		*out = append(*out, delivery{c.Dev, c.Num, c.Mask, c.Rewrite, sha256.Sum256(c.Data)})
 	}
-	return out, r.Result()
 }
 
 // TestSnapshotResume: a read resumed from a snapshot at an extent header
@@ -100,23 +100,12 @@ func TestSnapshotResume(t *testing.T) {
 					}
 					return false
 				}
-				// a read that records what it delivered as it goes, so
-				// that at counts the clusters before the snapshot
+				// (at counts the clusters delivered before the snapshot)
 				r, err := NewReader(damageStream(arc, tc.ops, rand.New(rand.NewSource(1)), nil), opt)
 				if err != nil {
 					t.Fatal(err)
 				}
-				for {
-					c, err := r.Next()
-					if err == io.EOF {
-						break
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					got = append(got, delivery{c.Dev, c.Num, c.Mask, c.Rewrite, sha256.Sum256(c.Data)})
-				}
-				full := r.Result()
+				full := deliveries(t, r, &got)
 				snap := r.Snapshot()
 				if snap == nil || at < 0 {
 					t.Fatalf("no snapshot at %d", want)
@@ -135,7 +124,8 @@ func TestSnapshotResume(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					rd, rres := deliveries(t, rr)
+					var rd []delivery
+					rres := deliveries(t, rr, &rd)
 					if !reflect.DeepEqual(rd, got[at:]) {
 						t.Fatalf("pass %d: %d clusters delivered, want %d (the full read's from %d)", pass, len(rd), len(got)-at, at)
 					}
