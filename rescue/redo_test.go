@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -170,4 +171,59 @@ func TestRedoInPlace(t *testing.T) {
 		}
 		t.Logf("verified in pass %d", rd.passes)
 	})
+}
+
+// TestRedoResumedFrames: a newest night in two zstd frames (the CLI run
+// on each part of the VMA stream, concatenated, as multi-threaded tools
+// may write it), hit just after the second frame starts: the pass resumes
+// at an extent header in the first frame, from the checkpoint's window
+// across the frames' boundary, and gives the same images, damage and
+// verdict as passes from the start (the checkpoint at a frame's start was
+// not kept before: the previous frame's held output had been hashed).
+func TestRedoResumedFrames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two nights")
+	}
+	ns := buildNights(t, 2, 300)
+	stream, err := exec.Command("zstd", "-q", "-d", "-c", ns.arcs[1]).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the second frame starts 200 KB after an extent header: a hit early
+	// in it resumes at that header, in the first frame
+	hdr := bytes.Index(stream[len(stream)/2:], []byte("VMAE"))
+	if hdr < 0 {
+		t.Fatal("no extent header in the stream's second half")
+	}
+	half := len(stream)/2 + hdr + 200<<10
+	var two []byte
+	var second int
+	for i, part := range [][]byte{stream[:half], stream[half:]} {
+		cmd := exec.Command("zstd", "-q", "--threads=1", "-c")
+		cmd.Stdin = bytes.NewReader(part)
+		c, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			second = len(two)
+		}
+		two = append(two, c...)
+	}
+	if err := os.WriteFile(ns.arcs[1], two, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var fracs []float64
+	for _, d := range []int{100 << 10, 300 << 10, 600 << 10} {
+		fracs = append(fracs, float64(second+d)/float64(len(two)))
+	}
+	hit(t, ns.arcs[1], placeable(t, ns.arcs[1], fracs, 5), 5)
+	rd := redoBoth(t, ns.arcs[1], []string{ns.arcs[0]}, true)
+	if rd == nil {
+		t.Fatal("no second pass kept")
+	}
+	t.Logf("verified: %v", rd.res.Verified)
+	if rd.resumedAt == 0 || int(rd.resumedAt) >= half {
+		t.Errorf("resumed at %d, want in the first frame (the second starts at %d)", rd.resumedAt, half)
+	}
 }

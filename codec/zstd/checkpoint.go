@@ -96,7 +96,10 @@ func (z *Reader) saveCheckpoint() {
 	z.hashSync()
 	out := h.pos()
 	hashed := z.bgFrom
-	if !z.exact || hashed > z.hold.rel || hashed < h.base {
+	// (the hash may run ahead of the release point only at a frame's
+	// start, where the previous frame's held output was hashed to check
+	// its checksum: then the current frame's hash is empty)
+	if !z.exact || hashed > z.hold.rel && hashed != h.frameStart || hashed < h.base {
 		return
 	}
 	lo := max(h.base, min(hashed, out-int64(max(h.window, ckptBack))))
