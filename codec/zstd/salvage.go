@@ -133,15 +133,28 @@ func (s *salvage) compressed(b *block) (bool, error) {
 }
 
 // kept is called for each block decoded and kept: the raw block a resync
-// scan resumed at (run.distrust), and a block whose input touches bytes
-// that may be wrong (Options.Distrust), is kept but tainted.
+// scan resumed at (run.distrust), a block whose input touches bytes that
+// may be wrong (Options.Distrust), and a raw or RLE block right after a
+// loss that no checked chain follows (unproven), are kept but tainted.
 func (s *salvage) kept(b *block) {
 	z := s.z
-	if z.distrust || z.cfg.distrusted(z.pos, int64(3+b.bh.clen)) {
+	if z.distrust || z.cfg.distrusted(z.pos, int64(3+b.bh.clen)) || s.unproven(b) {
 		z.h.truncateTaints(b.start)
 		z.h.addTaint(b.start, z.h.pos(), lvTainted)
 		z.distrust = false
 	}
+}
+
+// unproven reports whether b is a raw or RLE block right after a loss (a
+// block lost or skipped just before it) that does not start a chain
+// chainOK accepts. Garbage that reached the end of the lost block may
+// have replaced the next header too, and a raw or RLE block proves
+// nothing by decoding: one read in the garbage as the frame's last block
+// passes chainBroken where the input ends early (stress seed 8948: an RLE
+// "block" of 85,834 bytes out of the last 7 bytes of the stream).
+func (s *salvage) unproven(b *block) bool {
+	z := s.z
+	return z.afterResync && b.bh.typ != blockCompressed && !s.chainOK(z.pos, z.fh.blockMax)
 }
 
 // retaint applies the chain-break rule (see hold.go) for a break at input
