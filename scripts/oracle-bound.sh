@@ -7,6 +7,9 @@
 # section oracle (codec/zstd/oracle2_test.go): it loses only the sections of a touched block that
 # the garbage replaced (raw bytes, a Huffman stream's literals; the whole block when its sequences
 # are hit) and their copies: the most that decoding the intact parts of touched blocks could give.
+# The locatable oracle beside it also loses a touched raw block or raw literals section whole (no
+# decoder can tell where random garbage starts inside incompressible raw bytes), and each line
+# splits the section oracle's gain over the whole-block oracle into compressed and raw/RLE parts.
 # Usage: scripts/oracle-bound.sh ARCHIVE.vma.{zst,gz} [PERCENT...]   (default 20 30 40 50 60 70 80)
 set -euo pipefail
 arc=$(realpath "$1"); shift
