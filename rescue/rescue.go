@@ -445,6 +445,7 @@ func combineGenerations(rep *Report, newest *extract.Result, dir string, distrus
 	sort.SliceStable(olds, func(i, j int) bool { return olds[i].Header.Ctime.After(olds[j].Header.Ctime) })
 	disksDir := filepath.Join(dir, "disks")
 	rd, err := redoNewest(newest.Report.Archives[0].Path, newest, disksDir, work, olds, distrust, opt)
+	newest.Resume = nil // (its decoder checkpoint holds up to 40 MiB; the passes are done)
 	if err != nil {
 		return nil, err
 	}
