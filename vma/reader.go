@@ -198,6 +198,16 @@ const (
 // strict mode (opt.Salvage false) any problem is an error; in salvage mode
 // only an input that is not a VMA stream at all is.
 func NewReader(r io.Reader, opt Options) (*Reader, error) {
+	vr := newReader(r, opt)
+	if err := vr.readHeader(); err != nil {
+		return nil, err
+	}
+	return vr, nil
+}
+
+// newReader returns a Reader of r at stream offset 0 that has read
+// nothing yet (NewReader reads the header, Resume sets the state).
+func newReader(r io.Reader, opt Options) *Reader {
 	if opt.MaxProblems <= 0 {
 		opt.MaxProblems = 1000
 	}
@@ -209,10 +219,7 @@ func NewReader(r io.Reader, opt Options) (*Reader, error) {
 		vr.ref = &foldRef{seen: map[int64]bool{}, confirmed: map[int64]bool{}}
 	}
 	vr.buf = make([]byte, 0, 256<<10)
-	if err := vr.readHeader(); err != nil {
-		return nil, err
-	}
-	return vr, nil
+	return vr
 }
 
 // Header returns the archive's header. In headerless salvage it holds the

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"io"
 	"math"
-
-	"github.com/vzsalvage/vzsalvage/codec"
 )
 
 // Resuming a read at an extent header.
@@ -100,12 +98,19 @@ func (r *Reader) maybeSnapshot() {
 	}
 	s := &Snapshot{pos: r.pos, hdr: r.hdr, budget: r.budget, res: r.res, limit: r.limit, seen: r.seen}
 	s.res.Problems = nil
-	for i, d := range r.devs {
+	s.devs = shareDevs(&r.devs)
+	r.snap = s
+}
+
+// shareDevs returns the devices' states of a clean read (no damage
+// ranges), their cluster maps shared copy on write with devs'.
+func shareDevs(devs *[MaxDevices]*devState) (out [MaxDevices]*devState) {
+	for i, d := range devs {
 		if d != nil {
-			s.devs[i] = &devState{dev: d.dev, learned: d.learned, m: d.m.freeze()}
+			out[i] = &devState{dev: d.dev, learned: d.learned, m: d.m.freeze()}
 		}
 	}
-	r.snap = s
+	return out
 }
 
 var errSnapshot = errors.New("vma: cannot resume from this snapshot")
@@ -119,24 +124,10 @@ func Resume(src io.Reader, s *Snapshot, opt Options) (*Reader, error) {
 	if s == nil || s.hdr == nil {
 		return nil, errSnapshot
 	}
-	if opt.MaxProblems <= 0 {
-		opt.MaxProblems = 1000
-	}
 	opt.Snapshot = nil
-	r := &Reader{src: src, opt: opt, hdr: s.hdr, aligned: true, confirmed: map[int64]bool{}, resizeTried: map[int64]bool{},
-		rsBad: math.MaxInt64, pos: s.pos, keepFrom: s.pos, bufOff: s.pos, passed: s.pos,
-		budget: s.budget, res: s.res, limit: s.limit, seen: s.seen, snapDone: true}
-	if cr, ok := src.(codec.Reader); ok {
-		r.cr = cr
-	}
-	if foldCheck {
-		r.ref = &foldRef{seen: map[int64]bool{}, confirmed: map[int64]bool{}}
-	}
-	r.buf = make([]byte, 0, 256<<10)
-	for i, d := range s.devs {
-		if d != nil {
-			r.devs[i] = &devState{dev: d.dev, learned: d.learned, m: d.m.freeze()}
-		}
-	}
+	r := newReader(src, opt)
+	r.hdr, r.pos, r.keepFrom, r.bufOff, r.passed = s.hdr, s.pos, s.pos, s.pos, s.pos
+	r.budget, r.res, r.limit, r.seen, r.snapDone = s.budget, s.res, s.limit, s.seen, true
+	r.devs = shareDevs(&s.devs)
 	return r, nil
 }
