@@ -225,3 +225,28 @@ func TestLendKeepsBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestCleanTruncatedAtHeaders: input that ends at a block header, or
+// inside one, or right after one. The clean path handed the block before
+// the cut to our decoder again, which wrote its output a second time (the
+// failing block was taken to be the last one klauspost had read). Now the
+// default Reader gives the salvage-only Reader's output and spans, a
+// prefix of the whole stream's output.
+func TestCleanTruncatedAtHeaders(t *testing.T) {
+	c := archive(t)
+	full := decode(c, codec.Options{}, config{salvageOnly: true})
+	var cuts []int
+	for i, r := range full.blocks {
+		if i < 16 || i%7 == 0 || i == len(full.blocks)-1 {
+			cuts = append(cuts, int(r.In), int(r.In)+1, int(r.In)+2, int(r.In)+3)
+		}
+	}
+	for _, cut := range cuts {
+		a := decode(c[:cut], codec.Options{}, config{})
+		s := decode(c[:cut], codec.Options{}, config{salvageOnly: true})
+		if !bytes.Equal(a.out, s.out) || !bytes.HasPrefix(full.out, a.out) || !reflect.DeepEqual(a.spans, s.spans) {
+			t.Errorf("cut at %d: %d bytes (%d from the salvage-only Reader), a prefix: %v; spans %v, salvage-only %v",
+				cut, len(a.out), len(s.out), bytes.HasPrefix(full.out, a.out), a.spans, s.spans)
+		}
+	}
+}

@@ -68,7 +68,7 @@ type holder struct {
 // a chain break can only be found at or after it.
 func (z *Reader) inPos() int64 {
 	if z.state == stClean {
-		return z.feed.pos
+		return z.clean.inEnd
 	}
 	return z.pos
 }
@@ -98,13 +98,6 @@ func (z *Reader) markAt(m mark) {
 		z.hold.marks = append(z.hold.marks, m)
 	}
 	z.releaseHeld()
-}
-
-// softBlock reports whether the block starting at input offset start is
-// raw or RLE (or cannot be looked at any more).
-func (z *Reader) softBlock(start int64) bool {
-	b := z.in.at(start, 1)
-	return len(b) == 0 || (b[0]>>1)&3 != blockCompressed
 }
 
 // releaseHeld releases the output of blocks the chain has moved holdIn

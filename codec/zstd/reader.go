@@ -59,8 +59,9 @@ type Reader struct {
 	gap gap        // the latest Resync loss
 	cp  checkpoint // what Resize needs to decode again after it
 
-	kd   *kzstd.Decoder
-	feed feeder
+	kd    *kzstd.Decoder
+	feed  feeder
+	clean cleanRun
 
 	donor    codec.Donor // a second pass's donor (donor.go), or nil
 	gapKnown bool        // the latest loss has its true length from the donor
@@ -321,6 +322,7 @@ func (z *Reader) Close() error {
 }
 
 func (z *Reader) close() {
+	z.stopClean()
 	z.bg.wait()
 	z.in.stop()
 	if z.kd != nil {
@@ -439,19 +441,7 @@ func (z *Reader) stepFrame() error {
 	}
 	z.startFrame(fh)
 	if fh.checksum && !z.cfg.salvageOnly {
-		if z.kd == nil {
-			kd, err := newKlauspost()
-			if err != nil {
-				return err
-			}
-			z.kd = kd
-		}
-		z.feed.reset(&z.in, z.pos, fh)
-		if err := z.kd.Reset(&z.feed); err != nil {
-			return err
-		}
-		z.state = stClean
-		return nil
+		return z.startClean(fh)
 	}
 	z.pos += int64(fh.size)
 	z.state = stBlocks

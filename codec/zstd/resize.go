@@ -199,6 +199,7 @@ func (z *Reader) saveResume() {
 // Resize implements codec.Resizer: it sets the true length of the latest
 // Resync loss, at output offset off, and decodes again after it.
 func (z *Reader) Resize(off, trueLen int64) error {
+	z.leaveClean()
 	z.hashSync()
 	cp := &z.cp
 	if z.closed || !cp.valid || !cp.resumed || cp.off != off || z.in.pinLost {
