@@ -99,9 +99,17 @@ func (in *input) fill(end int64) {
 		copy(nb, in.buf)
 		in.buf = nb
 	}
+	if in.async != nil {
+		// (a read of all the room here, on the decoder's goroutine,
+		// stalls it: the read goes to the source's goroutine, and the
+		// next one starts as soon as this one is done)
+		r := <-in.async.FillAsync(in.buf[len(in.buf):cap(in.buf)])
+		in.got(r.N, r.Err)
+		in.readAhead()
+		return
+	}
 	n, err := in.src.Read(in.buf[len(in.buf):cap(in.buf)])
 	in.got(n, err)
-	in.readAhead()
 }
 
 // growCap bounds the buffer's doubling: the most a pin keeps (pinMax, and
