@@ -1,7 +1,8 @@
 // Package zstd decodes zstd streams (RFC 8878) and salvages damaged ones.
 //
-// Clean input goes through github.com/klauspost/compress/zstd, fed one
-// frame at a time. At the first error our own decoder, written from RFC
+// Clean input goes through github.com/klauspost/compress/zstd's concurrent
+// stream decoder, fed one frame at a time, each block's output matched with
+// the block that made it (clean.go). At the first error our own decoder, written from RFC
 // 8878, takes over at the failing block and goes on past damage: every
 // output byte is clean or tainted (tracked as ranges), a match copies the
 // taint of its source, unknown repeat offsets and entropy tables are never
