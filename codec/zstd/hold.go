@@ -214,21 +214,21 @@ func (z *Reader) taintHeld(a, cur int64) {
 			out = appendSpan(out, s)
 			continue
 		}
+		if s.State == damage.Lost {
+			// kept whole: lost bytes stay lost, and a Resync span is one
+			// loss (split, its head was grown over its tail by lose)
+			if s.Off > p {
+				out = appendSpan(out, codec.Span{Off: p, Len: s.Off - p, State: damage.Tainted})
+			}
+			out = appendSpan(out, s)
+			p = max(p, s.End())
+			continue
+		}
 		if s.Off < a {
 			head := s
 			head.Len = a - s.Off
 			out = appendSpan(out, head)
-			s.Len -= head.Len
-			s.Off = a
 		}
-		if s.State != damage.Lost {
-			continue
-		}
-		if s.Off > p {
-			out = appendSpan(out, codec.Span{Off: p, Len: s.Off - p, State: damage.Tainted})
-		}
-		out = appendSpan(out, s)
-		p = max(p, s.End())
 	}
 	if cur > p {
 		out = appendSpan(out, codec.Span{Off: p, Len: cur - p, State: damage.Tainted})
