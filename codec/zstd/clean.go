@@ -74,8 +74,7 @@ type blockRec struct {
 type feeder struct {
 	in    *input
 	fh    frameHeader
-	start int64 // the frame's magic
-	pos   int64 // next byte to hand out
+	pos   int64 // next byte to hand out (from the frame's magic)
 	limit int64 // end of the structure parsed so far
 	next  int   // what lies at limit
 	bad   bool  // stop before the block at limit-3 (invalid or refused)
@@ -83,16 +82,15 @@ type feeder struct {
 	sum    uint32 // the frame's checksum field
 	hasSum bool
 
-	mu     sync.Mutex
-	queue  []blockRec // records not yet matched with output
-	head   int
-	rel    atomic.Int64 // input the Reader no longer needs (release)
-	queued int          // records queued in the frame
+	mu    sync.Mutex
+	queue []blockRec // records not yet matched with output
+	head  int
+	rel   atomic.Int64 // input the Reader no longer needs (release)
 }
 
 func (f *feeder) reset(in *input, start int64, fh frameHeader) {
-	f.in, f.fh, f.start, f.pos, f.limit = in, fh, start, start, start+int64(fh.size)
-	f.next, f.bad, f.sum, f.hasSum, f.queued = itemBlock, false, 0, false, 0
+	f.in, f.fh, f.pos, f.limit = in, fh, start, start+int64(fh.size)
+	f.next, f.bad, f.sum, f.hasSum = itemBlock, false, 0, false
 	f.queue, f.head = f.queue[:0], 0
 	f.rel.Store(0)
 }
@@ -191,7 +189,6 @@ func (f *feeder) nextBlock() {
 		f.limit += 3
 		return
 	}
-	f.queued++
 	f.limit += 3 + int64(bh.clen)
 	if bh.last {
 		f.next = itemEnd
