@@ -281,7 +281,7 @@ func (f *FS) parseFATDir(b []byte, exts []fs.Extent) ([]*entry, []string, string
 			}
 		}
 		resetLFN()
-		if e.name == "" || strings.ContainsAny(e.name, "/\x00") || e.where.Length == 0 {
+		if !fs.ValidName(e.name) || e.where.Length == 0 {
 			problems = append(problems, fmt.Sprintf("entry at offset %d has an invalid name %q", off, e.name))
 			continue
 		}
@@ -365,6 +365,11 @@ func (f *FS) parseExfatDir(b []byte, exts []fs.Extent) ([]*entry, []string, stri
 		e, ps := parseExfatSet(set)
 		if e == nil {
 			problems = append(problems, fmt.Sprintf("entry set at offset %d: %s", off, strings.Join(ps, "; ")))
+			continue
+		}
+		if !fs.ValidName(e.name) {
+			problems = append(problems, fmt.Sprintf("entry set at offset %d has an invalid name %q", off, e.name))
+			off += 32 * sc
 			continue
 		}
 		e.where = where(exts, off, 32*(sc+1))
