@@ -26,9 +26,11 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 			}
 			return len(lay.Meta) < 2*maxDirEntries
 		})
+		lay.Meta = dropEmpty(lay.Meta)
 		return lay, nil
 	case 0o100000, 0o120000:
 	default:
+		lay.Meta = dropEmpty(lay.Meta)
 		return lay, nil
 	}
 	m := f.loadExtents(in)
@@ -70,6 +72,7 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 		lay.Data = append(lay.Data, cutOut(x, lost)...)
 	}
 	lay.Inline = inline
+	lay.Meta = dropEmpty(lay.Meta)
 	for _, r := range lost {
 		if l := min(r.n, in.size-r.off); l > 0 {
 			lay.Lost = append(lay.Lost, fs.Extent{Logical: r.off, Physical: -1, Length: l})
@@ -77,6 +80,18 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 	}
 	sort.Slice(lay.Lost, func(i, j int) bool { return lay.Lost[i].Logical < lay.Lost[j].Logical })
 	return lay, nil
+}
+
+// dropEmpty drops the extents of no length (an item with no data, in a
+// damaged or hostile tree).
+func dropEmpty(xs []fs.Extent) []fs.Extent {
+	out := xs[:0]
+	for _, x := range xs {
+		if x.Length > 0 {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // cutOut returns x without the file ranges in lost. An encoded extent is
