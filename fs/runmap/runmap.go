@@ -186,7 +186,9 @@ func (m *Map) Lost(limit uint64, bs int64) []fs.Extent {
 		if r.Kind == Unknown && r.Off < limit {
 			n := min(r.N, limit-r.Off)
 			at := BytePos(r.Off, bs)
-			out = append(out, fs.Extent{Logical: at, Physical: -1, Length: BytePos(r.Off+n, bs) - at})
+			if l := BytePos(r.Off+n, bs) - at; l > 0 { // (0 past the largest byte offset)
+				out = append(out, fs.Extent{Logical: at, Physical: -1, Length: l})
+			}
 		}
 	}
 	return out

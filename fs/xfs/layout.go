@@ -65,8 +65,8 @@ func (f *FS) extents(m *forkMap, limit uint64, dir bool) []fs.Extent {
 		at := runmap.BytePos(r.Off, f.bs)
 		e := fs.Extent{Logical: at, Physical: f.fsbPos(r.Phys), Length: runmap.BytePos(r.Off+n, f.bs) - at}
 		switch {
-		case r.Kind == runUnknown:
-			continue
+		case r.Kind == runUnknown || e.Length <= 0:
+			continue // (no length: past the largest byte offset, where BytePos saturates)
 		case r.Kind == runUnwritten && !dir:
 			e.Physical = -1
 		}

@@ -146,8 +146,9 @@ func (l *logGeom) readRecord(blk int64, cycle uint32) (*logRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	data = data[:hlen]
-	if !recordCRCOK(hdrs, data) {
+	// (the cycle stamps are undone in whole blocks: hlen need not be a
+	// multiple of a block)
+	if !recordCRCOK(hdrs, data[:hlen]) {
 		return nil, errors.New("record checksum mismatch (a torn or damaged write)")
 	}
 	for i := int64(0); i < r.dataBBs; i++ {
@@ -163,7 +164,7 @@ func (l *logGeom) readRecord(blk int64, cycle uint32) (*logRecord, error) {
 		}
 		copy(data[i*logBB:i*logBB+4], saved[:4])
 	}
-	r.data = data
+	r.data = data[:hlen]
 	r.numOps = int(min(be.Uint32(h[40:]), uint32(hlen/12)))
 	return r, nil
 }
