@@ -240,8 +240,13 @@ func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
 	var out []fs.DirEntry
 	seen := map[string]bool{}
 	dropped := 0
+	invalid := 0
 	for _, e := range ents {
 		if e.fn.namespace == nsDOS || e.num < firstUser || seen[e.fn.name] {
+			continue
+		}
+		if !fs.ValidName(e.fn.name) {
+			invalid++
 			continue
 		}
 		if r := sc.rec(e.num); r.state != scanBad && !sc.lists(rec.num, rec.seq, e.num, e.seq, e.fn.name) {
@@ -256,6 +261,10 @@ func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
 		if c.num < firstUser || c.parentSeq != rec.seq || seen[c.name] || sc.rec(c.num).state != scanInUse {
 			continue
 		}
+		if !fs.ValidName(c.name) {
+			invalid++
+			continue
+		}
 		seen[c.name] = true
 		added++
 		de := fs.DirEntry{Name: c.name, Node: fs.Node(c.num), Type: f.entryType(sc, c.num, c.typ)}
@@ -266,6 +275,9 @@ func (f *FS) ReadDir(n fs.Node) ([]fs.DirEntry, error) {
 	}
 	if dropped > 0 {
 		errs = append(errs, errDamaged("directory %d: %d index entries name no such file in the MFT", rec.num, dropped))
+	}
+	if invalid > 0 {
+		errs = append(errs, errDamaged("directory %d: %d names that cannot be a path element (a '/' or NUL in them, '.' or '..') left out", rec.num, invalid))
 	}
 	if added > 0 {
 		errs = append(errs, errDamaged("directory %d: %d names found only in the MFT", rec.num, added))
