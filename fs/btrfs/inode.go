@@ -191,6 +191,9 @@ func (f *FS) dirEntry(dir *inode, d dirItem, it item) (fs.DirEntry, error) {
 	if len(d.name) == 0 {
 		return e, errDamaged("directory %d: an entry with an empty name", dir.ino)
 	}
+	if !fs.ValidName(e.Name) {
+		return e, errDamaged("directory %d: an entry named %q, which cannot be a path element", dir.ino, e.Name)
+	}
 	switch d.loc.typ {
 	case typeInodeItem:
 		if d.loc.obj >= 1<<48 {

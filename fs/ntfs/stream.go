@@ -209,7 +209,7 @@ func (sf *streamFile) readPlain(p []byte, off int64) error {
 		if i < 0 {
 			next := sort.Search(len(s.runs), func(i int) bool { return s.runs[i].vcn > vcn })
 			if next < len(s.runs) {
-				k = min(k, s.runs[next].vcn*f.cs-off)
+				k = fieldsStep(s.runs[next].vcn*f.cs-off, k)
 			}
 			clear(p[:k])
 			if first == nil && off < s.initSize {
@@ -217,7 +217,7 @@ func (sf *streamFile) readPlain(p []byte, off int64) error {
 			}
 		} else {
 			r := s.runs[i]
-			k = min(k, (r.vcn+r.n)*f.cs-off)
+			k = fieldsStep((r.vcn+r.n)*f.cs-off, k)
 			if r.lcn < 0 {
 				clear(p[:k])
 			} else if err := f.readAt(p[:k], (r.lcn+vcn-r.vcn)*f.cs+off%f.cs); err != nil && first == nil {
@@ -227,6 +227,16 @@ func (sf *streamFile) readPlain(p []byte, off int64) error {
 		p, off = p[k:], off+k
 	}
 	return first
+}
+
+// readPlain's step k (bytes up to the next run boundary) comes from run
+// fields times the cluster size: fieldsStep bounds it to (0, n], taking a
+// product that overflowed (a hostile run list) as reaching past the read.
+func fieldsStep(k, n int64) int64 {
+	if k <= 0 || k > n {
+		return n
+	}
+	return k
 }
 
 // readCompressed reads a compressed stream, one compression unit at a
