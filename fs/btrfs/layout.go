@@ -13,6 +13,15 @@ import (
 // failed its checksums in an earlier read (Layout does not read data).
 // Tree blocks and data are listed in the copy the reader uses.
 func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
+	lay, err := f.layout(n)
+	if lay != nil {
+		// (an item with no data, in a damaged or hostile tree, is no extent)
+		lay.Meta = dropEmpty(lay.Meta)
+	}
+	return lay, err
+}
+
+func (f *FS) layout(n fs.Node) (*fs.Layout, error) {
 	in, err := f.node(n)
 	if err != nil {
 		return nil, err
@@ -26,11 +35,9 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 			}
 			return len(lay.Meta) < 2*maxDirEntries
 		})
-		lay.Meta = dropEmpty(lay.Meta)
 		return lay, nil
 	case 0o100000, 0o120000:
 	default:
-		lay.Meta = dropEmpty(lay.Meta)
 		return lay, nil
 	}
 	m := f.loadExtents(in)
@@ -72,7 +79,6 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 		lay.Data = append(lay.Data, cutOut(x, lost)...)
 	}
 	lay.Inline = inline
-	lay.Meta = dropEmpty(lay.Meta)
 	for _, r := range lost {
 		if l := min(r.n, in.size-r.off); l > 0 {
 			lay.Lost = append(lay.Lost, fs.Extent{Logical: r.off, Physical: -1, Length: l})
@@ -82,8 +88,7 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 	return lay, nil
 }
 
-// dropEmpty drops the extents of no length (an item with no data, in a
-// damaged or hostile tree).
+// dropEmpty drops the extents of no length.
 func dropEmpty(xs []fs.Extent) []fs.Extent {
 	out := xs[:0]
 	for _, x := range xs {
