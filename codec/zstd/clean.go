@@ -48,9 +48,8 @@ const cleanConcurrency = 8
 const maxQueued = 1024
 
 var (
-	errBadHeader   = errors.New("zstd: bad block header")
-	errCleanStop   = errors.New("zstd: clean path stopped")
-	errCleanRefuse = errors.New("zstd: block left to the salvage decoder")
+	errBadHeader = errors.New("zstd: bad block header")
+	errCleanStop = errors.New("zstd: clean path stopped")
 )
 
 const (
@@ -283,7 +282,7 @@ func (z *Reader) leaveClean() {
 		return
 	}
 	z.stopClean()
-	if err := z.endClean(errCleanStop); err != nil {
+	if err := z.endClean(false); err != nil {
 		z.err = err
 		z.close()
 	}
@@ -347,7 +346,7 @@ func (z *Reader) stepClean() error {
 		r, ok := z.match(len(b))
 		if !ok {
 			z.stopClean()
-			return z.endClean(errCleanRefuse)
+			return z.endClean(false)
 		}
 		n := len(b)
 		if len(z.h.buf)-z.h.w < n || !z.h.unlent(z.h.w, z.h.w+n) {
@@ -364,16 +363,16 @@ func (z *Reader) stepClean() error {
 		return nil
 	case err := <-c.end:
 		c.running = false
-		return z.endClean(err)
+		return z.endClean(err == nil)
 	}
 }
 
-// endClean ends the clean path once klauspost has returned (err nil at the
-// frame's end): at the frame's end, or by a handover.
-func (z *Reader) endClean(err error) error {
+// endClean ends the clean path once klauspost has returned (atEnd: it
+// decoded the whole frame): at the frame's end, or by a handover.
+func (z *Reader) endClean(atEnd bool) error {
 	z.hashSync()
 	f := &z.feed
-	if err == nil {
+	if atEnd {
 		// the frame's empty blocks after the last output
 		for r, ok := f.front(); ok && r.empty; r, ok = f.front() {
 			z.taken(r)
