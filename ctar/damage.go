@@ -7,11 +7,11 @@ import "github.com/vzsalvage/vzsalvage/damage"
 // stream's damage, what damage or the stream's end cut off, and all of it
 // when its headers had problems or are tainted without confirmation.
 func (x *Index) MemberDamage(m *Member) *damage.Map {
-	if m.verified {
+	if m.flags&flagVerified != 0 {
 		return nil
 	}
 	var d damage.Map
-	if len(m.Problems()) > 0 || m.HeaderTainted && (!m.Confirmed || m.Sparse) {
+	if len(m.Problems()) > 0 || m.HeaderTainted() && (!m.Confirmed() || m.Sparse) {
 		d.Add(0, m.Size, damage.Tainted)
 	}
 	for _, e := range m.Data() {

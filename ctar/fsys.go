@@ -343,7 +343,7 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 		return st, nil
 	}
 	st.Problems = append(st.Problems[:len(st.Problems):len(st.Problems)], m.Problems()...)
-	st.Size, st.UID, st.GID = m.Size, uint32(m.UID), uint32(m.GID)
+	st.Size, st.UID, st.GID = m.Size, m.UID, m.GID
 	st.Mtime, st.Atime, st.Ctime = m.Mtime(), m.Atime(), m.Ctime()
 	if m.Type == TypeChar || m.Type == TypeBlock {
 		major, minor := m.Dev()
@@ -416,7 +416,7 @@ func (f *FS) Layout(n fs.Node) (*fs.Layout, error) {
 		return lay, nil
 	}
 	hdr := []fs.Extent{{Logical: 0, Physical: nd.base + m.HeaderOff, Length: m.HeaderEnd - m.HeaderOff}}
-	if m.HeaderTainted && m.Confirmed && !m.Sparse {
+	if m.HeaderTainted() && m.Confirmed() && !m.Sparse {
 		lay.Attr = hdr // the content's place is confirmed; names, modes and times are not
 	} else {
 		lay.Meta = hdr

@@ -10,48 +10,75 @@ import (
 )
 
 // Member is one entry of a tar archive, as its headers describe it. It
-// is kept small (an archive may hold millions): what most members lack
-// (a link target, device numbers, names of owners, xattrs and ACLs, a
-// sparse map, damage, problems) hangs off it only when present, and its
-// content extent is implied when it is the one run of bytes after its
-// header.
+// is kept small (an archive may hold millions; Scan allocates members in
+// chunks and their names in a shared arena): what most members lack (a
+// link target, device numbers, xattrs and ACLs, a sparse map, damage,
+// problems, an ID beyond 32 bits, a time beyond 2242) hangs off it only
+// when present, owner names are shared by the members that have the same,
+// and its content extent is implied when it is the one run of bytes after
+// its header.
 type Member struct {
 	// Name is the member's path as stored ("./etc/hostname").
 	Name      string
-	Size      int64 // the file's size (for a sparse file, its real size)
-	HeaderOff int64 // stream offset of its first header (pax or long name)
-	HeaderEnd int64 // stream offset just past its header block
-	UID, GID  int64
-	mtime     stamp
-	atime     stamp // unset if the archive has none
-	ctime     stamp
-	Mode      uint32 // permission bits with setuid, setgid, sticky
+	Size      int64         // the file's size (for a sparse file, its real size)
+	HeaderOff int64         // stream offset of its first header (pax or long name)
+	HeaderEnd int64         // stream offset just past its header block
+	times     [3]packedTime // mtime, atime, ctime
+	x         *memberExtra
+	own       *owners // nil: the archive names no owner (--numeric-owner)
+	// UID and GID are the owner's IDs as the kernel takes them (32 bits;
+	// IDs gives a larger value as stored).
+	UID, GID uint32
+	Mode     uint32 // permission bits with setuid, setgid, sticky
 	// Type is the header's type flag (TypeReg, TypeDir, TypeSymlink, ...).
-	Type   byte
+	Type  byte
+	flags memberFlags
+	// Sparse: the file has holes (a sparse map).
 	Sparse bool
-	// Resynced: the member was found by searching after damage.
-	Resynced bool
-	// HeaderTainted: some of its headers lie in tainted bytes (decoded,
-	// but copied from damaged data): they passed every check, but their
-	// fields may be wrong. Confirmed: the next header starts where this
-	// one's size says, so at least its size (where its content lies) is
-	// right.
-	HeaderTainted bool
-	Confirmed     bool
 	// Config: one of vzdump's config files stored first in the archive
 	// (./etc/vzdump/pct.conf, pct.fw), not part of the guest's tree.
 	Config bool
-	// verified: a protect record proved its headers and content right
-	// (ApplyRecord).
-	verified bool
-	x        *memberExtra
 }
+
+// memberFlags are a member's flags (Member.Resynced, HeaderTainted,
+// Confirmed, and verified).
+type memberFlags uint8
+
+const (
+	flagResynced memberFlags = 1 << iota
+	flagHeaderTainted
+	flagConfirmed
+	// flagVerified: a protect record proved its headers and content right
+	// (ApplyRecord).
+	flagVerified
+)
+
+func (m *Member) set(f memberFlags, on bool) {
+	if on {
+		m.flags |= f
+	} else {
+		m.flags &^= f
+	}
+}
+
+// Resynced reports whether the member was found by searching after
+// damage.
+func (m *Member) Resynced() bool { return m.flags&flagResynced != 0 }
+
+// HeaderTainted reports whether some of its headers lie in tainted bytes
+// (decoded, but copied from damaged data): they passed every check, but
+// their fields may be wrong. Confirmed reports whether the next header
+// starts where this one's size says, so that at least its size (where its
+// content lies) is right.
+func (m *Member) HeaderTainted() bool { return m.flags&flagHeaderTainted != 0 }
+func (m *Member) Confirmed() bool     { return m.flags&flagConfirmed != 0 }
 
 // memberExtra holds what most members lack.
 type memberExtra struct {
 	link               string
 	devMajor, devMinor int64
-	uname, gname       string
+	ids                *[2]int64 // UID and GID when one does not fit 32 bits
+	wide               *[3]stamp // times packedTime cannot hold
 	xattrs             map[string][]byte
 	acls               map[string]string
 	data               []fs.Extent // set when not the one run after the header
@@ -59,7 +86,11 @@ type memberExtra struct {
 	problems           []string
 }
 
-// stamp is a time as a tar header gives it, in 16 bytes.
+// owners are the names of a member's owner and group; Scan shares one
+// value among the members that have the same.
+type owners struct{ uname, gname string }
+
+// stamp is a time as a tar header gives it.
 type stamp struct {
 	sec  int64
 	nsec int32
@@ -82,6 +113,72 @@ func unix(sec, nsec int64) stamp {
 	return stamp{sec: sec, nsec: int32(nsec), set: true}
 }
 
+// packedTime is a stamp in 8 bytes: the seconds (34 bits, signed: the
+// years 1698 to 2242) above the nanoseconds plus one (30 bits). 0 is an
+// unset stamp; timeWide marks one held in memberExtra.wide.
+type packedTime uint64
+
+const (
+	nsecBits = 30
+	nsecMask = 1<<nsecBits - 1
+	timeWide = packedTime(nsecMask) // nanoseconds+1 of 2^30-1: beyond any
+)
+
+// pack returns s packed, or false if it does not fit.
+func pack(s stamp) (packedTime, bool) {
+	switch {
+	case !s.set:
+		return 0, true
+	case s.sec < -1<<33 || s.sec >= 1<<33 || s.nsec < 0 || s.nsec >= 1e9:
+		return 0, false
+	}
+	return packedTime(uint64(s.sec)<<nsecBits | uint64(s.nsec+1)), true
+}
+
+// time returns the member's time k (0 mtime, 1 atime, 2 ctime).
+func (m *Member) time(k int) stamp {
+	p := m.times[k]
+	switch {
+	case p == 0:
+		return stamp{}
+	case p&nsecMask == nsecMask:
+		return m.x.wide[k]
+	}
+	return stamp{sec: int64(p) >> nsecBits, nsec: int32(p&nsecMask) - 1, set: true}
+}
+
+// setTime sets the member's time k (0 mtime, 1 atime, 2 ctime).
+func (m *Member) setTime(k int, s stamp) {
+	if p, ok := pack(s); ok {
+		m.times[k] = p
+		return
+	}
+	x := m.ext()
+	if x.wide == nil {
+		x.wide = new([3]stamp)
+	}
+	x.wide[k], m.times[k] = s, timeWide
+}
+
+// setIDs sets the owner's IDs (>= 0).
+func (m *Member) setIDs(uid, gid int64) {
+	m.UID, m.GID = uint32(uid), uint32(gid)
+	if uid > 1<<32-1 || gid > 1<<32-1 {
+		m.ext().ids = &[2]int64{uid, gid}
+	} else if m.x != nil {
+		m.x.ids = nil
+	}
+}
+
+// IDs returns the owner's IDs as stored (UID and GID hold their low 32
+// bits).
+func (m *Member) IDs() (uid, gid int64) {
+	if m.x != nil && m.x.ids != nil {
+		return m.x.ids[0], m.x.ids[1]
+	}
+	return int64(m.UID), int64(m.GID)
+}
+
 func (m *Member) ext() *memberExtra {
 	if m.x == nil {
 		m.x = &memberExtra{}
@@ -91,9 +188,9 @@ func (m *Member) ext() *memberExtra {
 
 // Mtime, Atime and Ctime return the member's times (zero when the archive
 // has none).
-func (m *Member) Mtime() time.Time { return m.mtime.time() }
-func (m *Member) Atime() time.Time { return m.atime.time() }
-func (m *Member) Ctime() time.Time { return m.ctime.time() }
+func (m *Member) Mtime() time.Time { return m.time(0).time() }
+func (m *Member) Atime() time.Time { return m.time(1).time() }
+func (m *Member) Ctime() time.Time { return m.time(2).time() }
 
 // Link returns a hard link's or symlink's target.
 func (m *Member) Link() string {
@@ -114,10 +211,10 @@ func (m *Member) Dev() (major, minor int64) {
 // Owners returns the names of its owner and group, if the archive has
 // them (vzdump's --numeric-owner leaves them out).
 func (m *Member) Owners() (uname, gname string) {
-	if m.x == nil {
+	if m.own == nil {
 		return "", ""
 	}
-	return m.x.uname, m.x.gname
+	return m.own.uname, m.own.gname
 }
 
 // Xattrs returns its SCHILY.xattr.* records; ACLs its SCHILY.acl.access

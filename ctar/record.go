@@ -51,10 +51,11 @@ func (x *Index) ApplyRecord(rec Record) RecordResult {
 				touched = touched || x.Damage.Any(e.Physical, e.Length, damage.Tainted)
 				x.Damage.Clear(e.Physical, e.Length)
 			}
-			if touched || m.HeaderTainted {
+			if touched || m.HeaderTainted() {
 				res.Confirmed++
 			}
-			m.HeaderTainted, m.Confirmed, m.verified = false, true, true
+			m.set(flagHeaderTainted, false)
+			m.set(flagConfirmed|flagVerified, true)
 		case header:
 			matched++
 			res.Wrong++

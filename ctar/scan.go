@@ -93,6 +93,67 @@ type scanner struct {
 	// (Options.Hash).
 	hh, hd *xxhash.Digest
 	fr     fragRun // the fragment being collected in a gap
+	// pool holds the members not yet used of the chunk they are
+	// allocated from; names holds member names (see intern); owns the
+	// owner names met, shared by the members that have them.
+	pool  []Member
+	names *strings.Builder
+	owns  map[owners]*owners
+}
+
+// Bounds of the allocation chunks of members and names, and of the
+// owner names shared.
+const (
+	memberChunk = 1024     // 96 KiB
+	nameChunk   = 64 << 10 // bytes
+	maxNameIn   = 1 << 10  // a longer name keeps its own allocation
+	maxOwners   = 1 << 12  // distinct owner names shared
+)
+
+// newMember returns a zero member allocated from a chunk of members: an
+// index of millions costs no per-object overhead. (A member not added to
+// the index leaves its slot unused.)
+func (sc *scanner) newMember() *Member {
+	if len(sc.pool) == 0 {
+		sc.pool = make([]Member, min(memberChunk, max(16, len(sc.x.Members)/4)))
+	}
+	m := &sc.pool[0]
+	sc.pool = sc.pool[1:]
+	return m
+}
+
+// intern returns name copied into a shared arena of names (a string in
+// chunks of nameChunk bytes, written once): a name costs its bytes, not a
+// rounded allocation of its own.
+func (sc *scanner) intern(name string) string {
+	if len(name) > maxNameIn || name == "" {
+		return name
+	}
+	if sc.names == nil || sc.names.Cap()-sc.names.Len() < len(name) {
+		sc.names = new(strings.Builder)
+		sc.names.Grow(min(nameChunk, max(1<<10, len(sc.x.Members)*len(name)/4)))
+	}
+	start := sc.names.Len()
+	sc.names.WriteString(name) // within its capacity: the bytes before stay where they are
+	return sc.names.String()[start:]
+}
+
+// shareOwners returns the shared value of o (nil for no names).
+func (sc *scanner) shareOwners(o owners) *owners {
+	if o == (owners{}) {
+		return nil
+	}
+	if p := sc.owns[o]; p != nil {
+		return p
+	}
+	p := &o
+	if len(sc.owns) < maxOwners {
+		if sc.owns == nil {
+			sc.owns = map[owners]*owners{}
+		}
+		sc.owns[o] = p
+	}
+	return p
 }
 
 // hashHeader adds header bytes of the current member to its hash.
@@ -124,7 +185,7 @@ func (sc *scanner) lastName() string {
 // in doubt.
 func (sc *scanner) confirm(pos int64) {
 	if sc.last != nil && pos == sc.next {
-		sc.last.Confirmed = true
+		sc.last.set(flagConfirmed, true)
 	}
 	sc.last = nil
 }
@@ -310,18 +371,22 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 	if e == nil {
 		e = &ext{start: pos}
 	}
-	m := &Member{Name: h.name, Type: h.typ, Mode: uint32(h.mode), UID: h.uid, GID: h.gid,
-		Size: h.size, mtime: unix(h.mtime, 0), HeaderOff: e.start, HeaderEnd: dataOff, Resynced: resynced,
-		HeaderTainted: h.tainted || e.tainted}
-	if h.linkname != "" || h.uname != "" || h.gname != "" || h.devmajor != 0 || h.devminor != 0 {
+	m := sc.newMember()
+	*m = Member{Name: h.name, Type: h.typ, Mode: uint32(h.mode), Size: h.size, HeaderOff: e.start, HeaderEnd: dataOff}
+	m.set(flagResynced, resynced)
+	m.set(flagHeaderTainted, h.tainted || e.tainted)
+	m.setIDs(h.uid, h.gid)
+	m.setTime(0, unix(h.mtime, 0))
+	own := owners{h.uname, h.gname}
+	if h.linkname != "" || h.devmajor != 0 || h.devminor != 0 {
 		x := m.ext()
-		x.link, x.uname, x.gname, x.devMajor, x.devMinor = h.linkname, h.uname, h.gname, h.devmajor, h.devminor
+		x.link, x.devMajor, x.devMinor = h.linkname, h.devmajor, h.devminor
 	}
 	if h.atime > 0 {
-		m.atime = unix(h.atime, 0)
+		m.setTime(1, unix(h.atime, 0))
 	}
 	if h.ctime > 0 {
-		m.ctime = unix(h.ctime, 0)
+		m.setTime(2, unix(h.ctime, 0))
 	}
 	m.addProblem(e.bad...)
 	if e.hasLong {
@@ -339,13 +404,15 @@ func (sc *scanner) member(pos int64, h *header) (int64, error) {
 	}
 	if len(e.recs) > 0 {
 		var err error
-		regions, sparse10, err = sc.applyPax(m, e.recs, regions, &stored)
+		regions, sparse10, err = sc.applyPax(m, &own, e.recs, regions, &stored)
 		if err != nil {
 			m.addProblem(err.Error())
 		}
 	} else if resynced && sc.pax {
 		m.addProblem("found after damage without its pax header, which was lost: its name, times, attributes and sparse map may be wrong")
 	}
+	m.own = sc.shareOwners(own)
+	m.Name = sc.intern(m.Name)
 	if h.typ == TypeSparse && h.extended {
 		// old GNU sparse: extension blocks follow the header
 		for k := 0; k < maxSparseMap/21; k++ {
@@ -416,7 +483,7 @@ func hasData(t byte) bool {
 // isConfig reports whether m is one of vzdump's config files, which it
 // stores before the guest's tree.
 func (sc *scanner) isConfig(m *Member) bool {
-	if len(sc.x.Members) != len(sc.x.Configs) || m.Resynced || !hasData(m.Type) || m.Size > maxConfig {
+	if len(sc.x.Members) != len(sc.x.Configs) || m.Resynced() || !hasData(m.Type) || m.Size > maxConfig {
 		return false
 	}
 	name, ok := cleanName(m.Name)
@@ -504,7 +571,7 @@ func (sc *scanner) skip(off, n, next int64) int64 {
 // applyPax applies pax records to m. It returns the sparse regions (pax
 // formats 0.0 and 0.1) and whether the data starts with a GNU sparse 1.0
 // map.
-func (sc *scanner) applyPax(m *Member, recs []paxRecord, regions []region, stored *int64) ([]region, bool, error) {
+func (sc *scanner) applyPax(m *Member, own *owners, recs []paxRecord, regions []region, stored *int64) ([]region, bool, error) {
 	var major, minor = -1, -1
 	var sparseSize int64 = -1
 	var offs []int64
@@ -535,31 +602,32 @@ func (sc *scanner) applyPax(m *Member, recs []paxRecord, regions []region, store
 			}
 		case k == "uid":
 			if n := num(k, v); n >= 0 {
-				m.UID = n
+				_, gid := m.IDs()
+				m.setIDs(n, gid)
 			}
 		case k == "gid":
 			if n := num(k, v); n >= 0 {
-				m.GID = n
+				uid, _ := m.IDs()
+				m.setIDs(uid, n)
 			}
 		case k == "uname":
-			m.ext().uname = v
+			own.uname = v
 		case k == "gname":
-			m.ext().gname = v
+			own.gname = v
 		case k == "mtime" || k == "atime" || k == "ctime":
 			s, ns, ok := parsePaxTime(v)
 			if !ok {
 				bad(k)
 				continue
 			}
-			t := unix(s, ns)
+			i := 0 // mtime
 			switch k {
-			case "mtime":
-				m.mtime = t
 			case "atime":
-				m.atime = t
-			default:
-				m.ctime = t
+				i = 1
+			case "ctime":
+				i = 2
 			}
+			m.setTime(i, unix(s, ns))
 		case strings.HasPrefix(k, "SCHILY.xattr."):
 			x := m.ext()
 			if x.xattrs == nil {

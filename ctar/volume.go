@@ -78,7 +78,7 @@ func NewVolume(gens []Generation) *Volume {
 		for i, idx := range older {
 			o := idx[p]
 			g := gens[i+1]
-			if o == nil || o.Size != m.Size || o.mtime != m.mtime || g.Index.MemberDamage(o) != nil {
+			if o == nil || o.Size != m.Size || o.time(0) != m.time(0) || g.Index.MemberDamage(o) != nil {
 				continue
 			}
 			nd.m, nd.base = o, v.parts[i+1].base

@@ -52,11 +52,23 @@ func (TarPayload) Scan(r codec.Reader, sink Sink, opt Options) (*Result, error) 
 			return sink.WriteAt(i, p, off)
 		}
 	}
-	return ScanTar(r, sopt)
+	res, err := ScanTar(r, sopt)
+	if res != nil {
+		x := res.Tar
+		for i, m := range x.Members {
+			if m.Type != ctar.TypeReg && m.Type != ctar.TypeRegOld && m.Type != ctar.TypeCont {
+				continue
+			}
+			res.Units = append(res.Units, Unit{ID: i, Name: m.Name, Size: m.Size, Damage: x.MemberDamage(m)})
+		}
+	}
+	return res, err
 }
 
 // ScanTar scans a tar stream with the hooks and options of sopt (what a
-// container's restore needs beyond a Sink) and returns what Scan would.
+// container's restore needs beyond a Sink) and returns what Scan would,
+// without Units: a container's members are in Tar, and a list beside
+// them would cost some 50 bytes per file for the whole read.
 func ScanTar(r codec.Reader, sopt ctar.Options) (*Result, error) {
 	x, err := ctar.Scan(r, sopt)
 	if err != nil && x == nil {
@@ -69,12 +81,6 @@ func ScanTar(r codec.Reader, sopt ctar.Options) (*Result, error) {
 			return nil, err // the sink's, or reading the file failed
 		}
 		res.Err, res.Intact = err, false
-	}
-	for i, m := range x.Members {
-		if m.Type != ctar.TypeReg && m.Type != ctar.TypeRegOld && m.Type != ctar.TypeCont {
-			continue
-		}
-		res.Units = append(res.Units, Unit{ID: i, Name: m.Name, Size: m.Size, Damage: x.MemberDamage(m)})
 	}
 	return res, nil
 }
