@@ -102,6 +102,9 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 		if s.encrypted {
 			st.Problems = append(st.Problems, "encrypted (EFS): the content is not read")
 		}
+		if s.compressed && s.unit*f.cs > maxUnitBytes {
+			st.Problems = append(st.Problems, fmt.Sprintf("compression unit of %d bytes (NTFS compresses in 64 KiB units): the content is not read", s.unit*f.cs))
+		}
 	case st.Mode&iofs.ModeSymlink != 0:
 		if t, err := f.ReadLink(n); err == nil {
 			st.Size = int64(len(t))

@@ -163,6 +163,9 @@ func (sf *streamFile) ReadAt(p []byte, off int64) (int, error) {
 		if c < n {
 			err = errDamaged("MFT record %d: resident data shorter than its size", sf.rec.num)
 		}
+	case s.compressed && s.unit*sf.f.cs > maxUnitBytes:
+		clear(p[:n])
+		err = errDamaged("MFT record %d: compression unit of %d bytes (NTFS compresses in 64 KiB units): not read", sf.rec.num, s.unit*sf.f.cs)
 	case s.compressed:
 		err = sf.readCompressed(p[:n], off)
 	case n < smallRead:
@@ -286,6 +289,12 @@ func (s *stream) unitLayout(u int64) (alloc []dataRun, clusters int64, unknown b
 	}
 	return alloc, clusters, unknown
 }
+
+// maxUnitBytes bounds the compression unit read: NTFS compresses in units
+// of 16 clusters of at most 4 KiB (64 KiB); the on-disk fields allow 2^8
+// clusters of 2 MiB, a 512 MiB allocation per read that a damaged or
+// hostile image must not cause.
+const maxUnitBytes = 1 << 20
 
 // unit returns compression unit u decoded, keeping the last one.
 func (sf *streamFile) unit(u int64) ([]byte, error) {
