@@ -167,6 +167,12 @@ type Options struct {
 	// Strict makes Read fail with ErrCorrupt (wrapped with details) at the
 	// first problem instead of salvaging past it.
 	Strict bool
+	// FailFast, with Strict, is for a caller that, when the read fails,
+	// reads again without them to learn what is wrong: the decoder may then
+	// be one that does not say where it failed (zstd: klauspost's decoder alone,
+	// which needs a fifth less CPU; it also refuses a frame without a
+	// checksum). Decoders without such a mode read as with Strict.
+	FailFast bool
 	// Donor, if set, makes a second pass over a stream a first pass
 	// salvaged: lost output takes the donor's bytes, so that what copies
 	// from it decodes as the donor says (decoders that cannot use it

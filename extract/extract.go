@@ -33,6 +33,11 @@ type Options struct {
 	// Strict stops at the first problem (the archive is then reported
 	// damaged and no image is written).
 	Strict bool
+	// FailFast is Strict for a caller that, when the read fails, reads
+	// again without it to learn what is wrong (codec.Options.FailFast:
+	// zstd then decodes with a fifth less CPU, but refuses a stream
+	// without a checksum and does not say where it failed).
+	FailFast bool
 	// Format is the image format: "raw" (the default: sparse raw files,
 	// disk-<device>.raw) or "qcow2" (disk-<device>.qcow2, as Proxmox's
 	// directory storages keep disks; Compress compresses its clusters).
@@ -207,7 +212,8 @@ func mkdirs(dir string) ([]string, error) {
 }
 
 func run(path, dir string, opt Options) (*Result, error) {
-	copt := codec.Options{Strict: opt.Strict, Donor: opt.Donor, Distrust: opt.Distrust}
+	opt.Strict = opt.Strict || opt.FailFast
+	copt := codec.Options{Strict: opt.Strict, FailFast: opt.FailFast, Donor: opt.Donor, Distrust: opt.Distrust}
 	if err := opt.Resume.check(opt); err != nil {
 		return nil, err
 	}

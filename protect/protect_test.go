@@ -1,13 +1,19 @@
 package protect
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/vzsalvage/vzsalvage/internal/testutil"
 )
 
 // chunksSHA computes a version 2 sidecar's pin of a file independently:
@@ -173,4 +179,70 @@ func TestChunkHashesPinned(t *testing.T) {
 		t.Fatalf("a sidecar with forged chunk hashes called the archive intact: %+v", rr)
 	}
 	t.Logf("notes: %q", rr.Notes)
+}
+
+// TestProtectFailFast: protect of a clean zstd archive takes the FailFast
+// read, and its sidecar holds the very records the full read writes; an
+// archive without a checksum and a damaged one are read again in full (the
+// first gets its sidecar, saying it has no checksum; the second none, with
+// the full read's account of the damage).
+func TestProtectFailFast(t *testing.T) {
+	arc := testArchive(t)
+	fast := protectOK(t, arc, Options{SidecarDir: t.TempDir()})
+	full := protectOK(t, arc, Options{SidecarDir: t.TempDir(), noFast: true})
+	if !fast.fast || full.fast {
+		t.Fatalf("fast read %v, full read %v", fast.fast, full.fast)
+	}
+	s1, err := OpenSidecar(fast.Sidecar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := OpenSidecar(full.Sidecar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	h1, h2 := s1.Header, s2.Header
+	h1.Created, h2.Created = "", ""
+	if !reflect.DeepEqual(h1, h2) || len(s1.index) != len(s2.index) {
+		t.Fatalf("headers or record counts differ:\n%+v\n%+v\n%d %d records", h1, h2, len(s1.index), len(s2.index))
+	}
+	for k, loc := range s1.index {
+		if k.typ == recHeader || k.typ == recIndex {
+			continue
+		}
+		b1, err1 := s1.readAt(k.typ, k.key, loc)
+		b2, err2 := s2.record(k.typ, k.key)
+		if err1 != nil || err2 != nil || !bytes.Equal(b1, b2) {
+			t.Fatalf("record %d/%d differs (%v, %v)", k.typ, k.key, err1, err2)
+		}
+	}
+
+	// no checksum: the same stream recompressed with zstd --no-check
+	zstd := testutil.RequireTool(t, "zstd")
+	noCheck := filepath.Join(t.TempDir(), filepath.Base(arc))
+	cmd := exec.Command("sh", "-c", `"$0" -q -d -c "$1" | "$0" -q --no-check -o "$2"`, zstd, arc, noCheck)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("zstd: %v: %s", err, out)
+	}
+	res := protectOK(t, noCheck, Options{SidecarDir: t.TempDir()})
+	if sc, err := OpenSidecar(res.Sidecar); err != nil || sc.Header.Verify.Checksum != "absent" || res.fast {
+		t.Fatalf("no checksum: %v, fast %v, header %+v", err, res.fast, sc.Header.Verify)
+	}
+
+	// damaged: no sidecar, the full read's account
+	damageFile(t, arc, 5)
+	dir := t.TempDir()
+	res, err = Protect(arc, Options{SidecarDir: dir})
+	if err != nil || res.Intact || res.fast || res.Sidecar != "" {
+		t.Fatalf("damaged: %v, intact %v, fast %v, sidecar %q", err, res.Intact, res.fast, res.Sidecar)
+	}
+	ref, err := Protect(arc, Options{SidecarDir: dir, noFast: true})
+	if err != nil || !reflect.DeepEqual(res.Report.Archives, ref.Report.Archives) {
+		t.Fatalf("damaged: the report differs from the full read's (%v)", err)
+	}
+	if n, _ := filepath.Glob(filepath.Join(dir, "*")); len(n) != 0 {
+		t.Fatalf("files left: %v", n)
+	}
 }

@@ -163,7 +163,8 @@ const (
 // The Reader also implements io.Closer; closing it is cheap.
 //
 // With opt.Resume (a *Checkpoint of this package) it is ResumeReader; with
-// opt.KeepCheckpoint, it keeps a checkpoint (KeepCheckpoint).
+// opt.KeepCheckpoint, it keeps a checkpoint (KeepCheckpoint); with
+// opt.FailFast it is klauspost's decoder alone (failFast).
 func NewReader(r io.Reader, opt codec.Options) (codec.Reader, error) {
 	if opt.Resume != nil {
 		c, ok := opt.Resume.(*Checkpoint)
@@ -171,6 +172,9 @@ func NewReader(r io.Reader, opt codec.Options) (codec.Reader, error) {
 			return nil, errCheckpoint
 		}
 		return ResumeReader(r, opt, c, opt.ResumeFrom)
+	}
+	if opt.FailFast && opt.Donor == nil && len(opt.Distrust) == 0 && !opt.KeepCheckpoint {
+		return newFailFast(r)
 	}
 	z := newReader(r, opt, config{})
 	if opt.KeepCheckpoint {
