@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -245,4 +247,65 @@ func TestProtectFailFast(t *testing.T) {
 	if n, _ := filepath.Glob(filepath.Join(dir, "*")); len(n) != 0 {
 		t.Fatalf("files left: %v", n)
 	}
+}
+
+// TestProtectFailFastVerdicts: on archives damaged at random (one hit
+// each: a bit flip, a zeroed 4 KiB page, a garbage run, a cut, or a flip in
+// the first 4 KiB, where the headers are), protect with its FailFast read
+// gives the verdict and account the full read gives, and writes a sidecar
+// only when that says intact. VZSALVAGE_STRESS=N runs N trials (default 10).
+func TestProtectFailFastVerdicts(t *testing.T) {
+	trials := 10
+	if n, err := strconv.Atoi(os.Getenv("VZSALVAGE_STRESS")); err == nil && n > 0 {
+		trials = n
+	}
+	src := testArchive(t)
+	orig, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	damaged := 0
+	for i := 0; i < trials; i++ {
+		b := bytes.Clone(orig)
+		at := rng.IntN(len(b))
+		switch i % 5 {
+		case 0:
+			b[at] ^= 1 << rng.IntN(8)
+		case 1:
+			at &^= 4095
+			clear(b[at:min(len(b), at+4096)])
+		case 2:
+			for j := at; j < min(len(b), at+1+rng.IntN(64<<10)); j++ {
+				b[j] = byte(rng.Uint32())
+			}
+		case 3:
+			b = b[:at]
+		default:
+			b[rng.IntN(4096)] ^= 1 << rng.IntN(8)
+		}
+		arc := filepath.Join(t.TempDir(), filepath.Base(src))
+		if err := os.WriteFile(arc, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d1, d2 := t.TempDir(), t.TempDir()
+		fast, err1 := Protect(arc, Options{SidecarDir: d1})
+		full, err2 := Protect(arc, Options{SidecarDir: d2, noFast: true})
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("trial %d: errors %v and %v", i, err1, err2)
+		}
+		if err1 != nil {
+			continue
+		}
+		if fast.Intact != full.Intact || (fast.Sidecar == "") != (full.Sidecar == "") || !reflect.DeepEqual(fast.Report.Archives, full.Report.Archives) {
+			t.Fatalf("trial %d (kind %d at %d): FailFast intact %v sidecar %q, full intact %v sidecar %q", i, i%5, at, fast.Intact, fast.Sidecar, full.Intact, full.Sidecar)
+		}
+		if fast.fast && !fast.Intact {
+			t.Fatalf("trial %d: the FailFast read gave a damaged verdict", i)
+		}
+		if !full.Intact {
+			damaged++
+		}
+	}
+	t.Logf("%d trials, %d damaged", trials, damaged)
 }
