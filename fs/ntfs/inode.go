@@ -102,7 +102,7 @@ func (f *FS) Stat(n fs.Node) (*fs.Stat, error) {
 		if s.encrypted {
 			st.Problems = append(st.Problems, "encrypted (EFS): the content is not read")
 		}
-		if s.compressed && s.unit*f.cs > maxUnitBytes {
+		if s.unitTooLarge(f.cs) {
 			st.Problems = append(st.Problems, fmt.Sprintf("compression unit of %d bytes (NTFS compresses in 64 KiB units): the content is not read", s.unit*f.cs))
 		}
 	case st.Mode&iofs.ModeSymlink != 0:

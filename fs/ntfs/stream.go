@@ -163,7 +163,7 @@ func (sf *streamFile) ReadAt(p []byte, off int64) (int, error) {
 		if c < n {
 			err = errDamaged("MFT record %d: resident data shorter than its size", sf.rec.num)
 		}
-	case s.compressed && s.unit*sf.f.cs > maxUnitBytes:
+	case s.unitTooLarge(sf.f.cs):
 		clear(p[:n])
 		err = errDamaged("MFT record %d: compression unit of %d bytes (NTFS compresses in 64 KiB units): not read", sf.rec.num, s.unit*sf.f.cs)
 	case s.compressed:
@@ -295,6 +295,10 @@ func (s *stream) unitLayout(u int64) (alloc []dataRun, clusters int64, unknown b
 // clusters of 2 MiB, a 512 MiB allocation per read that a damaged or
 // hostile image must not cause.
 const maxUnitBytes = 1 << 20
+
+// unitTooLarge reports whether the stream is compressed in units larger
+// than maxUnitBytes (clusters of cs bytes): such a stream is not read.
+func (s *stream) unitTooLarge(cs int64) bool { return s.compressed && s.unit*cs > maxUnitBytes }
 
 // unit returns compression unit u decoded, keeping the last one.
 func (sf *streamFile) unit(u int64) ([]byte, error) {
