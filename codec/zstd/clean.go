@@ -440,10 +440,15 @@ func (z *Reader) handover() error {
 	return nil
 }
 
-func newKlauspost() (*kzstd.Decoder, error) {
-	return kzstd.NewReader(nil,
+func newKlauspost() (*kzstd.Decoder, error) { return newKlauspostOn(nil, false) }
+
+// newKlauspostOn returns klauspost's concurrent stream decoder over r, as
+// both the clean path (which hashes the frame itself) and failFast (which
+// lets it check the checksum) use it.
+func newKlauspostOn(r io.Reader, checksum bool) (*kzstd.Decoder, error) {
+	return kzstd.NewReader(r,
 		kzstd.WithDecoderConcurrency(cleanConcurrency),
-		kzstd.IgnoreChecksum(true),
+		kzstd.IgnoreChecksum(!checksum),
 		kzstd.WithDecoderMaxWindow(MaxWindow),
 		kzstd.WithDecoderMaxMemory(1<<62),
 	)

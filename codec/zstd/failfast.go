@@ -35,11 +35,7 @@ type failFast struct {
 func newFailFast(r io.Reader) (*failFast, error) {
 	w := &walker{src: r}
 	w.expect(wMagic, 4)
-	d, err := kzstd.NewReader(w,
-		kzstd.WithDecoderConcurrency(cleanConcurrency),
-		kzstd.WithDecoderMaxWindow(MaxWindow),
-		kzstd.WithDecoderMaxMemory(1<<62),
-	)
+	d, err := newKlauspostOn(w, true)
 	if err != nil {
 		return nil, err
 	}
