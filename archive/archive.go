@@ -23,6 +23,9 @@ type Archive struct {
 	// the end of the file when the decoder stops reading early; once Close
 	// returns they have seen every byte read.
 	Taps []func([]byte)
+	// Holder, if set before Payload, is a tap that the file is read into
+	// (see Holder); as Taps, it may not see the end of the file.
+	Holder Holder
 
 	f       *os.File
 	read    atomic.Int64
@@ -83,19 +86,19 @@ func (a *Archive) Payload(opt codec.Options) (codec.Reader, error) {
 		// a second pass from a first pass's checkpoint: the input from
 		// where it starts (no Taps: they see the whole file)
 		in = opt.Resume.Input()
-		if in < 0 || in > a.Size || len(a.Taps) > 0 {
+		if in < 0 || in > a.Size || len(a.Taps) > 0 || a.Holder != nil {
 			return nil, fmt.Errorf("%s: cannot resume at input offset %d", a.Path, in)
 		}
 		a.read.Store(in)
 	}
 	src := &countingReader{r: io.NewSectionReader(a.f, in, a.Size-in), n: &a.read}
-	if a.Compression == codec.Zstd && len(a.Taps) == 0 {
+	if a.Compression == codec.Zstd && len(a.Taps) == 0 && a.Holder == nil {
 		// zstd reads through FillAsync: straight into its buffer
 		d := &direct{r: src}
 		a.readers = append(a.readers, d)
 		return dec(d, opt)
 	}
-	pf := newPrefetch(src, prefetchChunk, prefetchDepth, a.Taps)
+	pf := newPrefetch(src, prefetchChunk, prefetchDepth, a.Taps, a.Holder)
 	a.readers = append(a.readers, pf)
 	return dec(pf, opt)
 }

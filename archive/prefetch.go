@@ -15,29 +15,48 @@ const (
 	prefetchChunk = 256 << 10
 	prefetchDepth = 4
 	tapLag        = 12
+	holdLag       = 1024 // chunks a Holder's channel has room for
 )
 
 // prefetch reads r in its own goroutine, up to depth chunks of size bytes
 // ahead, so that reading the file (system calls and copies) does not take
 // time from the decoder. Each of taps sees every chunk in order on a
 // goroutine of its own, beside the decoder: a chunk goes back to be read
-// into once the decoder and every tap are done with it. Close stops the
-// goroutines.
+// into once the decoder and every tap are done with it. With a Holder,
+// the chunks are read into its buffers and it sees them too, on a
+// goroutine of its own. Close stops the goroutines.
 type prefetch struct {
-	full chan pchunk
-	taps []chan pchunk
-	free chan *pbuf
-	stop chan struct{}
-	done chan struct{}  // the reading goroutine ended
-	tapd sync.WaitGroup // the tap goroutines
-	cur  pchunk
-	off  int
-	err  error
+	full   chan pchunk
+	taps   []chan pchunk
+	holder Holder
+	free   chan *pbuf
+	stop   chan struct{}
+	done   chan struct{}  // the reading goroutine ended
+	tapd   sync.WaitGroup // the tap goroutines
+	cur    pchunk
+	off    int
+	err    error
+}
+
+// A Holder is a tap that keeps the file's bytes past the call without a
+// copy: prefetch reads the file into the buffers it lends (protect's
+// parity encoder, which needs many MiB of the file side by side, lends
+// its own) and hands each one to Hold once read.
+type Holder interface {
+	// Buffer returns where the file's next bytes are read, at most n
+	// (all of it is read into but at the end of the file), and release,
+	// which prefetch calls once the decoder and every tap are done with
+	// it. It may wait for room until stop is closed: it returns nil then.
+	Buffer(n int, stop <-chan struct{}) (b []byte, release func())
+	// Hold is called on a goroutine of its own with the bytes read into
+	// each buffer, in order (not for a buffer nothing was read into).
+	Hold(b []byte)
 }
 
 type pbuf struct {
-	b    []byte
-	refs atomic.Int32 // readers of the chunk not done with it
+	b       []byte
+	refs    atomic.Int32 // readers of the chunk not done with it
+	release func()       // a Holder's buffer: how to give it back
 }
 
 type pchunk struct {
@@ -46,18 +65,26 @@ type pchunk struct {
 	err error
 }
 
-func newPrefetch(r io.Reader, size, depth int, taps []func([]byte)) *prefetch {
+func newPrefetch(r io.Reader, size, depth int, taps []func([]byte), h Holder) *prefetch {
 	bufs := depth + 1
 	if len(taps) > 0 {
 		bufs += tapLag
 	}
-	p := &prefetch{full: make(chan pchunk, depth), free: make(chan *pbuf, bufs),
+	p := &prefetch{full: make(chan pchunk, depth), free: make(chan *pbuf, bufs), holder: h,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for _, fn := range taps {
 		ch := make(chan pchunk, bufs)
 		p.taps = append(p.taps, ch)
 		p.tapd.Add(1)
 		go p.tap(fn, ch)
+	}
+	if h != nil {
+		// (room for the chunks of a Holder's buffers too, which it
+		// bounds itself)
+		ch := make(chan pchunk, holdLag)
+		p.taps = append(p.taps, ch)
+		p.tapd.Add(1)
+		go p.hold(ch)
 	}
 	go p.read(r, size, bufs)
 	return p
@@ -76,18 +103,26 @@ func (p *prefetch) read(r io.Reader, size, bufs int) {
 	made := 0
 	for {
 		var b *pbuf
-		select {
-		case b = <-p.free:
-		default:
-			if made < bufs {
-				b = &pbuf{b: make([]byte, size)}
-				made++
-				break
+		if p.holder != nil {
+			hb, release := p.holder.Buffer(size, p.stop)
+			if hb == nil {
+				return
 			}
+			b = &pbuf{b: hb, release: release}
+		} else {
 			select {
 			case b = <-p.free:
-			case <-p.stop:
-				return
+			default:
+				if made < bufs {
+					b = &pbuf{b: make([]byte, size)}
+					made++
+					break
+				}
+				select {
+				case b = <-p.free:
+				case <-p.stop:
+					return
+				}
 			}
 		}
 		n, err := io.ReadFull(r, b.b)
@@ -105,6 +140,7 @@ func (p *prefetch) read(r io.Reader, size, bufs int) {
 		select {
 		case p.full <- c:
 		case <-p.stop:
+			p.release(b)
 			return
 		}
 		if err != nil {
@@ -123,9 +159,23 @@ func (p *prefetch) tap(fn func([]byte), ch chan pchunk) {
 	}
 }
 
+// hold is the Holder's goroutine: it hands it the chunks read, in order,
+// until the reading goroutine ends.
+func (p *prefetch) hold(ch chan pchunk) {
+	defer p.tapd.Done()
+	for c := range ch {
+		p.holder.Hold(c.buf.b[:c.n])
+		p.release(c.buf)
+	}
+}
+
 // release marks a reader of b done with it.
 func (p *prefetch) release(b *pbuf) {
 	if b.refs.Add(-1) == 0 {
+		if b.release != nil {
+			b.release()
+			return
+		}
 		p.free <- b // (room for every buffer)
 	}
 }
@@ -186,5 +236,14 @@ func (p *prefetch) Close() error {
 	}
 	<-p.done
 	p.tapd.Wait()
+	// the chunks read that the decoder will not read are done with (a
+	// Holder waits for its buffers)
+	if p.cur.buf != nil {
+		p.release(p.cur.buf)
+		p.cur.buf = nil
+	}
+	for c := range p.full {
+		p.release(c.buf)
+	}
 	return nil
 }

@@ -59,6 +59,9 @@ type Options struct {
 	// Taps, if set, see the archive file's bytes as they are read (see
 	// archive.Archive.Taps).
 	Taps []func([]byte)
+	// Holder, if set, is a tap the archive file is read into (see
+	// archive.Holder).
+	Holder archive.Holder
 	// Observe, if set, sees every cluster as it is read, in archive order
 	// (Data is valid only during the call).
 	Observe func(h *vma.Header, c *vma.Cluster)
@@ -227,7 +230,7 @@ func run(path, dir string, opt Options) (*Result, error) {
 	}
 	defer s.Close()
 	a := s.Archive
-	a.Taps = opt.Taps
+	a.Taps, a.Holder = opt.Taps, opt.Holder
 	dec, err := s.Decode()
 	if err != nil {
 		return nil, err

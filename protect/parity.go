@@ -2,8 +2,11 @@ package protect
 
 import (
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"math"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/reedsolomon"
@@ -117,8 +120,16 @@ const groupCols = 8
 // and of each parity row, which stay in the L2 cache.
 const subStripes = 16
 
-// encoder computes the chunk hashes and parity of a file streamed through
-// Write, segment by segment; emit receives each segment's.
+// groupBufs is how many groups the encoder lends buffers of: the file is
+// read into one while the other's parity is added.
+const groupBufs = 2
+
+// encoder computes the chunk hashes and parity of a file, segment by
+// segment; emit receives each segment's. The file's bytes reach it either
+// read straight into the buffers it lends (it is an archive.Holder:
+// Buffer on the reading goroutine, Hold on another, in order), or through
+// Write, which copies them into those buffers; Write may follow the
+// lending once the reading is over (bytes the decoder did not read).
 type encoder struct {
 	p     Parity
 	size  int64
@@ -126,17 +137,39 @@ type encoder struct {
 	codes map[[2]int]reedsolomon.Encoder
 	emit  func(s segment, hashes []uint64, parity []byte) error
 
+	// the lending side (Buffer)
+	rpos   int64  // file offset of the next byte lent
+	rg     *group // the group rpos is in (nil before the first)
+	made   int    // group buffers made
+	gbytes int    // size of a group buffer
+	freeg  chan *group
+	order  chan *group // the groups lent, in order, for Hold
+
+	// the holding side (Hold)
+	held   int64 // bytes handed to Hold
 	seg    segment
 	pos    int64  // bytes of the segment consumed
 	hashed int64  // bytes of the segment hashed
-	first  int    // the segment's column at the start of cols
-	cols   []byte // columns first… of the segment as far as consumed
+	first  int    // the segment's column at the start of hg
+	hg     *group // the group being filled
 	hashes []uint64
 	parity []byte
 	shards [][]byte
 	tmp    [][]byte
-	frees  []func() // of parity and cols
 	err    error
+
+	mu    sync.Mutex
+	frees []func() // of parity and groups
+}
+
+// group is the buffer of up to groupCols columns of a segment: the file's
+// bytes [start, end), and zeros for the columns' chunks past the file.
+type group struct {
+	buf        []byte
+	start, end int64
+	// refs counts the buffers lent and not given back, and one until
+	// the group's parity is added: the group is free at zero
+	refs atomic.Int32
 }
 
 func newEncoder(p Parity, size int64, emit func(segment, []uint64, []byte) error) (*encoder, error) {
@@ -144,16 +177,31 @@ func newEncoder(p Parity, size int64, emit func(segment, []uint64, []byte) error
 		return nil, err
 	}
 	e := &encoder{p: p, size: size, rows: parityRows(p.DataShards, p.ParityShards), codes: map[[2]int]reedsolomon.Encoder{},
-		emit: emit, shards: make([][]byte, groupCols+p.ParityShards), tmp: make([][]byte, p.ParityShards)}
+		emit: emit, shards: make([][]byte, groupCols+p.ParityShards), tmp: make([][]byte, p.ParityShards),
+		freeg: make(chan *group, groupBufs), order: make(chan *group, groupBufs)}
 	for r := range e.tmp {
 		e.tmp[r] = make([]byte, subStripes*p.ShardSize)
 	}
 	if size > 0 {
+		// the first segment's columns are the longest
+		s := p.segment(size, 0)
+		col := int64(s.stripes) * int64(p.ShardSize)
+		e.gbytes = int(min(int64(groupCols), (s.length+col-1)/col) * col)
 		e.start(0)
 	}
 	return e, nil
 }
 
+// groupAt returns the bytes [start, end) of a file of size n that the
+// encoder's group holding offset off covers.
+func (p Parity) groupAt(n, off int64) (start, end int64) {
+	s := p.segment(n, off/p.segmentSize())
+	g := int64(groupCols) * int64(s.stripes) * int64(p.ShardSize)
+	start = s.start + (off-s.start)/g*g
+	return start, min(start+g, s.start+s.length)
+}
+
+// start begins segment i on the holding side.
 func (e *encoder) start(i int64) {
 	e.seg = e.p.segment(e.size, i)
 	e.pos, e.hashed, e.first = 0, 0, 0
@@ -163,73 +211,182 @@ func (e *encoder) start(i int64) {
 		e.parity = e.alloc(n)
 	}
 	e.parity = e.parity[:n] // the first group overwrites it
-	col := e.colLen()
-	n = int(min(int64(groupCols), (e.seg.length+col-1)/col) * col)
-	if cap(e.cols) < n {
-		e.cols = e.alloc(n)
-	}
-	e.cols = e.cols[:n]
 }
 
 // alloc returns a new buffer of n bytes, given back by free.
 func (e *encoder) alloc(n int) []byte {
 	b, free := bigBytes(n)
+	e.mu.Lock()
 	e.frees = append(e.frees, free)
+	e.mu.Unlock()
 	return b
 }
 
 // free gives back the encoder's buffers; it may not be used after.
 func (e *encoder) free() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, f := range e.frees {
 		f()
 	}
-	e.frees, e.parity, e.cols = nil, nil, nil
+	e.frees, e.parity, e.rg, e.hg = nil, nil, nil, nil
 }
 
 // colLen returns the length of a column of the segment.
 func (e *encoder) colLen() int64 { return int64(e.seg.stripes) * int64(e.p.ShardSize) }
 
-// Write consumes the next bytes of the file.
-func (e *encoder) Write(b []byte) (int, error) {
-	n := len(b)
-	S := int64(e.p.ShardSize)
-	for len(b) > 0 && e.err == nil {
-		if e.seg.length == 0 || e.pos == e.seg.length {
-			e.err = fmt.Errorf("archive longer than its size when protect started (%d bytes)", e.size)
-			break
+// Buffer implements archive.Holder: where the file's next bytes go, at
+// most n, in the group they belong to. It waits for a group's buffer
+// when both are in use, until stop is closed (a nil stop: Write, which
+// makes another buffer instead).
+func (e *encoder) Buffer(n int, stop <-chan struct{}) ([]byte, func()) {
+	if e.rpos >= e.size {
+		// past the size protect started with: Hold fails on any byte
+		// read there
+		return make([]byte, min(n, 64<<10)), func() {}
+	}
+	if e.rg == nil || e.rpos >= e.rg.end {
+		g := e.nextGroup(stop)
+		if g == nil {
+			return nil, nil
 		}
+		g.start, g.end = e.p.groupAt(e.size, e.rpos)
+		g.refs.Store(1)
+		e.order <- g // (room: a group is lent again only after Hold took it)
+		e.rg = g
+	}
+	g := e.rg
+	o := e.rpos - g.start
+	b := g.buf[o : o+min(int64(n), g.end-e.rpos)]
+	e.rpos += int64(len(b))
+	g.refs.Add(1)
+	return b, func() { e.unref(g) }
+}
+
+// nextGroup returns a free group buffer, made if fewer than groupBufs
+// were, or nil when stop is closed first.
+func (e *encoder) nextGroup(stop <-chan struct{}) *group {
+	select {
+	case g := <-e.freeg:
+		return g
+	default:
+	}
+	if e.made < groupBufs || stop == nil {
+		e.made++
+		return &group{buf: e.alloc(e.gbytes)}
+	}
+	select {
+	case g := <-e.freeg:
+		return g
+	case <-stop:
+		return nil
+	}
+}
+
+// unref drops one of g's references; at the last, g is free.
+func (e *encoder) unref(g *group) {
+	if g.refs.Add(-1) == 0 {
+		select {
+		case e.freeg <- g:
+		default: // (Write made more than groupBufs: let it go)
+		}
+	}
+}
+
+// Hold implements archive.Holder: it consumes the file's next bytes, in
+// the buffer Buffer lent for them, and adds a group's parity once it is
+// full. After an error it only keeps count, so that the group buffers
+// still come free.
+func (e *encoder) Hold(b []byte) {
+	e.held += int64(len(b))
+	S := int64(e.p.ShardSize)
+	for len(b) > 0 {
+		if e.seg.length == 0 || e.pos == e.seg.length {
+			e.fail(fmt.Errorf("archive longer than its size when protect started (%d bytes)", e.size))
+			return
+		}
+		if e.hg == nil {
+			e.hg = <-e.order
+		}
+		g := e.hg
 		base := int64(e.first) * e.colLen()
-		k := copy(e.cols[e.pos-base:min(int64(len(e.cols)), e.seg.length-base)], b)
-		e.pos += int64(k)
+		o := e.pos - base
+		k := min(int64(len(b)), g.end-g.start-o)
+		if &b[0] != &g.buf[o] {
+			e.fail(errors.New("protect: bytes handed out of order"))
+		}
+		e.pos += k
 		b = b[k:]
 		for ; e.hashed+S <= e.pos || e.hashed < e.pos && e.pos == e.seg.length; e.hashed += S {
 			o := e.hashed - base
-			e.hashes = append(e.hashes, xxhash.Sum64(e.cols[o:min(o+S, e.pos-base)]))
+			e.hashes = append(e.hashes, xxhash.Sum64(g.buf[o:min(o+S, e.pos-base)]))
 		}
-		if e.pos-base == int64(len(e.cols)) || e.pos == e.seg.length {
-			e.addGroup()
+		if e.seg.start+e.pos == g.end {
+			e.addGroup(g.buf)
+			e.hg = nil
+			e.unref(g)
 		}
+	}
+}
+
+// fail keeps the encoder's first error.
+func (e *encoder) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+// Write consumes the next bytes of the file, copied into the encoder's
+// buffers. It may not be called while the file is read into them.
+func (e *encoder) Write(b []byte) (int, error) {
+	n := len(b)
+	e.rpos = e.seg.start + e.pos // (where the lending stopped with a short read)
+	for len(b) > 0 && e.err == nil {
+		buf, release := e.Buffer(len(b), nil)
+		k := copy(buf, b)
+		e.Hold(buf[:k])
+		release()
+		b = b[k:]
 	}
 	return n, e.err
 }
 
-// addGroup adds the parity of the columns held, and ends the segment at
-// its end.
-func (e *encoder) addGroup() {
+// addGroup adds the parity of the group's columns, cols, and ends the
+// segment at its end.
+func (e *encoder) addGroup(cols []byte) {
 	col := e.colLen()
 	used := e.pos - int64(e.first)*col
 	g := int((used + col - 1) / col)
-	clear(e.cols[used : int64(g)*col]) // chunks past the file's end are zeros
+	if e.err == nil {
+		clear(cols[used : int64(g)*col]) // chunks past the file's end are zeros
+		e.encode(cols, g)
+	}
+	e.first += g
+	if e.pos < e.seg.length {
+		return
+	}
+	if e.err == nil {
+		if err := e.emit(e.seg, e.hashes, e.parity); err != nil {
+			e.fail(err)
+		}
+	}
+	if e.seg.start+e.seg.length < e.size {
+		e.start(e.seg.index + 1)
+	}
+}
+
+// encode adds the parity of the g columns in cols, from column e.first.
+func (e *encoder) encode(cols []byte, g int) {
 	code, err := e.code(e.first, g)
 	if err != nil {
-		e.err = err
+		e.fail(err)
 		return
 	}
 	S, T, m := e.p.ShardSize, e.seg.stripes, e.p.ParityShards
 	for t0 := 0; t0 < T; t0 += subStripes {
 		t1 := min(T, t0+subStripes)
 		for j := 0; j < g; j++ {
-			e.shards[j] = e.cols[(j*T+t0)*S : (j*T+t1)*S]
+			e.shards[j] = cols[(j*T+t0)*S : (j*T+t1)*S]
 		}
 		for r := 0; r < m; r++ {
 			e.shards[g+r] = e.tmp[r][:(t1-t0)*S]
@@ -238,7 +395,7 @@ func (e *encoder) addGroup() {
 			}
 		}
 		if err := code.Encode(e.shards[:g+m]); err != nil {
-			e.err = err
+			e.fail(err)
 			return
 		}
 		if e.first > 0 {
@@ -247,17 +404,6 @@ func (e *encoder) addGroup() {
 				subtle.XORBytes(row, row, e.tmp[r][:len(row)])
 			}
 		}
-	}
-	e.first += g
-	if e.pos < e.seg.length {
-		return
-	}
-	if err := e.emit(e.seg, e.hashes, e.parity); err != nil {
-		e.err = err
-		return
-	}
-	if e.seg.start+e.seg.length < e.size {
-		e.start(e.seg.index + 1)
 	}
 }
 

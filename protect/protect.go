@@ -135,7 +135,6 @@ func protectPass(path string, opt Options, par Parity, st os.FileInfo, fast bool
 	// the archive's pin: version 1 the SHA-256 of its bytes (a tap of its
 	// own), version 2 the SHA-256 of its chunk hashes (as they are written)
 	fileSum, chunkSum := sha256.New(), sha256.New()
-	var tapped int64
 	enc, err := newEncoder(par, size, func(s segment, hashes []uint64, parity []byte) error {
 		b := make([]byte, 0, 8*len(hashes))
 		for _, h := range hashes {
@@ -151,14 +150,10 @@ func protectPass(path string, opt Options, par Parity, st os.FileInfo, fast bool
 		return nil, err
 	}
 	defer enc.free() // (after the taps: Verify returns once they are done)
-	// the chunk hashes and the parity (and for version 1 the archive's
-	// hash), each on a goroutine of its own beside the decoder
-	taps := []func([]byte){
-		func(b []byte) {
-			enc.Write(b)
-			tapped += int64(len(b))
-		},
-	}
+	// the chunk hashes and the parity (the file is read into the
+	// encoder's buffers) and for version 1 the archive's hash, each on a
+	// goroutine of its own beside the decoder
+	var taps []func([]byte)
 	var rest io.Writer = enc
 	if opt.version == 1 {
 		taps = append(taps, func(b []byte) { fileSum.Write(b) })
@@ -188,7 +183,7 @@ func protectPass(path string, opt Options, par Parity, st os.FileInfo, fast bool
 		obsErr = table.set(c.Dev, c.Num, hasher.hash(d.Size, c))
 	}
 
-	vres, err := extract.Verify(path, extract.Options{FailFast: fast, Progress: opt.Progress, Taps: taps, Observe: observe, Hash: true, NoSidecar: true, Context: opt.Context})
+	vres, err := extract.Verify(path, extract.Options{FailFast: fast, Progress: opt.Progress, Taps: taps, Holder: enc, Observe: observe, Hash: true, NoSidecar: true, Context: opt.Context})
 	if fast && (err != nil || !vres.Intact()) && (opt.Context == nil || opt.Context.Err() == nil) {
 		return nil, errRetry
 	}
@@ -203,7 +198,7 @@ func protectPass(path string, opt Options, par Parity, st os.FileInfo, fast bool
 		return nil, fmt.Errorf("%s: %w", path, obsErr)
 	}
 	// the decoder may stop before the file's end (bytes after the stream)
-	if tapped < size {
+	if tapped := enc.held; tapped < size {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, err

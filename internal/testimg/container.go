@@ -294,12 +294,13 @@ func ContainerArchive(t testing.TB, root, dir, ext, when string) string {
 	comp := exec.Command(testutil.RequireTool(t, argv[0]), argv[1:]...)
 	pipe, err := tar.StdoutPipe()
 	must(t, err)
-	comp.Stdin, comp.Stdout, comp.Stderr = pipe, out, &stderr
+	var cstderr bytes.Buffer // (not tar's: the two write at once)
+	comp.Stdin, comp.Stdout, comp.Stderr = pipe, out, &cstderr
 	must(t, tar.Start())
 	must(t, comp.Start())
 	terr, cerr := tar.Wait(), comp.Wait()
 	if terr != nil || cerr != nil {
-		t.Fatalf("tar | %s: %v %v\n%s", argv[0], terr, cerr, stderr.String())
+		t.Fatalf("tar | %s: %v %v\n%s%s", argv[0], terr, cerr, stderr.String(), cstderr.String())
 	}
 	return path
 }
