@@ -212,3 +212,33 @@ func BenchmarkEncoder(b *testing.B) {
 		}
 	}
 }
+
+// TestEncoderSizeChanged: bytes past the size the encoder was made for,
+// read into its buffers or written, are an error, and fewer bytes leave
+// it not done; neither leaves a reader waiting.
+func TestEncoderSizeChanged(t *testing.T) {
+	p := Parity{Code: codeName, DataShards: 20, ParityShards: 3, ShardSize: 64, Stripes: 40, MinStripes: 4}
+	size := int64(3*64*20*40 + 1000)
+	data := make([]byte, size+5000)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for _, c := range []struct {
+		n    int64
+		lend bool
+	}{{size + 5000, true}, {size + 1, false}, {size - 1, true}, {size / 2, false}} {
+		enc, err := newEncoder(p, size, func(segment, []uint64, []byte) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.lend {
+			lendRandom(enc, data[:c.n], 3000, 7)
+		} else {
+			enc.Write(data[:c.n])
+		}
+		enc.free()
+		if c.n > size && enc.err == nil || c.n < size && (enc.err != nil || enc.done()) {
+			t.Fatalf("%d bytes of %d (lent %v): err %v, done %v", c.n, size, c.lend, enc.err, enc.done())
+		}
+	}
+}
