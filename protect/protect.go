@@ -30,6 +30,10 @@ type Options struct {
 	// Progress, if set, is called now and then with the bytes of the
 	// archive read and its size.
 	Progress func(done, total int64)
+	// Reread, if set, is called when the first, fast read of a .zst
+	// archive found something wrong and the full read, which locates
+	// it, starts from the file's start (Progress starts again from 0).
+	Reread func()
 	// Tool names the program in the sidecar's header.
 	Tool string
 	// Context, if set, stops the read when done (an interrupt): no
@@ -94,6 +98,9 @@ func Protect(path string, opt Options) (*Result, error) {
 		res, err := protectPass(path, opt, par, st, true)
 		if !errors.Is(err, errRetry) {
 			return res, err
+		}
+		if opt.Reread != nil {
+			opt.Reread()
 		}
 	}
 	return protectPass(path, opt, par, st, false)

@@ -236,9 +236,10 @@ func TestProtectFailFast(t *testing.T) {
 	// damaged: no sidecar, the full read's account
 	damageFile(t, arc, 5)
 	dir := t.TempDir()
-	res, err = Protect(arc, Options{SidecarDir: dir})
-	if err != nil || res.Intact || res.fast || res.Sidecar != "" {
-		t.Fatalf("damaged: %v, intact %v, fast %v, sidecar %q", err, res.Intact, res.fast, res.Sidecar)
+	rereads := 0
+	res, err = Protect(arc, Options{SidecarDir: dir, Reread: func() { rereads++ }})
+	if err != nil || res.Intact || res.fast || res.Sidecar != "" || rereads != 1 {
+		t.Fatalf("damaged: %v, intact %v, fast %v, sidecar %q, %d rereads", err, res.Intact, res.fast, res.Sidecar, rereads)
 	}
 	ref, err := Protect(arc, Options{SidecarDir: dir, noFast: true})
 	if err != nil || !reflect.DeepEqual(res.Report.Archives, ref.Report.Archives) {

@@ -61,7 +61,9 @@ func runProtect(w, errw io.Writer, paths []string, overhead float64, asJSON, qui
 	for _, p := range paths {
 		prog := ui.NewProgress(!quiet && !asJSON)
 		prog.Start("protect "+filepath.Base(p), 0)
-		res, err := protect.Protect(p, protect.Options{SidecarDir: sidecarDir, Overhead: overhead, Progress: prog.Set, Tool: "vzsalvage " + version, Context: ctx})
+		// (a damaged .zst is read twice: fast, then in full to say where)
+		reread := func() { prog.Start("protect "+filepath.Base(p)+": not intact, locating the damage", 0) }
+		res, err := protect.Protect(p, protect.Options{SidecarDir: sidecarDir, Overhead: overhead, Progress: prog.Set, Reread: reread, Tool: "vzsalvage " + version, Context: ctx})
 		prog.Done()
 		if errors.Is(err, context.Canceled) {
 			return &exitError{code: ui.ExitFailed, err: fmt.Errorf("interrupted: no sidecar written for %s", p)}
