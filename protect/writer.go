@@ -131,12 +131,27 @@ type writeback struct {
 
 const writebackStep = 4 << 20
 
+// maxWrite bounds one write(2): on ext4 one write of several MiB (a
+// segment's parity: 7 MiB for a 345 MiB archive) stalled for 6-44 ms in
+// 25 of 55 runs on this project's test machine (a new file, 1 MiB written
+// before it), and the same bytes in writes of 2 MiB or less in none of 52
+// (1.2-2.7 ms in all): at the end of protect, on its critical path.
+const maxWrite = 1 << 20
+
 func (w *writeback) Write(b []byte) (int, error) {
-	n, err := w.f.Write(b)
-	w.n += int64(n)
-	if w.n-w.started >= writebackStep {
-		startWriteback(w.f, w.started, w.n-w.started)
-		w.started = w.n
+	done := 0
+	for len(b) > 0 {
+		n, err := w.f.Write(b[:min(len(b), maxWrite)])
+		done += n
+		w.n += int64(n)
+		b = b[n:]
+		if w.n-w.started >= writebackStep {
+			startWriteback(w.f, w.started, w.n-w.started)
+			w.started = w.n
+		}
+		if err != nil {
+			return done, err
+		}
 	}
-	return n, err
+	return done, nil
 }
