@@ -134,7 +134,7 @@ func (p *prefetch) read(r io.Reader, size, bufs int) {
 		if n > 0 {
 			b.refs.Add(int32(len(p.taps)))
 			for _, ch := range p.taps {
-				ch <- c // (room for every buffer)
+				ch <- c // (room for every buffer of ours; a Holder lends more, and its tap drains it)
 			}
 		}
 		select {
@@ -236,14 +236,17 @@ func (p *prefetch) Close() error {
 	}
 	<-p.done
 	p.tapd.Wait()
-	// the chunks read that the decoder will not read are done with (a
-	// Holder waits for its buffers)
-	if p.cur.buf != nil {
-		p.release(p.cur.buf)
-		p.cur.buf = nil
-	}
-	for c := range p.full {
-		p.release(c.buf)
+	if p.holder != nil {
+		// the chunks read that the decoder will not read are done with:
+		// the Holder may wait for its buffers (a caller closes the
+		// decoder first, which then reads no more)
+		if p.cur.buf != nil {
+			p.release(p.cur.buf)
+			p.cur.buf = nil
+		}
+		for c := range p.full {
+			p.release(c.buf)
+		}
 	}
 	return nil
 }
