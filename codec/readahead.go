@@ -19,6 +19,16 @@ func ReadAhead(r Reader, size, depth int) *Ahead {
 	return a
 }
 
+// SelfAhead is implemented by decoders that decode ahead of their reader
+// on goroutines of their own (klauspost's concurrent decoder, the FailFast
+// zstd read): a ReadAhead over them would only add a copy of the output
+// and a hand-over per chunk (measured on a 3.8 GiB archive: protect 2.2 s
+// without it against 2.8 s with it, a fifth less CPU).
+type SelfAhead interface {
+	// DecodesAhead marks the decoder; it does nothing.
+	DecodesAhead()
+}
+
 // Lender is implemented by decoders that can lend their output instead of
 // copying it: ReadAhead hands the slices Lend returns to its reader and
 // gives them back with Return once read. Both are called from one

@@ -39,7 +39,8 @@ func Open(path string, opt codec.Options) (*Stream, error) {
 }
 
 // Decode returns the decompressed stream from its first byte, decoded
-// ahead in its own goroutine (set Archive.Taps before). Call it once.
+// ahead in its own goroutine (or goroutines of the decoder's own: a
+// codec.SelfAhead; set Archive.Taps before). Call it once.
 func (s *Stream) Decode() (codec.Reader, error) {
 	opt := s.opt
 	opt.Coarse = s.Kind() == VMA // the VMA reader accounts damage in sectors
@@ -48,7 +49,11 @@ func (s *Stream) Decode() (codec.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.dec, s.ahd = dec, codec.ReadAhead(dec, 1<<20, 4)
+	s.dec = dec
+	if _, ok := dec.(codec.SelfAhead); ok {
+		return dec, nil
+	}
+	s.ahd = codec.ReadAhead(dec, 1<<20, 4)
 	return s.ahd, nil
 }
 

@@ -63,6 +63,10 @@ func (f *failFast) Read(p []byte) (int, error) {
 	return n, f.err
 }
 
+// DecodesAhead implements codec.SelfAhead: klauspost decodes up to
+// cleanConcurrency blocks ahead on goroutines of its own.
+func (f *failFast) DecodesAhead() {}
+
 // Spans implements codec.Reader: none (it fails at the first problem).
 func (f *failFast) Spans() []codec.Span { return nil }
 

@@ -22,6 +22,11 @@ func failFastRead(src []byte) ([]byte, codec.Checksum, error) {
 	if _, ok := z.(*failFast); !ok {
 		return nil, "", errors.New("NewReader did not return the FailFast decoder")
 	}
+	// (payload reads it without a ReadAhead of its own; the full
+	// decoder, whose salvage runs on its reader's goroutine, gets one)
+	if _, ok := z.(codec.SelfAhead); !ok {
+		return nil, "", errors.New("the FailFast decoder is not a codec.SelfAhead")
+	}
 	out, err := io.ReadAll(z)
 	sum := z.Checksum()
 	z.(io.Closer).Close()
@@ -59,6 +64,14 @@ func TestFailFast(t *testing.T) {
 	if !agree(t, "archive", arc) {
 		t.Fatal("the pinned archive is refused")
 	}
+	full, err := NewReader(bytes.NewReader(arc), codec.Options{Strict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := full.(codec.SelfAhead); ok {
+		t.Fatal("the full decoder (its salvage runs on its reader's goroutine) is a codec.SelfAhead")
+	}
+	full.(io.Closer).Close()
 	st := archiveST(t)
 	skippable := []byte{0x5a, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'a', 'b', 'c'}
 	multi := append(append(append([]byte(nil), st...), skippable...), smallStream(t)...)
