@@ -178,7 +178,7 @@ func newEncoder(p Parity, size int64, emit func(segment, []uint64, []byte) error
 	}
 	e := &encoder{p: p, size: size, rows: parityRows(p.DataShards, p.ParityShards), codes: map[[2]int]reedsolomon.Encoder{},
 		emit: emit, shards: make([][]byte, groupCols+p.ParityShards), tmp: make([][]byte, p.ParityShards),
-		freeg: make(chan *group, groupBufs), order: make(chan *group, groupBufs)}
+		freeg: make(chan *group, groupBufs), order: make(chan *group, groupBufs+1)}
 	for r := range e.tmp {
 		e.tmp[r] = make([]byte, subStripes*p.ShardSize)
 	}
@@ -252,7 +252,7 @@ func (e *encoder) Buffer(n int, stop <-chan struct{}) ([]byte, func()) {
 		}
 		g.start, g.end = e.p.groupAt(e.size, e.rpos)
 		g.refs.Store(1)
-		e.order <- g // (room: a group is lent again only after Hold took it)
+		e.order <- g // (room: a group is lent again only after Hold took it, and Write's take it at once)
 		e.rg = g
 	}
 	g := e.rg
