@@ -84,7 +84,7 @@ func newPrefetch(r io.Reader, size, depth int, taps []func([]byte), h Holder) *p
 		ch := make(chan pchunk, holdLag)
 		p.taps = append(p.taps, ch)
 		p.tapd.Add(1)
-		go p.hold(ch)
+		go p.tap(h.Hold, ch)
 	}
 	go p.read(r, size, bufs)
 	return p
@@ -155,16 +155,6 @@ func (p *prefetch) tap(fn func([]byte), ch chan pchunk) {
 	defer p.tapd.Done()
 	for c := range ch {
 		fn(c.buf.b[:c.n])
-		p.release(c.buf)
-	}
-}
-
-// hold is the Holder's goroutine: it hands it the chunks read, in order,
-// until the reading goroutine ends.
-func (p *prefetch) hold(ch chan pchunk) {
-	defer p.tapd.Done()
-	for c := range ch {
-		p.holder.Hold(c.buf.b[:c.n])
 		p.release(c.buf)
 	}
 }
