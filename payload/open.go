@@ -49,12 +49,21 @@ func (s *Stream) Decode() (codec.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	var r codec.Reader
 	s.dec = dec
+	r, s.ahd = readAhead(dec)
+	return r, nil
+}
+
+// readAhead returns dec decoded ahead in a goroutine of its own, and that
+// read-ahead (to close); or, for a decoder that decodes ahead on
+// goroutines of its own (codec.SelfAhead), dec itself and nil.
+func readAhead(dec codec.Reader) (codec.Reader, *codec.Ahead) {
 	if _, ok := dec.(codec.SelfAhead); ok {
 		return dec, nil
 	}
-	s.ahd = codec.ReadAhead(dec, 1<<20, 4)
-	return s.ahd, nil
+	a := codec.ReadAhead(dec, 1<<20, 4)
+	return a, a
 }
 
 // MaxProblems is how many problems Decode's decoder keeps (as the VMA
@@ -103,7 +112,7 @@ func (s *Stream) Close() error {
 func (s *Stream) Reopen() (io.ReadCloser, error) { return OpenDecoded(s.Archive.Path, s.opt) }
 
 // OpenDecoded opens a backup and returns its decompressed stream from the
-// first byte, decoded ahead in its own goroutine; Close closes the file.
+// first byte, decoded ahead (as by Decode); Close closes the file.
 func OpenDecoded(path string, opt codec.Options) (io.ReadCloser, error) {
 	a, err := archive.Open(path)
 	if err != nil {
@@ -114,17 +123,21 @@ func OpenDecoded(path string, opt codec.Options) (io.ReadCloser, error) {
 		a.Close()
 		return nil, err
 	}
-	return &reopened{Ahead: codec.ReadAhead(dec, 1<<20, 4), dec: dec, a: a}, nil
+	r, ahd := readAhead(dec)
+	return &reopened{Reader: r, ahd: ahd, dec: dec, a: a}, nil
 }
 
 type reopened struct {
-	*codec.Ahead
+	io.Reader
+	ahd *codec.Ahead // nil for a codec.SelfAhead
 	dec codec.Reader
 	a   *archive.Archive
 }
 
 func (r *reopened) Close() error {
-	r.Ahead.Close()
+	if r.ahd != nil {
+		r.ahd.Close()
+	}
 	if c, ok := r.dec.(io.Closer); ok {
 		c.Close()
 	}
