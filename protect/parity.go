@@ -306,7 +306,13 @@ func (e *encoder) Hold(b []byte) {
 			return
 		}
 		if e.hg == nil {
-			e.hg = <-e.order
+			// (Buffer queued the group before it lent these bytes)
+			select {
+			case e.hg = <-e.order:
+			default:
+				e.fail(errors.New("protect: bytes handed that no buffer was lent for"))
+				return
+			}
 		}
 		g := e.hg
 		base := int64(e.first) * e.colLen()
